@@ -1,0 +1,426 @@
+//! The input contract: which columns an orders export has, how a header is resolved, and how one data row is
+//! validated and normalised (or rejected with a reason).
+//!
+//! Validation writes accepted rows straight into a columnar [`Chunk`] of integer codes: dimension values are
+//! normalised once and interned by [`Dictionaries`], so the aggregation engine only ever groups integers.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::error::InputError;
+use crate::parse;
+
+/// A column the contract knows about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Column {
+    EventTime,
+    OrderId,
+    Sku,
+    Quantity,
+    UnitPrice,
+    CustomerId,
+    Category,
+    Channel,
+    Campaign,
+    Country,
+    Device,
+}
+
+impl Column {
+    /// Every known column, required ones first.
+    pub const ALL: [Column; 11] = [
+        Column::EventTime,
+        Column::OrderId,
+        Column::Sku,
+        Column::Quantity,
+        Column::UnitPrice,
+        Column::CustomerId,
+        Column::Category,
+        Column::Channel,
+        Column::Campaign,
+        Column::Country,
+        Column::Device,
+    ];
+
+    /// The header name (lowercase).
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::EventTime => "event_time",
+            Column::OrderId => "order_id",
+            Column::Sku => "sku",
+            Column::Quantity => "quantity",
+            Column::UnitPrice => "unit_price",
+            Column::CustomerId => "customer_id",
+            Column::Category => "category",
+            Column::Channel => "channel",
+            Column::Campaign => "campaign",
+            Column::Country => "country",
+            Column::Device => "device",
+        }
+    }
+
+    /// Whether a file without this column fails as a whole.
+    pub fn required(self) -> bool {
+        matches!(self, Column::EventTime | Column::OrderId | Column::Sku | Column::Quantity | Column::UnitPrice)
+    }
+}
+
+/// Why a data row was rejected. The order of the variants is the order the checks run in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    FieldCount,
+    InvalidUtf8,
+    EventTimeInvalid,
+    OrderIdMissing,
+    SkuMissing,
+    QuantityInvalid,
+    UnitPriceInvalid,
+}
+
+impl RejectReason {
+    pub const ALL: [RejectReason; 7] = [
+        RejectReason::FieldCount,
+        RejectReason::InvalidUtf8,
+        RejectReason::EventTimeInvalid,
+        RejectReason::OrderIdMissing,
+        RejectReason::SkuMissing,
+        RejectReason::QuantityInvalid,
+        RejectReason::UnitPriceInvalid,
+    ];
+
+    /// The reason as written in the rejects file and the summary.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::FieldCount => "field_count",
+            RejectReason::InvalidUtf8 => "invalid_utf8",
+            RejectReason::EventTimeInvalid => "event_time_invalid",
+            RejectReason::OrderIdMissing => "order_id_missing",
+            RejectReason::SkuMissing => "sku_missing",
+            RejectReason::QuantityInvalid => "quantity_invalid",
+            RejectReason::UnitPriceInvalid => "unit_price_invalid",
+        }
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A resolved header: where each known column sits in a record.
+#[derive(Clone, Debug)]
+pub struct Header {
+    positions: [Option<usize>; 11],
+    /// Number of fields every data row must have.
+    pub width: usize,
+    /// Columns the contract does not know, trimmed, in file order.
+    pub ignored: Vec<String>,
+}
+
+impl Header {
+    /// Resolves the header record. Names are trimmed and matched case-insensitively, in any order.
+    pub fn resolve(record: &csv::ByteRecord) -> Result<Header, InputError> {
+        let mut positions = [None; 11];
+        let mut ignored = Vec::new();
+        for (i, raw) in record.iter().enumerate() {
+            let name = std::str::from_utf8(raw).map_err(|_| InputError::InvalidHeader {
+                message: format!("header field {} is not valid UTF-8", i + 1),
+            })?;
+            let name = name.trim();
+            let lower = name.to_lowercase();
+            match Column::ALL.iter().position(|c| c.name() == lower) {
+                Some(k) if positions[k].is_some() => {
+                    return Err(InputError::DuplicateColumn { column: lower });
+                }
+                Some(k) => positions[k] = Some(i),
+                None => ignored.push(name.to_string()),
+            }
+        }
+        let missing: Vec<&str> = Column::ALL
+            .iter()
+            .enumerate()
+            .filter(|(k, c)| c.required() && positions[*k].is_none())
+            .map(|(_, c)| c.name())
+            .collect();
+        if !missing.is_empty() {
+            return Err(InputError::MissingColumns { missing: missing.iter().map(|s| s.to_string()).collect() });
+        }
+        Ok(Header { positions, width: record.len(), ignored })
+    }
+
+    fn position(&self, column: Column) -> Option<usize> {
+        self.positions[column as usize]
+    }
+}
+
+/// A dimension of the insight tables: a normalised string value, interned to a code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dim {
+    Sku,
+    Category,
+    Channel,
+    Campaign,
+    Country,
+    Device,
+}
+
+impl Dim {
+    pub const ALL: [Dim; 6] = [Dim::Sku, Dim::Category, Dim::Channel, Dim::Campaign, Dim::Country, Dim::Device];
+
+    /// The column name in the chunk frames and in the output tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dim::Sku => "sku",
+            Dim::Category => "category",
+            Dim::Channel => "channel",
+            Dim::Campaign => "campaign",
+            Dim::Country => "country",
+            Dim::Device => "device",
+        }
+    }
+
+    fn column(self) -> Column {
+        match self {
+            Dim::Sku => Column::Sku,
+            Dim::Category => Column::Category,
+            Dim::Channel => Column::Channel,
+            Dim::Campaign => Column::Campaign,
+            Dim::Country => Column::Country,
+            Dim::Device => Column::Device,
+        }
+    }
+
+    /// The normalised value of a trimmed field: SKUs keep case, countries are uppercased, the other
+    /// dimensions lowercased; an empty value becomes `unknown` (SKUs are never empty here).
+    fn normalise(self, raw: &str) -> String {
+        match self {
+            Dim::Sku => raw.to_string(),
+            _ if raw.is_empty() => "unknown".to_string(),
+            Dim::Country => raw.to_uppercase(),
+            _ => raw.to_lowercase(),
+        }
+    }
+}
+
+/// Interns byte strings to dense `u32` codes. Lookups of known values do not allocate.
+#[derive(Default, Debug)]
+pub struct Interner {
+    codes: HashMap<Box<[u8]>, u32, foldhash::fast::FixedState>,
+    len: u32,
+}
+
+impl Interner {
+    /// The code of `key`, assigning the next free code to a new key.
+    pub fn intern(&mut self, key: &[u8]) -> u32 {
+        if let Some(&code) = self.codes.get(key) {
+            return code;
+        }
+        let code = self.len;
+        self.codes.insert(key.into(), code);
+        self.len += 1;
+        code
+    }
+
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// One dimension's dictionary: raw field bytes -> canonical code, and canonical code -> normalised value.
+/// Two spellings that normalise to the same value (`Email`, `email`) share one code.
+#[derive(Default, Debug)]
+struct DimDictionary {
+    raw: HashMap<Box<[u8]>, u32, foldhash::fast::FixedState>,
+    canonical: HashMap<String, u32, foldhash::fast::FixedState>,
+    values: Vec<String>,
+}
+
+impl DimDictionary {
+    fn code(&mut self, dim: Dim, raw: &[u8]) -> u32 {
+        if let Some(&code) = self.raw.get(raw) {
+            return code;
+        }
+        // `raw` was validated as UTF-8 with the whole record.
+        let value = dim.normalise(std::str::from_utf8(raw).unwrap_or_default());
+        let next = self.values.len() as u32;
+        let code = *self.canonical.entry(value.clone()).or_insert(next);
+        if code == next {
+            self.values.push(value);
+        }
+        self.raw.insert(raw.into(), code);
+        code
+    }
+}
+
+/// The code of a guest (empty `customer_id`) in the customer column.
+pub const GUEST: u32 = 0;
+
+/// Per-run dictionaries. Codes are stable for the whole run, so chunk results can be merged by code.
+#[derive(Debug)]
+pub struct Dictionaries {
+    dims: [DimDictionary; 6],
+    /// order_id -> code.
+    pub orders: Interner,
+    /// customer_id -> code; the empty id (a guest) is always [`GUEST`].
+    pub customers: Interner,
+}
+
+impl Default for Dictionaries {
+    fn default() -> Self {
+        let mut customers = Interner::default();
+        customers.intern(b"");
+        Dictionaries { dims: Default::default(), orders: Interner::default(), customers }
+    }
+}
+
+impl Dictionaries {
+    /// The normalised value of a dimension code.
+    pub fn value(&self, dim: Dim, code: u32) -> &str {
+        &self.dims[dim as usize].values[code as usize]
+    }
+}
+
+/// Accepted rows of one chunk, column by column.
+#[derive(Default, Debug, Clone)]
+pub struct Chunk {
+    pub hour: Vec<i64>,
+    pub order: Vec<u32>,
+    pub customer: Vec<u32>,
+    pub dims: [Vec<u32>; 6],
+    pub quantity: Vec<i64>,
+    /// quantity * unit_price, in cents.
+    pub revenue: Vec<i128>,
+}
+
+impl Chunk {
+    pub fn len(&self) -> usize {
+        self.hour.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hour.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.hour.clear();
+        self.order.clear();
+        self.customer.clear();
+        self.dims.iter_mut().for_each(Vec::clear);
+        self.quantity.clear();
+        self.revenue.clear();
+    }
+}
+
+/// Trims ASCII whitespace from both ends of a field.
+pub fn trim(field: &[u8]) -> &[u8] {
+    field.trim_ascii()
+}
+
+/// Validates one data record against the header. An accepted row is appended to `chunk` (interning its
+/// values in `dicts`); a rejected one leaves both untouched and returns the first failing check.
+pub fn accept_row(
+    header: &Header,
+    record: &csv::ByteRecord,
+    dicts: &mut Dictionaries,
+    chunk: &mut Chunk,
+) -> Result<(), RejectReason> {
+    if record.len() != header.width {
+        return Err(RejectReason::FieldCount);
+    }
+    if std::str::from_utf8(record.as_slice()).is_err() {
+        return Err(RejectReason::InvalidUtf8);
+    }
+    let field = |c: Column| header.position(c).map_or(&b""[..], |i| trim(&record[i]));
+    let time = parse::event_time_micros(field(Column::EventTime)).ok_or(RejectReason::EventTimeInvalid)?;
+    let order_id = field(Column::OrderId);
+    if order_id.is_empty() {
+        return Err(RejectReason::OrderIdMissing);
+    }
+    let sku = field(Column::Sku);
+    if sku.is_empty() {
+        return Err(RejectReason::SkuMissing);
+    }
+    let quantity = parse::quantity(field(Column::Quantity)).ok_or(RejectReason::QuantityInvalid)?;
+    let price = parse::price_cents(field(Column::UnitPrice)).ok_or(RejectReason::UnitPriceInvalid)?;
+
+    chunk.hour.push(parse::hour_start(time));
+    chunk.order.push(dicts.orders.intern(order_id));
+    chunk.customer.push(dicts.customers.intern(field(Column::CustomerId)));
+    for dim in Dim::ALL {
+        let code = dicts.dims[dim as usize].code(dim, field(dim.column()));
+        chunk.dims[dim as usize].push(code);
+    }
+    chunk.quantity.push(quantity);
+    chunk.revenue.push(i128::from(quantity) * price);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(fields: &[&[u8]]) -> csv::ByteRecord {
+        csv::ByteRecord::from(fields.to_vec())
+    }
+
+    fn header(names: &[&str]) -> Result<Header, InputError> {
+        Header::resolve(&rec(&names.iter().map(|s| s.as_bytes()).collect::<Vec<_>>()))
+    }
+
+    #[test]
+    fn header_resolution() {
+        let h = header(&[" SKU", "Quantity ", "unit_price", "EVENT_TIME", "order_id", "Notes"]).unwrap();
+        assert_eq!(h.width, 6);
+        assert_eq!(h.position(Column::Sku), Some(0));
+        assert_eq!(h.position(Column::EventTime), Some(3));
+        assert_eq!(h.position(Column::Channel), None);
+        assert_eq!(h.ignored, vec!["Notes".to_string()]);
+
+        match header(&["event_time", "order_id", "sku"]) {
+            Err(InputError::MissingColumns { missing }) => assert_eq!(missing, vec!["quantity", "unit_price"]),
+            other => panic!("expected missing columns, got {other:?}"),
+        }
+        match header(&["event_time", "order_id", "sku", "quantity", "unit_price", "Sku "]) {
+            Err(InputError::DuplicateColumn { column }) => assert_eq!(column, "sku"),
+            other => panic!("expected duplicate column, got {other:?}"),
+        }
+        let bad = Header::resolve(&rec(&[b"event_time", b"\xff\xfe"]));
+        assert!(matches!(bad, Err(InputError::InvalidHeader { .. })), "{bad:?}");
+    }
+
+    #[test]
+    fn reject_order_and_normalisation() {
+        let h =
+            header(&["event_time", "order_id", "sku", "quantity", "unit_price", "customer_id", "country", "channel"])
+                .unwrap();
+        let mut dicts = Dictionaries::default();
+        let mut chunk = Chunk::default();
+        let cases: &[(&[&[u8]], Result<(), RejectReason>)] = &[
+            (&[b"2026-11-22T13:00:00Z", b"o1", b"s1", b"2", b"1.50", b"c1", b" de ", b"Email"], Ok(())),
+            (&[b"2026-11-22T13:00:00Z", b"o1", b"s1", b"2", b"1.50", b"", b"DE", b"email "], Ok(())),
+            (&[b"2026-11-22T13:00:00Z", b"o1"], Err(RejectReason::FieldCount)),
+            (&[b"bad", b"", b"", b"x", b"y", b"", b"\xff", b""], Err(RejectReason::InvalidUtf8)),
+            (&[b"bad", b"", b"", b"x", b"y", b"", b"", b""], Err(RejectReason::EventTimeInvalid)),
+            (&[b"2026-11-22T13:00:00Z", b" ", b"", b"x", b"y", b"", b"", b""], Err(RejectReason::OrderIdMissing)),
+            (&[b"2026-11-22T13:00:00Z", b"o", b"", b"x", b"y", b"", b"", b""], Err(RejectReason::SkuMissing)),
+            (&[b"2026-11-22T13:00:00Z", b"o", b"s", b"x", b"y", b"", b"", b""], Err(RejectReason::QuantityInvalid)),
+            (&[b"2026-11-22T13:00:00Z", b"o", b"s", b"1", b"y", b"", b"", b""], Err(RejectReason::UnitPriceInvalid)),
+        ];
+        for (fields, want) in cases {
+            assert_eq!(accept_row(&h, &rec(fields), &mut dicts, &mut chunk), *want, "case {fields:?}");
+        }
+        assert_eq!(chunk.len(), 2);
+        assert_eq!(chunk.revenue, vec![300, 300]);
+        assert_eq!(chunk.customer[1], GUEST);
+        let country = chunk.dims[Dim::Country as usize].clone();
+        assert_eq!(country[0], country[1], "' de ' and 'DE' normalise to one code");
+        assert_eq!(dicts.value(Dim::Country, country[0]), "DE");
+        assert_eq!(dicts.value(Dim::Channel, chunk.dims[Dim::Channel as usize][0]), "email");
+        assert_eq!(dicts.value(Dim::Device, chunk.dims[Dim::Device as usize][0]), "unknown");
+    }
+}

@@ -1,0 +1,285 @@
+//! Deterministic synthetic orders exports that look like a real shop's hourly file: skewed SKU popularity,
+//! several channels/campaigns/countries/devices, multi-line orders, repeat customers and guests, a few late
+//! rows from the previous hour, mixed timestamp spellings, quoted fields with commas, an ignored extra
+//! column, and — at the requested ratio — rows with exactly one defect of each reject kind in turn.
+//!
+//! The same arguments always give the same bytes. [`GenerateReport`] says what a correct run must find.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::contract::RejectReason;
+use crate::parse;
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct GenerateOptions {
+    /// Data rows to write (not counting the header).
+    pub rows: u64,
+    pub seed: u64,
+    /// Start of the main hour, in µs since the epoch (UTC).
+    pub hour_start: i64,
+    /// Fraction of rows (0..=1) that carry one defect each.
+    pub dirty: f64,
+}
+
+/// What the generated file contains, for checking a run against it.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct GenerateReport {
+    pub rows: u64,
+    pub valid: u64,
+    pub rejected: u64,
+    pub rejects_by_reason: BTreeMap<String, u64>,
+}
+
+/// SplitMix64: small, fast, and the same on every platform.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n`.
+    fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+
+    /// Index into `weights` chosen with probability proportional to the weight.
+    fn weighted(&mut self, weights: &[u32]) -> usize {
+        let total: u32 = weights.iter().sum();
+        let mut r = self.below(u64::from(total)) as u32;
+        for (i, &w) in weights.iter().enumerate() {
+            if r < w {
+                return i;
+            }
+            r -= w;
+        }
+        weights.len() - 1
+    }
+}
+
+const CATEGORIES: &[&str] = &["Electronics", "home, garden", "apparel", "Beauty", "toys", "books", "sports", "grocery"];
+const CHANNELS: &[(&str, &[&str])] = &[
+    ("web", &["", "bf_2026"]),
+    ("app", &["", "push_weekend"]),
+    ("Email", &["newsletter, week 47", "bf_2026", "winback"]),
+    ("social", &["insta_reels", "tiktok_spark"]),
+    ("search", &["brand", "generic, shoes"]),
+    ("affiliate", &["partner_42"]),
+];
+const CHANNEL_WEIGHTS: &[u32] = &[40, 25, 12, 10, 10, 3];
+const COUNTRIES: &[&str] = &["DE", "de", "US", "FR", "GB", "NL", "PL", "AT", "CH", ""];
+const COUNTRY_WEIGHTS: &[u32] = &[25, 5, 20, 12, 10, 8, 6, 5, 5, 4];
+const DEVICES: &[&str] = &["mobile", "desktop", "tablet", "Mobile", ""];
+const DEVICE_WEIGHTS: &[u32] = &[50, 35, 8, 4, 3];
+const PAYMENTS: &[&str] = &["card", "paypal", "klarna", "apple_pay"];
+const SKUS: u64 = 400;
+
+/// The header row the generator writes (an extra `payment_method` column is ignored by the contract).
+pub const HEADER: &[&str] = &[
+    "event_time",
+    "order_id",
+    "customer_id",
+    "sku",
+    "category",
+    "quantity",
+    "unit_price",
+    "channel",
+    "campaign",
+    "country",
+    "device",
+    "payment_method",
+];
+
+struct Order {
+    id: String,
+    customer: String,
+    channel: usize,
+    campaign: &'static str,
+    country: &'static str,
+    device: &'static str,
+    payment: &'static str,
+    time: i64,
+    lines_left: u32,
+}
+
+/// Writes a synthetic export of `opts.rows` data rows to `out` and reports what it contains.
+pub fn generate(opts: &GenerateOptions, out: impl Write) -> std::io::Result<GenerateReport> {
+    let mut rng = Rng(opts.seed ^ 0x5eed_0f_0dd5);
+    let mut w = csv::WriterBuilder::new().flexible(true).from_writer(out);
+    w.write_record(HEADER)?;
+    let mut report = GenerateReport {
+        rows: opts.rows,
+        rejects_by_reason: RejectReason::ALL.iter().map(|r| (r.as_str().to_string(), 0)).collect(),
+        ..GenerateReport::default()
+    };
+    let customers = (opts.rows / 6).max(10);
+    let mut order: Option<Order> = None;
+    let mut order_seq = 0u64;
+    let mut defect = 0usize;
+    let mut dirty_budget = 0.0f64;
+    let hour_tag = parse::format_rfc3339(opts.hour_start);
+    let hour_tag = &hour_tag[..13].replace(['-', 'T'], "");
+
+    for row in 0..opts.rows {
+        let o = match &mut order {
+            Some(o) if o.lines_left > 0 => o,
+            _ => {
+                order_seq += 1;
+                let late = rng.below(100) < 3;
+                // Lines of an order are up to 4 s apart; keep them inside the order's hour.
+                let offset = rng.below(3600 - 5) as i64 * 1_000_000;
+                let base = if late { opts.hour_start - parse::MICROS_PER_HOUR } else { opts.hour_start };
+                let channel = rng.weighted(CHANNEL_WEIGHTS);
+                order.insert(Order {
+                    id: format!("ORD-{hour_tag}-{order_seq:07}"),
+                    customer: if rng.below(100) < 12 {
+                        String::new()
+                    } else {
+                        // Skewed: a few loyal customers order often.
+                        let c = (rng.unit().powi(2) * customers as f64) as u64;
+                        format!("C{c:07}")
+                    },
+                    channel,
+                    campaign: *rng.pick(CHANNELS[channel].1),
+                    country: COUNTRIES[rng.weighted(COUNTRY_WEIGHTS)],
+                    device: DEVICES[rng.weighted(DEVICE_WEIGHTS)],
+                    payment: *rng.pick(PAYMENTS),
+                    time: base + offset,
+                    lines_left: [1, 1, 1, 2, 2, 3, 4, 6][rng.below(8) as usize],
+                })
+            }
+        };
+        o.lines_left -= 1;
+        // Zipf-like popularity: low SKU numbers sell far more often.
+        let sku_n = (rng.unit().powi(3) * SKUS as f64) as u64;
+        let sku = format!("SKU-{sku_n:05}");
+        let category = CATEGORIES[(sku_n * 7 % CATEGORIES.len() as u64) as usize];
+        let price_cents = 199 + (sku_n * 7919 % 49_800) as i128;
+        let quantity = 1 + [0, 0, 0, 0, 1, 1, 2, 4][rng.below(8) as usize];
+        let time = format_time(o.time + rng.below(5) as i64 * 1_000_000, row);
+        let price = format_price(price_cents, row);
+
+        let mut fields: Vec<Vec<u8>> = vec![
+            time.into_bytes(),
+            o.id.clone().into_bytes(),
+            o.customer.clone().into_bytes(),
+            sku.into_bytes(),
+            category.as_bytes().to_vec(),
+            quantity.to_string().into_bytes(),
+            price.into_bytes(),
+            CHANNELS[o.channel].0.as_bytes().to_vec(),
+            o.campaign.as_bytes().to_vec(),
+            o.country.as_bytes().to_vec(),
+            o.device.as_bytes().to_vec(),
+            o.payment.as_bytes().to_vec(),
+        ];
+        if row % 97 == 5 {
+            fields[1] = format!(" {} ", o.id).into_bytes(); // stray whitespace is trimmed
+        }
+
+        dirty_budget += opts.dirty;
+        if dirty_budget >= 1.0 {
+            dirty_budget -= 1.0;
+            let reason = RejectReason::ALL[defect % RejectReason::ALL.len()];
+            defect += 1;
+            spoil(&mut fields, reason, &mut rng);
+            report.rejected += 1;
+            *report.rejects_by_reason.entry(reason.as_str().to_string()).or_default() += 1;
+        } else {
+            report.valid += 1;
+        }
+        w.write_record(&fields)?;
+    }
+    w.flush()?;
+    Ok(report)
+}
+
+/// Mixed but valid spellings of the same instant.
+fn format_time(micros: i64, row: u64) -> String {
+    let z = parse::format_rfc3339(micros);
+    match row % 20 {
+        0 => z.replace('T', " ").trim_end_matches('Z').to_string(),
+        1 => {
+            // Same instant at +01:00.
+            let shifted = parse::format_rfc3339(micros + parse::MICROS_PER_HOUR);
+            format!("{}+01:00", shifted.trim_end_matches('Z'))
+        }
+        2 => format!("{}.250Z", z.trim_end_matches('Z')),
+        _ => z,
+    }
+}
+
+fn format_price(cents: i128, row: u64) -> String {
+    let s = parse::format_cents(cents);
+    match row % 13 {
+        0 => format!("{s}0"), // 19.990: trailing zeros are fine
+        _ => s,
+    }
+}
+
+/// Makes exactly one contract check fail, the one named by `reason`, leaving earlier checks passing.
+fn spoil(fields: &mut Vec<Vec<u8>>, reason: RejectReason, rng: &mut Rng) {
+    let variant = rng.below(3);
+    match reason {
+        RejectReason::FieldCount => {
+            if variant == 0 {
+                fields.push(b"extra".to_vec());
+            } else {
+                fields.truncate(fields.len() - 1 - variant as usize);
+            }
+        }
+        RejectReason::InvalidUtf8 => fields[4] = b"caf\xe9 \xff".to_vec(),
+        RejectReason::EventTimeInvalid => {
+            fields[0] = [&b"2026-13-45T99:00:00Z"[..], b"yesterday", b""][variant as usize].to_vec();
+        }
+        RejectReason::OrderIdMissing => fields[1] = [&b""[..], b"   ", b""][variant as usize].to_vec(),
+        RejectReason::SkuMissing => fields[3] = Vec::new(),
+        RejectReason::QuantityInvalid => fields[5] = [&b"-1"[..], b"2.5", b"1000001"][variant as usize].to_vec(),
+        RejectReason::UnitPriceInvalid => fields[6] = [&b"19.999"[..], b"$5.00", b"1e3"][variant as usize].to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(rows: u64, dirty: f64) -> GenerateOptions {
+        GenerateOptions { rows, seed: 7, hour_start: 1_795_352_400_000_000, dirty }
+    }
+
+    #[test]
+    fn deterministic_and_counted() {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        let ra = generate(&opts(2000, 0.05), &mut a).unwrap();
+        let rb = generate(&opts(2000, 0.05), &mut b).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(ra, rb);
+        assert_eq!(ra.rows, 2000);
+        assert_eq!(ra.rejected, 100);
+        assert_eq!(ra.valid + ra.rejected, ra.rows);
+        assert!(ra.rejects_by_reason.values().all(|&n| n >= 14), "{:?}", ra.rejects_by_reason);
+        let other = generate(&opts(2000, 0.05), Vec::new());
+        assert!(other.is_ok());
+        let mut c = Vec::new();
+        generate(&GenerateOptions { seed: 8, ..opts(2000, 0.05) }, &mut c).unwrap();
+        assert_ne!(a, c, "another seed gives another file");
+    }
+}

@@ -1,0 +1,22 @@
+//! hourly-insights: turns an hourly orders CSV export into Parquet insight tables, a rejects file and a
+//! summary JSON.
+//!
+//! Data flows one way: [`input`] (open, decode) -> [`contract`] (validate rows into chunks) ->
+//! [`aggregate`] (polars partials per [`tables`] spec) -> [`output`] (Parquet, rejects, layout) ->
+//! [`storage`] (where the files go), orchestrated by [`pipeline`] and summarised by [`summary`].
+
+pub mod aggregate;
+pub mod cli;
+pub mod contract;
+pub mod error;
+pub mod generate;
+pub mod input;
+pub mod logging;
+pub mod output;
+pub mod parse;
+pub mod pipeline;
+pub mod storage;
+pub mod summary;
+pub mod tables;
+
+pub use error::{Error, InputError, Result};

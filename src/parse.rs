@@ -1,0 +1,323 @@
+//! Allocation-free parsers for the values of the input contract: timestamps, quantities and prices.
+//!
+//! Every parser takes the already-trimmed bytes of one field and returns `None` when the value breaks the
+//! contract. They run once per row on the hot path, so none of them allocates.
+
+/// Microseconds in one hour.
+pub const MICROS_PER_HOUR: i64 = 3_600_000_000;
+/// The largest accepted quantity.
+pub const MAX_QUANTITY: i64 = 1_000_000;
+/// The largest accepted unit price, in cents (1e12 currency units).
+pub const MAX_PRICE_CENTS: i128 = 1_000_000_000_000 * 100;
+
+/// Parses an event time into microseconds since the Unix epoch, UTC.
+///
+/// Accepted: RFC 3339 (`2026-11-22T13:05:09Z`, `…+01:00`, fractional seconds allowed) and
+/// `YYYY-MM-DD HH:MM:SS[.fraction]` / `YYYY-MM-DDTHH:MM:SS[.fraction]` without offset, taken as UTC.
+/// Fractions beyond microseconds are truncated.
+pub fn event_time_micros(s: &[u8]) -> Option<i64> {
+    if s.len() < 19 {
+        return None;
+    }
+    let year = digits(&s[0..4])? as i64;
+    if s[4] != b'-' || s[7] != b'-' || s[13] != b':' || s[16] != b':' {
+        return None;
+    }
+    let month = digits(&s[5..7])? as u32;
+    let day = digits(&s[8..10])? as u32;
+    if !matches!(s[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let hour = digits(&s[11..13])? as i64;
+    let minute = digits(&s[14..16])? as i64;
+    let second = digits(&s[17..19])? as i64;
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut micros: i64 = 0;
+    if let Some((&b'.', frac)) = rest.split_first() {
+        let n = frac.iter().take_while(|b| b.is_ascii_digit()).count();
+        if n == 0 {
+            return None;
+        }
+        for (i, &b) in frac[..n].iter().enumerate() {
+            if i < 6 {
+                micros = micros * 10 + i64::from(b - b'0');
+            }
+        }
+        for _ in n..6 {
+            micros *= 10;
+        }
+        rest = &frac[n..];
+    }
+    let offset_secs: i64 = match rest {
+        [] => 0,
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let oh = digits(&[*h1, *h2])? as i64;
+            let om = digits(&[*m1, *m2])? as i64;
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let secs = oh * 3600 + om * 60;
+            if *sign == b'-' {
+                -secs
+            } else {
+                secs
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
+    Some(secs * 1_000_000 + micros)
+}
+
+/// Truncates a timestamp in microseconds to the start of its UTC hour.
+pub fn hour_start(micros: i64) -> i64 {
+    micros.div_euclid(MICROS_PER_HOUR) * MICROS_PER_HOUR
+}
+
+/// Parses a quantity: base-10 digits only, 0..=1,000,000.
+pub fn quantity(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 16 {
+        return None;
+    }
+    let v = digits(s)? as i64;
+    (v <= MAX_QUANTITY).then_some(v)
+}
+
+/// Parses a unit price into cents: `digits[.digits]`, at most two fraction digits once trailing zeros are
+/// dropped, at most 1e12. No sign, exponent, currency symbol or thousands separator.
+pub fn price_cents(s: &[u8]) -> Option<i128> {
+    let (int, frac) = match s.iter().position(|&b| b == b'.') {
+        Some(p) => (&s[..p], Some(&s[p + 1..])),
+        None => (s, None),
+    };
+    if int.is_empty() {
+        return None;
+    }
+    let int = strip_leading_zeros(int);
+    if int.len() > 13 {
+        return None;
+    }
+    let units = if int.is_empty() { 0 } else { digits(int)? } as i128;
+    let mut cents = 0i128;
+    if let Some(frac) = frac {
+        if frac.is_empty() || !frac.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let significant = &frac[..frac.len() - frac.iter().rev().take_while(|&&b| b == b'0').count()];
+        if significant.len() > 2 {
+            return None;
+        }
+        for i in 0..2 {
+            cents = cents * 10 + significant.get(i).map_or(0, |b| i128::from(b - b'0'));
+        }
+    }
+    let total = units * 100 + cents;
+    (total <= MAX_PRICE_CENTS).then_some(total)
+}
+
+/// Formats an amount in cents as a decimal string with two fraction digits (`1234` -> `"12.34"`).
+pub fn format_cents(cents: i128) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let abs = cents.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
+/// Formats microseconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (sub-second part dropped).
+pub fn format_rfc3339(micros: i64) -> String {
+    let (y, mo, d, h, mi, s) = civil(micros);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+/// The Hive partition values of an hour start: (`YYYY-MM-DD`, `HH`).
+pub fn partition_values(hour_start_micros: i64) -> (String, String) {
+    let (y, mo, d, h, _, _) = civil(hour_start_micros);
+    (format!("{y:04}-{mo:02}-{d:02}"), format!("{h:02}"))
+}
+
+fn civil(micros: i64) -> (i64, u32, u32, i64, i64, i64) {
+    let secs = micros.div_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    (y, m, d, sod / 3600, sod % 3600 / 60, sod % 60)
+}
+
+/// All-digit bytes to a number (up to 18 digits), or `None` on any other byte.
+fn digits(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 18 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(b - b'0');
+    }
+    Some(v)
+}
+
+fn strip_leading_zeros(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|&&b| b == b'0').count();
+    &s[n..]
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if is_leap(y) => 29,
+        _ => 28,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: i64 = 1_795_352_400_000_000; // 2026-11-22T13:00:00Z
+
+    #[test]
+    fn event_times() {
+        let cases: &[(&str, Option<i64>)] = &[
+            ("2026-11-22T13:00:00Z", Some(BASE)),
+            ("2026-11-22T13:05:09Z", Some(BASE + 309_000_000)),
+            ("2026-11-22t13:05:09z", Some(BASE + 309_000_000)),
+            ("2026-11-22 13:05:09", Some(BASE + 309_000_000)),
+            ("2026-11-22T13:05:09", Some(BASE + 309_000_000)),
+            ("2026-11-22T14:05:09+01:00", Some(BASE + 309_000_000)),
+            ("2026-11-22T08:05:09-05:00", Some(BASE + 309_000_000)),
+            ("2026-11-22T13:05:09.5Z", Some(BASE + 309_500_000)),
+            ("2026-11-22T13:05:09.123456789Z", Some(BASE + 309_123_456)),
+            ("2026-11-22 13:05:09.25", Some(BASE + 309_250_000)),
+            ("2024-02-29T00:00:00Z", Some(1_709_164_800_000_000)),
+            ("1970-01-01T00:00:00Z", Some(0)),
+            ("2026-02-29T00:00:00Z", None),
+            ("2026-13-01T00:00:00Z", None),
+            ("2026-11-31T00:00:00Z", None),
+            ("2026-11-22T24:00:00Z", None),
+            ("2026-11-22T13:60:00Z", None),
+            ("2026-11-22T13:00:60Z", None),
+            ("2026-11-22T13:05:09.Z", None),
+            ("2026-11-22T13:05:09+0100", None),
+            ("2026-11-22T13:05:09 Z", None),
+            ("2026-11-22T13:05", None),
+            ("2026/11/22 13:05:09", None),
+            ("22-11-2026 13:05:09", None),
+            ("yesterday", None),
+            ("", None),
+            ("2026-11-22X13:05:09Z", None),
+            ("+026-11-22T13:05:09Z", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(event_time_micros(input.as_bytes()), *want, "case {input:?}");
+        }
+    }
+
+    #[test]
+    fn hours_truncate_and_format() {
+        let t = event_time_micros(b"2026-11-22T13:59:59.999999Z").unwrap();
+        assert_eq!(hour_start(t), BASE);
+        assert_eq!(format_rfc3339(BASE), "2026-11-22T13:00:00Z");
+        assert_eq!(partition_values(BASE), ("2026-11-22".to_string(), "13".to_string()));
+        assert_eq!(hour_start(-1), -MICROS_PER_HOUR);
+        assert_eq!(format_rfc3339(-MICROS_PER_HOUR), "1969-12-31T23:00:00Z");
+    }
+
+    #[test]
+    fn quantities() {
+        let cases: &[(&str, Option<i64>)] = &[
+            ("0", Some(0)),
+            ("1", Some(1)),
+            ("007", Some(7)),
+            ("1000000", Some(1_000_000)),
+            ("1000001", None),
+            ("-1", None),
+            ("+1", None),
+            ("1.0", None),
+            ("1e3", None),
+            ("", None),
+            ("12345678901234567890", None),
+            ("1 000", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(quantity(input.as_bytes()), *want, "case {input:?}");
+        }
+    }
+
+    #[test]
+    fn prices() {
+        let cases: &[(&str, Option<i128>)] = &[
+            ("0", Some(0)),
+            ("19.99", Some(1999)),
+            ("19.990", Some(1999)),
+            ("19.9", Some(1990)),
+            ("19", Some(1900)),
+            ("19.000000", Some(1900)),
+            ("0.01", Some(1)),
+            ("00012.50", Some(1250)),
+            ("1000000000000", Some(MAX_PRICE_CENTS)),
+            ("1000000000000.00", Some(MAX_PRICE_CENTS)),
+            ("1000000000000.01", None),
+            ("99999999999999", None),
+            ("19.999", None),
+            ("19.", None),
+            (".99", None),
+            ("-1", None),
+            ("+1", None),
+            ("1e3", None),
+            ("$5", None),
+            ("1,000", None),
+            ("1.2.3", None),
+            ("", None),
+            ("abc", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(price_cents(input.as_bytes()), *want, "case {input:?}");
+        }
+    }
+
+    #[test]
+    fn cents_format() {
+        assert_eq!(format_cents(0), "0.00");
+        assert_eq!(format_cents(5), "0.05");
+        assert_eq!(format_cents(123_456), "1234.56");
+        assert_eq!(format_cents(-5), "-0.05");
+    }
+}

@@ -1,0 +1,252 @@
+//! One run: input stream -> contract -> aggregation -> outputs -> summary.
+//!
+//! The input is read record by record with one reused `ByteRecord`; valid rows fill a columnar chunk which
+//! is handed to the engine every [`Options::chunk_rows`] rows, so memory does not grow with the file.
+//! Outputs are written in a fixed order: Parquet tables, rejects, removal of this source's stale outputs
+//! (found through its previous summary), and the summary last.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use crate::aggregate::{Engine, Table};
+use crate::contract::{accept_row, Chunk, Dictionaries, Header, RejectReason};
+use crate::error::{Error, InputError, Result};
+use crate::input::{self, Input, SourceInfo};
+use crate::output::{self, RejectsWriter};
+use crate::parse;
+use crate::storage::{Body, Sink};
+use crate::summary::{ErrorInfo, OutputFile, Rows, Status, Summary, Totals};
+use crate::tables::{Metric, TABLES};
+
+/// Tuning knobs of a run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Valid rows per chunk handed to the aggregation engine.
+    pub chunk_rows: usize,
+    /// How often to log progress on long inputs.
+    pub progress_every: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { chunk_rows: 256 * 1024, progress_every: Duration::from_secs(5) }
+    }
+}
+
+/// What reading and aggregating an input produced.
+struct Processed {
+    header: Header,
+    rows: Rows,
+    rejects_by_reason: BTreeMap<RejectReason, u64>,
+    rejects: Option<tempfile::NamedTempFile>,
+    tables: Vec<Table>,
+}
+
+/// Runs the whole pipeline on one input and writes every output to `sink`. Returns the summary, which is
+/// also stored. An input rejected as a whole gives `Ok` with a `failed` summary; `Err` means the outputs
+/// could not be produced or stored (nothing claims success then).
+pub fn run(input: Input, sink: &dyn Sink, options: &Options) -> Result<Summary> {
+    let started = Instant::now();
+    let source = input.info.clone();
+    let name = output::output_name(&source.uri);
+    let span = tracing::info_span!("run", source = %source.uri);
+    let _enter = span.enter();
+    tracing::info!(bytes = source.bytes, "processing input");
+
+    let previous = previous_outputs(sink, &name)?;
+    let processed = process(input.reader, &source, options);
+    let (summary, written) = match processed {
+        Ok(p) => write_outputs(p, sink, &name, &source)?,
+        Err(Error::Input(e)) => {
+            tracing::error!(kind = e.kind(), error = %e, "input rejected as a whole");
+            (failed_summary(&source, &e), BTreeSet::new())
+        }
+        Err(e) => return Err(e),
+    };
+    for stale in previous.difference(&written) {
+        tracing::info!(key = %stale, "removing output the new run no longer produces");
+        sink.delete(stale)?;
+    }
+    let summary = Summary { duration_ms: started.elapsed().as_millis() as u64, ..summary };
+    let key = output::summary_key(&name);
+    sink.put(&key, Body::Bytes(summary.to_json().as_bytes()), "application/json")?;
+    tracing::info!(
+        status = ?summary.status,
+        rows_read = summary.rows.read,
+        rows_valid = summary.rows.valid,
+        rows_rejected = summary.rows.rejected,
+        bytes = source.bytes,
+        duration_ms = summary.duration_ms,
+        "run finished"
+    );
+    Ok(summary)
+}
+
+/// Keys of the outputs the previous run of this source wrote, from its summary.
+fn previous_outputs(sink: &dyn Sink, name: &str) -> Result<BTreeSet<String>> {
+    let Some(bytes) = sink.get(&output::summary_key(name))? else {
+        return Ok(BTreeSet::new());
+    };
+    let Ok(previous) = serde_json::from_slice::<Summary>(&bytes) else {
+        tracing::warn!(name, "previous summary is unreadable; stale outputs cannot be found");
+        return Ok(BTreeSet::new());
+    };
+    let uris = previous.outputs.iter().map(|o| o.uri.as_str()).chain(previous.rejects_uri.as_deref());
+    Ok(uris.filter_map(|u| sink.key_of(u)).collect())
+}
+
+fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options) -> Result<Processed> {
+    let read_err = |e: std::io::Error| match input::decode_error(&e) {
+        Some(d) => Error::Input(InputError::CorruptInput { message: d.to_string() }),
+        None => Error::Read { uri: source.uri.clone(), source: e },
+    };
+    let csv_err = |e: csv::Error| match e.into_kind() {
+        csv::ErrorKind::Io(io) => read_err(io),
+        other => Error::Read { uri: source.uri.clone(), source: std::io::Error::other(format!("{other:?}")) },
+    };
+    let stream = input::decoded(reader).map_err(read_err)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(input::BUF_SIZE)
+        .from_reader(stream);
+
+    let mut record = csv::ByteRecord::new();
+    // No record at all: a 0-byte file, an empty gzip body, or only blank lines.
+    if !reader.read_byte_record(&mut record).map_err(csv_err)? {
+        return Err(InputError::EmptyFile.into());
+    }
+    if record.as_slice().contains(&0) {
+        return Err(InputError::InvalidHeader {
+            message: "binary data (NUL bytes): this is not a CSV text file".into(),
+        }
+        .into());
+    }
+    let header = Header::resolve(&record)?;
+    if !header.ignored.is_empty() {
+        tracing::info!(columns = ?header.ignored, "ignoring unknown columns");
+    }
+
+    let mut dicts = Dictionaries::default();
+    let mut engine = Engine::new(TABLES);
+    let mut chunk = Chunk::default();
+    let mut rejects: Option<RejectsWriter> = None;
+    let mut rows = Rows::default();
+    let mut by_reason: BTreeMap<RejectReason, u64> = BTreeMap::new();
+    let mut last_progress = Instant::now();
+
+    while reader.read_byte_record(&mut record).map_err(csv_err)? {
+        rows.read += 1;
+        match accept_row(&header, &record, &mut dicts, &mut chunk) {
+            Ok(()) => {
+                rows.valid += 1;
+                if chunk.len() >= options.chunk_rows {
+                    engine.push(&chunk)?;
+                    chunk.clear();
+                }
+            }
+            Err(reason) => {
+                rows.rejected += 1;
+                *by_reason.entry(reason).or_default() += 1;
+                let line = record.position().map_or(0, |p| p.line());
+                let writer = match &mut rejects {
+                    Some(w) => w,
+                    None => rejects.insert(RejectsWriter::new()?),
+                };
+                writer.write(line, reason, &record)?;
+            }
+        }
+        if rows.read % 65_536 == 0 && last_progress.elapsed() >= options.progress_every {
+            last_progress = Instant::now();
+            let decoded_mb = reader.position().byte() as f64 / 1e6;
+            tracing::info!(rows_read = rows.read, rows_rejected = rows.rejected, decoded_mb, "progress");
+        }
+    }
+    engine.push(&chunk)?;
+    drop(chunk);
+    let tables = engine.finish(&dicts)?;
+    let rejects = rejects.map(RejectsWriter::finish).transpose()?;
+    Ok(Processed { header, rows, rejects_by_reason: by_reason, rejects, tables })
+}
+
+fn write_outputs(
+    p: Processed,
+    sink: &dyn Sink,
+    name: &str,
+    source: &SourceInfo,
+) -> Result<(Summary, BTreeSet<String>)> {
+    let mut written = BTreeSet::new();
+    let mut outputs = Vec::new();
+    for table in &p.tables {
+        for mut part in output::split_by_hour(table) {
+            let key = output::table_key(table.spec.name, part.hour_start, name);
+            let bytes = output::parquet_bytes(&mut part.frame)?;
+            sink.put(&key, Body::Bytes(&bytes), "application/vnd.apache.parquet")?;
+            outputs.push(OutputFile {
+                table: table.spec.name.to_string(),
+                uri: sink.uri(&key),
+                rows: part.frame.height() as u64,
+            });
+            written.insert(key);
+        }
+    }
+    let rejects_uri = match &p.rejects {
+        Some(file) => {
+            let key = output::rejects_key(name);
+            sink.put(&key, Body::File(file.path()), "text/csv")?;
+            written.insert(key.clone());
+            Some(sink.uri(&key))
+        }
+        None => None,
+    };
+    let kpis = p.tables.iter().find(|t| t.spec.name == "hourly_kpis");
+    let summary = Summary {
+        status: Status::Succeeded,
+        error: None,
+        source: source.clone(),
+        rows: p.rows,
+        rejects_by_reason: reasons(&p.rejects_by_reason),
+        ignored_columns: p.header.ignored,
+        hours: kpis.map(|t| t.hours.iter().map(|&h| parse::format_rfc3339(h)).collect()).unwrap_or_default(),
+        totals: kpis.map(totals).transpose()?.unwrap_or_else(|| Totals { revenue: "0.00".into(), ..Totals::default() }),
+        outputs,
+        rejects_uri,
+        duration_ms: 0,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    Ok((summary, written))
+}
+
+fn reasons(counts: &BTreeMap<RejectReason, u64>) -> BTreeMap<String, u64> {
+    RejectReason::ALL.iter().map(|r| (r.as_str().to_string(), counts.get(r).copied().unwrap_or(0))).collect()
+}
+
+/// Totals from the hourly KPI table, summed exactly.
+fn totals(kpis: &Table) -> Result<Totals> {
+    let frame = &kpis.frame;
+    let sum_i64 = |m: Metric| -> Result<i64> { Ok(frame.column(m.name())?.i64()?.into_no_null_iter().sum()) };
+    let revenue: i128 = frame.column(Metric::Revenue.name())?.decimal()?.physical().into_no_null_iter().sum();
+    Ok(Totals {
+        orders: sum_i64(Metric::Orders)?,
+        units: sum_i64(Metric::Units)?,
+        revenue: parse::format_cents(revenue),
+    })
+}
+
+fn failed_summary(source: &SourceInfo, e: &InputError) -> Summary {
+    Summary {
+        status: Status::Failed,
+        error: Some(ErrorInfo { kind: e.kind().to_string(), message: e.to_string() }),
+        source: source.clone(),
+        rows: Rows::default(),
+        rejects_by_reason: reasons(&BTreeMap::new()),
+        ignored_columns: Vec::new(),
+        hours: Vec::new(),
+        totals: Totals { revenue: "0.00".into(), ..Totals::default() },
+        outputs: Vec::new(),
+        rejects_uri: None,
+        duration_ms: 0,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}

@@ -1,0 +1,73 @@
+//! The summary JSON written last for every run: what was read, what was produced, and whether it worked.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::input::SourceInfo;
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Succeeded,
+    Failed,
+}
+
+/// Why a run failed as a whole.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorInfo {
+    pub kind: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Rows {
+    /// Data records read (blank lines are not records).
+    pub read: u64,
+    pub valid: u64,
+    pub rejected: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Totals {
+    /// Sum over hours of `hourly_kpis.orders` (an order with lines in two hours counts in each).
+    pub orders: i64,
+    pub units: i64,
+    /// Exact decimal string with two fraction digits.
+    pub revenue: String,
+}
+
+/// One Parquet file written.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OutputFile {
+    pub table: String,
+    pub uri: String,
+    pub rows: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    pub status: Status,
+    pub error: Option<ErrorInfo>,
+    pub source: SourceInfo,
+    pub rows: Rows,
+    /// Every reject reason, with zero counts included so the shape never changes.
+    pub rejects_by_reason: BTreeMap<String, u64>,
+    pub ignored_columns: Vec<String>,
+    /// RFC 3339 starts of the UTC hours present, ascending.
+    pub hours: Vec<String>,
+    pub totals: Totals,
+    pub outputs: Vec<OutputFile>,
+    pub rejects_uri: Option<String>,
+    pub duration_ms: u64,
+    pub version: String,
+}
+
+impl Summary {
+    /// Serialises as pretty JSON with a trailing newline.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}

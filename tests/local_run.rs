@@ -1,0 +1,447 @@
+//! End-to-end tests of the local pipeline through the real binary, on the checked-in fixtures.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use hourly_insights::parse::{format_cents, format_rfc3339};
+use polars::prelude::*;
+use serde_json::Value;
+
+const FIXTURE: &str = "fixtures/orders-2026-11-22T13.csv";
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hourly-insights"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).env("RUST_LOG", "warn");
+    cmd
+}
+
+fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// Runs `hourly-insights run INPUT --out OUT [extra…]`; returns the exit code and the printed summary.
+fn run(input: &Path, out: &Path, extra: &[&str]) -> (i32, Value, Output) {
+    let output = bin().arg("run").arg(input).arg("--out").arg(out).args(extra).output().unwrap();
+    let summary: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("summary JSON on stdout ({e}): {}", String::from_utf8_lossy(&output.stderr)));
+    assert_invariant(&summary);
+    (output.status.code().unwrap(), summary, output)
+}
+
+fn assert_invariant(summary: &Value) {
+    let rows = &summary["rows"];
+    let (read, valid, rejected) = (rows["read"].as_u64(), rows["valid"].as_u64(), rows["rejected"].as_u64());
+    assert_eq!(read.unwrap(), valid.unwrap() + rejected.unwrap(), "rows.read == valid + rejected: {rows}");
+    let by_reason: u64 = summary["rejects_by_reason"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(by_reason, rejected.unwrap(), "rejects_by_reason adds up to rows.rejected");
+}
+
+/// Every file under `dir`, relative path -> bytes.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+                out.insert(rel, fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if dir.exists() {
+        walk(dir, dir, &mut out);
+    }
+    out
+}
+
+/// The Parquet files of a tree, keyed by `table/dt=…/hour=…` (the file name, which depends on the source,
+/// dropped).
+fn parquet_by_partition(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    tree(dir)
+        .into_iter()
+        .filter(|(k, _)| k.ends_with(".parquet"))
+        .map(|(k, v)| (k.rsplit_once('/').unwrap().0.to_string(), v))
+        .collect()
+}
+
+/// A Parquet file's rows as `|`-joined cells: hour as `HH`, decimals with two digits.
+fn rows_of(path: &Path) -> (Vec<(String, DataType)>, Vec<String>) {
+    let df = ParquetReader::new(fs::File::open(path).unwrap()).finish().unwrap();
+    let schema = df.schema().iter().map(|(n, t)| (n.to_string(), t.clone())).collect();
+    let rows = (0..df.height())
+        .map(|i| {
+            df.columns()
+                .iter()
+                .map(|c| match c.dtype() {
+                    DataType::Datetime(_, _) => {
+                        let micros = c.datetime().unwrap().physical().get(i).unwrap();
+                        format_rfc3339(micros)[11..13].to_string()
+                    }
+                    DataType::Decimal(_, _) => format_cents(c.decimal().unwrap().physical().get(i).unwrap()),
+                    DataType::Int64 => c.i64().unwrap().get(i).unwrap().to_string(),
+                    DataType::String => c.str().unwrap().get(i).unwrap().to_string(),
+                    other => panic!("unexpected column type {other:?}"),
+                })
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect();
+    (schema, rows)
+}
+
+/// Hand-checked values of the fixture (computed independently of this code; see README "Testing").
+const EXPECTED: &[(&str, &[&str])] = &[
+    ("hourly_kpis", &["12|3|4|8|288.49|2|96.16", "13|19|23|48|1599.48|11|84.18"]),
+    (
+        "channel_performance",
+        &[
+            "12|app|push_weekend|1|1|4|62.00|0",
+            "12|email|bf_2026|1|1|1|12.00|1",
+            "12|web|unknown|1|2|3|214.49|1",
+            "13|affiliate|partner_42|1|2|11|170.39|1",
+            "13|app|push_weekend|2|2|3|216.19|1",
+            "13|app|unknown|1|1|6|6.30|0",
+            "13|email|newsletter|1|1|1|5.55|1",
+            "13|email|newsletter, week 47|1|1|1|42.00|1",
+            "13|email|winback|1|1|3|89.70|1",
+            "13|search|brand|1|1|1|29.90|1",
+            "13|search|generic, shoes|1|1|2|399.98|1",
+            "13|social|insta_reels|1|2|4|45.47|1",
+            "13|social|tiktok_spark|1|1|1|49.95|1",
+            "13|unknown|unknown|1|1|1|3.33|0",
+            "13|web|bf_2026|4|5|7|285.98|3",
+            "13|web|unknown|3|4|7|254.74|3",
+        ],
+    ),
+    (
+        "category_sales",
+        &[
+            "12|books|1|1|12.00|1",
+            "12|electronics|2|5|261.99|2",
+            "12|toys|1|2|14.50|1",
+            "13|apparel|2|5|71.97|2",
+            "13|beauty|3|5|125.15|2",
+            "13|books|2|3|43.99|2",
+            "13|electronics|6|19|1216.84|2",
+            "13|grocery|1|6|6.30|1",
+            "13|home, garden|1|1|42.00|1",
+            "13|sports|2|2|49.95|2",
+            "13|toys|3|6|39.95|3",
+            "13|unknown|1|1|3.33|1",
+        ],
+    ),
+    (
+        "geo_device",
+        &[
+            "12|DE|desktop|1|1|214.49",
+            "12|FR|tablet|1|1|12.00",
+            "12|US|mobile|1|0|62.00",
+            "13|AT|mobile|1|1|16.20",
+            "13|CH|tablet|1|1|19.99",
+            "13|DE|desktop|4|3|498.98",
+            "13|DE|mobile|6|3|165.30",
+            "13|FR|mobile|1|1|45.47",
+            "13|GB|desktop|2|2|429.88",
+            "13|NL|unknown|1|1|170.39",
+            "13|PL|mobile|1|1|49.95",
+            "13|US|mobile|1|0|199.99",
+            "13|unknown|unknown|1|0|3.33",
+        ],
+    ),
+    (
+        "top_products",
+        &[
+            "12|1|SKU-1|1|1|199.99",
+            "12|2|SKU-2|1|4|62.00",
+            "12|3|SKU-6|1|2|14.50",
+            "12|4|SKU-5|1|1|12.00",
+            "13|1|SKU-1|4|5|999.95",
+            "13|2|SKU-2|3|14|216.89",
+            "13|3|SKU-7|2|4|119.60",
+            "13|4|SKU-12|1|1|49.95",
+            "13|5|SKU-14|1|2|42.00",
+            "13|6|SKU-3|1|1|42.00",
+            "13|7|SKU-4|1|3|29.97",
+            "13|8|SKU-5|1|2|24.00",
+            "13|9|SKU-6|1|3|21.75",
+            "13|10|SKU-11|1|1|19.99",
+        ],
+    ),
+];
+
+#[test]
+fn fixture_gives_the_hand_checked_tables_schema_and_summary() {
+    let out = tempfile::tempdir().unwrap();
+    let (code, summary, _) = run(&fixture(FIXTURE), out.path(), &[]);
+    assert_eq!(code, 0);
+    assert_eq!(summary["status"], "succeeded");
+    assert_eq!(summary["error"], Value::Null);
+    assert_eq!(summary["rows"], serde_json::json!({"read": 39, "valid": 27, "rejected": 12}));
+    assert_eq!(
+        summary["rejects_by_reason"],
+        serde_json::json!({
+            "event_time_invalid": 2, "field_count": 2, "invalid_utf8": 1, "order_id_missing": 1,
+            "quantity_invalid": 2, "sku_missing": 2, "unit_price_invalid": 2
+        })
+    );
+    assert_eq!(summary["ignored_columns"], serde_json::json!(["note"]));
+    assert_eq!(summary["hours"], serde_json::json!(["2026-11-22T12:00:00Z", "2026-11-22T13:00:00Z"]));
+    assert_eq!(summary["totals"], serde_json::json!({"orders": 22, "units": 56, "revenue": "1887.97"}));
+    assert_eq!(summary["source"]["bytes"], fs::metadata(fixture(FIXTURE)).unwrap().len());
+    assert_eq!(summary["source"]["etag"], Value::Null);
+    assert_eq!(summary["source"]["version_id"], Value::Null);
+    assert_eq!(summary["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(summary["outputs"].as_array().unwrap().len(), 10, "5 tables x 2 hours");
+
+    let name = summary["source"]["uri"].as_str().map(hourly_insights::output::output_name).unwrap();
+    assert!(name.starts_with("orders-2026-11-22T13-"), "{name}");
+    let stored: Value =
+        serde_json::from_slice(&fs::read(out.path().join(format!("summaries/{name}.json"))).unwrap()).unwrap();
+    assert_eq!(stored["totals"], summary["totals"]);
+
+    let decimal = DataType::Decimal(18, 2);
+    let utc = DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC));
+    for (table, expected) in EXPECTED {
+        let spec = hourly_insights::tables::TABLES.iter().find(|t| t.name == *table).unwrap();
+        let mut rows = Vec::new();
+        for hour in ["12", "13"] {
+            let path = out.path().join(format!("{table}/dt=2026-11-22/hour={hour}/{name}.parquet"));
+            let (schema, part) = rows_of(&path);
+            let want: Vec<(String, DataType)> = spec
+                .columns()
+                .iter()
+                .map(|(n, t)| {
+                    let dtype = match t {
+                        hourly_insights::tables::ColumnType::Timestamp => utc.clone(),
+                        hourly_insights::tables::ColumnType::Int64 => DataType::Int64,
+                        hourly_insights::tables::ColumnType::String => DataType::String,
+                        hourly_insights::tables::ColumnType::Decimal => decimal.clone(),
+                    };
+                    (n.to_string(), dtype)
+                })
+                .collect();
+            assert_eq!(schema, want, "schema of {table}");
+            assert!(part.iter().all(|r| r.starts_with(hour)), "{table} hour={hour} holds only its hour");
+            rows.extend(part);
+        }
+        assert_eq!(rows, *expected, "rows of {table}");
+    }
+}
+
+#[test]
+fn rejects_file_names_line_reason_and_record() {
+    let out = tempfile::tempdir().unwrap();
+    let (_, summary, _) = run(&fixture(FIXTURE), out.path(), &[]);
+    let uri = summary["rejects_uri"].as_str().unwrap();
+    let path = uri.strip_prefix("file://").unwrap();
+    let mut rdr = csv::Reader::from_path(path).unwrap();
+    assert_eq!(rdr.headers().unwrap(), vec!["line", "reason", "record"]);
+    let rows: Vec<(u64, String, String)> =
+        rdr.records().map(|r| r.unwrap()).map(|r| (r[0].parse().unwrap(), r[1].into(), r[2].into())).collect();
+    let lines: Vec<(u64, &str)> = rows.iter().map(|(l, r, _)| (*l, r.as_str())).collect();
+    assert_eq!(
+        lines,
+        [
+            (13, "event_time_invalid"),
+            (14, "order_id_missing"),
+            (15, "sku_missing"),
+            (16, "quantity_invalid"),
+            (17, "unit_price_invalid"),
+            (18, "field_count"),
+            (22, "field_count"),
+            (28, "quantity_invalid"),
+            (29, "unit_price_invalid"),
+            (33, "invalid_utf8"),
+            (34, "event_time_invalid"),
+            (40, "sku_missing"),
+        ]
+    );
+    assert_eq!(rows[0].2, "2026-11-22T25:00:00Z,A1006,C04,SKU-1,Electronics,1,199.99,web,,DE,desktop,bad hour");
+    assert_eq!(
+        rows[6].2,
+        "2026-11-22T13:20:00Z,A1012,C08,SKU-3,home, garden,1,42.00,search,generic,GB,desktop,unquoted comma"
+    );
+    assert!(rows[9].2.contains("caf\u{fffd} \u{fffd}"), "invalid bytes are replaced: {}", rows[9].2);
+}
+
+#[test]
+fn rerun_is_byte_identical_and_removes_stale_outputs() {
+    let work = tempfile::tempdir().unwrap();
+    let input = work.path().join("orders.csv");
+    fs::copy(fixture(FIXTURE), &input).unwrap();
+    let out = work.path().join("out");
+    run(&input, &out, &[]);
+    let first = tree(&out);
+    run(&input, &out, &[]);
+    let second = tree(&out);
+    let without_summaries = |t: &BTreeMap<String, Vec<u8>>| {
+        t.iter().filter(|(k, _)| !k.starts_with("summaries/")).map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>()
+    };
+    assert_eq!(without_summaries(&first), without_summaries(&second), "same input, same bytes");
+    assert!(first.keys().any(|k| k.contains("hour=12")));
+
+    // A corrected file without the late rows of hour 12 and without rejects: hour 12 and the rejects go.
+    let text = fs::read_to_string(fixture("fixtures/bad/bom-crlf.csv").as_path()).unwrap();
+    fs::write(&input, text).unwrap();
+    let (code, summary, _) = run(&input, &out, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(summary["rejects_uri"], Value::Null);
+    let third = tree(&out);
+    assert!(!third.keys().any(|k| k.contains("hour=12") || k.starts_with("rejects/")), "{:?}", third.keys());
+    assert_eq!(third.keys().filter(|k| k.ends_with(".parquet")).count(), 5);
+
+    // Another source in the same directory is left alone.
+    let other = work.path().join("other.csv");
+    fs::copy(fixture(FIXTURE), &other).unwrap();
+    run(&other, &out, &[]);
+    let fourth = tree(&out);
+    assert!(third.keys().all(|k| fourth.contains_key(k)), "outputs of the first source are untouched");
+
+    // Failing as a whole removes the source's previous outputs: no table claims data the summary denies.
+    fs::write(&input, "not,a,header\n").unwrap();
+    let (code, summary, _) = run(&input, &out, &[]);
+    assert_eq!(code, 2);
+    assert_eq!(summary["error"]["kind"], "missing_columns");
+    let fifth = tree(&out);
+    let name = hourly_insights::output::output_name(summary["source"]["uri"].as_str().unwrap());
+    assert!(!fifth.keys().any(|k| k.ends_with(&format!("{name}.parquet"))));
+    assert!(fifth.contains_key(&format!("summaries/{name}.json")));
+}
+
+#[test]
+fn gzip_input_gives_the_same_tables() {
+    let plain = tempfile::tempdir().unwrap();
+    let gz = tempfile::tempdir().unwrap();
+    let (_, a, _) = run(&fixture(FIXTURE), plain.path(), &[]);
+    let (code, b, _) = run(&fixture("fixtures/bad/gzip-input.csv.gz"), gz.path(), &[]);
+    assert_eq!(code, 0);
+    assert_eq!(a["rows"], b["rows"]);
+    assert_eq!(a["totals"], b["totals"]);
+    assert_eq!(b["source"]["bytes"], fs::metadata(fixture("fixtures/bad/gzip-input.csv.gz")).unwrap().len());
+    assert_eq!(parquet_by_partition(plain.path()), parquet_by_partition(gz.path()));
+}
+
+#[test]
+fn bad_inputs_fail_clearly_or_lose_nothing() {
+    // (file, exit code, status, error kind, rows [read, valid, rejected], rejects by reason)
+    type Case = (&'static str, i32, &'static str, Option<&'static str>, [u64; 3], &'static [(&'static str, u64)]);
+    let cases: &[Case] = &[
+        ("empty.csv", 2, "failed", Some("empty_file"), [0, 0, 0], &[]),
+        ("header-only.csv", 0, "succeeded", None, [0, 0, 0], &[]),
+        ("missing-column.csv", 2, "failed", Some("missing_columns"), [0, 0, 0], &[]),
+        ("duplicate-column.csv", 2, "failed", Some("duplicate_column"), [0, 0, 0], &[]),
+        ("binary-garbage.csv", 2, "failed", Some("invalid_header"), [0, 0, 0], &[]),
+        ("invalid-header.csv", 2, "failed", Some("invalid_header"), [0, 0, 0], &[]),
+        ("truncated.csv.gz", 2, "failed", Some("corrupt_input"), [0, 0, 0], &[]),
+        ("bom-crlf.csv", 0, "succeeded", None, [3, 3, 0], &[]),
+        ("quoted-newlines.csv", 0, "succeeded", None, [4, 3, 1], &[("order_id_missing", 1)]),
+        ("field-counts.csv", 0, "succeeded", None, [5, 2, 3], &[("field_count", 3)]),
+        ("non-utf8-row.csv", 0, "succeeded", None, [3, 2, 1], &[("invalid_utf8", 1)]),
+    ];
+    for (file, want_code, status, kind, rows, reasons) in cases {
+        let out = tempfile::tempdir().unwrap();
+        let (code, summary, output) = run(&fixture(&format!("fixtures/bad/{file}")), out.path(), &[]);
+        let ctx = format!("case {file}: {summary}");
+        assert_eq!(code, *want_code, "{ctx}");
+        assert_eq!(summary["status"], *status, "{ctx}");
+        assert_eq!(summary["error"]["kind"].as_str(), *kind, "{ctx}");
+        let r = &summary["rows"];
+        assert_eq!(
+            [r["read"].as_u64().unwrap(), r["valid"].as_u64().unwrap(), r["rejected"].as_u64().unwrap()],
+            *rows,
+            "{ctx}"
+        );
+        for (reason, n) in *reasons {
+            assert_eq!(summary["rejects_by_reason"][reason], *n, "{ctx}");
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if *want_code == 2 {
+            assert!(stderr.lines().any(|l| l.starts_with("error: input rejected:")), "{ctx}: {stderr}");
+            assert_eq!(summary["outputs"], serde_json::json!([]), "{ctx}");
+        }
+        let files = tree(out.path());
+        assert!(files.keys().any(|k| k.starts_with("summaries/")), "{ctx}: a summary is always written");
+    }
+}
+
+#[test]
+fn bom_crlf_and_quoted_newlines_parse_into_the_right_values() {
+    let out = tempfile::tempdir().unwrap();
+    let (_, summary, _) = run(&fixture("fixtures/bad/bom-crlf.csv"), out.path(), &[]);
+    assert_eq!(summary["totals"], serde_json::json!({"orders": 3, "units": 4, "revenue": "18.50"}));
+    assert_eq!(summary["ignored_columns"], serde_json::json!([]), "the BOM is not part of the first name");
+
+    let out = tempfile::tempdir().unwrap();
+    let (_, summary, _) = run(&fixture("fixtures/bad/quoted-newlines.csv"), out.path(), &[]);
+    let name = hourly_insights::output::output_name(summary["source"]["uri"].as_str().unwrap());
+    let (_, rows) = rows_of(&out.path().join(format!("channel_performance/dt=2026-11-22/hour=13/{name}.parquet")));
+    assert_eq!(rows, ["13|app|unknown|2|2|2|4.50|2", "13|web|spring, \"sale\"|1|1|2|10.00|1"]);
+    let rejects = fs::read_to_string(out.path().join(format!("rejects/{name}.csv"))).unwrap();
+    assert!(rejects.starts_with("line,reason,record\n8,order_id_missing,"), "{rejects}");
+}
+
+#[test]
+fn generated_dirty_file_gives_the_reported_reject_counts() {
+    let work = tempfile::tempdir().unwrap();
+    let input = work.path().join("gen.csv.gz");
+    let gen = bin()
+        .args(["generate", "--rows", "30000", "--seed", "3", "--dirty", "0.01", "--output"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(gen.status.success(), "{}", String::from_utf8_lossy(&gen.stderr));
+    let report: Value = serde_json::from_slice(&gen.stdout).unwrap();
+    assert_eq!(report["rejected"], 300);
+
+    let (code, summary, _) = run(&input, &work.path().join("out"), &[]);
+    assert_eq!(code, 0);
+    assert_eq!(summary["rows"]["read"], report["rows"]);
+    assert_eq!(summary["rows"]["valid"], report["valid"]);
+    assert_eq!(summary["rows"]["rejected"], report["rejected"]);
+    assert_eq!(summary["rejects_by_reason"], report["rejects_by_reason"]);
+    assert_eq!(summary["ignored_columns"], serde_json::json!(["payment_method"]));
+    assert_eq!(summary["hours"], serde_json::json!(["2026-11-22T12:00:00Z", "2026-11-22T13:00:00Z"]));
+}
+
+#[test]
+fn many_small_chunks_give_the_same_tables_as_one_chunk() {
+    let work = tempfile::tempdir().unwrap();
+    let input = work.path().join("gen.csv");
+    let gen = bin()
+        .args(["generate", "--rows", "20000", "--seed", "9", "--dirty", "0.002", "--output"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(gen.status.success());
+    let (_, one, _) = run(&input, &work.path().join("one"), &["--chunk-rows", "1000000"]);
+    let (_, many, _) = run(&input, &work.path().join("many"), &["--chunk-rows", "97"]);
+    assert_eq!(one["totals"], many["totals"]);
+    let (a, b) = (parquet_by_partition(&work.path().join("one")), parquet_by_partition(&work.path().join("many")));
+    assert_eq!(a.len(), 10);
+    assert_eq!(a, b, "chunking does not change a single byte of the tables");
+}
+
+#[test]
+fn cli_errors_and_help() {
+    let out = tempfile::tempdir().unwrap();
+    let missing = bin().args(["run", "no/such/file.csv", "--out"]).arg(out.path()).output().unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one-line error: {stderr}");
+    assert!(stderr.starts_with("error: cannot open input no/such/file.csv"), "{stderr}");
+
+    let help = bin().args(["run", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    for needle in ["Required columns", "unit_price", "field_count", "summaries/<name>.json", "Exit codes"] {
+        assert!(text.contains(needle), "run --help mentions {needle}: {text}");
+    }
+    let help = bin().args(["generate", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--dirty"));
+
+    let bad_hour = bin().args(["generate", "--rows", "1", "--hour", "tomorrow"]).output().unwrap();
+    assert_eq!(bad_hour.status.code(), Some(1));
+}
