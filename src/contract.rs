@@ -400,7 +400,8 @@ mod tests {
                 .unwrap();
         let mut dicts = Dictionaries::default();
         let mut chunk = Chunk::default();
-        let cases: &[(&[&[u8]], Result<(), RejectReason>)] = &[
+        type Case<'a> = (&'a [&'a [u8]], Result<(), RejectReason>);
+        let cases: &[Case] = &[
             (&[b"2026-11-22T13:00:00Z", b"o1", b"s1", b"2", b"1.50", b"c1", b" de ", b"Email"], Ok(())),
             (&[b"2026-11-22T13:00:00Z", b"o1", b"s1", b"2", b"1.50", b"", b"DE", b"email "], Ok(())),
             (&[b"2026-11-22T13:00:00Z", b"o1"], Err(RejectReason::FieldCount)),

@@ -56,8 +56,8 @@ impl Rng {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
     }
 
     /// Index into `weights` chosen with probability proportional to the weight.
@@ -121,7 +121,7 @@ struct Order {
 
 /// Writes a synthetic export of `opts.rows` data rows to `out` and reports what it contains.
 pub fn generate(opts: &GenerateOptions, out: impl Write) -> std::io::Result<GenerateReport> {
-    let mut rng = Rng(opts.seed ^ 0x5eed_0f_0dd5);
+    let mut rng = Rng(opts.seed ^ 0x005e_ed0f_0dd5);
     let mut w = csv::WriterBuilder::new().flexible(true).from_writer(out);
     w.write_record(HEADER)?;
     let mut report = GenerateReport {
@@ -157,10 +157,10 @@ pub fn generate(opts: &GenerateOptions, out: impl Write) -> std::io::Result<Gene
                         format!("C{c:07}")
                     },
                     channel,
-                    campaign: *rng.pick(CHANNELS[channel].1),
+                    campaign: rng.pick(CHANNELS[channel].1),
                     country: COUNTRIES[rng.weighted(COUNTRY_WEIGHTS)],
                     device: DEVICES[rng.weighted(DEVICE_WEIGHTS)],
-                    payment: *rng.pick(PAYMENTS),
+                    payment: rng.pick(PAYMENTS),
                     time: base + offset,
                     lines_left: [1, 1, 1, 2, 2, 3, 4, 6][rng.below(8) as usize],
                 })
