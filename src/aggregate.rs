@@ -1,15 +1,19 @@
 //! The aggregation engine: turns validated chunks into the insight tables declared in [`crate::tables`].
 //!
-//! Memory stays bounded by the number of distinct keys, not by the file: each chunk is reduced with polars
-//! into *mergeable partial results* and dropped. Per table there is
-//! - one frame of additive partials (`order_lines`, `units`, `revenue` per `hour` + keys), merged by summing;
-//! - one frame of distinct `(hour, keys…, id)` pairs per distinct-count metric, merged by `unique`.
+//! Memory is bounded by the number of distinct keys, not by the file. Each chunk becomes a polars
+//! DataFrame of integer codes, and every table reduces it with one polars `group_by` to *mergeable partial
+//! results*: per group (`hour` + the table's keys) the additive sums (`order_lines`, `units`, `revenue`) and
+//! the chunk's unique ids of each distinct-count metric. Those partials are merged into a map of
+//! [`GroupState`]s: sums are added, ids are OR-ed into Roaring bitmaps. Ids are dense codes assigned in
+//! order of first appearance ([`crate::contract::Interner`]), so the bitmaps stay small: about one bit
+//! per id for large groups and two bytes per id for sparse ones. The chunk is then dropped.
 //!
-//! Partials are appended as they come and compacted (re-aggregated) whenever they have doubled since the
-//! last compaction, so merging costs amortised O(1) per partial row. At the end the distinct pairs are
-//! counted, joined to the sums, and the small result is labelled, ranked and sorted in Rust.
+//! At the end the small per-group result is labelled (codes -> strings), ranked and sorted in Rust.
+
+use std::collections::HashMap;
 
 use polars::prelude::*;
+use roaring::RoaringBitmap;
 
 use crate::contract::{Chunk, Dictionaries, Dim, GUEST};
 use crate::error::{InputError, Result};
@@ -17,11 +21,9 @@ use crate::tables::{Metric, TableSpec};
 
 /// Largest revenue that fits decimal(18,2), in cents.
 const MAX_DECIMAL_18_2: i128 = 999_999_999_999_999_999;
-/// Partials are not compacted below this many rows.
-const MIN_COMPACT_ROWS: usize = 1 << 16;
 
-/// What a distinct-count metric counts.
-#[derive(Clone, Copy, Debug)]
+/// What a distinct-count metric counts, and the chunk column holding its id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Distinct {
     Orders,
     Customers,
@@ -29,6 +31,8 @@ enum Distinct {
 }
 
 impl Distinct {
+    const ALL: [Distinct; 3] = [Distinct::Orders, Distinct::Customers, Distinct::Products];
+
     fn of(metric: Metric) -> Option<Distinct> {
         match metric {
             Metric::Orders => Some(Distinct::Orders),
@@ -38,7 +42,6 @@ impl Distinct {
         }
     }
 
-    /// The chunk column holding the id that is counted.
     fn id_column(self) -> &'static str {
         match self {
             Distinct::Orders => "order",
@@ -47,126 +50,88 @@ impl Distinct {
         }
     }
 
-    fn metric(self) -> Metric {
-        match self {
-            Distinct::Orders => Metric::Orders,
-            Distinct::Customers => Metric::Customers,
-            Distinct::Products => Metric::Products,
-        }
+    /// The per-chunk expression: the unique ids of the group (guests are not customers).
+    fn expr(self) -> Expr {
+        let id = col(self.id_column());
+        let id = match self {
+            Distinct::Customers => id.clone().filter(id.neq(lit(GUEST))),
+            _ => id,
+        };
+        id.unique().alias(self.id_column())
     }
 }
 
-/// A growing frame of partial results and how to merge it.
-struct Partial {
-    frame: Option<DataFrame>,
-    compacted_rows: usize,
-}
+/// Group key: hour start (µs) and up to two dimension codes.
+type GroupKey = (i64, [u32; 2]);
 
-impl Partial {
-    fn new() -> Self {
-        Partial { frame: None, compacted_rows: 0 }
-    }
-
-    /// Appends a chunk's partial; compacts with `merge` once the frame has doubled since the last compaction.
-    fn push(&mut self, part: DataFrame, merge: &dyn Fn(LazyFrame) -> LazyFrame) -> Result<()> {
-        match &mut self.frame {
-            Some(frame) => {
-                frame.vstack_mut_owned(part)?;
-            }
-            None => self.frame = Some(part),
-        }
-        let rows = self.frame.as_ref().map_or(0, DataFrame::height);
-        if rows >= MIN_COMPACT_ROWS.max(2 * self.compacted_rows) {
-            self.compact(merge)?;
-        }
-        Ok(())
-    }
-
-    fn compact(&mut self, merge: &dyn Fn(LazyFrame) -> LazyFrame) -> Result<()> {
-        if let Some(frame) = self.frame.take() {
-            let merged = merge(frame.lazy()).collect()?;
-            self.compacted_rows = merged.height();
-            self.frame = Some(merged);
-        }
-        Ok(())
-    }
-
-    fn finish(mut self, merge: &dyn Fn(LazyFrame) -> LazyFrame) -> Result<Option<DataFrame>> {
-        self.compact(merge)?;
-        Ok(self.frame)
-    }
+/// The merged state of one group.
+#[derive(Default)]
+struct GroupState {
+    lines: i64,
+    units: i64,
+    revenue: i128,
+    ids: [RoaringBitmap; 3],
 }
 
 struct TableState {
     spec: &'static TableSpec,
     group: Vec<Expr>,
-    sums: Partial,
-    distinct: Vec<(Distinct, Partial)>,
+    aggs: Vec<Expr>,
+    distinct: Vec<Distinct>,
+    groups: HashMap<GroupKey, GroupState, foldhash::fast::FixedState>,
 }
 
 impl TableState {
     fn new(spec: &'static TableSpec) -> Self {
+        assert!(spec.keys.len() <= 2, "table {} has more than two keys", spec.name);
         let group = std::iter::once(col("hour")).chain(spec.keys.iter().map(|k| col(k.name()))).collect();
-        let distinct = spec.metrics.iter().filter_map(|m| Distinct::of(*m)).map(|d| (d, Partial::new())).collect();
-        TableState { spec, group, sums: Partial::new(), distinct }
+        let distinct: Vec<Distinct> = spec.metrics.iter().filter_map(|m| Distinct::of(*m)).collect();
+        let mut aggs = vec![
+            len().cast(DataType::Int64).alias("order_lines"),
+            col("quantity").sum().alias("units"),
+            col("revenue").sum().alias("revenue"),
+        ];
+        aggs.extend(distinct.iter().map(|d| d.expr()));
+        TableState { spec, group, aggs, distinct, groups: HashMap::default() }
     }
 
-    fn merge_sums(&self) -> impl Fn(LazyFrame) -> LazyFrame + 'static {
-        let group = self.group.clone();
-        move |lf: LazyFrame| {
-            lf.group_by(&group).agg([col("order_lines").sum(), col("units").sum(), col("revenue").sum()])
-        }
-    }
-
-    fn merge_distinct(lf: LazyFrame) -> LazyFrame {
-        lf.unique(None, UniqueKeepStrategy::Any)
-    }
-
+    /// Reduces a chunk with polars and merges the partial result into the group states.
     fn push(&mut self, chunk: &DataFrame) -> Result<()> {
-        let sums = chunk
-            .clone()
-            .lazy()
-            .group_by(&self.group)
-            .agg([
-                len().cast(DataType::Int64).alias("order_lines"),
-                col("quantity").sum().alias("units"),
-                col("revenue").sum().alias("revenue"),
-            ])
-            .collect()?;
-        let merge = self.merge_sums();
-        self.sums.push(sums, &merge)?;
-
-        for (what, partial) in &mut self.distinct {
-            let mut lf = chunk.clone().lazy();
-            if let Distinct::Customers = what {
-                lf = lf.filter(col("customer").neq(lit(GUEST)));
+        let partial = chunk.clone().lazy().group_by(&self.group).agg(&self.aggs).collect()?;
+        let hours = partial.column("hour")?.i64()?;
+        let keys: Vec<&UInt32Chunked> = self
+            .spec
+            .keys
+            .iter()
+            .map(|k| partial.column(k.name()).and_then(|c| c.u32()))
+            .collect::<PolarsResult<_>>()?;
+        let lines = partial.column("order_lines")?.i64()?;
+        let units = partial.column("units")?.i64()?;
+        let revenue = partial.column("revenue")?.decimal()?.physical();
+        let lists: Vec<(usize, &ListChunked)> = self
+            .distinct
+            .iter()
+            .map(|d| Ok((*d as usize, partial.column(d.id_column())?.list()?)))
+            .collect::<PolarsResult<_>>()?;
+        for i in 0..partial.height() {
+            let mut key = [0u32; 2];
+            for (k, codes) in keys.iter().enumerate() {
+                key[k] = codes.get(i).unwrap_or(0);
             }
-            let mut select = self.group.clone();
-            select.push(col(what.id_column()));
-            let pairs = lf.select(select).unique(None, UniqueKeepStrategy::Any).collect()?;
-            partial.push(pairs, &Self::merge_distinct)?;
+            let state = self.groups.entry((hours.get(i).unwrap_or(0), key)).or_default();
+            state.lines += lines.get(i).unwrap_or(0);
+            state.units += units.get(i).unwrap_or(0);
+            state.revenue += revenue.get(i).unwrap_or(0);
+            for (slot, list) in &lists {
+                if let Some(ids) = list.get_as_series(i) {
+                    let mut ids: Vec<u32> = ids.u32()?.into_no_null_iter().collect();
+                    ids.sort_unstable();
+                    let chunk_ids = RoaringBitmap::from_sorted_iter(ids).unwrap_or_default();
+                    state.ids[*slot] |= chunk_ids;
+                }
+            }
         }
         Ok(())
-    }
-
-    /// Merges everything into one frame: `hour`, key codes, order_lines, units, revenue, distinct counts.
-    fn finish(self) -> Result<Option<DataFrame>> {
-        let merge = self.merge_sums();
-        let Some(sums) = Partial::finish(self.sums, &merge)? else {
-            return Ok(None);
-        };
-        let mut lf = sums.lazy();
-        for (what, partial) in self.distinct {
-            let name = what.metric().name();
-            let counts = match partial.finish(&Self::merge_distinct)? {
-                Some(pairs) => pairs.lazy().group_by(&self.group).agg([len().cast(DataType::Int64).alias(name)]),
-                None => continue,
-            };
-            lf = lf
-                .join(counts, self.group.clone(), self.group.clone(), JoinArgs::new(JoinType::Left))
-                .with_column(col(name).fill_null(lit(0i64)));
-        }
-        Ok(Some(lf.collect()?))
     }
 }
 
@@ -188,8 +153,8 @@ impl Engine {
         Engine { tables: specs.iter().map(TableState::new).collect() }
     }
 
-    /// Reduces one chunk into the partial results of every table.
-    pub fn push(&mut self, chunk: &Chunk) -> Result<()> {
+    /// Reduces one chunk into the partial results of every table. The chunk is emptied.
+    pub fn push(&mut self, chunk: &mut Chunk) -> Result<()> {
         if chunk.is_empty() {
             return Ok(());
         }
@@ -200,32 +165,37 @@ impl Engine {
         Ok(())
     }
 
+    /// Approximate heap bytes of the merged state (for progress logs).
+    pub fn state_bytes(&self) -> usize {
+        self.tables
+            .iter()
+            .flat_map(|t| t.groups.values())
+            .map(|g| 64 + g.ids.iter().map(RoaringBitmap::serialized_size).sum::<usize>())
+            .sum()
+    }
+
     /// Finishes every table. Tables of a run without valid rows have zero rows.
     pub fn finish(self, dicts: &Dictionaries) -> Result<Vec<Table>> {
-        self.tables
-            .into_iter()
-            .map(|state| {
-                let spec = state.spec;
-                let merged = state.finish()?;
-                label(spec, merged.as_ref(), dicts)
-            })
-            .collect()
+        self.tables.into_iter().map(|state| label(state, dicts)).collect()
     }
 }
 
-fn chunk_frame(chunk: &Chunk) -> Result<DataFrame> {
+/// Moves the chunk's columns into a DataFrame (no copy), leaving the chunk empty for reuse.
+fn chunk_frame(chunk: &mut Chunk) -> Result<DataFrame> {
+    let height = chunk.len();
+    let take_u32 = |name: &str, v: &mut Vec<u32>| UInt32Chunked::from_vec(name.into(), std::mem::take(v)).into_column();
     let mut columns = vec![
-        Column::new("hour".into(), &chunk.hour),
-        Column::new("order".into(), &chunk.order),
-        Column::new("customer".into(), &chunk.customer),
+        Int64Chunked::from_vec("hour".into(), std::mem::take(&mut chunk.hour)).into_column(),
+        take_u32("order", &mut chunk.order),
+        take_u32("customer", &mut chunk.customer),
     ];
     for dim in Dim::ALL {
-        columns.push(Column::new(dim.name().into(), &chunk.dims[dim as usize]));
+        columns.push(take_u32(dim.name(), &mut chunk.dims[dim as usize]));
     }
-    columns.push(Column::new("quantity".into(), &chunk.quantity));
-    let revenue = Int128Chunked::from_vec("revenue".into(), chunk.revenue.clone()).into_decimal(38, 2)?;
+    columns.push(Int64Chunked::from_vec("quantity".into(), std::mem::take(&mut chunk.quantity)).into_column());
+    let revenue = Int128Chunked::from_vec("revenue".into(), std::mem::take(&mut chunk.revenue)).into_decimal(38, 2)?;
     columns.push(revenue.into_series().into_column());
-    Ok(DataFrame::new(chunk.len(), columns)?)
+    Ok(DataFrame::new(height, columns)?)
 }
 
 /// One merged group, in Rust, before labelling.
@@ -242,13 +212,15 @@ struct Group {
 impl Group {
     fn metric(&self, m: Metric) -> MetricValue {
         match m {
-            Metric::Orders => MetricValue::Int(self.distinct[0]),
-            Metric::Customers => MetricValue::Int(self.distinct[1]),
-            Metric::Products => MetricValue::Int(self.distinct[2]),
+            Metric::Orders => MetricValue::Int(self.distinct[Distinct::Orders as usize]),
+            Metric::Customers => MetricValue::Int(self.distinct[Distinct::Customers as usize]),
+            Metric::Products => MetricValue::Int(self.distinct[Distinct::Products as usize]),
             Metric::OrderLines => MetricValue::Int(self.lines),
             Metric::Units => MetricValue::Int(self.units),
             Metric::Revenue => MetricValue::Cents(self.revenue),
-            Metric::AvgOrderValue => MetricValue::Cents(div_round_half_away(self.revenue, self.distinct[0] as i128)),
+            Metric::AvgOrderValue => {
+                MetricValue::Cents(div_round_half_away(self.revenue, self.distinct[Distinct::Orders as usize] as i128))
+            }
         }
     }
 }
@@ -271,13 +243,24 @@ pub fn div_round_half_away(num: i128, den: i128) -> i128 {
     }
 }
 
-/// Turns the merged frame of a table into its output: dimension codes become strings, derived metrics are
-/// computed, top-N is applied, rows are sorted by `hour_start` then the dimensions (or rank).
-fn label(spec: &'static TableSpec, merged: Option<&DataFrame>, dicts: &Dictionaries) -> Result<Table> {
-    let mut groups = match merged {
-        Some(frame) => read_groups(spec, frame, dicts)?,
-        None => Vec::new(),
-    };
+/// Turns the merged state of a table into its output: dimension codes become strings, distinct counts and
+/// derived metrics are computed, top-N is applied, rows are sorted by `hour_start` then the dimensions (or
+/// rank).
+fn label(state: TableState, dicts: &Dictionaries) -> Result<Table> {
+    let spec = state.spec;
+    let mut groups: Vec<Group> = state
+        .groups
+        .into_iter()
+        .map(|((hour, codes), g)| Group {
+            hour,
+            keys: spec.keys.iter().zip(codes).map(|(dim, code)| dicts.value(*dim, code).to_string()).collect(),
+            rank: 0,
+            lines: g.lines,
+            units: g.units,
+            revenue: g.revenue,
+            distinct: Distinct::ALL.map(|d| g.ids[d as usize].len() as i64),
+        })
+        .collect();
     if let Some(n) = spec.top {
         groups.sort_by(|a, b| a.hour.cmp(&b.hour).then(b.revenue.cmp(&a.revenue)).then(a.keys.cmp(&b.keys)));
         let mut kept = Vec::with_capacity(groups.len());
@@ -308,38 +291,6 @@ fn label(spec: &'static TableSpec, merged: Option<&DataFrame>, dicts: &Dictionar
     }
     let frame = build_frame(spec, &groups)?;
     Ok(Table { spec, frame, hours: groups.iter().map(|g| g.hour).collect() })
-}
-
-fn read_groups(spec: &TableSpec, frame: &DataFrame, dicts: &Dictionaries) -> Result<Vec<Group>> {
-    let hours = frame.column("hour")?.i64()?;
-    let lines = frame.column("order_lines")?.i64()?;
-    let units = frame.column("units")?.i64()?;
-    let revenue = frame.column("revenue")?.decimal()?.physical().clone();
-    let keys: Vec<&UInt32Chunked> =
-        spec.keys.iter().map(|k| frame.column(k.name()).and_then(|c| c.u32())).collect::<PolarsResult<_>>()?;
-    let distinct: Vec<Option<&Int64Chunked>> = [Metric::Orders, Metric::Customers, Metric::Products]
-        .iter()
-        .map(|m| frame.column(m.name()).ok().map(|c| c.i64()).transpose())
-        .collect::<PolarsResult<_>>()?;
-    let get = |ca: &Int64Chunked, i: usize| ca.get(i).unwrap_or(0);
-    let mut groups = Vec::with_capacity(frame.height());
-    for i in 0..frame.height() {
-        groups.push(Group {
-            hour: get(hours, i),
-            keys: spec
-                .keys
-                .iter()
-                .zip(&keys)
-                .map(|(dim, codes)| dicts.value(*dim, codes.get(i).unwrap_or(0)).to_string())
-                .collect(),
-            rank: 0,
-            lines: get(lines, i),
-            units: get(units, i),
-            revenue: revenue.get(i).unwrap_or(0),
-            distinct: [0, 1, 2].map(|k| distinct[k].map_or(0, |ca| get(ca, i))),
-        });
-    }
-    Ok(groups)
 }
 
 fn build_frame(spec: &TableSpec, groups: &[Group]) -> Result<DataFrame> {

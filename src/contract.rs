@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasher;
 
 use crate::error::InputError;
 use crate::parse;
@@ -203,31 +204,78 @@ impl Dim {
     }
 }
 
-/// Interns byte strings to dense `u32` codes. Lookups of known values do not allocate.
-#[derive(Default, Debug)]
+/// Interns byte strings to dense `u32` codes, exactly (no hashing shortcuts), with every key stored once
+/// in a single arena: about `key length + 11` bytes per distinct key. Codes are assigned in order of first
+/// appearance, which keeps them clustered and the per-group bitmaps of the engine compact.
+#[derive(Default)]
 pub struct Interner {
-    codes: HashMap<Box<[u8]>, u32, foldhash::fast::FixedState>,
-    len: u32,
+    table: hashbrown::HashTable<u32>,
+    arena: Vec<u8>,
+    ends: Vec<usize>,
+    hasher: foldhash::fast::FixedState,
+    /// The last key looked up: order lines usually come in runs of the same order.
+    last: Option<(usize, usize, u32)>,
+}
+
+impl std::fmt::Debug for Interner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interner").field("len", &self.ends.len()).field("arena_bytes", &self.arena.len()).finish()
+    }
 }
 
 impl Interner {
+    /// The key of a code.
+    pub fn key(&self, code: u32) -> &[u8] {
+        let code = code as usize;
+        let start = if code == 0 { 0 } else { self.ends[code - 1] };
+        &self.arena[start..self.ends[code]]
+    }
+
     /// The code of `key`, assigning the next free code to a new key.
     pub fn intern(&mut self, key: &[u8]) -> u32 {
-        if let Some(&code) = self.codes.get(key) {
-            return code;
+        if let Some((start, end, code)) = self.last {
+            if &self.arena[start..end] == key {
+                return code;
+            }
         }
-        let code = self.len;
-        self.codes.insert(key.into(), code);
-        self.len += 1;
+        let hash = self.hasher.hash_one(key);
+        let Interner { table, arena, ends, hasher, .. } = self;
+        let key_of = |code: u32| {
+            let code = code as usize;
+            let start = if code == 0 { 0 } else { ends[code - 1] };
+            &arena[start..ends[code]]
+        };
+        let code = match table.find(hash, |&c| key_of(c) == key) {
+            Some(&code) => code,
+            None => {
+                let code = ends.len() as u32;
+                arena.extend_from_slice(key);
+                ends.push(arena.len());
+                let (arena, ends) = (&*arena, &*ends);
+                table.insert_unique(hash, code, |&c| {
+                    let c = c as usize;
+                    let start = if c == 0 { 0 } else { ends[c - 1] };
+                    hasher.hash_one(&arena[start..ends[c]])
+                });
+                code
+            }
+        };
+        let end = self.ends[code as usize];
+        self.last = Some((end - key.len(), end, code));
         code
     }
 
     pub fn len(&self) -> usize {
-        self.len as usize
+        self.ends.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.ends.is_empty()
+    }
+
+    /// Approximate heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.arena.capacity() + self.ends.capacity() * 8 + self.table.capacity() * 4
     }
 }
 
@@ -423,5 +471,22 @@ mod tests {
         assert_eq!(dicts.value(Dim::Country, country[0]), "DE");
         assert_eq!(dicts.value(Dim::Channel, chunk.dims[Dim::Channel as usize][0]), "email");
         assert_eq!(dicts.value(Dim::Device, chunk.dims[Dim::Device as usize][0]), "unknown");
+    }
+
+    #[test]
+    fn interner_is_exact_and_dense() {
+        let mut i = Interner::default();
+        let keys: Vec<String> = (0..10_000).map(|n| format!("ORD-{n}")).collect();
+        for (n, k) in keys.iter().enumerate() {
+            assert_eq!(i.intern(k.as_bytes()), n as u32);
+            assert_eq!(i.intern(k.as_bytes()), n as u32, "repeat hits the run cache");
+        }
+        for (n, k) in keys.iter().enumerate().rev() {
+            assert_eq!(i.intern(k.as_bytes()), n as u32, "lookup after growth");
+            assert_eq!(i.key(n as u32), k.as_bytes());
+        }
+        assert_eq!(i.intern(b""), 10_000);
+        assert_eq!(i.intern(b"ORD-1"), 1);
+        assert_eq!(i.len(), 10_001);
     }
 }

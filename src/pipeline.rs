@@ -142,8 +142,7 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
             Ok(()) => {
                 rows.valid += 1;
                 if chunk.len() >= options.chunk_rows {
-                    engine.push(&chunk)?;
-                    chunk.clear();
+                    engine.push(&mut chunk)?;
                 }
             }
             Err(reason) => {
@@ -160,11 +159,18 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
         if rows.read % 65_536 == 0 && last_progress.elapsed() >= options.progress_every {
             last_progress = Instant::now();
             let decoded_mb = reader.position().byte() as f64 / 1e6;
-            tracing::info!(rows_read = rows.read, rows_rejected = rows.rejected, decoded_mb, "progress");
+            tracing::info!(
+                rows_read = rows.read,
+                rows_rejected = rows.rejected,
+                decoded_mb,
+                orders = dicts.orders.len(),
+                state_mb =
+                    (engine.state_bytes() + dicts.orders.heap_bytes() + dicts.customers.heap_bytes()) as f64 / 1e6,
+                "progress"
+            );
         }
     }
-    engine.push(&chunk)?;
-    drop(chunk);
+    engine.push(&mut chunk)?;
     let tables = engine.finish(&dicts)?;
     let rejects = rejects.map(RejectsWriter::finish).transpose()?;
     Ok(Processed { header, rows, rejects_by_reason: by_reason, rejects, tables })
