@@ -204,78 +204,194 @@ impl Dim {
     }
 }
 
-/// Interns byte strings to dense `u32` codes, exactly (no hashing shortcuts), with every key stored once
-/// in a single arena: about `key length + 11` bytes per distinct key. Codes are assigned in order of first
-/// appearance, which keeps them clustered and the per-group bitmaps of the engine compact.
-#[derive(Default)]
+/// Interns byte strings to dense `u32` codes, exactly, in little memory: about 10–20 bytes per distinct key
+/// for typical ids (plus the table), instead of the 60–80 of a `HashMap<Vec<u8>, u32>`.
+///
+/// Keys are front-coded in blocks of [`BLOCK`]: the first key of a block is stored whole, each following
+/// one as (length of the prefix shared with its predecessor, the rest). Ids such as `ORD-2026112213-0000017`
+/// thus cost a few bytes. Blocks live in pages that are never reallocated, so growth has no 2x slack.
+/// A table of codes, keyed by a 32-bit tag per code, finds a key; candidate keys are decoded and compared
+/// in full, so the interner is exact. Codes are assigned in order of first appearance.
 pub struct Interner {
-    table: hashbrown::HashTable<u32>,
-    arena: Vec<u8>,
-    ends: Vec<usize>,
+    /// Codes, sharded by tag so that each shard grows on its own: no moment holds two copies of a big table.
+    shards: Vec<hashbrown::HashTable<u32>>,
+    /// 32-bit hash tag of each code's key (lets the table grow without decoding keys), in pages.
+    tags: Vec<Vec<u32>>,
+    len: usize,
+    pages: Vec<Vec<u8>>,
+    /// (page, offset) of each block's first entry.
+    blocks: Vec<(u32, u32)>,
+    /// The last key appended (the front-coding base of the next entry).
+    last_added: Vec<u8>,
+    /// The last key looked up and its code: order lines usually come in runs of the same order.
+    recent: Option<(Vec<u8>, u32)>,
+    scratch: Vec<u8>,
     hasher: foldhash::fast::FixedState,
-    /// The last key looked up: order lines usually come in runs of the same order.
-    last: Option<(usize, usize, u32)>,
+}
+
+/// Keys per front-coded block.
+pub const BLOCK: usize = 16;
+const PAGE: usize = 1 << 20;
+const TAG_PAGE: usize = 1 << 16;
+const SHARD_BITS: u32 = 6;
+
+impl Default for Interner {
+    fn default() -> Self {
+        Interner {
+            shards: (0..1 << SHARD_BITS).map(|_| hashbrown::HashTable::new()).collect(),
+            tags: Vec::new(),
+            len: 0,
+            pages: Vec::new(),
+            blocks: Vec::new(),
+            last_added: Vec::new(),
+            recent: None,
+            scratch: Vec::new(),
+            hasher: foldhash::fast::FixedState::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Interner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Interner").field("len", &self.ends.len()).field("arena_bytes", &self.arena.len()).finish()
+        f.debug_struct("Interner").field("len", &self.len()).field("heap_bytes", &self.heap_bytes()).finish()
+    }
+}
+
+fn push_varint(out: &mut Vec<u8>, mut v: usize) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn read_varint(bytes: &[u8], pos: &mut usize) -> usize {
+    let mut v = 0usize;
+    let mut shift = 0;
+    loop {
+        let b = bytes[*pos];
+        *pos += 1;
+        v |= usize::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return v;
+        }
+        shift += 7;
+    }
+}
+
+/// Spreads a 32-bit tag over 64 bits for the table (which uses both high and low bits).
+fn spread(tag: u32) -> u64 {
+    u64::from(tag).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+fn shard_of(tag: u32) -> usize {
+    (tag >> (32 - SHARD_BITS)) as usize
+}
+
+fn tag_of(tags: &[Vec<u32>], code: u32) -> u32 {
+    tags[code as usize / TAG_PAGE][code as usize % TAG_PAGE]
+}
+
+/// Decodes the key of `code` into `out`.
+fn decode_into(pages: &[Vec<u8>], blocks: &[(u32, u32)], code: u32, out: &mut Vec<u8>) {
+    let (page, offset) = blocks[code as usize / BLOCK];
+    let bytes = &pages[page as usize];
+    let mut pos = offset as usize;
+    out.clear();
+    for i in 0..=(code as usize % BLOCK) {
+        let shared = if i == 0 { 0 } else { read_varint(bytes, &mut pos) };
+        let rest = read_varint(bytes, &mut pos);
+        out.truncate(shared);
+        out.extend_from_slice(&bytes[pos..pos + rest]);
+        pos += rest;
     }
 }
 
 impl Interner {
     /// The key of a code.
-    pub fn key(&self, code: u32) -> &[u8] {
-        let code = code as usize;
-        let start = if code == 0 { 0 } else { self.ends[code - 1] };
-        &self.arena[start..self.ends[code]]
+    pub fn key(&self, code: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        decode_into(&self.pages, &self.blocks, code, &mut out);
+        out
     }
 
     /// The code of `key`, assigning the next free code to a new key.
     pub fn intern(&mut self, key: &[u8]) -> u32 {
-        if let Some((start, end, code)) = self.last {
-            if &self.arena[start..end] == key {
-                return code;
+        if let Some((recent, code)) = &self.recent {
+            if recent.as_slice() == key {
+                return *code;
             }
         }
-        let hash = self.hasher.hash_one(key);
-        let Interner { table, arena, ends, hasher, .. } = self;
-        let key_of = |code: u32| {
-            let code = code as usize;
-            let start = if code == 0 { 0 } else { ends[code - 1] };
-            &arena[start..ends[code]]
+        let tag = self.hasher.hash_one(key) as u32;
+        let Interner { shards, tags, pages, blocks, scratch, .. } = self;
+        let found = shards[shard_of(tag)]
+            .find(spread(tag), |&c| {
+                tag_of(tags, c) == tag && {
+                    decode_into(pages, blocks, c, scratch);
+                    scratch.as_slice() == key
+                }
+            })
+            .copied();
+        let code = match found {
+            Some(code) => code,
+            None => self.append(key, tag),
         };
-        let code = match table.find(hash, |&c| key_of(c) == key) {
-            Some(&code) => code,
-            None => {
-                let code = ends.len() as u32;
-                arena.extend_from_slice(key);
-                ends.push(arena.len());
-                let (arena, ends) = (&*arena, &*ends);
-                table.insert_unique(hash, code, |&c| {
-                    let c = c as usize;
-                    let start = if c == 0 { 0 } else { ends[c - 1] };
-                    hasher.hash_one(&arena[start..ends[c]])
-                });
-                code
+        match &mut self.recent {
+            Some((recent, c)) => {
+                recent.clear();
+                recent.extend_from_slice(key);
+                *c = code;
             }
-        };
-        let end = self.ends[code as usize];
-        self.last = Some((end - key.len(), end, code));
+            None => self.recent = Some((key.to_vec(), code)),
+        }
+        code
+    }
+
+    fn append(&mut self, key: &[u8], tag: u32) -> u32 {
+        let code = self.len as u32;
+        if code as usize % BLOCK == 0 {
+            let full = self.pages.last().is_none_or(|p| p.len() >= PAGE);
+            if full {
+                self.pages.push(Vec::with_capacity(PAGE + 64 * 1024));
+            }
+            let page = self.pages.len() - 1;
+            self.blocks.push((page as u32, self.pages[page].len() as u32));
+            let out = &mut self.pages[page];
+            push_varint(out, key.len());
+            out.extend_from_slice(key);
+        } else {
+            let shared = key.iter().zip(&self.last_added).take_while(|(a, b)| a == b).count();
+            let out = self.pages.last_mut().expect("a block is open");
+            push_varint(out, shared);
+            push_varint(out, key.len() - shared);
+            out.extend_from_slice(&key[shared..]);
+        }
+        self.last_added.clear();
+        self.last_added.extend_from_slice(key);
+        if self.len % TAG_PAGE == 0 {
+            self.tags.push(Vec::with_capacity(TAG_PAGE));
+        }
+        self.tags.last_mut().expect("a tag page is open").push(tag);
+        self.len += 1;
+        let tags = &self.tags;
+        self.shards[shard_of(tag)].insert_unique(spread(tag), code, |&c| spread(tag_of(tags, c)));
         code
     }
 
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.len == 0
     }
 
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.arena.capacity() + self.ends.capacity() * 8 + self.table.capacity() * 4
+        self.pages.iter().map(Vec::capacity).sum::<usize>()
+            + self.tags.len() * TAG_PAGE * 4
+            + self.blocks.capacity() * 8
+            + self.shards.iter().map(|t| t.capacity() * 5).sum::<usize>()
     }
 }
 
@@ -484,6 +600,25 @@ mod tests {
         for (n, k) in keys.iter().enumerate().rev() {
             assert_eq!(i.intern(k.as_bytes()), n as u32, "lookup after growth");
             assert_eq!(i.key(n as u32), k.as_bytes());
+        }
+        // Keys that share prefixes, are prefixes of each other, or are long, round-trip exactly.
+        let mut j = Interner::default();
+        let tricky: Vec<Vec<u8>> = vec![
+            b"abc".to_vec(),
+            b"ab".to_vec(),
+            b"abcd".to_vec(),
+            b"".to_vec(),
+            vec![b'x'; 1000],
+            [vec![b'x'; 999], b"y".to_vec()].concat(),
+            "ü-ORD".as_bytes().to_vec(),
+        ];
+        for round in 0..3 {
+            for (n, k) in tricky.iter().enumerate() {
+                assert_eq!(j.intern(k), n as u32, "round {round} key {n}");
+            }
+        }
+        for (n, k) in tricky.iter().enumerate() {
+            assert_eq!(&j.key(n as u32), k);
         }
         assert_eq!(i.intern(b""), 10_000);
         assert_eq!(i.intern(b"ORD-1"), 1);

@@ -171,6 +171,14 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
         }
     }
     engine.push(&mut chunk)?;
+    tracing::debug!(
+        orders = dicts.orders.len(),
+        orders_mb = dicts.orders.heap_bytes() as f64 / 1e6,
+        customers = dicts.customers.len(),
+        customers_mb = dicts.customers.heap_bytes() as f64 / 1e6,
+        groups_mb = engine.state_bytes() as f64 / 1e6,
+        "distinct-key state"
+    );
     let tables = engine.finish(&dicts)?;
     let rejects = rejects.map(RejectsWriter::finish).transpose()?;
     Ok(Processed { header, rows, rejects_by_reason: by_reason, rejects, tables })
