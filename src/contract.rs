@@ -349,7 +349,7 @@ impl Interner {
 
     fn append(&mut self, key: &[u8], tag: u32) -> u32 {
         let code = self.len as u32;
-        if code as usize % BLOCK == 0 {
+        if (code as usize).is_multiple_of(BLOCK) {
             let full = self.pages.last().is_none_or(|p| p.len() >= PAGE);
             if full {
                 self.pages.push(Vec::with_capacity(PAGE + 64 * 1024));
@@ -368,7 +368,7 @@ impl Interner {
         }
         self.last_added.clear();
         self.last_added.extend_from_slice(key);
-        if self.len % TAG_PAGE == 0 {
+        if self.len.is_multiple_of(TAG_PAGE) {
             self.tags.push(Vec::with_capacity(TAG_PAGE));
         }
         self.tags.last_mut().expect("a tag page is open").push(tag);

@@ -156,7 +156,7 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
                 writer.write(line, reason, &record)?;
             }
         }
-        if rows.read % 65_536 == 0 && last_progress.elapsed() >= options.progress_every {
+        if rows.read.is_multiple_of(65_536) && last_progress.elapsed() >= options.progress_every {
             last_progress = Instant::now();
             let decoded_mb = reader.position().byte() as f64 / 1e6;
             tracing::info!(
