@@ -22,6 +22,7 @@ Outputs under --out (Parquet, zstd; one file per table per UTC hour):
     /dt=YYYY-MM-DD/hour=HH/<name>.parquet
   rejects/<name>.csv    summaries/<name>.json (written last; also printed to stdout)
 
+s3:// inputs and outputs use the standard AWS configuration (AWS_ENDPOINT_URL for S3-compatible servers).
 Exit codes: 0 succeeded, 2 input rejected as a whole (a failed summary is written), 1 any other error.";
 
 /// Turns hourly orders CSV exports into Parquet insight tables for BI.
@@ -43,6 +44,25 @@ pub enum Command {
     /// Write a deterministic synthetic orders export (for tests, benchmarks and trying the tool).
     #[command(after_long_help = GENERATE_HELP)]
     Generate(GenerateArgs),
+    /// Run the real Lambda handler once on an event file, without the Lambda runtime API.
+    #[command(after_long_help = INVOKE_HELP)]
+    Invoke(InvokeArgs),
+}
+
+const INVOKE_HELP: &str = "\
+Accepts the events the function accepts: S3 notifications, SQS messages carrying them, EventBridge
+'Object Created' events, and the s3:TestEvent. Configuration comes from the environment, as in Lambda:
+  OUTPUT_BUCKET (required), OUTPUT_PREFIX (default insights/), INPUT_SUFFIXES (default .csv,.csv.gz),
+  METRICS_NAMESPACE (default HourlyInsights), plus the standard AWS variables. Any S3-compatible endpoint
+  works with AWS_ENDPOINT_URL (path-style addressing is then used).
+Prints the handler's response as JSON on stdout (metrics go to stderr here). Exit code 1 when the handler
+returns an error, i.e. when Lambda would retry the event.";
+
+#[derive(Args, Debug)]
+pub struct InvokeArgs {
+    /// The event JSON file (e.g. fixtures/events/s3-put.json).
+    #[arg(long)]
+    pub event: PathBuf,
 }
 
 const GENERATE_HELP: &str = "\
@@ -54,11 +74,11 @@ A JSON report (rows, valid, rejected, rejects_by_reason) goes to stdout, or to s
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// The input: a .csv or .csv.gz file.
-    pub input: PathBuf,
-    /// The output directory (created if missing).
+    /// The input: a .csv or .csv.gz file, or s3://bucket/key.
+    pub input: String,
+    /// The output directory (created if missing), or s3://bucket/prefix/.
     #[arg(long)]
-    pub out: PathBuf,
+    pub out: String,
     /// Valid rows per aggregation chunk (memory vs. overhead).
     #[arg(long, default_value_t = 256 * 1024, hide = true)]
     pub chunk_rows: usize,

@@ -135,6 +135,7 @@ impl Header {
                     return Err(InputError::DuplicateColumn { column: lower });
                 }
                 Some(k) => positions[k] = Some(i),
+                None if name.is_empty() => {}
                 None => ignored.push(name.to_string()),
             }
         }
@@ -480,9 +481,17 @@ impl Chunk {
     }
 }
 
-/// Trims ASCII whitespace from both ends of a field.
+/// Trims whitespace (as `str::trim`: Unicode White_Space) from both ends of a UTF-8 field. ASCII-only
+/// edges take a fast path.
 pub fn trim(field: &[u8]) -> &[u8] {
-    field.trim_ascii()
+    let field = field.trim_ascii();
+    match (field.first(), field.last()) {
+        (Some(&a), Some(&b)) if a >= 0x80 || b >= 0x80 => match std::str::from_utf8(field) {
+            Ok(s) => s.trim().as_bytes(),
+            Err(_) => field,
+        },
+        _ => field,
+    }
 }
 
 /// Validates one data record against the header. An accepted row is appended to `chunk` (interning its
@@ -544,6 +553,10 @@ mod tests {
         assert_eq!(h.position(Column::EventTime), Some(3));
         assert_eq!(h.position(Column::Channel), None);
         assert_eq!(h.ignored, vec!["Notes".to_string()]);
+        let h = header(&["event_time", "order_id", "sku", "quantity", "unit_price", "", " "]).unwrap();
+        assert!(h.ignored.is_empty(), "empty names are not listed: {:?}", h.ignored);
+        assert_eq!(trim("\u{a0} de\u{3000}".as_bytes()), b"de");
+        assert_eq!(trim(b" \t x y \r"), b"x y");
 
         match header(&["event_time", "order_id", "sku"]) {
             Err(InputError::MissingColumns { missing }) => assert_eq!(missing, vec!["quantity", "unit_price"]),

@@ -41,9 +41,9 @@ impl InputError {
 pub enum Error {
     #[error(transparent)]
     Input(#[from] InputError),
-    #[error("cannot read {uri}: {source}")]
+    #[error("cannot read {uri}")]
     Read { uri: String, source: std::io::Error },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write { path: PathBuf, source: std::io::Error },
     #[error("storage error on {uri}: {message}")]
     Storage { uri: String, message: String, retryable: bool },
@@ -51,6 +51,8 @@ pub enum Error {
     Polars(#[from] polars::error::PolarsError),
     #[error("{0}")]
     Usage(String),
+    #[error("{uri} changed while it was being processed; the run for the newer object writes the outputs")]
+    Superseded { uri: String },
 }
 
 impl Error {

@@ -103,6 +103,76 @@ fn skip_bom(mut reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>
     Ok(Box::new(io::Cursor::new(prefix).chain(reader)))
 }
 
+/// Wraps the decoded text stream and records where each non-empty physical line starts, so a record's
+/// line number can be told exactly: line breaks are `\n`, `\r\n` and a lone `\r`; blank lines count; the
+/// header is line 1. Only lines inside the parser's read-ahead window are kept.
+pub struct LineTracker<R> {
+    inner: R,
+    offset: u64,
+    line: u64,
+    prev_cr: bool,
+    line_has_content: bool,
+    starts: std::collections::VecDeque<(u64, u64)>,
+}
+
+impl<R> LineTracker<R> {
+    pub fn new(inner: R) -> Self {
+        LineTracker { inner, offset: 0, line: 1, prev_cr: false, line_has_content: false, starts: Default::default() }
+    }
+
+    /// The line of the first content byte at or after `byte` (a record's start as the parser reports it
+    /// may still point at the terminator of the previous line). Earlier lines are forgotten.
+    pub fn line_at(&mut self, byte: u64) -> Option<u64> {
+        while self.starts.front().is_some_and(|&(offset, _)| offset < byte) {
+            self.starts.pop_front();
+        }
+        self.starts.front().map(|&(_, line)| line)
+    }
+
+    fn scan(&mut self, buf: &[u8]) {
+        let mut i = 0;
+        while i < buf.len() {
+            if !self.line_has_content && buf[i] != b'\n' && buf[i] != b'\r' {
+                self.line_has_content = true;
+                self.starts.push_back((self.offset + i as u64, self.line));
+            }
+            match memchr::memchr2(b'\n', b'\r', &buf[i..]) {
+                None => {
+                    if i < buf.len() {
+                        self.prev_cr = false;
+                    }
+                    break;
+                }
+                Some(k) => {
+                    let at = i + k;
+                    if k > 0 {
+                        self.prev_cr = false;
+                    }
+                    if buf[at] == b'\r' {
+                        self.line += 1;
+                        self.prev_cr = true;
+                    } else if self.prev_cr {
+                        self.prev_cr = false; // the \n of \r\n: already counted
+                    } else {
+                        self.line += 1;
+                    }
+                    self.line_has_content = false;
+                    i = at + 1;
+                }
+            }
+        }
+        self.offset += buf.len() as u64;
+    }
+}
+
+impl<R: Read> Read for LineTracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.scan(&buf[..n]);
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +202,43 @@ mod tests {
             let mut out = Vec::new();
             decoded(Box::new(io::Cursor::new(input.to_vec()))).unwrap().read_to_end(&mut out).unwrap();
             assert_eq!(String::from_utf8_lossy(&out), want, "case {input:?}");
+        }
+    }
+
+    #[test]
+    fn record_lines_with_every_line_ending() {
+        // (input, the 1-based line of each record as csv reports its start)
+        let cases: &[(&str, &[u64])] = &[
+            ("h\na\nb\n", &[1, 2, 3]),
+            ("h\r\na\r\nb\r\n", &[1, 2, 3]),
+            ("h\ra\rb", &[1, 2, 3]),
+            ("h\na\n\nb\nc\n", &[1, 2, 4, 5]),
+            ("h\n\n\na\r\n\r\nb", &[1, 4, 6]),
+            ("h\n\"q\nq\"\nb\n", &[1, 2, 4]),
+            ("h\n\"q\r\n\r\nq\"\r\nb\r\n", &[1, 2, 5]),
+        ];
+        for (input, want) in cases {
+            // Tiny reads exercise terminators split across buffers.
+            struct Trickle<'a>(&'a [u8]);
+            impl Read for Trickle<'_> {
+                fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                    let n = self.0.len().min(buf.len()).min(2);
+                    buf[..n].copy_from_slice(&self.0[..n]);
+                    self.0 = &self.0[n..];
+                    Ok(n)
+                }
+            }
+            let mut rdr = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(LineTracker::new(Trickle(input.as_bytes())));
+            let mut record = csv::ByteRecord::new();
+            let mut lines = Vec::new();
+            while rdr.read_byte_record(&mut record).unwrap() {
+                let byte = record.position().unwrap().byte();
+                lines.push(rdr.get_mut().line_at(byte).unwrap());
+            }
+            assert_eq!(lines, *want, "case {input:?}");
         }
     }
 

@@ -7,14 +7,18 @@
 
 pub mod aggregate;
 pub mod cli;
+pub mod config;
 pub mod contract;
 pub mod error;
 pub mod generate;
 pub mod input;
+pub mod lambda;
 pub mod logging;
+pub mod metrics;
 pub mod output;
 pub mod parse;
 pub mod pipeline;
+pub mod s3;
 pub mod storage;
 pub mod summary;
 pub mod tables;

@@ -1,26 +1,37 @@
-//! The `hourly-insights` binary: the command line. Errors get context here and become exit codes.
+//! The `hourly-insights` binary. Inside Lambda (`AWS_LAMBDA_RUNTIME_API` is set) it runs the runtime loop;
+//! on a terminal it is the command line. Errors get context here and become exit codes.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use clap::Parser;
+use tracing::Instrument;
 
-use hourly_insights::cli::{Cli, Command, GenerateArgs, RunArgs};
+use hourly_insights::cli::{Cli, Command, GenerateArgs, InvokeArgs, RunArgs};
+use hourly_insights::config::Config;
 use hourly_insights::generate::{generate, GenerateOptions};
+use hourly_insights::lambda::Handler;
+use hourly_insights::s3::{self, S3Sink, S3Uri};
+use hourly_insights::storage::{LocalDir, Sink};
 use hourly_insights::summary::Status;
-use hourly_insights::{input, logging, parse, pipeline, storage};
+use hourly_insights::{input, logging, parse, pipeline};
 
 /// Exit code of a run whose input was rejected as a whole.
 const EXIT_INPUT_REJECTED: u8 = 2;
 
 fn main() -> ExitCode {
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        return lambda_main();
+    }
     let cli = Cli::parse();
-    logging::init(cli.log_format, "info");
+    logging::init_cli(cli.log_format);
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Generate(args) => generate_cmd(args).map(|()| ExitCode::SUCCESS),
+        Command::Invoke(args) => invoke(args),
     };
     match result {
         Ok(code) => code,
@@ -31,13 +42,67 @@ fn main() -> ExitCode {
     }
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+/// The Lambda runtime loop: configuration and the S3 client are built once per process.
+fn lambda_main() -> ExitCode {
+    logging::init_lambda();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid configuration; the function cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        let handler = Arc::new(Handler::new(s3::client_from_env().await, config));
+        lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+            let handler = Arc::clone(&handler);
+            async move {
+                handler.handle(event.payload, &event.context.request_id).await.map_err(lambda_runtime::Error::from)
+            }
+        }))
+        .await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "the Lambda runtime loop stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let input =
-        input::open_local(&args.input).with_context(|| format!("cannot open input {}", args.input.display()))?;
-    let sink = storage::LocalDir::new(&args.out)
-        .with_context(|| format!("cannot use output directory {}", args.out.display()))?;
+    let input_s3 = S3Uri::parse(&args.input);
+    let out_s3 = S3Uri::parse(&args.out);
+    let rt = if input_s3.is_some() || out_s3.is_some() { Some(runtime()?) } else { None };
+    let client = rt.as_ref().map(|rt| rt.block_on(s3::client_from_env()));
+    let input = match (&input_s3, &rt, &client) {
+        (Some(uri), Some(rt), Some(client)) => rt
+            .block_on(s3::open_object(client, &uri.bucket, &uri.key, None))
+            .with_context(|| format!("cannot open input {}", args.input))?
+            .ok_or_else(|| anyhow!("cannot open input {}: no such object", args.input))?,
+        _ => input::open_local(std::path::Path::new(&args.input))
+            .with_context(|| format!("cannot open input {}", args.input))?,
+    };
+    let sink: Box<dyn Sink> = match (&out_s3, &rt, client) {
+        (Some(uri), Some(rt), Some(client)) => {
+            Box::new(S3Sink::new(client, &uri.bucket, &uri.key, rt.handle().clone()))
+        }
+        _ => Box::new(LocalDir::new(&args.out).with_context(|| format!("cannot use output directory {}", args.out))?),
+    };
     let options = pipeline::Options { chunk_rows: args.chunk_rows.max(1), ..Default::default() };
-    let summary = pipeline::run(input, &sink, &options)?;
+    let summary = pipeline::run(input, sink.as_ref(), &options)?;
     print!("{}", summary.to_json());
     if summary.status == Status::Failed {
         let message = summary.error.as_ref().map_or("", |e| e.message.as_str());
@@ -45,6 +110,30 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_INPUT_REJECTED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn invoke(args: InvokeArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read(&args.event).with_context(|| format!("cannot read event {}", args.event.display()))?;
+    let event: serde_json::Value =
+        serde_json::from_slice(&text).with_context(|| format!("event {} is not JSON", args.event.display()))?;
+    let config = Config::from_env()?;
+    let rt = runtime()?;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let request_id = format!("local-{nanos:x}");
+    let span = tracing::info_span!("Lambda runtime invoke", requestId = %request_id);
+    let mut handler = Handler::new(rt.block_on(s3::client_from_env().instrument(span.clone())), config);
+    handler.metrics_to_stderr = true;
+    let handler = Arc::new(handler);
+    match rt.block_on(handler.handle(event, &request_id).instrument(span)) {
+        Ok(response) => {
+            println!("{}", serde_json::to_string_pretty(&response)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: the handler failed (Lambda would retry this event): {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 fn generate_cmd(args: GenerateArgs) -> anyhow::Result<()> {

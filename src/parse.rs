@@ -74,8 +74,13 @@ pub fn event_time_micros(s: &[u8]) -> Option<i64> {
     };
     let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
-    Some(secs * 1_000_000 + micros)
+    // The UTC instant must stay within years 0000..=9999, so hours and partitions stay well-formed.
+    (MIN_SECS..=MAX_SECS).contains(&secs).then_some(secs * 1_000_000 + micros)
 }
+
+/// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z in seconds since the epoch.
+const MIN_SECS: i64 = -62_167_219_200;
+const MAX_SECS: i64 = 253_402_300_799;
 
 /// Truncates a timestamp in microseconds to the start of its UTC hour.
 pub fn hour_start(micros: i64) -> i64 {
@@ -84,10 +89,14 @@ pub fn hour_start(micros: i64) -> i64 {
 
 /// Parses a quantity: base-10 digits only, 0..=1,000,000.
 pub fn quantity(s: &[u8]) -> Option<i64> {
-    if s.is_empty() || s.len() > 16 {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let v = digits(s)? as i64;
+    let s = strip_leading_zeros(s);
+    if s.len() > 7 {
+        return None;
+    }
+    let v = if s.is_empty() { 0 } else { digits(s)? as i64 };
     (v <= MAX_QUANTITY).then_some(v)
 }
 
@@ -244,6 +253,10 @@ mod tests {
             ("", None),
             ("2026-11-22X13:05:09Z", None),
             ("+026-11-22T13:05:09Z", None),
+            ("0000-01-01T00:00:00Z", Some(-62_167_219_200_000_000)),
+            ("0000-01-01T00:30:00+01:00", None),
+            ("9999-12-31T23:59:59Z", Some(253_402_300_799_000_000)),
+            ("9999-12-31T23:59:59-23:59", None),
         ];
         for (input, want) in cases {
             assert_eq!(event_time_micros(input.as_bytes()), *want, "case {input:?}");
@@ -274,6 +287,8 @@ mod tests {
             ("1e3", None),
             ("", None),
             ("12345678901234567890", None),
+            ("00000000000000001", Some(1)),
+            ("000", Some(0)),
             ("1 000", None),
         ];
         for (input, want) in cases {

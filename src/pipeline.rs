@@ -26,11 +26,15 @@ pub struct Options {
     pub chunk_rows: usize,
     /// How often to log progress on long inputs.
     pub progress_every: Duration,
+    /// The Lambda request id, recorded in the summary.
+    pub request_id: Option<String>,
+    /// Configured Lambda memory in MB; when known, the summary carries an estimated cost.
+    pub memory_mb: Option<u32>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { chunk_rows: 256 * 1024, progress_every: Duration::from_secs(5) }
+        Options { chunk_rows: 256 * 1024, progress_every: Duration::from_secs(5), request_id: None, memory_mb: None }
     }
 }
 
@@ -47,6 +51,17 @@ struct Processed {
 /// also stored. An input rejected as a whole gives `Ok` with a `failed` summary; `Err` means the outputs
 /// could not be produced or stored (nothing claims success then).
 pub fn run(input: Input, sink: &dyn Sink, options: &Options) -> Result<Summary> {
+    run_guarded(input, sink, options, &|| Ok(true))
+}
+
+/// [`run`], with `still_current` asked right before the first write: when it answers `false` (the source
+/// object was replaced while this run read it), nothing is written and [`Error::Superseded`] is returned.
+pub fn run_guarded(
+    input: Input,
+    sink: &dyn Sink,
+    options: &Options,
+    still_current: &dyn Fn() -> Result<bool>,
+) -> Result<Summary> {
     let started = Instant::now();
     let source = input.info.clone();
     let name = output::output_name(&source.uri);
@@ -54,8 +69,12 @@ pub fn run(input: Input, sink: &dyn Sink, options: &Options) -> Result<Summary> 
     let _enter = span.enter();
     tracing::info!(bytes = source.bytes, "processing input");
 
-    let previous = previous_outputs(sink, &name)?;
     let processed = process(input.reader, &source, options);
+    if !still_current()? {
+        tracing::warn!("source changed while it was processed; standing down for the newer object");
+        return Err(Error::Superseded { uri: source.uri.clone() });
+    }
+    let previous = previous_outputs(sink, &name)?;
     let (summary, written) = match processed {
         Ok(p) => write_outputs(p, sink, &name, &source)?,
         Err(Error::Input(e)) => {
@@ -68,7 +87,13 @@ pub fn run(input: Input, sink: &dyn Sink, options: &Options) -> Result<Summary> 
         tracing::info!(key = %stale, "removing output the new run no longer produces");
         sink.delete(stale)?;
     }
-    let summary = Summary { duration_ms: started.elapsed().as_millis() as u64, ..summary };
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let summary = Summary {
+        duration_ms,
+        request_id: options.request_id.clone(),
+        estimated_cost_usd: options.memory_mb.map(|mb| crate::metrics::estimated_cost_usd(duration_ms, mb)),
+        ..summary
+    };
     let key = output::summary_key(&name);
     sink.put(&key, Body::Bytes(summary.to_json().as_bytes()), "application/json")?;
     tracing::info!(
@@ -110,7 +135,7 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
         .has_headers(false)
         .flexible(true)
         .buffer_capacity(input::BUF_SIZE)
-        .from_reader(stream);
+        .from_reader(input::LineTracker::new(stream));
 
     let mut record = csv::ByteRecord::new();
     // No record at all: a 0-byte file, an empty gzip body, or only blank lines.
@@ -148,7 +173,8 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
             Err(reason) => {
                 rows.rejected += 1;
                 *by_reason.entry(reason).or_default() += 1;
-                let line = record.position().map_or(0, |p| p.line());
+                let (byte, csv_line) = record.position().map_or((0, 0), |p| (p.byte(), p.line()));
+                let line = reader.get_mut().line_at(byte).unwrap_or(csv_line);
                 let writer = match &mut rejects {
                     Some(w) => w,
                     None => rejects.insert(RejectsWriter::new()?),
@@ -228,6 +254,8 @@ fn write_outputs(
         rejects_uri,
         duration_ms: 0,
         version: env!("CARGO_PKG_VERSION").to_string(),
+        request_id: None,
+        estimated_cost_usd: None,
     };
     Ok((summary, written))
 }
@@ -262,5 +290,7 @@ fn failed_summary(source: &SourceInfo, e: &InputError) -> Summary {
         rejects_uri: None,
         duration_ms: 0,
         version: env!("CARGO_PKG_VERSION").to_string(),
+        request_id: None,
+        estimated_cost_usd: None,
     }
 }

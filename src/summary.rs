@@ -61,6 +61,12 @@ pub struct Summary {
     pub rejects_uri: Option<String>,
     pub duration_ms: u64,
     pub version: String,
+    /// The Lambda request id of the run (null locally).
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// duration x configured memory x GB-second price + request price (null when memory is unknown).
+    #[serde(default)]
+    pub estimated_cost_usd: Option<f64>,
 }
 
 impl Summary {

@@ -180,11 +180,11 @@ fn fixture_gives_the_hand_checked_tables_schema_and_summary() {
     assert_eq!(code, 0);
     assert_eq!(summary["status"], "succeeded");
     assert_eq!(summary["error"], Value::Null);
-    assert_eq!(summary["rows"], serde_json::json!({"read": 39, "valid": 27, "rejected": 12}));
+    assert_eq!(summary["rows"], serde_json::json!({"read": 41, "valid": 27, "rejected": 14}));
     assert_eq!(
         summary["rejects_by_reason"],
         serde_json::json!({
-            "event_time_invalid": 2, "field_count": 2, "invalid_utf8": 1, "order_id_missing": 1,
+            "event_time_invalid": 2, "field_count": 2, "invalid_utf8": 2, "order_id_missing": 2,
             "quantity_invalid": 2, "sku_missing": 2, "unit_price_invalid": 2
         })
     );
@@ -258,6 +258,8 @@ fn rejects_file_names_line_reason_and_record() {
             (33, "invalid_utf8"),
             (34, "event_time_invalid"),
             (40, "sku_missing"),
+            (43, "order_id_missing"),
+            (44, "invalid_utf8"),
         ]
     );
     assert_eq!(rows[0].2, "2026-11-22T25:00:00Z,A1006,C04,SKU-1,Electronics,1,199.99,web,,DE,desktop,bad hour");
@@ -341,6 +343,8 @@ fn bad_inputs_fail_clearly_or_lose_nothing() {
         ("quoted-newlines.csv", 0, "succeeded", None, [4, 3, 1], &[("order_id_missing", 1)]),
         ("field-counts.csv", 0, "succeeded", None, [5, 2, 3], &[("field_count", 3)]),
         ("non-utf8-row.csv", 0, "succeeded", None, [3, 2, 1], &[("invalid_utf8", 1)]),
+        ("crlf-rejects.csv", 0, "succeeded", None, [5, 2, 3], &[("order_id_missing", 3)]),
+        ("cr-only.csv", 0, "succeeded", None, [2, 0, 2], &[("order_id_missing", 2)]),
     ];
     for (file, want_code, status, kind, rows, reasons) in cases {
         let out = tempfile::tempdir().unwrap();
@@ -382,6 +386,18 @@ fn bom_crlf_and_quoted_newlines_parse_into_the_right_values() {
     assert_eq!(rows, ["13|app|unknown|2|2|2|4.50|2", "13|web|spring, \"sale\"|1|1|2|10.00|1"]);
     let rejects = fs::read_to_string(out.path().join(format!("rejects/{name}.csv"))).unwrap();
     assert!(rejects.starts_with("line,reason,record\n8,order_id_missing,"), "{rejects}");
+}
+
+#[test]
+fn reject_lines_count_every_line_ending_and_blank_line() {
+    for (file, want) in [("crlf-rejects.csv", vec!["3", "5", "8"]), ("cr-only.csv", vec!["2", "4"])] {
+        let out = tempfile::tempdir().unwrap();
+        let (_, summary, _) = run(&fixture(&format!("fixtures/bad/{file}")), out.path(), &[]);
+        let path = summary["rejects_uri"].as_str().unwrap().strip_prefix("file://").unwrap().to_string();
+        let mut rdr = csv::Reader::from_path(path).unwrap();
+        let lines: Vec<String> = rdr.records().map(|r| r.unwrap()[0].to_string()).collect();
+        assert_eq!(lines, want, "case {file}");
+    }
 }
 
 #[test]

@@ -1,0 +1,442 @@
+//! Lambda event handling: which objects an event names, whether to process them, and what to answer.
+//!
+//! Accepted events:
+//! - S3 event notifications (`Records[].s3`): keys are form-encoded and decoded with [`decode_key`];
+//! - SQS messages whose bodies are S3 notifications: failed messages are answered in `batchItemFailures`,
+//!   so only those are retried;
+//! - EventBridge "Object Created" events from S3 (keys are not encoded there);
+//! - the `s3:TestEvent` S3 sends when a notification is set up: acknowledged and ignored.
+//!
+//! Anything else is logged as an ERROR with its shape and answered without an error, so a misrouted event
+//! cannot crash or loop the function.
+//!
+//! Per object: a key without an accepted suffix is skipped (INFO); an object inside the output location is
+//! skipped (WARN, the loop guard); a missing object is skipped (WARN); input that can never succeed gives a
+//! `failed` summary and counts as handled (no retry); transient trouble is an error, so Lambda retries.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_s3::Client;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::metrics;
+use crate::pipeline::{self, Options};
+use crate::s3::{self, S3Sink};
+use crate::summary::{Status, Summary};
+
+/// An object an event refers to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ObjectRef {
+    pub bucket: String,
+    /// Decoded key.
+    pub key: String,
+    pub version_id: Option<String>,
+}
+
+/// What an event is.
+#[derive(Debug, PartialEq)]
+pub enum Event {
+    /// Objects from an S3 notification or an EventBridge event.
+    Objects(Vec<ObjectRef>),
+    /// SQS messages: (message id, objects of its S3 notification, or why it could not be read).
+    Sqs(Vec<(String, std::result::Result<Vec<ObjectRef>, String>)>),
+    /// The S3 test event (or an SQS batch of only test events): nothing to do.
+    Test,
+    /// Not a shape this function handles; the string describes it.
+    Unrecognized(String),
+}
+
+/// Decodes an S3 notification key: `+` is a space, `%XX` are bytes, the result is UTF-8.
+/// (`urlencoding::decode` alone would keep `+`.)
+pub fn decode_key(raw: &str) -> std::result::Result<String, String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                let value = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
+                match value {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => return Err(format!("bad percent escape at byte {i} of key '{raw}'")),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| format!("key '{raw}' does not decode to UTF-8"))
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(v, |v, p| v.get(p))?.as_str()
+}
+
+fn is_test_event(v: &Value) -> bool {
+    v.get("Event").and_then(Value::as_str) == Some("s3:TestEvent")
+}
+
+/// Objects of an S3 notification (`{"Records":[{"s3":…}]}`), keys decoded.
+fn s3_notification(v: &Value) -> std::result::Result<Vec<ObjectRef>, String> {
+    let records = v.get("Records").and_then(Value::as_array).ok_or("no Records array")?;
+    records
+        .iter()
+        .map(|r| {
+            let bucket = str_at(r, &["s3", "bucket", "name"]).ok_or("record without s3.bucket.name")?;
+            let raw = str_at(r, &["s3", "object", "key"]).ok_or("record without s3.object.key")?;
+            let version_id = str_at(r, &["s3", "object", "versionId"]).filter(|s| !s.is_empty()).map(String::from);
+            Ok(ObjectRef { bucket: bucket.to_string(), key: decode_key(raw)?, version_id })
+        })
+        .collect()
+}
+
+/// Classifies an event payload.
+pub fn parse_event(v: &Value) -> Event {
+    if is_test_event(v) {
+        return Event::Test;
+    }
+    if let Some(records) = v.get("Records").and_then(Value::as_array) {
+        let source = records.first().and_then(|r| r.get("eventSource")).and_then(Value::as_str).unwrap_or("");
+        if source == "aws:sqs" {
+            let messages: Vec<_> = records
+                .iter()
+                .map(|m| {
+                    let id = m.get("messageId").and_then(Value::as_str).unwrap_or_default().to_string();
+                    let body = m.get("body").and_then(Value::as_str).unwrap_or_default();
+                    let parsed = serde_json::from_str::<Value>(body)
+                        .map_err(|e| format!("body is not JSON: {e}"))
+                        .and_then(|b| if is_test_event(&b) { Ok(Vec::new()) } else { s3_notification(&b) });
+                    (id, parsed)
+                })
+                .collect();
+            if messages.iter().all(|(_, r)| matches!(r, Ok(o) if o.is_empty())) {
+                return Event::Test;
+            }
+            return Event::Sqs(messages);
+        }
+        if records.iter().all(|r| r.get("s3").is_some()) && !records.is_empty() {
+            return match s3_notification(v) {
+                Ok(objects) => Event::Objects(objects),
+                Err(e) => Event::Unrecognized(format!("S3 notification that cannot be read: {e}")),
+            };
+        }
+    }
+    if v.get("source").and_then(Value::as_str) == Some("aws.s3")
+        && v.get("detail-type").and_then(Value::as_str) == Some("Object Created")
+    {
+        let bucket = str_at(v, &["detail", "bucket", "name"]);
+        let key = str_at(v, &["detail", "object", "key"]);
+        if let (Some(bucket), Some(key)) = (bucket, key) {
+            let version_id = str_at(v, &["detail", "object", "version-id"]).map(String::from);
+            return Event::Objects(vec![ObjectRef { bucket: bucket.into(), key: key.into(), version_id }]);
+        }
+    }
+    Event::Unrecognized(describe(v))
+}
+
+/// A short description of an unknown payload's shape (never its values).
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Object(map) => {
+            let keys: Vec<&str> = map.keys().map(String::as_str).take(8).collect();
+            let kind = map
+                .get("detail-type")
+                .or_else(|| map.get("eventSource"))
+                .or_else(|| map.get("source"))
+                .and_then(Value::as_str)
+                .unwrap_or("unknown");
+            format!("object of type '{kind}' with keys {keys:?}")
+        }
+        Value::Array(a) => format!("array of {} items", a.len()),
+        other => format!("JSON {}", type_name(other)),
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// What happened to one object.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Succeeded { summary_uri: String, rows_read: u64, rows_rejected: u64 },
+    Failed { summary_uri: String, error_kind: String },
+    Skipped { reason: String },
+}
+
+/// One object's result, in the handler's response.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ObjectResult {
+    pub bucket: String,
+    pub key: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// The handler, built once per process: S3 client, configuration, options.
+pub struct Handler {
+    client: Client,
+    config: Config,
+    options: Options,
+    cold: AtomicBool,
+    /// Overrides the sink's multipart settings (tests use small parts).
+    pub multipart: Option<(u64, u64)>,
+    /// Write EMF metric lines to stderr instead of stdout (for `invoke`, whose stdout is the response).
+    pub metrics_to_stderr: bool,
+}
+
+impl Handler {
+    pub fn new(client: Client, config: Config) -> Self {
+        Handler {
+            client,
+            config,
+            options: Options::default(),
+            cold: AtomicBool::new(true),
+            multipart: None,
+            metrics_to_stderr: false,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Handles one invocation. `Err` means "retry me" (transient trouble); everything else is `Ok`.
+    pub async fn handle(self: &Arc<Self>, event: Value, request_id: &str) -> Result<Value> {
+        let cold = self.cold.swap(false, Ordering::Relaxed);
+        if cold {
+            tracing::info!(coldStart = true, "first invocation of this process");
+        }
+        match parse_event(&event) {
+            Event::Test => {
+                tracing::info!("S3 test event acknowledged; nothing to process");
+                Ok(json!({"status": "test_event_acknowledged"}))
+            }
+            Event::Unrecognized(what) => {
+                tracing::error!(event_type = %what, "unrecognized event ignored");
+                Ok(json!({"status": "ignored", "reason": format!("unrecognized event: {what}")}))
+            }
+            Event::Objects(objects) => {
+                let mut results = Vec::new();
+                let mut first_error = None;
+                for object in objects {
+                    match self.process(&object, request_id).await {
+                        Ok(outcome) => results.push(ObjectResult { bucket: object.bucket, key: object.key, outcome }),
+                        Err(e) => {
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                }
+                match first_error {
+                    Some(e) => Err(e),
+                    None => Ok(json!({"results": results})),
+                }
+            }
+            Event::Sqs(messages) => {
+                let mut failures = Vec::new();
+                for (id, objects) in messages {
+                    let ok = match objects {
+                        Ok(objects) => {
+                            let mut ok = true;
+                            for object in objects {
+                                if let Err(e) = self.process(&object, request_id).await {
+                                    tracing::error!(message_id = %id, error = %e, "SQS message failed; it will be retried");
+                                    ok = false;
+                                }
+                            }
+                            ok
+                        }
+                        Err(why) => {
+                            tracing::error!(message_id = %id, reason = %why, "SQS message is not an S3 notification");
+                            false
+                        }
+                    };
+                    if !ok {
+                        failures.push(json!({"itemIdentifier": id}));
+                    }
+                }
+                Ok(json!({"batchItemFailures": failures}))
+            }
+        }
+    }
+
+    /// Processes one object. `Err` only for trouble worth retrying (or unexpected failures).
+    pub async fn process(self: &Arc<Self>, object: &ObjectRef, request_id: &str) -> Result<Outcome> {
+        let span = tracing::info_span!("object", bucket = %object.bucket, key = %object.key);
+        self.process_inner(object, request_id).instrument(span).await
+    }
+
+    async fn process_inner(self: &Arc<Self>, object: &ObjectRef, request_id: &str) -> Result<Outcome> {
+        let skip = |reason: &str| Ok(Outcome::Skipped { reason: reason.to_string() });
+        if self.config.is_output(&object.bucket, &object.key) {
+            tracing::warn!("object is inside the output location; skipped (loop guard)");
+            return skip("loop_guard");
+        }
+        if !self.config.accepts(&object.key) {
+            tracing::info!(suffixes = ?self.config.input_suffixes, "key has no accepted suffix; skipped");
+            return skip("suffix");
+        }
+        let input = match s3::open_object(&self.client, &object.bucket, &object.key, object.version_id.as_deref()).await
+        {
+            Ok(Some(input)) => input,
+            Ok(None) => {
+                tracing::warn!("object does not exist (deleted before processing?); skipped");
+                return skip("missing");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, retryable = e.is_retryable(), "cannot read object");
+                return Err(e);
+            }
+        };
+        let me = Arc::clone(self);
+        let object_uri = format!("s3://{}/{}", object.bucket, object.key);
+        let object = object.clone();
+        let handle = tokio::runtime::Handle::current();
+        let request_id = request_id.to_string();
+        let span = tracing::Span::current();
+        let summary = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| {
+                let mut sink =
+                    S3Sink::new(me.client.clone(), &me.config.output_bucket, &me.config.output_prefix, handle);
+                if let Some((threshold, part)) = me.multipart {
+                    sink.multipart_threshold = threshold;
+                    sink.part_size = part;
+                }
+                let options =
+                    Options { request_id: Some(request_id), memory_mb: me.config.memory_mb, ..me.options.clone() };
+                let (bucket, key, etag) = (object.bucket.clone(), object.key.clone(), input.info.etag.clone());
+                // Pinned to a version, the object cannot change under us; otherwise a re-upload may have.
+                let pinned = object.version_id.is_some();
+                let still_current = || {
+                    if pinned {
+                        return Ok(true);
+                    }
+                    sink.handle().block_on(s3::still_current(&me.client, &bucket, &key, etag.as_deref()))
+                };
+                pipeline::run_guarded(input, &sink, &options, &still_current)
+            })
+        })
+        .await
+        .map_err(|e| Error::Storage {
+            uri: object_uri,
+            message: format!("worker panicked: {e}"),
+            retryable: false,
+        })?;
+        let summary = match summary {
+            Ok(s) => s,
+            Err(Error::Superseded { .. }) => return skip("superseded"),
+            Err(e) => {
+                tracing::error!(error = %e, retryable = e.is_retryable(), "processing failed; no summary written");
+                return Err(e);
+            }
+        };
+        self.emit_metrics(&summary);
+        let summary_uri = self.summary_uri(&summary);
+        Ok(match summary.status {
+            Status::Succeeded => {
+                Outcome::Succeeded { summary_uri, rows_read: summary.rows.read, rows_rejected: summary.rows.rejected }
+            }
+            Status::Failed => {
+                let kind = summary.error.as_ref().map_or("unknown", |e| e.kind.as_str()).to_string();
+                tracing::error!(
+                    reason = %kind,
+                    message = summary.error.as_ref().map_or("", |e| e.message.as_str()),
+                    "input rejected as a whole; failed summary written, not retried"
+                );
+                Outcome::Failed { summary_uri, error_kind: kind }
+            }
+        })
+    }
+
+    fn summary_uri(&self, summary: &Summary) -> String {
+        let name = crate::output::output_name(&summary.source.uri);
+        format!("s3://{}/{}{}", self.config.output_bucket, self.config.output_prefix, crate::output::summary_key(&name))
+    }
+
+    fn emit_metrics(&self, summary: &Summary) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let doc = metrics::emf(&self.config.metrics_namespace, &self.config.function_name, summary, now);
+        // EMF must be a line of its own on stdout, outside the log formatter.
+        if self.metrics_to_stderr {
+            eprintln!("{doc}");
+        } else {
+            println!("{doc}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_form_decoded() {
+        let cases: &[(&str, Result<&str, ()>)] = &[
+            ("plain/key.csv", Ok("plain/key.csv")),
+            ("with+space.csv", Ok("with space.csv")),
+            ("with%20space.csv", Ok("with space.csv")),
+            ("plus%2Bsign.csv", Ok("plus+sign.csv")),
+            ("caf%C3%A9/%E2%82%AC.csv", Ok("café/€.csv")),
+            ("a%2fb", Ok("a/b")),
+            ("bad%2", Err(())),
+            ("bad%zz.csv", Err(())),
+            ("%FF.csv", Err(())),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(decode_key(raw).map_err(|_| ()), want.map(String::from), "case {raw:?}");
+        }
+    }
+
+    #[test]
+    fn event_shapes() {
+        let s3 = json!({"Records": [{"eventSource": "aws:s3", "s3": {"bucket": {"name": "in"},
+            "object": {"key": "a+b.csv", "versionId": "v1"}}}]});
+        assert_eq!(
+            parse_event(&s3),
+            Event::Objects(vec![ObjectRef {
+                bucket: "in".into(),
+                key: "a b.csv".into(),
+                version_id: Some("v1".into())
+            }])
+        );
+        assert_eq!(parse_event(&json!({"Service": "Amazon S3", "Event": "s3:TestEvent"})), Event::Test);
+        let eb = json!({"source": "aws.s3", "detail-type": "Object Created",
+            "detail": {"bucket": {"name": "in"}, "object": {"key": "a+b.csv"}}});
+        assert_eq!(
+            parse_event(&eb),
+            Event::Objects(vec![ObjectRef { bucket: "in".into(), key: "a+b.csv".into(), version_id: None }])
+        );
+        let sqs = json!({"Records": [
+            {"eventSource": "aws:sqs", "messageId": "m1", "body": s3.to_string()},
+            {"eventSource": "aws:sqs", "messageId": "m2", "body": "not json"}]});
+        match parse_event(&sqs) {
+            Event::Sqs(m) => {
+                assert_eq!(m.len(), 2);
+                assert!(m[0].1.is_ok() && m[1].1.is_err());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse_event(&json!({"hello": "world"})), Event::Unrecognized(_)));
+        assert!(matches!(parse_event(&json!([1, 2])), Event::Unrecognized(_)));
+        assert!(matches!(parse_event(&json!({"Records": []})), Event::Unrecognized(_)));
+    }
+}

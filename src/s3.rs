@@ -1,0 +1,422 @@
+//! S3 as input and output, through aws-sdk-s3.
+//!
+//! The pipeline is synchronous (CPU-bound parsing and aggregation on a blocking thread); S3 is async. The
+//! bridge is made once, here:
+//! - **Input**: a tokio task reads the `GetObject` body and sends its chunks into a bounded channel
+//!   ([`CHANNEL_CHUNKS`] chunks); the pipeline reads them through [`ChannelReader`] (`std::io::Read`). The
+//!   object is never held whole in memory; back-pressure stops the download when parsing lags. If the body
+//!   stream breaks (the SDK does not retry those), the task resumes with a ranged `GetObject` pinned to the
+//!   same ETag, a few times with backoff.
+//! - **Output**: [`S3Sink`] implements [`Sink`] by blocking on the runtime handle (it must be called from a
+//!   blocking thread, never from async code). Files above [`S3Sink::multipart_threshold`] are uploaded in
+//!   parts, streamed from disk.
+//!
+//! SDK retries (standard mode, with backoff) handle 5xx, throttling and timeouts; whatever still fails
+//! becomes [`Error::Storage`] with `retryable` set from the error class.
+
+use std::io::{self, Read};
+use std::path::Path;
+use std::time::Duration;
+
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+use crate::error::{Error, Result};
+use crate::input::{Input, SourceInfo};
+use crate::storage::{Body, Sink};
+
+/// Body chunks buffered between the download task and the parser.
+pub const CHANNEL_CHUNKS: usize = 16;
+/// How often a broken body stream is resumed before the run fails.
+const BODY_RESUMES: u32 = 3;
+
+/// An `s3://bucket/key` location.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Uri {
+    pub bucket: String,
+    pub key: String,
+}
+
+impl S3Uri {
+    /// Parses `s3://bucket/key` (the key may be empty or end with `/`).
+    pub fn parse(uri: &str) -> Option<S3Uri> {
+        let rest = uri.strip_prefix("s3://")?;
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        (!bucket.is_empty()).then(|| S3Uri { bucket: bucket.to_string(), key: key.to_string() })
+    }
+}
+
+/// Whether an SDK error is worth retrying later (5xx, throttling, timeouts, connection trouble).
+pub fn is_transient<E: ProvideErrorMetadata>(err: &SdkError<E>) -> bool {
+    match err {
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        SdkError::DispatchFailure(d) => d.is_io() || d.is_timeout() || d.is_other(),
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status();
+            status.is_server_error()
+                || status.as_u16() == 429
+                || matches!(
+                    se.err().code(),
+                    Some(
+                        "SlowDown"
+                            | "RequestTimeout"
+                            | "InternalError"
+                            | "ServiceUnavailable"
+                            | "Throttling"
+                            | "ThrottlingException"
+                            | "ExpiredToken"
+                    )
+                )
+        }
+        _ => false,
+    }
+}
+
+fn storage_error<E>(uri: String, op: &str, err: &SdkError<E>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    Error::Storage { uri, message: format!("{op}: {}", DisplayErrorContext(err)), retryable: is_transient(err) }
+}
+
+/// Opens an object for streaming. `Ok(None)` when it does not exist (deleted before we ran).
+pub async fn open_object(client: &Client, bucket: &str, key: &str, version_id: Option<&str>) -> Result<Option<Input>> {
+    let uri = format!("s3://{bucket}/{key}");
+    let out =
+        match client.get_object().bucket(bucket).key(key).set_version_id(version_id.map(str::to_string)).send().await {
+            Ok(out) => out,
+            Err(e) if is_missing(&e) => return Ok(None),
+            Err(e) => return Err(storage_error(uri, "GetObject", &e)),
+        };
+    let info = SourceInfo {
+        uri: uri.clone(),
+        bytes: out.content_length().unwrap_or(0).max(0) as u64,
+        etag: out.e_tag().map(str::to_string),
+        version_id: out.version_id().map(str::to_string),
+    };
+    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    let task = BodyTask {
+        client: client.clone(),
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        version_id: info.version_id.clone().or_else(|| version_id.map(str::to_string)),
+        etag: info.etag.clone(),
+        tx,
+    };
+    tokio::spawn(tracing::Instrument::instrument(task.run(out.body), tracing::Span::current()));
+    Ok(Some(Input { reader: Box::new(ChannelReader { rx, current: Bytes::new() }), info }))
+}
+
+/// Whether `s3://bucket/key` still has the ETag a run read (a re-upload changes it).
+pub async fn still_current(client: &Client, bucket: &str, key: &str, etag: Option<&str>) -> Result<bool> {
+    let Some(etag) = etag else { return Ok(true) };
+    match client.head_object().bucket(bucket).key(key).send().await {
+        Ok(head) => Ok(head.e_tag() == Some(etag)),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_not_found()) => Ok(false),
+        Err(e) => Err(storage_error(format!("s3://{bucket}/{key}"), "HeadObject", &e)),
+    }
+}
+
+fn is_missing(e: &SdkError<aws_sdk_s3::operation::get_object::GetObjectError>) -> bool {
+    e.as_service_error()
+        .is_some_and(|se| se.is_no_such_key() || matches!(se.code(), Some("NoSuchVersion" | "NoSuchBucket")))
+        || e.raw_response().is_some_and(|r| r.status().as_u16() == 404)
+}
+
+struct BodyTask {
+    client: Client,
+    bucket: String,
+    key: String,
+    version_id: Option<String>,
+    etag: Option<String>,
+    tx: mpsc::Sender<io::Result<Bytes>>,
+}
+
+impl BodyTask {
+    async fn run(self, mut body: ByteStream) {
+        let mut offset: u64 = 0;
+        let mut resumes = 0;
+        loop {
+            match body.try_next().await {
+                Ok(Some(chunk)) => {
+                    offset += chunk.len() as u64;
+                    if self.tx.send(Ok(chunk)).await.is_err() {
+                        return; // the reader is gone (run failed or finished early)
+                    }
+                }
+                Ok(None) => return,
+                Err(e) if resumes < BODY_RESUMES => {
+                    resumes += 1;
+                    tracing::warn!(offset, attempt = resumes, error = %e, "object body stream broke; resuming");
+                    tokio::time::sleep(Duration::from_millis(100 << resumes)).await;
+                    match self.resume(offset).await {
+                        Ok(next) => body = next,
+                        Err(e) => {
+                            let _ = self.tx.send(Err(e)).await;
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = self.tx.send(Err(io::Error::other(format!("object body stream failed: {e}")))).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Re-requests the rest of the object from `offset`, pinned to the version/ETag first read.
+    async fn resume(&self, offset: u64) -> io::Result<ByteStream> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .set_version_id(self.version_id.clone())
+            .set_if_match(self.etag.clone())
+            .range(format!("bytes={offset}-"))
+            .send()
+            .await
+            .map_err(|e| io::Error::other(format!("resuming GetObject failed: {}", DisplayErrorContext(&e))))?;
+        Ok(out.body)
+    }
+}
+
+/// Reads the chunks a [`BodyTask`] sends. Blocking: use it off the async runtime.
+pub struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        bytes::Buf::advance(&mut self.current, n);
+        Ok(n)
+    }
+}
+
+/// Outputs under `s3://bucket/prefix`.
+pub struct S3Sink {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    handle: Handle,
+    /// Files at least this large are uploaded with multipart upload.
+    pub multipart_threshold: u64,
+    /// Part size of multipart uploads (S3 requires at least 5 MiB except for the last part).
+    pub part_size: u64,
+}
+
+impl S3Sink {
+    /// `prefix` is empty or ends with `/`.
+    pub fn new(client: Client, bucket: &str, prefix: &str, handle: Handle) -> Self {
+        let mut prefix = prefix.trim_start_matches('/').to_string();
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        S3Sink {
+            client,
+            bucket: bucket.to_string(),
+            prefix,
+            handle,
+            multipart_threshold: 16 * 1024 * 1024,
+            part_size: 8 * 1024 * 1024,
+        }
+    }
+
+    /// The runtime handle the sink blocks on.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    fn full_key(&self, key: &str) -> String {
+        format!("{}{}", self.prefix, key)
+    }
+
+    async fn put_multipart(&self, key: &str, path: &Path, content_type: &str) -> Result<()> {
+        let uri = self.uri(key);
+        let full = self.full_key(key);
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&full)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(|e| storage_error(uri.clone(), "CreateMultipartUpload", &e))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_string();
+        let result = self.upload_parts(&full, &upload_id, path, &uri).await;
+        match result {
+            Ok(parts) => {
+                self.client
+                    .complete_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&full)
+                    .upload_id(&upload_id)
+                    .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                    .send()
+                    .await
+                    .map_err(|e| storage_error(uri.clone(), "CompleteMultipartUpload", &e))?;
+                Ok(())
+            }
+            Err(e) => {
+                let abort = self.client.abort_multipart_upload().bucket(&self.bucket).key(&full).upload_id(&upload_id);
+                if let Err(abort_err) = abort.send().await {
+                    tracing::warn!(error = %DisplayErrorContext(&abort_err), "could not abort multipart upload");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn upload_parts(&self, full: &str, upload_id: &str, path: &Path, uri: &str) -> Result<Vec<CompletedPart>> {
+        let io_err = |source| Error::Read { uri: path.display().to_string(), source };
+        let mut file = std::fs::File::open(path).map_err(io_err)?;
+        let mut parts = Vec::new();
+        let mut buf = vec![0u8; self.part_size as usize];
+        for number in 1.. {
+            let mut filled = 0;
+            while filled < buf.len() {
+                let n = file.read(&mut buf[filled..]).map_err(io_err)?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            if filled == 0 && number > 1 {
+                break;
+            }
+            let out = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(full)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(ByteStream::from(buf[..filled].to_vec()))
+                .send()
+                .await
+                .map_err(|e| storage_error(uri.to_string(), "UploadPart", &e))?;
+            parts.push(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(str::to_string)).build());
+            if filled < buf.len() {
+                break;
+            }
+        }
+        Ok(parts)
+    }
+}
+
+impl Sink for S3Sink {
+    fn uri(&self, key: &str) -> String {
+        format!("s3://{}/{}", self.bucket, self.full_key(key))
+    }
+
+    fn put(&self, key: &str, body: Body<'_>, content_type: &str) -> Result<()> {
+        let uri = self.uri(key);
+        self.handle.block_on(async {
+            let stream = match body {
+                Body::Bytes(bytes) => ByteStream::from(bytes.to_vec()),
+                Body::File(path) => {
+                    let len = std::fs::metadata(path).map_err(|source| Error::Read { uri: uri.clone(), source })?.len();
+                    if len >= self.multipart_threshold {
+                        return self.put_multipart(key, path, content_type).await;
+                    }
+                    ByteStream::from_path(path).await.map_err(|e| Error::Read {
+                        uri: path.display().to_string(),
+                        source: io::Error::other(e.to_string()),
+                    })?
+                }
+            };
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(self.full_key(key))
+                .content_type(content_type)
+                .body(stream)
+                .send()
+                .await
+                .map_err(|e| storage_error(uri.clone(), "PutObject", &e))?;
+            Ok(())
+        })
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let uri = self.uri(key);
+        self.handle.block_on(async {
+            match self.client.get_object().bucket(&self.bucket).key(self.full_key(key)).send().await {
+                Ok(out) => {
+                    let bytes = out.body.collect().await.map_err(|e| Error::Storage {
+                        uri: uri.clone(),
+                        message: format!("reading body: {e}"),
+                        retryable: true,
+                    })?;
+                    Ok(Some(bytes.into_bytes().to_vec()))
+                }
+                Err(e) if is_missing(&e) => Ok(None),
+                Err(e) => Err(storage_error(uri.clone(), "GetObject", &e)),
+            }
+        })
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        let uri = self.uri(key);
+        self.handle.block_on(async {
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(self.full_key(key))
+                .send()
+                .await
+                .map_err(|e| storage_error(uri.clone(), "DeleteObject", &e))?;
+            Ok(())
+        })
+    }
+}
+
+/// An S3 client from the standard AWS configuration (environment, profile, instance role). When a
+/// custom endpoint is configured (`AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3`), path-style addressing is
+/// used, which every S3-compatible server understands.
+pub async fn client_from_env() -> Client {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5))
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .build(),
+        )
+        .load()
+        .await;
+    let custom_endpoint =
+        std::env::var_os("AWS_ENDPOINT_URL").is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+    let conf = aws_sdk_s3::config::Builder::from(&shared).force_path_style(custom_endpoint).build();
+    Client::from_conf(conf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_uris() {
+        assert_eq!(S3Uri::parse("s3://b/k/x.csv"), Some(S3Uri { bucket: "b".into(), key: "k/x.csv".into() }));
+        assert_eq!(S3Uri::parse("s3://b"), Some(S3Uri { bucket: "b".into(), key: "".into() }));
+        assert_eq!(S3Uri::parse("s3:///k"), None);
+        assert_eq!(S3Uri::parse("/tmp/x.csv"), None);
+    }
+}

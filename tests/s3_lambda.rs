@@ -1,0 +1,463 @@
+//! The Lambda handler against a real S3 protocol server (s3s-fs on loopback, started here), through the
+//! real aws-sdk-s3 client with a custom endpoint and path-style addressing. No SDK mocks.
+
+#[path = "support/s3_server.rs"]
+mod s3_server;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{BehaviorVersion, Builder, Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use hourly_insights::config::Config;
+use hourly_insights::lambda::Handler;
+use hourly_insights::output::output_name;
+use hourly_insights::storage::LocalDir;
+use hourly_insights::{input, pipeline};
+use serde_json::{json, Value};
+
+const IN: &str = "hourly-insights-input";
+const OUT: &str = "hourly-insights-output";
+const FIXTURE: &str = "fixtures/orders-2026-11-22T13.csv";
+const FIXTURE_KEY: &str = "exports/orders-2026-11-22T13.csv";
+
+struct World {
+    server: s3_server::S3Server,
+    client: Client,
+    _root: tempfile::TempDir,
+}
+
+fn manifest(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn test_client(endpoint: &str) -> Client {
+    let conf = Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(s3_server::ACCESS_KEY, s3_server::SECRET_KEY, None, None, "test"))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(4)
+                .with_initial_backoff(Duration::from_millis(5))
+                .with_max_backoff(Duration::from_millis(50)),
+        )
+        .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(3)).build())
+        .build();
+    Client::from_conf(conf)
+}
+
+async fn world() -> World {
+    let root = tempfile::tempdir().unwrap();
+    let server = s3_server::start(&root.path().join("s3"), "127.0.0.1:0").await;
+    let client = test_client(&server.endpoint());
+    for bucket in [IN, OUT] {
+        client.create_bucket().bucket(bucket).send().await.unwrap();
+    }
+    World { server, client, _root: root }
+}
+
+fn config() -> Config {
+    Config::from_lookup(|k| match k {
+        "OUTPUT_BUCKET" => Some(OUT.to_string()),
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" => Some("1769".to_string()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+fn handler(w: &World) -> Arc<Handler> {
+    Arc::new(Handler::new(w.client.clone(), config()))
+}
+
+fn event(name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(manifest(&format!("fixtures/events/{name}"))).unwrap()).unwrap()
+}
+
+async fn put(w: &World, bucket: &str, key: &str, bytes: Vec<u8>) {
+    w.client.put_object().bucket(bucket).key(key).body(ByteStream::from(bytes)).send().await.unwrap();
+}
+
+async fn get(w: &World, bucket: &str, key: &str) -> Option<Vec<u8>> {
+    let out = w.client.get_object().bucket(bucket).key(key).send().await.ok()?;
+    Some(out.body.collect().await.unwrap().into_bytes().to_vec())
+}
+
+/// Every object of a bucket: key -> bytes.
+async fn listing(w: &World, bucket: &str) -> BTreeMap<String, Vec<u8>> {
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let page = w.client.list_objects_v2().bucket(bucket).set_continuation_token(token).send().await.unwrap();
+        keys.extend(page.contents().iter().filter_map(|o| o.key().map(String::from)));
+        match page.next_continuation_token() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    let mut out = BTreeMap::new();
+    for key in keys {
+        let bytes = get(w, bucket, &key).await.unwrap();
+        out.insert(key, bytes);
+    }
+    out
+}
+
+fn without_summaries(l: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
+    l.iter().filter(|(k, _)| !k.contains("/summaries/")).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// Parquet files keyed by `table/dt=…/hour=…` (file name dropped: it depends on the source URI).
+fn parquet_by_partition(files: impl IntoIterator<Item = (String, Vec<u8>)>) -> BTreeMap<String, Vec<u8>> {
+    files
+        .into_iter()
+        .filter(|(k, _)| k.ends_with(".parquet"))
+        .map(|(k, v)| {
+            let k = k.strip_prefix("insights/").unwrap_or(&k).to_string();
+            (k.rsplit_once('/').unwrap().0.to_string(), v)
+        })
+        .collect()
+}
+
+/// The local run of a file: relative key -> bytes.
+fn local_run(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    let out = tempfile::tempdir().unwrap();
+    let sink = LocalDir::new(out.path()).unwrap();
+    pipeline::run(input::open_local(path).unwrap(), &sink, &pipeline::Options::default()).unwrap();
+    let mut files = BTreeMap::new();
+    for entry in walk(out.path()) {
+        let rel = entry.strip_prefix(out.path()).unwrap().to_string_lossy().to_string();
+        files.insert(rel, std::fs::read(&entry).unwrap());
+    }
+    files
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+async fn summary_of(w: &World, source_key: &str) -> Option<Value> {
+    let name = output_name(&format!("s3://{IN}/{source_key}"));
+    let bytes = get(w, OUT, &format!("insights/summaries/{name}.json")).await?;
+    Some(serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_put_event_writes_the_same_outputs_as_a_local_run() {
+    let w = world().await;
+    let fixture = std::fs::read(manifest(FIXTURE)).unwrap();
+    put(&w, IN, FIXTURE_KEY, fixture.clone()).await;
+    let response = handler(&w).handle(event("s3-put.json"), "req-1").await.unwrap();
+    assert_eq!(response["results"][0]["outcome"], "succeeded", "{response}");
+
+    let name = output_name(&format!("s3://{IN}/{FIXTURE_KEY}"));
+    let remote = listing(&w, OUT).await;
+    let local = local_run(&manifest(FIXTURE));
+    assert_eq!(remote.len(), local.len(), "same number of outputs: {:?}", remote.keys());
+    for key in remote.keys() {
+        assert!(key.starts_with("insights/") && key.contains(&name), "{key}");
+    }
+    assert_eq!(parquet_by_partition(remote.clone()), parquet_by_partition(local.clone()), "same Parquet bytes");
+    let local_rejects = local.iter().find(|(k, _)| k.starts_with("rejects/")).unwrap().1;
+    assert_eq!(&remote[&format!("insights/rejects/{name}.csv")], local_rejects, "same rejects");
+
+    let summary = summary_of(&w, FIXTURE_KEY).await.unwrap();
+    assert_eq!(summary["status"], "succeeded");
+    assert_eq!(summary["request_id"], "req-1");
+    assert_eq!(summary["rows"], json!({"read": 41, "valid": 27, "rejected": 14}));
+    assert_eq!(summary["source"]["uri"], format!("s3://{IN}/{FIXTURE_KEY}"));
+    assert_eq!(summary["source"]["bytes"], fixture.len());
+    assert!(summary["source"]["etag"].as_str().is_some_and(|e| !e.is_empty()), "{summary}");
+    assert!(summary["estimated_cost_usd"].as_f64().is_some_and(|c| c > 0.0 && c < 0.001), "{summary}");
+    assert_eq!(summary["rejects_uri"], format!("s3://{OUT}/insights/rejects/{name}.csv"));
+    assert_eq!(summary["outputs"].as_array().unwrap().len(), 10);
+    assert!(summary["outputs"][0]["uri"].as_str().unwrap().starts_with(&format!("s3://{OUT}/insights/")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn form_encoded_keys_are_decoded() {
+    let w = world().await;
+    let key = "exports/café orders (2026-11-22T13).csv";
+    put(&w, IN, key, std::fs::read(manifest(FIXTURE)).unwrap()).await;
+    let response = handler(&w).handle(event("s3-put-encoded-key.json"), "req-2").await.unwrap();
+    assert_eq!(response["results"][0]["key"], key);
+    assert_eq!(response["results"][0]["outcome"], "succeeded", "{response}");
+    assert_eq!(summary_of(&w, key).await.unwrap()["source"]["uri"], format!("s3://{IN}/{key}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reruns_are_idempotent_and_remove_stale_outputs() {
+    let w = world().await;
+    let h = handler(&w);
+    put(&w, IN, FIXTURE_KEY, std::fs::read(manifest(FIXTURE)).unwrap()).await;
+    h.handle(event("s3-put.json"), "a").await.unwrap();
+    let first = listing(&w, OUT).await;
+    h.handle(event("s3-put.json"), "b").await.unwrap();
+    let second = listing(&w, OUT).await;
+    assert_eq!(first.keys().collect::<Vec<_>>(), second.keys().collect::<Vec<_>>(), "same listing");
+    assert_eq!(without_summaries(&first), without_summaries(&second), "same bytes");
+
+    // A corrected re-upload without hour 12 and without rejects.
+    put(&w, IN, FIXTURE_KEY, std::fs::read(manifest("fixtures/bad/bom-crlf.csv")).unwrap()).await;
+    h.handle(event("s3-put.json"), "c").await.unwrap();
+    let third = listing(&w, OUT).await;
+    assert!(third.keys().all(|k| !k.contains("hour=12") && !k.contains("/rejects/")), "{:?}", third.keys());
+    assert_eq!(third.keys().filter(|k| k.ends_with(".parquet")).count(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_duplicate_deliveries_leave_one_consistent_result() {
+    let w = world().await;
+    put(&w, IN, FIXTURE_KEY, std::fs::read(manifest(FIXTURE)).unwrap()).await;
+    let h = handler(&w);
+    let (a, b) = tokio::join!(h.handle(event("s3-put.json"), "p1"), h.handle(event("s3-put.json"), "p2"));
+    a.unwrap();
+    b.unwrap();
+    let parallel = listing(&w, OUT).await;
+    h.handle(event("s3-put.json"), "p3").await.unwrap();
+    let single = listing(&w, OUT).await;
+    assert_eq!(without_summaries(&parallel), without_summaries(&single));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loop_guard_missing_objects_and_other_suffixes_are_skipped() {
+    let w = world().await;
+    put(&w, OUT, "insights/summaries/x.csv", b"event_time\n".to_vec()).await;
+    let notification = |bucket: &str, key: &str| json!({"Records": [{"eventSource": "aws:s3", "s3": {"bucket": {"name": bucket}, "object": {"key": key}}}]});
+    let h = handler(&w);
+    for (bucket, key, reason) in [
+        (OUT, "insights/summaries/x.csv", "loop_guard"),
+        (IN, "exports/gone.csv", "missing"),
+        (IN, "exports/readme.txt", "suffix"),
+    ] {
+        let response = h.handle(notification(bucket, key), "s").await.unwrap();
+        assert_eq!(response["results"][0]["outcome"], "skipped", "{bucket}/{key}: {response}");
+        assert_eq!(response["results"][0]["reason"], reason, "{bucket}/{key}");
+    }
+    assert_eq!(listing(&w, OUT).await.len(), 1, "nothing was written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_that_can_never_succeed_writes_a_failed_summary_and_is_not_retried() {
+    let w = world().await;
+    put(&w, IN, "exports/garbage.csv", std::fs::read(manifest("fixtures/bad/binary-garbage.csv")).unwrap()).await;
+    let ev = json!({"Records": [{"eventSource": "aws:s3",
+        "s3": {"bucket": {"name": IN}, "object": {"key": "exports/garbage.csv"}}}]});
+    let response = handler(&w).handle(ev, "f").await.unwrap();
+    assert_eq!(response["results"][0]["outcome"], "failed");
+    assert_eq!(response["results"][0]["error_kind"], "invalid_header");
+    let summary = summary_of(&w, "exports/garbage.csv").await.unwrap();
+    assert_eq!(summary["status"], "failed");
+    assert_eq!(summary["error"]["kind"], "invalid_header");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_batches_report_only_failed_messages() {
+    let w = world().await;
+    put(&w, IN, FIXTURE_KEY, std::fs::read(manifest(FIXTURE)).unwrap()).await;
+    let response = handler(&w).handle(event("sqs-batch.json"), "q").await.unwrap();
+    assert_eq!(response, json!({"batchItemFailures": [{"itemIdentifier": "22222222-bad-message"}]}));
+    assert_eq!(summary_of(&w, FIXTURE_KEY).await.unwrap()["status"], "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eventbridge_test_and_unknown_events() {
+    let w = world().await;
+    put(&w, IN, FIXTURE_KEY, std::fs::read(manifest(FIXTURE)).unwrap()).await;
+    let h = handler(&w);
+    let response = h.handle(event("eventbridge-object-created.json"), "e").await.unwrap();
+    assert_eq!(response["results"][0]["outcome"], "succeeded", "{response}");
+    let response = h.handle(event("s3-test-event.json"), "t").await.unwrap();
+    assert_eq!(response["status"], "test_event_acknowledged");
+    let response = h.handle(json!({"detail-type": "Scheduled Event", "source": "aws.events"}), "u").await.unwrap();
+    assert_eq!(response["status"], "ignored");
+    let response = h.handle(json!("just a string"), "u").await.unwrap();
+    assert_eq!(response["status"], "ignored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_objects_are_decoded_while_streaming() {
+    let w = world().await;
+    let key = "exports/orders-2026-11-22T13.csv.gz";
+    put(&w, IN, key, std::fs::read(manifest("fixtures/bad/gzip-input.csv.gz")).unwrap()).await;
+    let ev = json!({"Records": [{"eventSource": "aws:s3", "s3": {"bucket": {"name": IN}, "object": {"key": key}}}]});
+    handler(&w).handle(ev, "g").await.unwrap();
+    let remote = listing(&w, OUT).await;
+    assert_eq!(parquet_by_partition(remote), parquet_by_partition(local_run(&manifest(FIXTURE))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_rejects_use_multipart_upload() {
+    let w = world().await;
+    let opts = hourly_insights::generate::GenerateOptions {
+        rows: 70_000,
+        seed: 5,
+        hour_start: 1_795_352_400_000_000,
+        dirty: 1.0,
+    };
+    let mut data = Vec::new();
+    hourly_insights::generate::generate(&opts, &mut data).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("all-dirty.csv");
+    std::fs::write(&path, &data).unwrap();
+    put(&w, IN, "exports/all-dirty.csv", data).await;
+    let mut h = Handler::new(w.client.clone(), config());
+    h.multipart = Some((5 * 1024 * 1024, 5 * 1024 * 1024));
+    let ev = json!({"Records": [{"eventSource": "aws:s3",
+        "s3": {"bucket": {"name": IN}, "object": {"key": "exports/all-dirty.csv"}}}]});
+    let before = w.server.requests.load(Ordering::SeqCst);
+    Arc::new(h).handle(ev, "m").await.unwrap();
+    let name = output_name(&format!("s3://{IN}/exports/all-dirty.csv"));
+    let remote = get(&w, OUT, &format!("insights/rejects/{name}.csv")).await.unwrap();
+    let local = local_run(&path);
+    let local_rejects = local.iter().find(|(k, _)| k.starts_with("rejects/")).unwrap().1;
+    assert!(local_rejects.len() > 5 * 1024 * 1024, "rejects are {} bytes", local_rejects.len());
+    assert_eq!(&remote, local_rejects);
+    let parts_root = w._root.path().join("s3");
+    assert!(parts_root.exists());
+    assert!(w.server.requests.load(Ordering::SeqCst) - before >= 4, "create + 2 parts + complete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_s3_faults_are_retried_to_success() {
+    let w = world().await;
+    put(&w, IN, FIXTURE_KEY, std::fs::read(manifest(FIXTURE)).unwrap()).await;
+    let injected = Arc::new(AtomicUsize::new(0));
+    let count = injected.clone();
+    // Every third request fails once with 503 or 500; the SDK's retries must absorb it.
+    w.server.set_faults(Some(Box::new(move |_method, _target, n| {
+        (n % 3 == 0).then(|| {
+            count.fetch_add(1, Ordering::SeqCst);
+            if n % 2 == 0 {
+                503
+            } else {
+                500
+            }
+        })
+    })));
+    let response = handler(&w).handle(event("s3-put.json"), "r").await.unwrap();
+    w.server.set_faults(None);
+    assert_eq!(response["results"][0]["outcome"], "succeeded", "{response}");
+    assert!(injected.load(Ordering::SeqCst) >= 5, "faults were injected");
+    assert_eq!(summary_of(&w, FIXTURE_KEY).await.unwrap()["status"], "succeeded");
+    let local = local_run(&manifest(FIXTURE));
+    assert_eq!(parquet_by_partition(listing(&w, OUT).await), parquet_by_partition(local));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_s3_faults_end_in_a_retryable_error_and_no_summary() {
+    let w = world().await;
+    put(&w, IN, FIXTURE_KEY, std::fs::read(manifest(FIXTURE)).unwrap()).await;
+    let h = handler(&w);
+
+    // Writes of one table keep failing: the run stops before its summary.
+    w.server.set_faults(Some(Box::new(|method, target, _| {
+        (method == "PUT" && target.contains("/geo_device/")).then_some(503)
+    })));
+    let err = h.handle(event("s3-put.json"), "x").await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(summary_of(&w, FIXTURE_KEY).await.is_none(), "no summary for a partial result");
+
+    // Reading the input keeps failing.
+    w.server.set_faults(Some(Box::new(|method, target, _| {
+        (method == "GET" && target.contains("/exports/")).then_some(500)
+    })));
+    let err = h.handle(event("s3-put.json"), "y").await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(summary_of(&w, FIXTURE_KEY).await.is_none());
+
+    // Once S3 recovers, the retry succeeds.
+    w.server.set_faults(None);
+    h.handle(event("s3-put.json"), "z").await.unwrap();
+    assert_eq!(summary_of(&w, FIXTURE_KEY).await.unwrap()["status"], "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_command_runs_the_handler_with_json_logs_and_metrics() {
+    let w = world().await;
+    put(&w, IN, FIXTURE_KEY, std::fs::read(manifest(FIXTURE)).unwrap()).await;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hourly-insights"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--log-format", "json", "invoke", "--event", "fixtures/events/s3-put.json"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("OUTPUT_BUCKET", OUT)
+        .env("AWS_ENDPOINT_URL", w.server.endpoint())
+        .env("AWS_ACCESS_KEY_ID", s3_server::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", s3_server::SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1769");
+    let output = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(output.status.success(), "{stderr}");
+    let response: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(response["results"][0]["outcome"], "succeeded", "{response}");
+
+    let lines: Vec<Value> =
+        stderr.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("JSON: {l}"))).collect();
+    let logs: Vec<&Value> = lines.iter().filter(|l| l.get("_aws").is_none()).collect();
+    for line in &logs {
+        for field in ["timestamp", "level", "message", "requestId"] {
+            assert!(line.get(field).is_some(), "{field} in {line}");
+        }
+    }
+    assert!(logs.iter().any(|l| l["coldStart"] == true), "cold start logged");
+    let done = logs.iter().find(|l| l["message"] == "run finished").expect("one INFO line per file");
+    assert_eq!(done["level"], "INFO");
+    assert_eq!(done["bucket"], IN);
+    assert_eq!(done["key"], FIXTURE_KEY);
+    for field in ["rows_read", "rows_valid", "rows_rejected", "bytes", "duration_ms"] {
+        assert!(done.get(field).is_some(), "{field} in {done}");
+    }
+    let emf = lines.iter().find(|l| l.get("_aws").is_some()).expect("an EMF line");
+    assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Namespace"], "HourlyInsights");
+    assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["FunctionName"]]));
+    assert_eq!(emf["RowsRead"], 41);
+    assert_eq!(emf["RowsValid"], 27);
+    assert_eq!(emf["RowsRejected"], 14);
+    assert_eq!(emf["FilesSucceeded"], 1);
+    assert_eq!(emf["FilesFailed"], 0);
+    assert!(!stderr.contains("A1001"), "no row contents in logs at INFO");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_replaced_content_stands_down_and_writes_nothing() {
+    let w = world().await;
+    put(&w, IN, FIXTURE_KEY, std::fs::read(manifest(FIXTURE)).unwrap()).await;
+    let etag = w.client.head_object().bucket(IN).key(FIXTURE_KEY).send().await.unwrap().e_tag().map(String::from);
+    let check = |etag: Option<String>| {
+        let client = w.client.clone();
+        async move { hourly_insights::s3::still_current(&client, IN, FIXTURE_KEY, etag.as_deref()).await.unwrap() }
+    };
+    assert!(check(etag.clone()).await, "unchanged object is current");
+    put(&w, IN, FIXTURE_KEY, std::fs::read(manifest("fixtures/bad/bom-crlf.csv")).unwrap()).await;
+    assert!(!check(etag.clone()).await, "a re-upload changes the ETag");
+    w.client.delete_object().bucket(IN).key(FIXTURE_KEY).send().await.unwrap();
+    assert!(!check(etag).await, "a deleted object is not current");
+
+    // The pipeline asks right before its first write and, told "no", writes nothing.
+    let out = tempfile::tempdir().unwrap();
+    let sink = LocalDir::new(out.path()).unwrap();
+    let input = input::open_local(&manifest(FIXTURE)).unwrap();
+    let result = pipeline::run_guarded(input, &sink, &pipeline::Options::default(), &|| Ok(false));
+    assert!(matches!(result, Err(hourly_insights::Error::Superseded { .. })), "{result:?}");
+    assert!(walk(out.path()).is_empty(), "nothing written");
+}
