@@ -461,3 +461,43 @@ async fn a_run_of_replaced_content_stands_down_and_writes_nothing() {
     assert!(matches!(result, Err(hourly_insights::Error::Superseded { .. })), "{result:?}");
     assert!(walk(out.path()).is_empty(), "nothing written");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_command_reads_and_writes_s3_uris() {
+    let w = world().await;
+    put(&w, IN, "exports/orders.csv.gz", std::fs::read(manifest("fixtures/bad/gzip-input.csv.gz")).unwrap()).await;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hourly-insights"));
+    cmd.args(["run", &format!("s3://{IN}/exports/orders.csv.gz"), "--out", &format!("s3://{OUT}/adhoc/")])
+        .env("AWS_ENDPOINT_URL", w.server.endpoint())
+        .env("AWS_ACCESS_KEY_ID", s3_server::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", s3_server::SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("RUST_LOG", "warn");
+    let output = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["status"], "succeeded");
+    assert_eq!(summary["source"]["uri"], format!("s3://{IN}/exports/orders.csv.gz"));
+    let remote = listing(&w, OUT).await;
+    assert!(remote.keys().all(|k| k.starts_with("adhoc/")), "{:?}", remote.keys());
+    let parquet: BTreeMap<String, Vec<u8>> = remote
+        .into_iter()
+        .filter(|(k, _)| k.ends_with(".parquet"))
+        .map(|(k, v)| (k.strip_prefix("adhoc/").unwrap().rsplit_once('/').unwrap().0.to_string(), v))
+        .collect();
+    assert_eq!(parquet, parquet_by_partition(local_run(&manifest(FIXTURE))));
+
+    // A missing object is a clear one-line error, exit code 1.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hourly-insights"));
+    cmd.args(["run", &format!("s3://{IN}/exports/nope.csv"), "--out", &format!("s3://{OUT}/adhoc/")])
+        .env("AWS_ENDPOINT_URL", w.server.endpoint())
+        .env("AWS_ACCESS_KEY_ID", s3_server::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", s3_server::SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let output = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no such object"), "{stderr}");
+}
