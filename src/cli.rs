@@ -44,6 +44,8 @@ pub enum Command {
     /// Write a deterministic synthetic orders export (for tests, benchmarks and trying the tool).
     #[command(after_long_help = GENERATE_HELP)]
     Generate(GenerateArgs),
+    /// Measure throughput and print the monthly cost of one file per hour on Lambda vs. an always-on instance.
+    Cost(CostArgs),
     /// Run the real Lambda handler once on an event file, without the Lambda runtime API.
     #[command(after_long_help = INVOKE_HELP)]
     Invoke(InvokeArgs),
@@ -57,6 +59,32 @@ Accepts the events the function accepts: S3 notifications, SQS messages carrying
   works with AWS_ENDPOINT_URL (path-style addressing is then used).
 Prints the handler's response as JSON on stdout (metrics go to stderr here). Exit code 1 when the handler
 returns an error, i.e. when Lambda would retry the event.";
+
+#[derive(Args, Debug)]
+pub struct CostArgs {
+    /// Use this throughput (MB/s) instead of measuring one (measure with `taskset -c 0` for one core,
+    /// which is what a 1769 MB Lambda has).
+    #[arg(long)]
+    pub throughput_mb_s: Option<f64>,
+    /// Rows of the generated file the throughput is measured on.
+    #[arg(long, default_value_t = 400_000)]
+    pub measure_rows: u64,
+    /// Lambda memory in MB.
+    #[arg(long, default_value_t = 1769)]
+    pub memory_mb: u32,
+    /// Lambda price per GB-second (arm64).
+    #[arg(long, default_value_t = crate::metrics::prices::ARM64_GB_SECOND)]
+    pub gb_second: f64,
+    /// Lambda price per request.
+    #[arg(long, default_value_t = crate::metrics::prices::REQUEST)]
+    pub request: f64,
+    /// Price per hour of the always-on comparison instance.
+    #[arg(long, default_value_t = crate::metrics::prices::INSTANCE_PER_HOUR)]
+    pub instance_per_hour: f64,
+    /// Name of the comparison instance.
+    #[arg(long, default_value = crate::metrics::prices::INSTANCE_NAME)]
+    pub instance_name: String,
+}
 
 #[derive(Args, Debug)]
 pub struct InvokeArgs {

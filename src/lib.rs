@@ -6,6 +6,7 @@
 //! [`storage`] (where the files go), orchestrated by [`pipeline`] and summarised by [`summary`].
 
 pub mod aggregate;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod contract;

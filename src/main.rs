@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context};
 use clap::Parser;
 use tracing::Instrument;
 
-use hourly_insights::cli::{Cli, Command, GenerateArgs, InvokeArgs, RunArgs};
+use hourly_insights::cli::{Cli, Command, CostArgs, GenerateArgs, InvokeArgs, RunArgs};
 use hourly_insights::config::Config;
 use hourly_insights::generate::{generate, GenerateOptions};
 use hourly_insights::lambda::Handler;
@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Generate(args) => generate_cmd(args).map(|()| ExitCode::SUCCESS),
         Command::Invoke(args) => invoke(args),
+        Command::Cost(args) => cost(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -134,6 +135,39 @@ fn invoke(args: InvokeArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// Measures throughput on a generated file (or takes it as given) and prints the monthly cost table.
+fn cost(args: CostArgs) -> anyhow::Result<()> {
+    use hourly_insights::metrics::{cost_markdown, cost_rows, CostInputs};
+    let throughput = match args.throughput_mb_s {
+        Some(t) if t > 0.0 => t,
+        Some(t) => bail!("--throughput-mb-s must be positive, got {t}"),
+        None => {
+            let dir = tempfile::tempdir()?;
+            let path = dir.path().join("measure.csv");
+            let opts =
+                GenerateOptions { rows: args.measure_rows, seed: 1, hour_start: 1_795_352_400_000_000, dirty: 0.001 };
+            generate(&opts, BufWriter::new(File::create(&path)?))?;
+            let bytes = std::fs::metadata(&path)?.len() as f64;
+            let sink = LocalDir::new(dir.path().join("out"))?;
+            let started = std::time::Instant::now();
+            pipeline::run(input::open_local(&path)?, &sink, &pipeline::Options::default())?;
+            let mb_s = bytes / 1e6 / started.elapsed().as_secs_f64();
+            tracing::info!(mb = bytes / 1e6, mb_s, "measured throughput on a generated file");
+            mb_s
+        }
+    };
+    let inputs = CostInputs {
+        throughput_mb_s: throughput,
+        memory_mb: args.memory_mb,
+        gb_second: args.gb_second,
+        request: args.request,
+        instance_per_hour: args.instance_per_hour,
+        instance_name: args.instance_name,
+    };
+    print!("{}", cost_markdown(&inputs, &cost_rows(&inputs, &[10.0, 100.0, 1000.0])));
+    Ok(())
 }
 
 fn generate_cmd(args: GenerateArgs) -> anyhow::Result<()> {

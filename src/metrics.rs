@@ -5,14 +5,100 @@ use serde_json::{json, Value};
 
 use crate::summary::{Status, Summary};
 
-/// Lambda prices used for estimates (USD, us-east-1, on-demand), named so they can be overridden.
+/// Prices used for estimates (USD, us-east-1, on-demand, list prices of 2026), named so they can be
+/// overridden (the `cost` command takes flags for each).
 pub mod prices {
-    /// Per GB-second, arm64 (Graviton).
+    /// Lambda, per GB-second, arm64 (Graviton).
     pub const ARM64_GB_SECOND: f64 = 0.000_013_333_4;
-    /// Per GB-second, x86_64.
+    /// Lambda, per GB-second, x86_64.
     pub const X86_64_GB_SECOND: f64 = 0.000_016_666_7;
-    /// Per request.
+    /// Lambda, per request.
     pub const REQUEST: f64 = 0.000_000_2;
+    /// S3 PUT/COPY/POST/LIST, per request.
+    pub const S3_PUT: f64 = 0.000_005;
+    /// S3 GET/HEAD, per request.
+    pub const S3_GET: f64 = 0.000_000_4;
+    /// The always-on comparison: an EC2 t4g.small (2 vCPU, 2 GiB), per hour.
+    pub const INSTANCE_PER_HOUR: f64 = 0.0168;
+    pub const INSTANCE_NAME: &str = "EC2 t4g.small, always on";
+    /// Hours in an average month.
+    pub const HOURS_PER_MONTH: f64 = 730.0;
+}
+
+/// Inputs of the monthly cost table.
+#[derive(Clone, Debug)]
+pub struct CostInputs {
+    /// Measured end-to-end throughput, MB of input per second.
+    pub throughput_mb_s: f64,
+    pub memory_mb: u32,
+    pub gb_second: f64,
+    pub request: f64,
+    pub instance_per_hour: f64,
+    pub instance_name: String,
+}
+
+/// One row of the table: a file size processed once an hour for a month.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CostRow {
+    pub file_mb: f64,
+    pub seconds_per_run: f64,
+    pub lambda_per_run: f64,
+    pub lambda_per_month: f64,
+    pub instance_per_month: f64,
+}
+
+/// S3 requests of one run: one GET + one HEAD of the input, ~11 PUTs (10 tables, the summary, rejects),
+/// one GET of the previous summary.
+const S3_REQUESTS_PER_RUN: (f64, f64) = (12.0, 3.0);
+
+pub fn cost_rows(inputs: &CostInputs, sizes_mb: &[f64]) -> Vec<CostRow> {
+    sizes_mb
+        .iter()
+        .map(|&file_mb| {
+            let seconds = file_mb / inputs.throughput_mb_s;
+            let compute = seconds * f64::from(inputs.memory_mb) / 1024.0 * inputs.gb_second;
+            let s3 = S3_REQUESTS_PER_RUN.0 * prices::S3_PUT + S3_REQUESTS_PER_RUN.1 * prices::S3_GET;
+            let per_run = compute + inputs.request + s3;
+            CostRow {
+                file_mb,
+                seconds_per_run: seconds,
+                lambda_per_run: per_run,
+                lambda_per_month: per_run * prices::HOURS_PER_MONTH,
+                instance_per_month: inputs.instance_per_hour * prices::HOURS_PER_MONTH,
+            }
+        })
+        .collect()
+}
+
+/// The table as Markdown.
+pub fn cost_markdown(inputs: &CostInputs, rows: &[CostRow]) -> String {
+    let mut out = format!(
+        "Throughput {:.0} MB/s, Lambda arm64 at {} MB (${}/GB-s, ${}/request, S3 requests included), \
+         one file per hour, {} hours a month.\n\n",
+        inputs.throughput_mb_s,
+        inputs.memory_mb,
+        inputs.gb_second,
+        inputs.request,
+        prices::HOURS_PER_MONTH
+    );
+    out.push_str(&format!(
+        "| file per hour | run time | Lambda per run | Lambda per month | {} per month | instance / Lambda |\n",
+        inputs.instance_name
+    ));
+    out.push_str("|---:|---:|---:|---:|---:|---:|\n");
+    for r in rows {
+        let size =
+            if r.file_mb >= 1000.0 { format!("{:.0} GB", r.file_mb / 1000.0) } else { format!("{:.0} MB", r.file_mb) };
+        out.push_str(&format!(
+            "| {size} | {:.2} s | ${:.6} | ${:.2} | ${:.2} | {:.0}x |\n",
+            r.seconds_per_run,
+            r.lambda_per_run,
+            r.lambda_per_month,
+            r.instance_per_month,
+            r.instance_per_month / r.lambda_per_month
+        ));
+    }
+    out
 }
 
 /// The GB-second price of the machine this runs on (arm64 when compiled for aarch64).
@@ -62,6 +148,25 @@ pub fn emf(namespace: &str, function_name: &str, summary: &Summary, timestamp_ms
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn monthly_table() {
+        let inputs = CostInputs {
+            throughput_mb_s: 100.0,
+            memory_mb: 1024,
+            gb_second: 0.00001,
+            request: 0.0,
+            instance_per_hour: 0.01,
+            instance_name: "box".into(),
+        };
+        let rows = cost_rows(&inputs, &[10.0, 1000.0]);
+        assert!((rows[0].seconds_per_run - 0.1).abs() < 1e-12);
+        let s3 = 12.0 * prices::S3_PUT + 3.0 * prices::S3_GET;
+        assert!((rows[1].lambda_per_run - (10.0 * 0.00001 + s3)).abs() < 1e-12);
+        assert!((rows[1].instance_per_month - 7.3).abs() < 1e-9);
+        let md = cost_markdown(&inputs, &rows);
+        assert!(md.contains("| 1 GB | 10.00 s |"), "{md}");
+    }
 
     #[test]
     fn cost_is_duration_times_memory_times_price() {

@@ -95,7 +95,7 @@ pub fn run_guarded(
         ..summary
     };
     let key = output::summary_key(&name);
-    sink.put(&key, Body::Bytes(summary.to_json().as_bytes()), "application/json")?;
+    sink.put(&key, Body::Bytes(summary.to_json_line().as_bytes()), "application/json")?;
     tracing::info!(
         status = ?summary.status,
         rows_read = summary.rows.read,

@@ -70,7 +70,15 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Serialises as pretty JSON with a trailing newline.
+    /// Serialises as one line of JSON with a trailing newline: the stored form, one object per line, as
+    /// Athena's JSON SerDe reads it.
+    pub fn to_json_line(&self) -> String {
+        let mut s = serde_json::to_string(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    /// Serialises as pretty JSON with a trailing newline (for terminals).
     pub fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
         s.push('\n');

@@ -1,0 +1,191 @@
+//! The Glue catalog of the output, generated from [`crate::tables::TABLES`] so the catalog cannot drift
+//! from the Parquet files: `template.yaml` holds the generated block between two marker lines, and a test
+//! fails when it differs (`UPDATE_TEMPLATE=1 cargo test --release catalog` rewrites it).
+//!
+//! Each insight table gets partition projection on `dt` (date) and `hour` (two digits), so Athena sees a
+//! new hour as soon as its files exist, with no crawler and no `MSCK REPAIR`.
+
+use std::fmt::Write;
+
+use crate::tables::{TableSpec, TABLES};
+
+/// First line of the generated block in `template.yaml`.
+pub const BEGIN: &str = "  # BEGIN GENERATED GLUE TABLES (src/catalog.rs; do not edit by hand)";
+/// Last line of the generated block.
+pub const END: &str = "  # END GENERATED GLUE TABLES";
+
+/// The Glue type of each summary JSON field, in file order.
+pub const SUMMARY_COLUMNS: &[(&str, &str)] = &[
+    ("status", "string"),
+    ("error", "struct<kind:string,message:string>"),
+    ("source", "struct<uri:string,bytes:bigint,etag:string,version_id:string>"),
+    ("rows", "struct<read:bigint,valid:bigint,rejected:bigint>"),
+    (
+        "rejects_by_reason",
+        "struct<event_time_invalid:bigint,field_count:bigint,invalid_utf8:bigint,order_id_missing:bigint,\
+         quantity_invalid:bigint,sku_missing:bigint,unit_price_invalid:bigint>",
+    ),
+    ("ignored_columns", "array<string>"),
+    ("hours", "array<string>"),
+    ("totals", "struct<orders:bigint,units:bigint,revenue:string>"),
+    ("outputs", "array<struct<table:string,uri:string,rows:bigint>>"),
+    ("rejects_uri", "string"),
+    ("duration_ms", "bigint"),
+    ("version", "string"),
+    ("request_id", "string"),
+    ("estimated_cost_usd", "double"),
+];
+
+/// CloudFormation logical id of a table resource: `hourly_kpis` -> `GlueTableHourlyKpis`.
+pub fn logical_id(table: &str) -> String {
+    let camel: String = table
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect();
+    format!("GlueTable{camel}")
+}
+
+fn insight_table(out: &mut String, spec: &TableSpec) {
+    let name = spec.name;
+    let _ = writeln!(out, "  {}:", logical_id(name));
+    let _ = writeln!(out, "    Type: AWS::Glue::Table");
+    let _ = writeln!(out, "    Properties:");
+    let _ = writeln!(out, "      CatalogId: !Ref AWS::AccountId");
+    let _ = writeln!(out, "      DatabaseName: !Ref GlueDatabase");
+    let _ = writeln!(out, "      TableInput:");
+    let _ = writeln!(out, "        Name: {name}");
+    let _ = writeln!(out, "        Description: \"{}\"", spec.description);
+    let _ = writeln!(out, "        TableType: EXTERNAL_TABLE");
+    let _ = writeln!(out, "        Parameters:");
+    let _ = writeln!(out, "          classification: parquet");
+    let _ = writeln!(out, "          projection.enabled: \"true\"");
+    let _ = writeln!(out, "          projection.dt.type: date");
+    let _ = writeln!(out, "          projection.dt.format: yyyy-MM-dd");
+    let _ = writeln!(out, "          projection.dt.range: 2020-01-01,NOW");
+    let _ = writeln!(out, "          projection.dt.interval: \"1\"");
+    let _ = writeln!(out, "          projection.dt.interval.unit: DAYS");
+    let _ = writeln!(out, "          projection.hour.type: integer");
+    let _ = writeln!(out, "          projection.hour.range: 0,23");
+    let _ = writeln!(out, "          projection.hour.digits: \"2\"");
+    let _ = writeln!(
+        out,
+        "          storage.location.template: !Sub \"s3://${{OutputBucket}}/${{OutputPrefix}}{name}/dt=${{!dt}}/hour=${{!hour}}/\""
+    );
+    let _ = writeln!(out, "        PartitionKeys:");
+    let _ = writeln!(out, "          - {{Name: dt, Type: string}}");
+    let _ = writeln!(out, "          - {{Name: hour, Type: string}}");
+    let _ = writeln!(out, "        StorageDescriptor:");
+    let _ = writeln!(out, "          Location: !Sub \"s3://${{OutputBucket}}/${{OutputPrefix}}{name}/\"");
+    let _ = writeln!(out, "          InputFormat: org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat");
+    let _ = writeln!(out, "          OutputFormat: org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat");
+    let _ = writeln!(out, "          SerdeInfo:");
+    let _ =
+        writeln!(out, "            SerializationLibrary: org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe");
+    let _ = writeln!(out, "          Columns:");
+    for (column, ty) in spec.columns() {
+        let _ = writeln!(out, "            - {{Name: {column}, Type: \"{}\"}}", ty.sql());
+    }
+}
+
+fn summaries_table(out: &mut String) {
+    let _ = writeln!(out, "  {}:", logical_id("summaries"));
+    let _ = writeln!(out, "    Type: AWS::Glue::Table");
+    let _ = writeln!(out, "    Properties:");
+    let _ = writeln!(out, "      CatalogId: !Ref AWS::AccountId");
+    let _ = writeln!(out, "      DatabaseName: !Ref GlueDatabase");
+    let _ = writeln!(out, "      TableInput:");
+    let _ = writeln!(out, "        Name: summaries");
+    let _ =
+        writeln!(out, "        Description: \"one row per processed source file: status, counts, totals, outputs\"");
+    let _ = writeln!(out, "        TableType: EXTERNAL_TABLE");
+    let _ = writeln!(out, "        Parameters:");
+    let _ = writeln!(out, "          classification: json");
+    let _ = writeln!(out, "        StorageDescriptor:");
+    let _ = writeln!(out, "          Location: !Sub \"s3://${{OutputBucket}}/${{OutputPrefix}}summaries/\"");
+    let _ = writeln!(out, "          InputFormat: org.apache.hadoop.mapred.TextInputFormat");
+    let _ = writeln!(out, "          OutputFormat: org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat");
+    let _ = writeln!(out, "          SerdeInfo:");
+    let _ = writeln!(out, "            SerializationLibrary: org.openx.data.jsonserde.JsonSerDe");
+    let _ = writeln!(out, "          Columns:");
+    for (column, ty) in SUMMARY_COLUMNS {
+        let _ = writeln!(out, "            - {{Name: {column}, Type: \"{ty}\"}}");
+    }
+}
+
+/// The generated block, marker lines included.
+pub fn glue_tables_yaml() -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{BEGIN}");
+    for spec in TABLES {
+        insight_table(&mut out, spec);
+    }
+    summaries_table(&mut out);
+    let _ = writeln!(out, "{END}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logical_ids() {
+        assert_eq!(logical_id("hourly_kpis"), "GlueTableHourlyKpis");
+        assert_eq!(logical_id("summaries"), "GlueTableSummaries");
+    }
+
+    #[test]
+    fn summary_columns_match_the_summary_json() {
+        let summary = crate::summary::Summary {
+            status: crate::summary::Status::Succeeded,
+            error: None,
+            source: Default::default(),
+            rows: Default::default(),
+            rejects_by_reason: crate::contract::RejectReason::ALL.iter().map(|r| (r.as_str().into(), 0)).collect(),
+            ignored_columns: vec![],
+            hours: vec![],
+            totals: Default::default(),
+            outputs: vec![],
+            rejects_uri: None,
+            duration_ms: 0,
+            version: String::new(),
+            request_id: None,
+            estimated_cost_usd: None,
+        };
+        let json: serde_json::Value = serde_json::from_str(&summary.to_json()).unwrap();
+        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut want: Vec<&str> = SUMMARY_COLUMNS.iter().map(|c| c.0).collect();
+        want.sort_unstable();
+        let mut keys = keys;
+        keys.sort_unstable();
+        assert_eq!(keys, want, "every summary field has a Glue column");
+        let reasons: Vec<&str> = json["rejects_by_reason"].as_object().unwrap().keys().map(String::as_str).collect();
+        let glue = SUMMARY_COLUMNS.iter().find(|c| c.0 == "rejects_by_reason").unwrap().1;
+        for reason in reasons {
+            assert!(glue.contains(&format!("{reason}:bigint")), "{reason} in {glue}");
+        }
+    }
+
+    /// `template.yaml` holds exactly the generated block.
+    #[test]
+    fn template_glue_tables_match_the_parquet_schema() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
+        let template = std::fs::read_to_string(path).expect("template.yaml");
+        let (start, end) = match (template.find(BEGIN), template.find(END)) {
+            (Some(s), Some(e)) => (s, e + END.len() + 1),
+            _ => panic!("template.yaml lacks the generated-block markers"),
+        };
+        let want = glue_tables_yaml();
+        if template[start..end] != want {
+            if std::env::var_os("UPDATE_TEMPLATE").is_some() {
+                let updated = format!("{}{}{}", &template[..start], want, &template[end..]);
+                std::fs::write(path, updated).unwrap();
+                return;
+            }
+            panic!("template.yaml's Glue tables differ from src/tables.rs; run UPDATE_TEMPLATE=1 cargo test --release catalog");
+        }
+    }
+}
