@@ -48,8 +48,8 @@ pub fn logical_id(table: &str) -> String {
     format!("GlueTable{camel}")
 }
 
-fn insight_table(out: &mut String, spec: &TableSpec) {
-    let name = spec.name;
+/// The lines every table resource starts with, up to its `Parameters:` (classification included).
+fn table_preamble(out: &mut String, name: &str, description: &str, classification: &str) {
     let _ = writeln!(out, "  {}:", logical_id(name));
     let _ = writeln!(out, "    Type: AWS::Glue::Table");
     let _ = writeln!(out, "    Properties:");
@@ -57,10 +57,15 @@ fn insight_table(out: &mut String, spec: &TableSpec) {
     let _ = writeln!(out, "      DatabaseName: !Ref GlueDatabase");
     let _ = writeln!(out, "      TableInput:");
     let _ = writeln!(out, "        Name: {name}");
-    let _ = writeln!(out, "        Description: \"{}\"", spec.description);
+    let _ = writeln!(out, "        Description: \"{description}\"");
     let _ = writeln!(out, "        TableType: EXTERNAL_TABLE");
     let _ = writeln!(out, "        Parameters:");
-    let _ = writeln!(out, "          classification: parquet");
+    let _ = writeln!(out, "          classification: {classification}");
+}
+
+fn insight_table(out: &mut String, spec: &TableSpec) {
+    let name = spec.name;
+    table_preamble(out, name, spec.description, "parquet");
     let _ = writeln!(out, "          projection.enabled: \"true\"");
     let _ = writeln!(out, "          projection.dt.type: date");
     let _ = writeln!(out, "          projection.dt.format: yyyy-MM-dd");
@@ -91,18 +96,8 @@ fn insight_table(out: &mut String, spec: &TableSpec) {
 }
 
 fn summaries_table(out: &mut String) {
-    let _ = writeln!(out, "  {}:", logical_id("summaries"));
-    let _ = writeln!(out, "    Type: AWS::Glue::Table");
-    let _ = writeln!(out, "    Properties:");
-    let _ = writeln!(out, "      CatalogId: !Ref AWS::AccountId");
-    let _ = writeln!(out, "      DatabaseName: !Ref GlueDatabase");
-    let _ = writeln!(out, "      TableInput:");
-    let _ = writeln!(out, "        Name: summaries");
-    let _ =
-        writeln!(out, "        Description: \"one row per processed source file: status, counts, totals, outputs\"");
-    let _ = writeln!(out, "        TableType: EXTERNAL_TABLE");
-    let _ = writeln!(out, "        Parameters:");
-    let _ = writeln!(out, "          classification: json");
+    let description = "one row per processed source file: status, counts, totals, outputs";
+    table_preamble(out, "summaries", description, "json");
     let _ = writeln!(out, "        StorageDescriptor:");
     let _ = writeln!(out, "          Location: !Sub \"s3://${{OutputBucket}}/${{OutputPrefix}}summaries/\"");
     let _ = writeln!(out, "          InputFormat: org.apache.hadoop.mapred.TextInputFormat");

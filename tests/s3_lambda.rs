@@ -153,6 +153,20 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// The binary, pointed at the loopback S3 server with test credentials (and nothing else of the environment).
+fn cli(w: &World) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hourly-insights"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", w.server.endpoint())
+        .env("AWS_ACCESS_KEY_ID", s3_server::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", s3_server::SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd
+}
+
 async fn summary_of(w: &World, source_key: &str) -> Option<Value> {
     let name = output_name(&format!("s3://{IN}/{source_key}"));
     let bytes = get(w, OUT, &format!("insights/summaries/{name}.json")).await?;
@@ -393,17 +407,9 @@ async fn persistent_s3_faults_end_in_a_retryable_error_and_no_summary() {
 async fn invoke_command_runs_the_handler_with_json_logs_and_metrics() {
     let w = world().await;
     put(&w, IN, FIXTURE_KEY, std::fs::read(manifest(FIXTURE)).unwrap()).await;
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hourly-insights"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["--log-format", "json", "invoke", "--event", "fixtures/events/s3-put.json"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+    let mut cmd = cli(&w);
+    cmd.args(["--log-format", "json", "invoke", "--event", "fixtures/events/s3-put.json"])
         .env("OUTPUT_BUCKET", OUT)
-        .env("AWS_ENDPOINT_URL", w.server.endpoint())
-        .env("AWS_ACCESS_KEY_ID", s3_server::ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", s3_server::SECRET_KEY)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1769");
     let output = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
@@ -466,13 +472,8 @@ async fn a_run_of_replaced_content_stands_down_and_writes_nothing() {
 async fn run_command_reads_and_writes_s3_uris() {
     let w = world().await;
     put(&w, IN, "exports/orders.csv.gz", std::fs::read(manifest("fixtures/bad/gzip-input.csv.gz")).unwrap()).await;
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hourly-insights"));
+    let mut cmd = cli(&w);
     cmd.args(["run", &format!("s3://{IN}/exports/orders.csv.gz"), "--out", &format!("s3://{OUT}/adhoc/")])
-        .env("AWS_ENDPOINT_URL", w.server.endpoint())
-        .env("AWS_ACCESS_KEY_ID", s3_server::ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", s3_server::SECRET_KEY)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("RUST_LOG", "warn");
     let output = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -489,13 +490,8 @@ async fn run_command_reads_and_writes_s3_uris() {
     assert_eq!(parquet, parquet_by_partition(local_run(&manifest(FIXTURE))));
 
     // A missing object is a clear one-line error, exit code 1.
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hourly-insights"));
-    cmd.args(["run", &format!("s3://{IN}/exports/nope.csv"), "--out", &format!("s3://{OUT}/adhoc/")])
-        .env("AWS_ENDPOINT_URL", w.server.endpoint())
-        .env("AWS_ACCESS_KEY_ID", s3_server::ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", s3_server::SECRET_KEY)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let mut cmd = cli(&w);
+    cmd.args(["run", &format!("s3://{IN}/exports/nope.csv"), "--out", &format!("s3://{OUT}/adhoc/")]);
     let output = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
