@@ -470,15 +470,6 @@ impl Chunk {
     pub fn is_empty(&self) -> bool {
         self.hour.is_empty()
     }
-
-    pub fn clear(&mut self) {
-        self.hour.clear();
-        self.order.clear();
-        self.customer.clear();
-        self.dims.iter_mut().for_each(Vec::clear);
-        self.quantity.clear();
-        self.revenue.clear();
-    }
 }
 
 /// Trims whitespace (as `str::trim`: Unicode White_Space) from both ends of a UTF-8 field. ASCII-only

@@ -49,8 +49,6 @@ pub enum Error {
     Storage { uri: String, message: String, retryable: bool },
     #[error("aggregation failed: {0}")]
     Polars(#[from] polars::error::PolarsError),
-    #[error("{0}")]
-    Usage(String),
     #[error("{uri} changed while it was being processed; the run for the newer object writes the outputs")]
     Superseded { uri: String },
 }

@@ -216,10 +216,6 @@ impl Handler {
         }
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// Handles one invocation. `Err` means "retry me" (transient trouble); everything else is `Ok`.
     pub async fn handle(self: &Arc<Self>, event: Value, request_id: &str) -> Result<Value> {
         let cold = self.cold.swap(false, Ordering::Relaxed);
