@@ -110,6 +110,9 @@ pub struct RunArgs {
     /// Valid rows per aggregation chunk (memory vs. overhead).
     #[arg(long, default_value_t = 256 * 1024, hide = true)]
     pub chunk_rows: usize,
+    /// Largest record (MiB) accepted before the file fails as corrupt (guards against unclosed quotes).
+    #[arg(long, default_value_t = 32)]
+    pub max_record_mib: u64,
 }
 
 #[derive(Args, Debug)]

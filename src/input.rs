@@ -41,7 +41,7 @@ pub struct DecodeError(pub String);
 
 impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "gzip stream is corrupt: {}", self.0)
+        f.write_str(&self.0)
     }
 }
 
@@ -58,7 +58,7 @@ impl<R: Read> Read for TagDecodeErrors<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.read(buf).map_err(|e| match e.kind() {
             io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::UnexpectedEof => {
-                io::Error::new(io::ErrorKind::InvalidData, DecodeError(e.to_string()))
+                io::Error::new(io::ErrorKind::InvalidData, DecodeError(format!("gzip stream is corrupt: {e}")))
             }
             _ => e,
         })
@@ -106,8 +106,15 @@ fn skip_bom(mut reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>
 /// Wraps the decoded text stream and records where each non-empty physical line starts, so a record's
 /// line number can be told exactly: line breaks are `\n`, `\r\n` and a lone `\r`; blank lines count; the
 /// header is line 1. Only lines inside the parser's read-ahead window are kept.
+///
+/// It also bounds memory against a record that never ends (an unclosed quote, binary data without line
+/// breaks): once the stream is more than `max_record_bytes` past the start of the last record the parser
+/// finished ([`LineTracker::record_done`]), reading fails with a [`DecodeError`].
 pub struct LineTracker<R> {
     inner: R,
+    /// Byte offset where the record being parsed started, and the largest a record may be.
+    record_start: u64,
+    max_record_bytes: u64,
     offset: u64,
     line: u64,
     prev_cr: bool,
@@ -116,8 +123,22 @@ pub struct LineTracker<R> {
 }
 
 impl<R> LineTracker<R> {
-    pub fn new(inner: R) -> Self {
-        LineTracker { inner, offset: 0, line: 1, prev_cr: false, line_has_content: false, starts: Default::default() }
+    pub fn new(inner: R, max_record_bytes: u64) -> Self {
+        LineTracker {
+            inner,
+            record_start: 0,
+            max_record_bytes,
+            offset: 0,
+            line: 1,
+            prev_cr: false,
+            line_has_content: false,
+            starts: Default::default(),
+        }
+    }
+
+    /// Tells the tracker the parser finished a record; the next one starts at or after `next_start`.
+    pub fn record_done(&mut self, next_start: u64) {
+        self.record_start = next_start;
     }
 
     /// The line of the first content byte at or after `byte` (a record's start as the parser reports it
@@ -167,6 +188,15 @@ impl<R> LineTracker<R> {
 
 impl<R: Read> Read for LineTracker<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // The parser reads ahead by at most its buffer; beyond that, a record is this large.
+        if self.offset.saturating_sub(self.record_start) > self.max_record_bytes + BUF_SIZE as u64 {
+            let line = self.line_at(self.record_start).unwrap_or(self.line);
+            let message = format!(
+                "the record starting at line {line} is larger than {} MiB (an unclosed quote, or binary data?)",
+                self.max_record_bytes >> 20
+            );
+            return Err(io::Error::new(io::ErrorKind::InvalidData, DecodeError(message)));
+        }
         let n = self.inner.read(buf)?;
         self.scan(&buf[..n]);
         Ok(n)
@@ -231,7 +261,7 @@ mod tests {
             let mut rdr = csv::ReaderBuilder::new()
                 .has_headers(false)
                 .flexible(true)
-                .from_reader(LineTracker::new(Trickle(input.as_bytes())));
+                .from_reader(LineTracker::new(Trickle(input.as_bytes()), 1 << 20));
             let mut record = csv::ByteRecord::new();
             let mut lines = Vec::new();
             while rdr.read_byte_record(&mut record).unwrap() {

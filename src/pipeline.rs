@@ -30,11 +30,20 @@ pub struct Options {
     pub request_id: Option<String>,
     /// Configured Lambda memory in MB; when known, the summary carries an estimated cost.
     pub memory_mb: Option<u32>,
+    /// The largest record accepted; a larger one (an unclosed quote, binary data) fails the file as
+    /// `corrupt_input` instead of filling memory.
+    pub max_record_bytes: u64,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { chunk_rows: 256 * 1024, progress_every: Duration::from_secs(5), request_id: None, memory_mb: None }
+        Options {
+            chunk_rows: 256 * 1024,
+            progress_every: Duration::from_secs(5),
+            request_id: None,
+            memory_mb: None,
+            max_record_bytes: 32 * 1024 * 1024,
+        }
     }
 }
 
@@ -135,7 +144,7 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
         .has_headers(false)
         .flexible(true)
         .buffer_capacity(input::BUF_SIZE)
-        .from_reader(input::LineTracker::new(stream));
+        .from_reader(input::LineTracker::new(stream, options.max_record_bytes));
 
     let mut record = csv::ByteRecord::new();
     // No record at all: a 0-byte file, an empty gzip body, or only blank lines.
@@ -161,7 +170,11 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
     let mut by_reason: BTreeMap<RejectReason, u64> = BTreeMap::new();
     let mut last_progress = Instant::now();
 
+    let after_header = reader.position().byte();
+    reader.get_mut().record_done(after_header);
     while reader.read_byte_record(&mut record).map_err(csv_err)? {
+        let next = reader.position().byte();
+        reader.get_mut().record_done(next);
         rows.read += 1;
         match accept_row(&header, &record, &mut dicts, &mut chunk) {
             Ok(()) => {

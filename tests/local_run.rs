@@ -389,6 +389,25 @@ fn bom_crlf_and_quoted_newlines_parse_into_the_right_values() {
 }
 
 #[test]
+fn a_record_that_never_ends_fails_the_file_instead_of_filling_memory() {
+    let work = tempfile::tempdir().unwrap();
+    let input = work.path().join("unclosed.csv");
+    let mut data = b"event_time,order_id,sku,quantity,unit_price\n2026-11-22T13:00:00Z,A1,S1,1,1.00\n".to_vec();
+    data.extend_from_slice(b"2026-11-22T13:00:00Z,\"A2 never closes,S1,1,1.00\n");
+    data.extend(std::iter::repeat_n(b"2026-11-22T13:00:00Z,A3,S1,1,1.00\n".as_slice(), 120_000).flatten());
+    fs::write(&input, &data).unwrap();
+    let (code, summary, output) = run(&input, &work.path().join("out"), &["--max-record-mib", "1"]);
+    assert_eq!(code, 2, "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(summary["error"]["kind"], "corrupt_input");
+    let message = summary["error"]["message"].as_str().unwrap();
+    assert!(message.contains("line 3") && message.contains("unclosed quote"), "{message}");
+    // The same file with the default limit (32 MiB > 4 MiB file) treats the rest as one rejected record.
+    let (code, summary, _) = run(&input, &work.path().join("out2"), &[]);
+    assert_eq!(code, 0);
+    assert_eq!(summary["rows"], serde_json::json!({"read": 2, "valid": 1, "rejected": 1}));
+}
+
+#[test]
 fn reject_lines_count_every_line_ending_and_blank_line() {
     for (file, want) in [("crlf-rejects.csv", vec!["3", "5", "8"]), ("cr-only.csv", vec!["2", "4"])] {
         let out = tempfile::tempdir().unwrap();
