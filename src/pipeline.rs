@@ -16,7 +16,7 @@ use crate::input::{self, Input, SourceInfo};
 use crate::output::{self, RejectsWriter};
 use crate::parse;
 use crate::storage::{Body, Sink};
-use crate::summary::{ErrorInfo, OutputFile, Rows, Status, Summary, Totals};
+use crate::summary::{reason_counts, ErrorInfo, OutputFile, Rows, Status, Summary, Totals};
 use crate::tables::{Metric, TABLES};
 
 /// Tuning knobs of a run.
@@ -254,27 +254,21 @@ fn write_outputs(
         None => None,
     };
     let kpis = p.tables.iter().find(|t| t.spec.name == "hourly_kpis");
+    let empty = Summary::empty(Status::Succeeded, source.clone());
     let summary = Summary {
-        status: Status::Succeeded,
-        error: None,
-        source: source.clone(),
         rows: p.rows,
-        rejects_by_reason: reasons(&p.rejects_by_reason),
+        rejects_by_reason: reason_counts(&p.rejects_by_reason),
         ignored_columns: p.header.ignored,
         hours: kpis.map(|t| t.hours.iter().map(|&h| parse::format_rfc3339(h)).collect()).unwrap_or_default(),
-        totals: kpis.map(totals).transpose()?.unwrap_or_else(|| Totals { revenue: "0.00".into(), ..Totals::default() }),
+        totals: match kpis {
+            Some(kpis) => totals(kpis)?,
+            None => empty.totals.clone(),
+        },
         outputs,
         rejects_uri,
-        duration_ms: 0,
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        request_id: None,
-        estimated_cost_usd: None,
+        ..empty
     };
     Ok((summary, written))
-}
-
-fn reasons(counts: &BTreeMap<RejectReason, u64>) -> BTreeMap<String, u64> {
-    RejectReason::ALL.iter().map(|r| (r.as_str().to_string(), counts.get(r).copied().unwrap_or(0))).collect()
 }
 
 /// Totals from the hourly KPI table, summed exactly.
@@ -291,19 +285,7 @@ fn totals(kpis: &Table) -> Result<Totals> {
 
 fn failed_summary(source: &SourceInfo, e: &InputError) -> Summary {
     Summary {
-        status: Status::Failed,
         error: Some(ErrorInfo { kind: e.kind().to_string(), message: e.to_string() }),
-        source: source.clone(),
-        rows: Rows::default(),
-        rejects_by_reason: reasons(&BTreeMap::new()),
-        ignored_columns: Vec::new(),
-        hours: Vec::new(),
-        totals: Totals { revenue: "0.00".into(), ..Totals::default() },
-        outputs: Vec::new(),
-        rejects_uri: None,
-        duration_ms: 0,
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        request_id: None,
-        estimated_cost_usd: None,
+        ..Summary::empty(Status::Failed, source.clone())
     }
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::RejectReason;
 use crate::input::SourceInfo;
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -69,7 +70,32 @@ pub struct Summary {
     pub estimated_cost_usd: Option<f64>,
 }
 
+/// Every reject reason with its count, zeros included, so the shape never changes.
+pub fn reason_counts(counts: &BTreeMap<RejectReason, u64>) -> BTreeMap<String, u64> {
+    RejectReason::ALL.iter().map(|r| (r.as_str().to_string(), counts.get(r).copied().unwrap_or(0))).collect()
+}
+
 impl Summary {
+    /// A summary of `source` with nothing counted or written yet; runs fill in what they produced.
+    pub fn empty(status: Status, source: SourceInfo) -> Summary {
+        Summary {
+            status,
+            error: None,
+            source,
+            rows: Rows::default(),
+            rejects_by_reason: reason_counts(&BTreeMap::new()),
+            ignored_columns: Vec::new(),
+            hours: Vec::new(),
+            totals: Totals { revenue: "0.00".into(), ..Totals::default() },
+            outputs: Vec::new(),
+            rejects_uri: None,
+            duration_ms: 0,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            request_id: None,
+            estimated_cost_usd: None,
+        }
+    }
+
     /// Serialises as one line of JSON with a trailing newline: the stored form, one object per line, as
     /// Athena's JSON SerDe reads it.
     pub fn to_json_line(&self) -> String {
