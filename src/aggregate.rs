@@ -50,14 +50,15 @@ impl Distinct {
         }
     }
 
-    /// The per-chunk expression: the unique ids of the group (guests are not customers).
+    /// The per-chunk expression: the unique ids of the group. Guests are dropped when merging (a filter
+    /// inside the aggregation costs more than the whole unique).
     fn expr(self) -> Expr {
-        let id = col(self.id_column());
-        let id = match self {
-            Distinct::Customers => id.clone().filter(id.neq(lit(GUEST))),
-            _ => id,
-        };
-        id.unique().alias(self.id_column())
+        col(self.id_column()).unique().alias(self.id_column())
+    }
+
+    /// Whether `id` counts (guests are not customers).
+    fn counts(self, id: u32) -> bool {
+        self != Distinct::Customers || id != GUEST
     }
 }
 
@@ -108,11 +109,12 @@ impl TableState {
         let lines = partial.column("order_lines")?.i64()?;
         let units = partial.column("units")?.i64()?;
         let revenue = partial.column("revenue")?.decimal()?.physical();
-        let lists: Vec<(usize, &ListChunked)> = self
+        let lists: Vec<(Distinct, &ListChunked)> = self
             .distinct
             .iter()
-            .map(|d| Ok((*d as usize, partial.column(d.id_column())?.list()?)))
+            .map(|d| Ok((*d, partial.column(d.id_column())?.list()?)))
             .collect::<PolarsResult<_>>()?;
+        let mut ids: Vec<u32> = Vec::new();
         for i in 0..partial.height() {
             let mut key = [0u32; 2];
             for (k, codes) in keys.iter().enumerate() {
@@ -122,12 +124,13 @@ impl TableState {
             state.lines += lines.get(i).unwrap_or(0);
             state.units += units.get(i).unwrap_or(0);
             state.revenue += revenue.get(i).unwrap_or(0);
-            for (slot, list) in &lists {
-                if let Some(ids) = list.get_as_series(i) {
-                    let mut ids: Vec<u32> = ids.u32()?.into_no_null_iter().collect();
+            for &(distinct, list) in &lists {
+                if let Some(series) = list.get_as_series(i) {
+                    ids.clear();
+                    ids.extend(series.u32()?.into_no_null_iter().filter(|&id| distinct.counts(id)));
                     ids.sort_unstable();
-                    let chunk_ids = RoaringBitmap::from_sorted_iter(ids).unwrap_or_default();
-                    state.ids[*slot] |= chunk_ids;
+                    let chunk_ids = RoaringBitmap::from_sorted_iter(ids.iter().copied()).unwrap_or_default();
+                    state.ids[distinct as usize] |= chunk_ids;
                 }
             }
         }

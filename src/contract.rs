@@ -214,10 +214,10 @@ impl Dim {
 /// A table of codes, keyed by a 32-bit tag per code, finds a key; candidate keys are decoded and compared
 /// in full, so the interner is exact. Codes are assigned in order of first appearance.
 pub struct Interner {
-    /// Codes, sharded by tag so that each shard grows on its own: no moment holds two copies of a big table.
-    shards: Vec<hashbrown::HashTable<u32>>,
-    /// 32-bit hash tag of each code's key (lets the table grow without decoding keys), in pages.
-    tags: Vec<Vec<u32>>,
+    /// (code, 32-bit hash tag of its key), sharded by tag so that each shard grows on its own: no moment
+    /// holds two copies of a big table. The tag sits next to the code, so a probe compares tags without
+    /// leaving the table's cache line, and growing the table never decodes a key.
+    shards: Vec<hashbrown::HashTable<(u32, u32)>>,
     len: usize,
     pages: Vec<Vec<u8>>,
     /// (page, offset) of each block's first entry.
@@ -233,14 +233,12 @@ pub struct Interner {
 /// Keys per front-coded block.
 pub const BLOCK: usize = 16;
 const PAGE: usize = 1 << 20;
-const TAG_PAGE: usize = 1 << 16;
 const SHARD_BITS: u32 = 6;
 
 impl Default for Interner {
     fn default() -> Self {
         Interner {
             shards: (0..1 << SHARD_BITS).map(|_| hashbrown::HashTable::new()).collect(),
-            tags: Vec::new(),
             len: 0,
             pages: Vec::new(),
             blocks: Vec::new(),
@@ -289,10 +287,6 @@ fn shard_of(tag: u32) -> usize {
     (tag >> (32 - SHARD_BITS)) as usize
 }
 
-fn tag_of(tags: &[Vec<u32>], code: u32) -> u32 {
-    tags[code as usize / TAG_PAGE][code as usize % TAG_PAGE]
-}
-
 /// Decodes the key of `code` into `out`.
 fn decode_into(pages: &[Vec<u8>], blocks: &[(u32, u32)], code: u32, out: &mut Vec<u8>) {
     let (page, offset) = blocks[code as usize / BLOCK];
@@ -324,15 +318,15 @@ impl Interner {
             }
         }
         let tag = self.hasher.hash_one(key) as u32;
-        let Interner { shards, tags, pages, blocks, scratch, .. } = self;
+        let Interner { shards, pages, blocks, scratch, .. } = self;
         let found = shards[shard_of(tag)]
-            .find(spread(tag), |&c| {
-                tag_of(tags, c) == tag && {
+            .find(spread(tag), |&(c, t)| {
+                t == tag && {
                     decode_into(pages, blocks, c, scratch);
                     scratch.as_slice() == key
                 }
             })
-            .copied();
+            .map(|&(c, _)| c);
         let code = match found {
             Some(code) => code,
             None => self.append(key, tag),
@@ -369,13 +363,8 @@ impl Interner {
         }
         self.last_added.clear();
         self.last_added.extend_from_slice(key);
-        if self.len.is_multiple_of(TAG_PAGE) {
-            self.tags.push(Vec::with_capacity(TAG_PAGE));
-        }
-        self.tags.last_mut().expect("a tag page is open").push(tag);
         self.len += 1;
-        let tags = &self.tags;
-        self.shards[shard_of(tag)].insert_unique(spread(tag), code, |&c| spread(tag_of(tags, c)));
+        self.shards[shard_of(tag)].insert_unique(spread(tag), (code, tag), |&(_, t)| spread(t));
         code
     }
 
@@ -390,24 +379,43 @@ impl Interner {
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
         self.pages.iter().map(Vec::capacity).sum::<usize>()
-            + self.tags.len() * TAG_PAGE * 4
             + self.blocks.capacity() * 8
-            + self.shards.iter().map(|t| t.capacity() * 5).sum::<usize>()
+            + self.shards.iter().map(|t| t.capacity() * 9).sum::<usize>()
     }
 }
 
 /// One dimension's dictionary: raw field bytes -> canonical code, and canonical code -> normalised value.
 /// Two spellings that normalise to the same value (`Email`, `email`) share one code.
+///
+/// Dimension values are short, so a raw value of up to 15 bytes is looked up as one packed `u128` (bytes
+/// and length): hashing and comparing it costs a few instructions and no memory access outside the table.
 #[derive(Default, Debug)]
 struct DimDictionary {
-    raw: HashMap<Box<[u8]>, u32, foldhash::fast::FixedState>,
+    short: HashMap<u128, u32, foldhash::fast::FixedState>,
+    long: HashMap<Box<[u8]>, u32, foldhash::fast::FixedState>,
     canonical: HashMap<String, u32, foldhash::fast::FixedState>,
     values: Vec<String>,
 }
 
+/// `raw` packed with its length, when it is at most 15 bytes.
+fn pack(raw: &[u8]) -> Option<u128> {
+    if raw.len() > 15 {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    bytes[..raw.len()].copy_from_slice(raw);
+    bytes[15] = raw.len() as u8;
+    Some(u128::from_le_bytes(bytes))
+}
+
 impl DimDictionary {
     fn code(&mut self, dim: Dim, raw: &[u8]) -> u32 {
-        if let Some(&code) = self.raw.get(raw) {
+        let packed = pack(raw);
+        let known = match packed {
+            Some(p) => self.short.get(&p),
+            None => self.long.get(raw),
+        };
+        if let Some(&code) = known {
             return code;
         }
         // `raw` was validated as UTF-8 with the whole record.
@@ -417,7 +425,10 @@ impl DimDictionary {
         if code == next {
             self.values.push(value);
         }
-        self.raw.insert(raw.into(), code);
+        match packed {
+            Some(p) => self.short.insert(p, code),
+            None => self.long.insert(raw.into(), code),
+        };
         code
     }
 }
@@ -463,6 +474,18 @@ pub struct Chunk {
 }
 
 impl Chunk {
+    /// An empty chunk with room for `rows` rows.
+    pub fn with_capacity(rows: usize) -> Self {
+        Chunk {
+            hour: Vec::with_capacity(rows),
+            order: Vec::with_capacity(rows),
+            customer: Vec::with_capacity(rows),
+            dims: std::array::from_fn(|_| Vec::with_capacity(rows)),
+            quantity: Vec::with_capacity(rows),
+            revenue: Vec::with_capacity(rows),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.hour.len()
     }
@@ -591,6 +614,25 @@ mod tests {
         assert_eq!(dicts.value(Dim::Country, country[0]), "DE");
         assert_eq!(dicts.value(Dim::Channel, chunk.dims[Dim::Channel as usize][0]), "email");
         assert_eq!(dicts.value(Dim::Device, chunk.dims[Dim::Device as usize][0]), "unknown");
+    }
+
+    #[test]
+    fn dimension_values_short_and_long_share_codes_by_normalised_value() {
+        let mut d = DimDictionary::default();
+        let long = b"Black-Friday-Weekend-2026"; // longer than a packed key
+        let a = d.code(Dim::Campaign, long);
+        assert_eq!(d.code(Dim::Campaign, b"black-friday-weekend-2026"), a);
+        assert_eq!(d.code(Dim::Campaign, long), a, "a repeat hits the long map");
+        let short = d.code(Dim::Campaign, b"Winback");
+        assert_ne!(short, a);
+        assert_eq!(d.code(Dim::Campaign, b"winback"), short);
+        // 15 bytes is packed, 16 is not; values differing only after byte 15 or in length stay apart.
+        let fifteen = d.code(Dim::Campaign, b"abcdefghijklmno");
+        let sixteen = d.code(Dim::Campaign, b"abcdefghijklmnop");
+        let shorter = d.code(Dim::Campaign, b"abcdefghijklmn");
+        assert_eq!([fifteen, sixteen, shorter].iter().collect::<std::collections::HashSet<_>>().len(), 3);
+        assert_eq!(d.code(Dim::Campaign, b""), d.code(Dim::Campaign, b"unknown"), "empty is 'unknown'");
+        assert_eq!(d.values.len(), 6);
     }
 
     #[test]

@@ -103,6 +103,84 @@ fn skip_bom(mut reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>
     Ok(Box::new(io::Cursor::new(prefix).chain(reader)))
 }
 
+/// Buffers of decoded text kept between the reader thread and the parser.
+pub const PREFETCH_BUFFERS: usize = 4;
+
+/// Moves reading (the system call's copy, an S3 body's channel) and gzip decoding of `reader` to a thread
+/// of its own, so that they overlap with parsing on another core. The thread fills [`BUF_SIZE`] buffers
+/// and hands them over through a bounded channel ([`PREFETCH_BUFFERS`] deep, recycling buffers): memory
+/// stays at a few MiB and the thread waits when the parser lags. It stops at the end of the stream, at the
+/// first error (which the parser then reads, [`DecodeError`] tag intact), or when the reader is dropped.
+pub fn prefetch(mut reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(PREFETCH_BUFFERS);
+    let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::Builder::new().name("input-reader".into()).spawn(move || loop {
+        let mut buf = recycle_rx.try_recv().unwrap_or_default();
+        buf.resize(BUF_SIZE, 0);
+        let mut filled = 0;
+        // Fill most of the buffer: decoders and sockets return small reads.
+        let result = loop {
+            match reader.read(&mut buf[filled..]) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    filled += n;
+                    if filled >= BUF_SIZE / 2 {
+                        break Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        buf.truncate(filled);
+        let done = filled == 0 || result.is_err();
+        if filled > 0 && tx.send(Ok(buf)).is_err() {
+            return;
+        }
+        if let Err(e) = result {
+            let _ = tx.send(Err(e));
+        }
+        if done {
+            return;
+        }
+    })?;
+    Ok(Box::new(PrefetchReader { rx, recycle: recycle_tx, current: Vec::new(), pos: 0, failed: false }))
+}
+
+struct PrefetchReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    recycle: std::sync::mpsc::Sender<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+    failed: bool,
+}
+
+impl Read for PrefetchReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            if self.failed {
+                return Err(io::Error::other("the input stream failed earlier"));
+            }
+            match self.rx.recv() {
+                Ok(Ok(next)) => {
+                    let used = std::mem::replace(&mut self.current, next);
+                    let _ = self.recycle.send(used);
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.failed = true;
+                    return Err(e);
+                }
+                Err(_) => return Ok(0), // the thread finished: end of stream
+            }
+        }
+        let n = out.len().min(self.current.len() - self.pos);
+        out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// Wraps the decoded text stream and records where each non-empty physical line starts, so a record's
 /// line number can be told exactly: line breaks are `\n`, `\r\n` and a lone `\r`; blank lines count; the
 /// header is line 1. Only lines inside the parser's read-ahead window are kept.
@@ -270,6 +348,23 @@ mod tests {
             }
             assert_eq!(lines, *want, "case {input:?}");
         }
+    }
+
+    #[test]
+    fn prefetch_delivers_every_byte_then_the_error() {
+        let data: Vec<u8> = (0..3 * BUF_SIZE + 17).map(|i| (i % 251) as u8).collect();
+        let mut out = Vec::new();
+        prefetch(Box::new(io::Cursor::new(data.clone()))).unwrap().read_to_end(&mut out).unwrap();
+        assert_eq!(out, data);
+
+        let mut corrupt = gzip(&b"a,b\n1,2\n".repeat(100_000));
+        corrupt.truncate(corrupt.len() / 2);
+        let mut reader = prefetch(decoded(Box::new(io::Cursor::new(corrupt))).unwrap()).unwrap();
+        let mut out = Vec::new();
+        let err = reader.read_to_end(&mut out).unwrap_err();
+        assert!(decode_error(&err).is_some(), "the tag survives the thread: {err:?}");
+        assert!(out.starts_with(b"a,b\n1,2\n"), "text before the damage is delivered");
+        assert!(reader.read(&mut [0u8; 8]).is_err(), "a failed stream does not look like a clean end");
     }
 
     #[test]

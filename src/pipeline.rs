@@ -7,7 +7,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use polars::error::PolarsError;
 
 use crate::aggregate::{Engine, Table};
 use crate::contract::{accept_row, Chunk, Dictionaries, Header, RejectReason};
@@ -139,7 +142,7 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
         csv::ErrorKind::Io(io) => read_err(io),
         other => Error::Read { uri: source.uri.clone(), source: std::io::Error::other(format!("{other:?}")) },
     };
-    let stream = input::decoded(reader).map_err(read_err)?;
+    let stream = input::decoded(reader).and_then(input::prefetch).map_err(read_err)?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -163,53 +166,82 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
     }
 
     let mut dicts = Dictionaries::default();
-    let mut engine = Engine::new(TABLES);
-    let mut chunk = Chunk::default();
     let mut rejects: Option<RejectsWriter> = None;
     let mut rows = Rows::default();
     let mut by_reason: BTreeMap<RejectReason, u64> = BTreeMap::new();
     let mut last_progress = Instant::now();
+    let state_bytes = AtomicUsize::new(0);
 
-    let after_header = reader.position().byte();
-    reader.get_mut().record_done(after_header);
-    while reader.read_byte_record(&mut record).map_err(csv_err)? {
-        let next = reader.position().byte();
-        reader.get_mut().record_done(next);
-        rows.read += 1;
-        match accept_row(&header, &record, &mut dicts, &mut chunk) {
-            Ok(()) => {
-                rows.valid += 1;
-                if chunk.len() >= options.chunk_rows {
+    // Parsing and validation run here; aggregation runs on a second thread, fed full chunks through a
+    // bounded channel, so both cores work (and memory holds at most three chunks: filling, queued, reduced).
+    let (full_chunks, to_engine) = std::sync::mpsc::sync_channel::<Chunk>(1);
+    let engine = std::thread::scope(|scope| -> Result<Engine> {
+        let worker = std::thread::Builder::new()
+            .name("aggregate".into())
+            .spawn_scoped(scope, || -> Result<Engine> {
+                let mut engine = Engine::new(TABLES);
+                for mut chunk in to_engine {
                     engine.push(&mut chunk)?;
+                    state_bytes.store(engine.state_bytes(), Ordering::Relaxed);
+                }
+                Ok(engine)
+            })
+            .map_err(|e| Error::Polars(PolarsError::ComputeError(format!("cannot start a thread: {e}").into())))?;
+        let join = |worker: std::thread::ScopedJoinHandle<'_, Result<Engine>>| {
+            worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        };
+        let mut chunk = Chunk::with_capacity(options.chunk_rows);
+        let after_header = reader.position().byte();
+        reader.get_mut().record_done(after_header);
+        while reader.read_byte_record(&mut record).map_err(csv_err)? {
+            let next = reader.position().byte();
+            reader.get_mut().record_done(next);
+            rows.read += 1;
+            match accept_row(&header, &record, &mut dicts, &mut chunk) {
+                Ok(()) => {
+                    rows.valid += 1;
+                    if chunk.len() >= options.chunk_rows {
+                        let full = std::mem::replace(&mut chunk, Chunk::with_capacity(options.chunk_rows));
+                        if full_chunks.send(full).is_err() {
+                            // The engine stopped early, which only an error does: that error is the run's.
+                            drop(full_chunks);
+                            let stopped = || PolarsError::ComputeError("aggregation stopped early".into()).into();
+                            return Err(join(worker).err().unwrap_or_else(stopped));
+                        }
+                    }
+                }
+                Err(reason) => {
+                    rows.rejected += 1;
+                    *by_reason.entry(reason).or_default() += 1;
+                    let (byte, csv_line) = record.position().map_or((0, 0), |p| (p.byte(), p.line()));
+                    let line = reader.get_mut().line_at(byte).unwrap_or(csv_line);
+                    let writer = match &mut rejects {
+                        Some(w) => w,
+                        None => rejects.insert(RejectsWriter::new()?),
+                    };
+                    writer.write(line, reason, &record)?;
                 }
             }
-            Err(reason) => {
-                rows.rejected += 1;
-                *by_reason.entry(reason).or_default() += 1;
-                let (byte, csv_line) = record.position().map_or((0, 0), |p| (p.byte(), p.line()));
-                let line = reader.get_mut().line_at(byte).unwrap_or(csv_line);
-                let writer = match &mut rejects {
-                    Some(w) => w,
-                    None => rejects.insert(RejectsWriter::new()?),
-                };
-                writer.write(line, reason, &record)?;
+            if rows.read.is_multiple_of(65_536) && last_progress.elapsed() >= options.progress_every {
+                last_progress = Instant::now();
+                let decoded_mb = reader.position().byte() as f64 / 1e6;
+                let keys = dicts.orders.heap_bytes() + dicts.customers.heap_bytes();
+                tracing::info!(
+                    rows_read = rows.read,
+                    rows_rejected = rows.rejected,
+                    decoded_mb,
+                    orders = dicts.orders.len(),
+                    state_mb = (state_bytes.load(Ordering::Relaxed) + keys) as f64 / 1e6,
+                    "progress"
+                );
             }
         }
-        if rows.read.is_multiple_of(65_536) && last_progress.elapsed() >= options.progress_every {
-            last_progress = Instant::now();
-            let decoded_mb = reader.position().byte() as f64 / 1e6;
-            tracing::info!(
-                rows_read = rows.read,
-                rows_rejected = rows.rejected,
-                decoded_mb,
-                orders = dicts.orders.len(),
-                state_mb =
-                    (engine.state_bytes() + dicts.orders.heap_bytes() + dicts.customers.heap_bytes()) as f64 / 1e6,
-                "progress"
-            );
+        if !chunk.is_empty() {
+            let _ = full_chunks.send(chunk);
         }
-    }
-    engine.push(&mut chunk)?;
+        drop(full_chunks);
+        join(worker)
+    })?;
     tracing::debug!(
         orders = dicts.orders.len(),
         orders_mb = dicts.orders.heap_bytes() as f64 / 1e6,
