@@ -275,6 +275,11 @@ impl<R: Read> Read for LineTracker<R> {
             );
             return Err(io::Error::new(io::ErrorKind::InvalidData, DecodeError(message)));
         }
+        // Lines before the record being parsed are never asked for again: forget them, so the list holds
+        // only the parser's read-ahead window instead of one entry per line of the file.
+        while self.starts.front().is_some_and(|&(offset, _)| offset < self.record_start) {
+            self.starts.pop_front();
+        }
         let n = self.inner.read(buf)?;
         self.scan(&buf[..n]);
         Ok(n)
@@ -365,6 +370,30 @@ mod tests {
         assert!(decode_error(&err).is_some(), "the tag survives the thread: {err:?}");
         assert!(out.starts_with(b"a,b\n1,2\n"), "text before the damage is delivered");
         assert!(reader.read(&mut [0u8; 8]).is_err(), "a failed stream does not look like a clean end");
+    }
+
+    #[test]
+    fn line_starts_are_forgotten_once_records_are_done() {
+        let text = "h\n".to_string() + &"a,b\n".repeat(200_000);
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(4096)
+            .from_reader(LineTracker::new(text.as_bytes(), 1 << 20));
+        let mut record = csv::ByteRecord::new();
+        let mut most = 0;
+        let mut n = 0u64;
+        while rdr.read_byte_record(&mut record).unwrap() {
+            n += 1;
+            let next = rdr.position().byte();
+            rdr.get_mut().record_done(next);
+            most = most.max(rdr.get_ref().starts.len());
+            if n % 50_000 == 0 {
+                let byte = record.position().unwrap().byte();
+                assert_eq!(rdr.get_mut().line_at(byte), Some(n), "a just-parsed record's line is still known");
+            }
+        }
+        assert!(most < 4096, "kept {most} line starts: memory must not grow with the file");
     }
 
     #[test]
