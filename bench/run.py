@@ -29,6 +29,8 @@ def engines(path, out):
     return {
         "hourly-insights": [BIN, "run", path, "--out", out],
         "DuckDB": [sys.executable, "bench/peers.py", "duckdb", path, out],
+        "polars": [sys.executable, "bench/peers.py", "polars", path, out],
+        "pandas": [sys.executable, "bench/peers.py", "pandas", path, out],
     }
 
 

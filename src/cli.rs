@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::logging::LogFormat;
+use crate::pipeline;
 
 const CONTRACT: &str = "\
 Input contract (one row per order line):
@@ -108,7 +109,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub out: String,
     /// Valid rows per aggregation chunk (memory vs. overhead).
-    #[arg(long, default_value_t = 256 * 1024, hide = true)]
+    #[arg(long, default_value_t = pipeline::DEFAULT_CHUNK_ROWS, hide = true)]
     pub chunk_rows: usize,
     /// Largest record (MiB) accepted before the file fails as corrupt (guards against unclosed quotes).
     #[arg(long, default_value_t = 32)]

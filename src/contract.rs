@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::BuildHasher;
 
 use crate::error::InputError;
 use crate::parse;
@@ -205,185 +204,6 @@ impl Dim {
     }
 }
 
-/// Interns byte strings to dense `u32` codes, exactly, in little memory: about 10–20 bytes per distinct key
-/// for typical ids (plus the table), instead of the 60–80 of a `HashMap<Vec<u8>, u32>`.
-///
-/// Keys are front-coded in blocks of [`BLOCK`]: the first key of a block is stored whole, each following
-/// one as (length of the prefix shared with its predecessor, the rest). Ids such as `ORD-2026112213-0000017`
-/// thus cost a few bytes. Blocks live in pages that are never reallocated, so growth has no 2x slack.
-/// A table of codes, keyed by a 32-bit tag per code, finds a key; candidate keys are decoded and compared
-/// in full, so the interner is exact. Codes are assigned in order of first appearance.
-pub struct Interner {
-    /// (code, 32-bit hash tag of its key), sharded by tag so that each shard grows on its own: no moment
-    /// holds two copies of a big table. The tag sits next to the code, so a probe compares tags without
-    /// leaving the table's cache line, and growing the table never decodes a key.
-    shards: Vec<hashbrown::HashTable<(u32, u32)>>,
-    len: usize,
-    pages: Vec<Vec<u8>>,
-    /// (page, offset) of each block's first entry.
-    blocks: Vec<(u32, u32)>,
-    /// The last key appended (the front-coding base of the next entry).
-    last_added: Vec<u8>,
-    /// The last key looked up and its code: order lines usually come in runs of the same order.
-    recent: Option<(Vec<u8>, u32)>,
-    scratch: Vec<u8>,
-    hasher: foldhash::fast::FixedState,
-}
-
-/// Keys per front-coded block.
-pub const BLOCK: usize = 16;
-const PAGE: usize = 1 << 20;
-const SHARD_BITS: u32 = 6;
-
-impl Default for Interner {
-    fn default() -> Self {
-        Interner {
-            shards: (0..1 << SHARD_BITS).map(|_| hashbrown::HashTable::new()).collect(),
-            len: 0,
-            pages: Vec::new(),
-            blocks: Vec::new(),
-            last_added: Vec::new(),
-            recent: None,
-            scratch: Vec::new(),
-            hasher: foldhash::fast::FixedState::default(),
-        }
-    }
-}
-
-impl std::fmt::Debug for Interner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Interner").field("len", &self.len()).field("heap_bytes", &self.heap_bytes()).finish()
-    }
-}
-
-fn push_varint(out: &mut Vec<u8>, mut v: usize) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn read_varint(bytes: &[u8], pos: &mut usize) -> usize {
-    let mut v = 0usize;
-    let mut shift = 0;
-    loop {
-        let b = bytes[*pos];
-        *pos += 1;
-        v |= usize::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            return v;
-        }
-        shift += 7;
-    }
-}
-
-/// Spreads a 32-bit tag over 64 bits for the table (which uses both high and low bits).
-fn spread(tag: u32) -> u64 {
-    u64::from(tag).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
-
-fn shard_of(tag: u32) -> usize {
-    (tag >> (32 - SHARD_BITS)) as usize
-}
-
-/// Decodes the key of `code` into `out`.
-fn decode_into(pages: &[Vec<u8>], blocks: &[(u32, u32)], code: u32, out: &mut Vec<u8>) {
-    let (page, offset) = blocks[code as usize / BLOCK];
-    let bytes = &pages[page as usize];
-    let mut pos = offset as usize;
-    out.clear();
-    for i in 0..=(code as usize % BLOCK) {
-        let shared = if i == 0 { 0 } else { read_varint(bytes, &mut pos) };
-        let rest = read_varint(bytes, &mut pos);
-        out.truncate(shared);
-        out.extend_from_slice(&bytes[pos..pos + rest]);
-        pos += rest;
-    }
-}
-
-impl Interner {
-    /// The key of a code.
-    pub fn key(&self, code: u32) -> Vec<u8> {
-        let mut out = Vec::new();
-        decode_into(&self.pages, &self.blocks, code, &mut out);
-        out
-    }
-
-    /// The code of `key`, assigning the next free code to a new key.
-    pub fn intern(&mut self, key: &[u8]) -> u32 {
-        if let Some((recent, code)) = &self.recent {
-            if recent.as_slice() == key {
-                return *code;
-            }
-        }
-        let tag = self.hasher.hash_one(key) as u32;
-        let Interner { shards, pages, blocks, scratch, .. } = self;
-        let found = shards[shard_of(tag)]
-            .find(spread(tag), |&(c, t)| {
-                t == tag && {
-                    decode_into(pages, blocks, c, scratch);
-                    scratch.as_slice() == key
-                }
-            })
-            .map(|&(c, _)| c);
-        let code = match found {
-            Some(code) => code,
-            None => self.append(key, tag),
-        };
-        match &mut self.recent {
-            Some((recent, c)) => {
-                recent.clear();
-                recent.extend_from_slice(key);
-                *c = code;
-            }
-            None => self.recent = Some((key.to_vec(), code)),
-        }
-        code
-    }
-
-    fn append(&mut self, key: &[u8], tag: u32) -> u32 {
-        let code = self.len as u32;
-        if (code as usize).is_multiple_of(BLOCK) {
-            let full = self.pages.last().is_none_or(|p| p.len() >= PAGE);
-            if full {
-                self.pages.push(Vec::with_capacity(PAGE + 64 * 1024));
-            }
-            let page = self.pages.len() - 1;
-            self.blocks.push((page as u32, self.pages[page].len() as u32));
-            let out = &mut self.pages[page];
-            push_varint(out, key.len());
-            out.extend_from_slice(key);
-        } else {
-            let shared = key.iter().zip(&self.last_added).take_while(|(a, b)| a == b).count();
-            let out = self.pages.last_mut().expect("a block is open");
-            push_varint(out, shared);
-            push_varint(out, key.len() - shared);
-            out.extend_from_slice(&key[shared..]);
-        }
-        self.last_added.clear();
-        self.last_added.extend_from_slice(key);
-        self.len += 1;
-        self.shards[shard_of(tag)].insert_unique(spread(tag), (code, tag), |&(_, t)| spread(t));
-        code
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Approximate heap bytes held.
-    pub fn heap_bytes(&self) -> usize {
-        self.pages.iter().map(Vec::capacity).sum::<usize>()
-            + self.blocks.capacity() * 8
-            + self.shards.iter().map(|t| t.capacity() * 9).sum::<usize>()
-    }
-}
-
 /// One dimension's dictionary: raw field bytes -> canonical code, and canonical code -> normalised value.
 /// Two spellings that normalise to the same value (`Email`, `email`) share one code.
 ///
@@ -436,22 +256,11 @@ impl DimDictionary {
 /// The code of a guest (empty `customer_id`) in the customer column.
 pub const GUEST: u32 = 0;
 
-/// Per-run dictionaries. Codes are stable for the whole run, so chunk results can be merged by code.
-#[derive(Debug)]
+/// Per-run dimension dictionaries. Codes are stable for the whole run, so chunk results can be merged by
+/// code. (Order and customer ids are interned by [`crate::intern::IdInterners`], on a stage of their own.)
+#[derive(Debug, Default)]
 pub struct Dictionaries {
     dims: [DimDictionary; 6],
-    /// order_id -> code.
-    pub orders: Interner,
-    /// customer_id -> code; the empty id (a guest) is always [`GUEST`].
-    pub customers: Interner,
-}
-
-impl Default for Dictionaries {
-    fn default() -> Self {
-        let mut customers = Interner::default();
-        customers.intern(b"");
-        Dictionaries { dims: Default::default(), orders: Interner::default(), customers }
-    }
 }
 
 impl Dictionaries {
@@ -461,10 +270,19 @@ impl Dictionaries {
     }
 }
 
+/// Raw id bytes a chunk may hold before it is handed on regardless of its row count (keeps `id_ends`
+/// within `u32` and memory bounded for files with very long ids).
+pub const CHUNK_ID_BYTES: usize = 64 << 20;
+
 /// Accepted rows of one chunk, column by column.
 #[derive(Default, Debug, Clone)]
 pub struct Chunk {
     pub hour: Vec<i64>,
+    /// The trimmed order_id and customer_id of every row, back to back (filled by validation)...
+    pub ids: Vec<u8>,
+    /// ...and where each ends in `ids`: two entries per row (order end, customer end).
+    pub id_ends: Vec<u32>,
+    /// Order and customer codes (filled from `ids` by [`crate::intern::IdInterners::intern_chunk`]).
     pub order: Vec<u32>,
     pub customer: Vec<u32>,
     pub dims: [Vec<u32>; 6],
@@ -478,8 +296,10 @@ impl Chunk {
     pub fn with_capacity(rows: usize) -> Self {
         Chunk {
             hour: Vec::with_capacity(rows),
-            order: Vec::with_capacity(rows),
-            customer: Vec::with_capacity(rows),
+            ids: Vec::with_capacity(rows * 32),
+            id_ends: Vec::with_capacity(rows * 2),
+            order: Vec::new(),
+            customer: Vec::new(),
             dims: std::array::from_fn(|_| Vec::with_capacity(rows)),
             quantity: Vec::with_capacity(rows),
             revenue: Vec::with_capacity(rows),
@@ -492,6 +312,11 @@ impl Chunk {
 
     pub fn is_empty(&self) -> bool {
         self.hour.is_empty()
+    }
+
+    /// Whether the chunk should be handed on: `rows` rows, or [`CHUNK_ID_BYTES`] of raw ids.
+    pub fn is_full(&self, rows: usize) -> bool {
+        self.len() >= rows || self.ids.len() >= CHUNK_ID_BYTES
     }
 }
 
@@ -509,7 +334,7 @@ pub fn trim(field: &[u8]) -> &[u8] {
 }
 
 /// Validates one data record against the header. An accepted row is appended to `chunk` (interning its
-/// values in `dicts`); a rejected one leaves both untouched and returns the first failing check.
+/// dimension values in `dicts`, copying its ids); a rejected one leaves both untouched and returns the first failing check.
 pub fn accept_row(
     header: &Header,
     record: &csv::ByteRecord,
@@ -536,8 +361,10 @@ pub fn accept_row(
     let price = parse::price_cents(field(Column::UnitPrice)).ok_or(RejectReason::UnitPriceInvalid)?;
 
     chunk.hour.push(parse::hour_start(time));
-    chunk.order.push(dicts.orders.intern(order_id));
-    chunk.customer.push(dicts.customers.intern(field(Column::CustomerId)));
+    chunk.ids.extend_from_slice(order_id);
+    chunk.id_ends.push(chunk.ids.len() as u32);
+    chunk.ids.extend_from_slice(field(Column::CustomerId));
+    chunk.id_ends.push(chunk.ids.len() as u32);
     for dim in Dim::ALL {
         let code = dicts.dims[dim as usize].code(dim, field(dim.column()));
         chunk.dims[dim as usize].push(code);
@@ -606,6 +433,8 @@ mod tests {
         for (fields, want) in cases {
             assert_eq!(accept_row(&h, &rec(fields), &mut dicts, &mut chunk), *want, "case {fields:?}");
         }
+        crate::intern::IdInterners::default().intern_chunk(&mut chunk);
+        assert_eq!(chunk.order, vec![0, 0]);
         assert_eq!(chunk.len(), 2);
         assert_eq!(chunk.revenue, vec![300, 300]);
         assert_eq!(chunk.customer[1], GUEST);
@@ -633,41 +462,5 @@ mod tests {
         assert_eq!([fifteen, sixteen, shorter].iter().collect::<std::collections::HashSet<_>>().len(), 3);
         assert_eq!(d.code(Dim::Campaign, b""), d.code(Dim::Campaign, b"unknown"), "empty is 'unknown'");
         assert_eq!(d.values.len(), 6);
-    }
-
-    #[test]
-    fn interner_is_exact_and_dense() {
-        let mut i = Interner::default();
-        let keys: Vec<String> = (0..10_000).map(|n| format!("ORD-{n}")).collect();
-        for (n, k) in keys.iter().enumerate() {
-            assert_eq!(i.intern(k.as_bytes()), n as u32);
-            assert_eq!(i.intern(k.as_bytes()), n as u32, "repeat hits the run cache");
-        }
-        for (n, k) in keys.iter().enumerate().rev() {
-            assert_eq!(i.intern(k.as_bytes()), n as u32, "lookup after growth");
-            assert_eq!(i.key(n as u32), k.as_bytes());
-        }
-        // Keys that share prefixes, are prefixes of each other, or are long, round-trip exactly.
-        let mut j = Interner::default();
-        let tricky: Vec<Vec<u8>> = vec![
-            b"abc".to_vec(),
-            b"ab".to_vec(),
-            b"abcd".to_vec(),
-            b"".to_vec(),
-            vec![b'x'; 1000],
-            [vec![b'x'; 999], b"y".to_vec()].concat(),
-            "ü-ORD".as_bytes().to_vec(),
-        ];
-        for round in 0..3 {
-            for (n, k) in tricky.iter().enumerate() {
-                assert_eq!(j.intern(k), n as u32, "round {round} key {n}");
-            }
-        }
-        for (n, k) in tricky.iter().enumerate() {
-            assert_eq!(&j.key(n as u32), k);
-        }
-        assert_eq!(i.intern(b""), 10_000);
-        assert_eq!(i.intern(b"ORD-1"), 1);
-        assert_eq!(i.len(), 10_001);
     }
 }

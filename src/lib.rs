@@ -13,6 +13,7 @@ pub mod contract;
 pub mod error;
 pub mod generate;
 pub mod input;
+pub mod intern;
 pub mod lambda;
 pub mod logging;
 pub mod metrics;

@@ -1,7 +1,9 @@
 //! One run: input stream -> contract -> aggregation -> outputs -> summary.
 //!
 //! The input is read record by record with one reused `ByteRecord`; valid rows fill a columnar chunk which
-//! is handed to the engine every [`Options::chunk_rows`] rows, so memory does not grow with the file.
+//! is handed on every [`Options::chunk_rows`] rows, so memory does not grow with the file. Four threads
+//! overlap: reading and gzip decoding ([`input::prefetch`]), validation (the calling thread), id interning
+//! ([`IdInterners`]) and aggregation ([`Engine`]), linked by bounded channels.
 //! Outputs are written in a fixed order: Parquet tables, rejects, removal of this source's stale outputs
 //! (found through its previous summary), and the summary last.
 
@@ -16,11 +18,17 @@ use crate::aggregate::{Engine, Table};
 use crate::contract::{accept_row, Chunk, Dictionaries, Header, RejectReason};
 use crate::error::{Error, InputError, Result};
 use crate::input::{self, Input, SourceInfo};
+use crate::intern::IdInterners;
 use crate::output::{self, RejectsWriter};
 use crate::parse;
 use crate::storage::{Body, Sink};
 use crate::summary::{reason_counts, ErrorInfo, OutputFile, Rows, Status, Summary, Totals};
 use crate::tables::{Metric, TABLES};
+
+/// Valid rows per chunk. Five chunks can be alive at once (filling, two queued, interning, aggregating), so
+/// this sets the memory not spent on distinct keys; measured on 1 GB: 64 Ki rows peak at 202 MB and take
+/// 5.0 s, 256 Ki rows 315 MB and 4.8 s.
+pub const DEFAULT_CHUNK_ROWS: usize = 64 * 1024;
 
 /// Tuning knobs of a run.
 #[derive(Clone, Debug)]
@@ -41,7 +49,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            chunk_rows: 256 * 1024,
+            chunk_rows: DEFAULT_CHUNK_ROWS,
             progress_every: Duration::from_secs(5),
             request_id: None,
             memory_mb: None,
@@ -171,24 +179,46 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
     let mut by_reason: BTreeMap<RejectReason, u64> = BTreeMap::new();
     let mut last_progress = Instant::now();
     let state_bytes = AtomicUsize::new(0);
+    let orders_seen = AtomicUsize::new(0);
 
-    // Parsing and validation run here; aggregation runs on a second thread, fed full chunks through a
-    // bounded channel, so both cores work (and memory holds at most three chunks: filling, queued, reduced).
-    let (full_chunks, to_engine) = std::sync::mpsc::sync_channel::<Chunk>(1);
-    let engine = std::thread::scope(|scope| -> Result<Engine> {
-        let worker = std::thread::Builder::new()
+    // Three stages on their own threads, linked by bounded channels (one chunk queued each), so both cores
+    // work and memory holds a handful of chunks: validation (here) -> id interning -> aggregation.
+    let (full_chunks, to_ids) = std::sync::mpsc::sync_channel::<Chunk>(1);
+    let (interned, to_engine) = std::sync::mpsc::sync_channel::<Chunk>(1);
+    let (engine, ids) = std::thread::scope(|scope| -> Result<(Engine, IdInterners)> {
+        let spawn_err =
+            |e: std::io::Error| Error::Polars(PolarsError::ComputeError(format!("cannot start a thread: {e}").into()));
+        let id_stage = std::thread::Builder::new()
+            .name("intern-ids".into())
+            .spawn_scoped(scope, || {
+                let interned = interned; // owned: aggregation sees the end of input when this stage ends
+                let mut ids = IdInterners::default();
+                for mut chunk in to_ids {
+                    ids.intern_chunk(&mut chunk);
+                    orders_seen.store(ids.orders.len(), Ordering::Relaxed);
+                    state_bytes.store(ids.heap_bytes(), Ordering::Relaxed);
+                    if interned.send(chunk).is_err() {
+                        break; // aggregation stopped: its error is the run's
+                    }
+                }
+                ids
+            })
+            .map_err(spawn_err)?;
+        let aggregation = std::thread::Builder::new()
             .name("aggregate".into())
             .spawn_scoped(scope, || -> Result<Engine> {
                 let mut engine = Engine::new(TABLES);
                 for mut chunk in to_engine {
                     engine.push(&mut chunk)?;
-                    state_bytes.store(engine.state_bytes(), Ordering::Relaxed);
                 }
                 Ok(engine)
             })
-            .map_err(|e| Error::Polars(PolarsError::ComputeError(format!("cannot start a thread: {e}").into())))?;
-        let join = |worker: std::thread::ScopedJoinHandle<'_, Result<Engine>>| {
-            worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .map_err(spawn_err)?;
+        let finish = |id_stage: std::thread::ScopedJoinHandle<'_, IdInterners>,
+                      aggregation: std::thread::ScopedJoinHandle<'_, Result<Engine>>| {
+            let ids = id_stage.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            let engine = aggregation.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            Ok((engine, ids))
         };
         let mut chunk = Chunk::with_capacity(options.chunk_rows);
         let after_header = reader.position().byte();
@@ -200,13 +230,13 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
             match accept_row(&header, &record, &mut dicts, &mut chunk) {
                 Ok(()) => {
                     rows.valid += 1;
-                    if chunk.len() >= options.chunk_rows {
+                    if chunk.is_full(options.chunk_rows) {
                         let full = std::mem::replace(&mut chunk, Chunk::with_capacity(options.chunk_rows));
                         if full_chunks.send(full).is_err() {
-                            // The engine stopped early, which only an error does: that error is the run's.
+                            // A stage stopped early, which only an aggregation error does: that is the run's.
                             drop(full_chunks);
                             let stopped = || PolarsError::ComputeError("aggregation stopped early".into()).into();
-                            return Err(join(worker).err().unwrap_or_else(stopped));
+                            return Err(finish(id_stage, aggregation).err().unwrap_or_else(stopped));
                         }
                     }
                 }
@@ -225,13 +255,12 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
             if rows.read.is_multiple_of(65_536) && last_progress.elapsed() >= options.progress_every {
                 last_progress = Instant::now();
                 let decoded_mb = reader.position().byte() as f64 / 1e6;
-                let keys = dicts.orders.heap_bytes() + dicts.customers.heap_bytes();
                 tracing::info!(
                     rows_read = rows.read,
                     rows_rejected = rows.rejected,
                     decoded_mb,
-                    orders = dicts.orders.len(),
-                    state_mb = (state_bytes.load(Ordering::Relaxed) + keys) as f64 / 1e6,
+                    orders = orders_seen.load(Ordering::Relaxed),
+                    id_state_mb = state_bytes.load(Ordering::Relaxed) as f64 / 1e6,
                     "progress"
                 );
             }
@@ -240,13 +269,13 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
             let _ = full_chunks.send(chunk);
         }
         drop(full_chunks);
-        join(worker)
+        finish(id_stage, aggregation)
     })?;
     tracing::debug!(
-        orders = dicts.orders.len(),
-        orders_mb = dicts.orders.heap_bytes() as f64 / 1e6,
-        customers = dicts.customers.len(),
-        customers_mb = dicts.customers.heap_bytes() as f64 / 1e6,
+        orders = ids.orders.len(),
+        orders_mb = ids.orders.heap_bytes() as f64 / 1e6,
+        customers = ids.customers.len(),
+        customers_mb = ids.customers.heap_bytes() as f64 / 1e6,
         groups_mb = engine.state_bytes() as f64 / 1e6,
         "distinct-key state"
     );
