@@ -1,6 +1,16 @@
-"""Driver of bench/run: generate inputs, check equality, time each engine, write docs/benchmarks.md."""
+"""Driver of bench/run: generate inputs, check every peer's tables equal ours, time each engine on 2 cores
+and on one (`taskset -c 0`), run the memory check and the cold-start probe, and write the results into
+docs/benchmarks.md (between the results markers; the hand-written analysis around them is kept).
+
+Settings (environment): BENCH_SIZES (MB, default "100 1000"), BENCH_RUNS (default 3), BENCH_MEMORY_MB (the
+ours-only memory check, default 4000; 0 skips it), BENCH_PANDAS_MAX_MB (pandas is slow and memory-hungry,
+so it runs only up to this size; default 100), BENCH_ARM64_ZIP (a Lambda zip whose size to report).
+"""
+import importlib.metadata
+import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -9,77 +19,163 @@ import tempfile
 
 BIN = "target/release/hourly-insights"
 ROWS_PER_MB = 9_100  # generated rows average ~110 bytes
-sizes = [int(s) for s in sys.argv[1].split()]
-runs = int(sys.argv[2])
-data = "bench/data"
-os.makedirs(data, exist_ok=True)
+GB_SECOND = 0.0000133334  # Lambda arm64 price per GB-second (us-east-1), as `hourly-insights cost`
+LAMBDA_MB = 1769  # the memory size that has one full vCPU
+DATA = "bench/data"
+DOC = "docs/benchmarks.md"
+BEGIN, END = "<!-- results:begin (bench/run writes this part) -->", "<!-- results:end -->"
+
+sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "100 1000").split()]
+runs = int(os.environ.get("BENCH_RUNS", "3"))
+memory_mb = int(os.environ.get("BENCH_MEMORY_MB", "4000"))
+pandas_max = int(os.environ.get("BENCH_PANDAS_MAX_MB", "100"))
+cores = os.cpu_count()
 
 
-def timed(cmd, one_core):
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def input_file(size):
+    path = f"{DATA}/orders-{size}mb.csv"
+    if not os.path.exists(path):
+        log(f"generating {path}")
+        os.makedirs(DATA, exist_ok=True)
+        subprocess.run([BIN, "generate", "--rows", str(size * ROWS_PER_MB), "--dirty", "0", "--output", path],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return path, os.path.getsize(path) / 1e6
+
+
+def command(engine, path, out):
+    if engine == "hourly-insights":
+        return [BIN, "run", path, "--out", out]
+    return [sys.executable, "bench/peers.py", engine, path, out]
+
+
+def timed(cmd, one_core, env=None):
     """Wall seconds and peak RSS (MB) of a command, via /usr/bin/time."""
     with tempfile.NamedTemporaryFile("r") as t:
         prefix = ["taskset", "-c", "0"] if one_core else []
         subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", t.name] + prefix + cmd, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         wall, rss_kb = t.read().split()[-2:]
         return float(wall), int(rss_kb) / 1024
 
 
-def engines(path, out):
-    return {
-        "hourly-insights": [BIN, "run", path, "--out", out],
-        "DuckDB": [sys.executable, "bench/peers.py", "duckdb", path, out],
-        "polars": [sys.executable, "bench/peers.py", "polars", path, out],
-        "pandas": [sys.executable, "bench/peers.py", "pandas", path, out],
-    }
+def key_state_mb(path, out):
+    """Our distinct-key state at the end of a run (interned ids + per-group bitmaps), from the debug log."""
+    env = dict(os.environ, RUST_LOG="hourly_insights=debug", NO_COLOR="1")
+    err = subprocess.run([BIN, "run", path, "--out", out], env=env, check=True, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True).stderr
+    found = dict(re.findall(r"(\w+_mb)=([0-9.]+)", err.split("distinct-key state", 1)[-1].splitlines()[0]))
+    return sum(float(found.get(k, 0)) for k in ("orders_mb", "customers_mb", "groups_mb"))
 
 
-rows = []
+rows = []  # (size, mb, engine, cores label, wall, rss) ; wall None = tables differ
 for size in sizes:
-    path = f"{data}/orders-{size}mb.csv"
-    if not os.path.exists(path):
-        subprocess.run([BIN, "generate", "--rows", str(size * ROWS_PER_MB), "--dirty", "0", "--output", path],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    mb = os.path.getsize(path) / 1e6
+    path, mb = input_file(size)
     work = tempfile.mkdtemp()
-    outs = {name: f"{work}/{name}" for name in engines(path, "").keys()}
-    for name, out in outs.items():
-        subprocess.run(engines(path, out)[name], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if name != "hourly-insights":
-            check = [sys.executable, "bench/peers.py", "compare", outs["hourly-insights"], out]
-            if subprocess.run(check).returncode != 0:
-                rows.append((size, mb, name, "tables differ", None, None, None))
+    ours_out = f"{work}/hourly-insights"
+    subprocess.run(command("hourly-insights", path, ours_out), check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    engines = ["hourly-insights", "duckdb", "polars"] + (["pandas"] if size <= pandas_max else [])
+    for engine in engines:
+        out = f"{work}/{engine}"
+        if engine != "hourly-insights":
+            log(f"{size} MB {engine}: checking its tables equal ours")
+            subprocess.run(command(engine, path, out), check=True, stdout=subprocess.DEVNULL)
+            check = [sys.executable, "bench/peers.py", "compare", ours_out, out]
+            if subprocess.run(check, stdout=sys.stderr).returncode != 0:
+                rows.append((size, mb, engine, "", None, None))
                 continue
         for one_core in (False, True):
             samples = []
             for _ in range(runs):
                 shutil.rmtree(out, ignore_errors=True)
-                samples.append(timed(engines(path, out)[name], one_core))
+                samples.append(timed(command(engine, path, out), one_core))
             wall = statistics.median(s[0] for s in samples)
             rss = max(s[1] for s in samples)
-            cores = "1 core" if one_core else f"{os.cpu_count()} cores"
-            rows.append((size, mb, name, cores, wall, mb / wall, rss))
-            print(f"{size} MB {name} {cores}: {wall:.2f} s, {mb / wall:.0f} MB/s, {rss:.0f} MB", file=sys.stderr)
+            label = "1" if one_core else str(cores)
+            rows.append((size, mb, engine, label, wall, rss))
+            log(f"{size} MB {engine} {label} core(s): {wall:.2f} s, {mb / wall:.0f} MB/s, {rss:.0f} MB")
     shutil.rmtree(work, ignore_errors=True)
 
-ours_wall = {(r[0], r[3]): r[4] for r in rows if r[2] == "hourly-insights"}
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
-lines = [
-    "# Benchmarks",
-    "",
-    f"Machine: {os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}. Written by `bench/run` "
-    f"(median of {runs} runs; peak RSS is the max). Inputs: `hourly-insights generate --rows N --dirty 0`. "
-    "Every peer's tables were checked equal to ours before timing (`bench/peers.py compare`).",
+memory = []  # (mb, cores label, wall, rss, state)
+memory_sizes = sorted({s for s in sizes if s >= 1000} | ({memory_mb} if memory_mb else set()))
+for size in memory_sizes:
+    path, mb = input_file(size)
+    work = tempfile.mkdtemp()
+    state = key_state_mb(path, f"{work}/state")
+    for one_core in (False, True):
+        shutil.rmtree(f"{work}/out", ignore_errors=True)
+        wall, rss = timed(command("hourly-insights", path, f"{work}/out"), one_core)
+        memory.append((mb, "1" if one_core else str(cores), wall, rss, state))
+        log(f"memory {mb:.0f} MB: {wall:.2f} s, peak {rss:.0f} MB, key state {state:.0f} MB")
+    shutil.rmtree(work, ignore_errors=True)
+
+cold = json.loads(subprocess.run([sys.executable, "bench/coldstart.py", BIN, "20"], check=True,
+                                 capture_output=True, text=True).stdout)
+
+# --- the report ---------------------------------------------------------------------------------------
+ours = {(r[0], r[3]): r[4] for r in rows if r[2] == "hourly-insights"}
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
+           platform.machine())
+
+
+def version(package):
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
+
+
+out = [
+    f"Machine: {cores} cores ({cpu}), {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+    f"{platform.system()} {platform.release()}. Peers: DuckDB {version('duckdb')}, polars {version('polars')}, "
+    f"pandas {version('pandas')} (Python {platform.python_version()}). Median of {runs} runs; peak RSS is the "
+    f"max. Inputs: `hourly-insights generate --rows N --dirty 0`. Every peer's tables were checked equal to "
+    "ours before it was timed (`bench/peers.py compare`). 1 core = `taskset -c 0`, like a 1769 MB Lambda.",
     "",
     "| input | engine | cores | wall | MB/s | peak RSS | peer time / our time |",
-    "|---:|---|---|---:|---:|---:|---:|",
+    "|---:|---|---:|---:|---:|---:|---:|",
 ]
-for size, mb, name, cores, wall, mbs, rss in rows:
+for size, mb, engine, label, wall, rss in rows:
     if wall is None:
-        lines.append(f"| {mb:.0f} MB | {name} | {cores} | | | | |")
+        out.append(f"| {mb:.0f} MB | {engine} | | tables differ: not timed | | | |")
         continue
-    ratio = wall / ours_wall[(size, cores)]
-    lines.append(f"| {mb:.0f} MB | {name} | {cores} | {wall:.2f} s | {mbs:.0f} | {rss:.0f} MB | {ratio:.2f} |")
-os.makedirs("docs", exist_ok=True)
-open("docs/benchmarks.md", "w").write("\n".join(lines) + "\n")
-print("\n".join(lines))
+    ratio = wall / ours[(size, label)]
+    out.append(f"| {mb:.0f} MB | {engine} | {label} | {wall:.2f} s | {mb / wall:.0f} | {rss:.0f} MB | {ratio:.2f} |")
+
+if memory:
+    out += ["", "Memory (ours): peak RSS against the distinct-key state it holds at the end (interned order and "
+            "customer ids plus per-group bitmaps); the difference is what the pipeline itself needs.", "",
+            "| input | cores | wall | MB/s | peak RSS | distinct-key state | RSS - state |",
+            "|---:|---:|---:|---:|---:|---:|---:|"]
+    for mb, label, wall, rss, state in memory:
+        out.append(f"| {mb:.0f} MB | {label} | {wall:.2f} s | {mb / wall:.0f} | {rss:.0f} MB | {state:.0f} MB | "
+                   f"{rss - state:.0f} MB |")
+
+one_core = [(r[1], r[4]) for r in rows if r[2] == "hourly-insights" and r[3] == "1"]
+if one_core:
+    mb, wall = max(one_core)
+    seconds_per_gb = wall / mb * 1000
+    per_gb = seconds_per_gb * LAMBDA_MB / 1024 * GB_SECOND
+    out += ["", f"Cost per GB processed on Lambda (arm64, {LAMBDA_MB} MB, ${GB_SECOND}/GB-s), from the one-core "
+            f"throughput on {mb:.0f} MB ({mb / wall:.0f} MB/s): {seconds_per_gb:.1f} s per GB, "
+            f"**${per_gb:.5f} per GB** (plus $0.0000002 per request)."]
+
+size_note = f"Cold start (process start to its first request for an event, `bench/coldstart.py`, x86_64 " \
+            f"release binary): median {cold['median_ms']} ms, max {cold['max_ms']} ms over {cold['runs']} runs. " \
+            f"Release binary (not stripped): {os.path.getsize(BIN) / 1e6:.1f} MB."
+zip_path = os.environ.get("BENCH_ARM64_ZIP")
+if zip_path and os.path.exists(zip_path):
+    size_note += f" arm64 Lambda zip `{zip_path}`: {os.path.getsize(zip_path) / 1e6:.1f} MB."
+out += ["", size_note]
+
+doc = open(DOC).read() if os.path.exists(DOC) else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
+if BEGIN not in doc:
+    doc = f"# Benchmarks\n\n{BEGIN}\n{END}\n"
+head, rest = doc.split(BEGIN, 1)
+tail = rest.split(END, 1)[1]
+open(DOC, "w").write(head + BEGIN + "\n" + "\n".join(out) + "\n" + END + tail)
+print("\n".join(out))
