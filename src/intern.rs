@@ -2,11 +2,11 @@
 //!
 //! Distinct counts are kept as bitmaps over dense codes ([`crate::aggregate`]), so every id is mapped to
 //! the code of its first appearance. That map is the largest state of a run, so it is built for memory
-//! (front-coded keys) and for cache misses (the hash tag sits next to the code in the table).
+//! (front-coded keys) and for cache misses: the hash tag sits next to the code in the table, and a chunk's
+//! ids are looked up in batches whose table slots and candidate keys are prefetched first, so the memory
+//! latency of many lookups overlaps instead of adding up.
 
 use std::hash::BuildHasher;
-
-use hashbrown::hash_table::Entry;
 
 use crate::contract::{Chunk, GUEST};
 
@@ -19,10 +19,10 @@ use crate::contract::{Chunk, GUEST};
 /// A table of codes, keyed by a 32-bit tag per code, finds a key; candidate keys are decoded and compared
 /// in full, so the interner is exact. Codes are assigned in order of first appearance.
 pub struct Interner {
-    /// (code, 32-bit hash tag of its key), sharded by tag so that each shard grows on its own: no moment
-    /// holds two copies of a big table. The tag sits next to the code, so a probe compares tags without
-    /// leaving the table's cache line, and growing the table never decodes a key.
-    shards: Vec<hashbrown::HashTable<(u32, u32)>>,
+    /// Open-addressing tables of (32-bit hash tag, code), sharded by tag so that each shard grows on its
+    /// own: no moment holds two copies of a big table. The tag sits next to the code, so a probe compares
+    /// tags without leaving the table's cache line, and growing never decodes a key.
+    shards: Vec<Shard>,
     len: usize,
     pages: Vec<Vec<u8>>,
     /// (page, offset) of each block's first entry.
@@ -43,7 +43,7 @@ const SHARD_BITS: u32 = 6;
 impl Default for Interner {
     fn default() -> Self {
         Interner {
-            shards: (0..1 << SHARD_BITS).map(|_| hashbrown::HashTable::new()).collect(),
+            shards: (0..1 << SHARD_BITS).map(|_| Shard::default()).collect(),
             len: 0,
             pages: Vec::new(),
             blocks: Vec::new(),
@@ -90,6 +90,66 @@ fn spread(tag: u32) -> u64 {
 
 fn shard_of(tag: u32) -> usize {
     (tag >> (32 - SHARD_BITS)) as usize
+}
+
+/// One open-addressing table with linear probing. A slot holds `tag << 32 | (code + 1)`; 0 is empty. It is
+/// at most 3/4 full.
+#[derive(Default)]
+struct Shard {
+    slots: Vec<u64>,
+    len: usize,
+}
+
+impl Shard {
+    /// The slot where the probe for `tag` starts (the table is not empty).
+    fn home(&self, tag: u32) -> usize {
+        (spread(tag) >> 32) as usize & (self.slots.len() - 1)
+    }
+
+    /// Makes room for one more entry, doubling (and re-placing entries by their tags) when needed.
+    fn reserve_one(&mut self) {
+        if (self.len + 1) * 4 <= self.slots.len() * 3 {
+            return;
+        }
+        let capacity = (self.slots.len() * 2).max(16);
+        let old = std::mem::replace(&mut self.slots, vec![0; capacity]);
+        for entry in old.into_iter().filter(|&e| e != 0) {
+            let mut i = self.home((entry >> 32) as u32);
+            while self.slots[i] != 0 {
+                i = (i + 1) & (capacity - 1);
+            }
+            self.slots[i] = entry;
+        }
+    }
+
+    /// The code in the first slot of the probe for `tag` when that slot carries `tag` (a prefetch hint).
+    fn first_candidate(&self, tag: u32) -> Option<u32> {
+        let entry = *self.slots.get(self.home_or_none(tag)?)?;
+        (entry != 0 && (entry >> 32) as u32 == tag).then(|| entry as u32 - 1)
+    }
+
+    fn home_or_none(&self, tag: u32) -> Option<usize> {
+        (!self.slots.is_empty()).then(|| self.home(tag))
+    }
+}
+
+/// Asks the CPU to start loading the cache line of `value` (a hint: it never faults, and does nothing
+/// on other architectures).
+#[inline(always)]
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; the address is a valid reference.
+    #[allow(unused_unsafe)]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(value as *const T as *const i8, std::arch::x86_64::_MM_HINT_T0)
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: `prfm` is only a hint; it reads nothing architecturally visible and cannot fault.
+    unsafe {
+        std::arch::asm!("prfm pldl1keep, [{0}]", in(reg) value as *const T, options(nostack, readonly, preserves_flags))
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let _ = value;
 }
 
 /// Decodes the key of `code` into `out`.
@@ -139,32 +199,70 @@ impl Interner {
 
     /// The code of `key`, assigning the next free code to a new key.
     pub fn intern(&mut self, key: &[u8]) -> u32 {
+        let tag = self.tag(key);
+        self.intern_tagged(key, tag)
+    }
+
+    /// The 32-bit hash tag of a key (for the batched lookup: [`Interner::prefetch`], then
+    /// [`Interner::intern_tagged`]).
+    pub fn tag(&self, key: &[u8]) -> u32 {
+        self.hasher.hash_one(key) as u32
+    }
+
+    /// Starts loading what a lookup of `tag` will touch, one level at a time: `level` 0 is the table slot,
+    /// 1 the block index entry of the candidate code found there, 2 the candidate's bytes. Each level reads
+    /// what the previous one prefetched, so a batch runs level 0 for all its keys, then 1, then 2.
+    pub fn prefetch(&self, tag: u32, level: u8) {
+        let shard = &self.shards[shard_of(tag)];
+        match level {
+            0 => {
+                if let Some(home) = shard.home_or_none(tag) {
+                    prefetch(&shard.slots[home]);
+                }
+            }
+            _ => {
+                let Some(code) = shard.first_candidate(tag) else { return };
+                let Some(block) = self.blocks.get(code as usize / BLOCK) else { return };
+                if level == 1 {
+                    prefetch(block);
+                } else if let Some(byte) = self.pages.get(block.0 as usize).and_then(|p| p.get(block.1 as usize)) {
+                    prefetch(byte);
+                }
+            }
+        }
+    }
+
+    /// [`Interner::intern`] with the key's tag already computed.
+    pub fn intern_tagged(&mut self, key: &[u8], tag: u32) -> u32 {
         if let Some((recent, code)) = &self.recent {
             if recent.as_slice() == key {
                 return *code;
             }
         }
-        let tag = self.hasher.hash_one(key) as u32;
         let Interner { shards, pages, blocks, scratch, last_added, len, .. } = self;
-        let entry = shards[shard_of(tag)].entry(
-            spread(tag),
-            |&(c, t)| {
-                t == tag && {
-                    decode_into(pages, blocks, c, scratch);
-                    scratch.as_slice() == key
-                }
-            },
-            |&(_, t)| spread(t),
-        );
-        let code = match entry {
-            Entry::Occupied(found) => found.get().0,
-            Entry::Vacant(slot) => {
-                let code = *len as u32;
+        let shard = &mut shards[shard_of(tag)];
+        shard.reserve_one();
+        let mask = shard.slots.len() - 1;
+        let mut i = shard.home(tag);
+        let code = loop {
+            let entry = shard.slots[i];
+            if entry == 0 {
+                let code =
+                    u32::try_from(*len).ok().filter(|&c| c < u32::MAX).expect("fewer than 2^32 - 1 distinct ids");
                 append(pages, blocks, last_added, code, key);
                 *len += 1;
-                slot.insert((code, tag));
-                code
+                shard.slots[i] = u64::from(tag) << 32 | u64::from(code + 1);
+                shard.len += 1;
+                break code;
             }
+            if (entry >> 32) as u32 == tag {
+                let candidate = entry as u32 - 1;
+                decode_into(pages, blocks, candidate, scratch);
+                if scratch.as_slice() == key {
+                    break candidate;
+                }
+            }
+            i = (i + 1) & mask;
         };
         match &mut self.recent {
             Some((recent, c)) => {
@@ -189,9 +287,12 @@ impl Interner {
     pub fn heap_bytes(&self) -> usize {
         self.pages.iter().map(Vec::capacity).sum::<usize>()
             + self.blocks.capacity() * 8
-            + self.shards.iter().map(|t| t.capacity() * 9).sum::<usize>()
+            + self.shards.iter().map(|t| t.slots.capacity() * 8).sum::<usize>()
     }
 }
+
+/// Rows whose lookups are prefetched together.
+pub const BATCH: usize = 16;
 
 /// The id interners of a run. They live on their own pipeline stage: validation copies each row's ids
 /// into the chunk ([`Chunk::ids`]) and this stage turns them into codes, on another core.
@@ -214,17 +315,39 @@ impl Default for IdInterners {
 
 impl IdInterners {
     /// Fills the chunk's `order` and `customer` codes from its raw ids, and drops the raw ids.
+    ///
+    /// Rows go in batches of [`BATCH`]: first every lookup's table slot, candidate block and candidate key
+    /// bytes are prefetched, level by level, then the lookups run on (mostly) cached memory.
     pub fn intern_chunk(&mut self, chunk: &mut Chunk) {
+        let rows = chunk.len();
         chunk.order.clear();
         chunk.customer.clear();
-        chunk.order.reserve(chunk.len());
-        chunk.customer.reserve(chunk.len());
-        let mut start = 0;
-        for ends in chunk.id_ends.chunks_exact(2) {
-            let (order_end, customer_end) = (ends[0] as usize, ends[1] as usize);
-            chunk.order.push(self.orders.intern(&chunk.ids[start..order_end]));
-            chunk.customer.push(self.customers.intern(&chunk.ids[order_end..customer_end]));
-            start = customer_end;
+        chunk.order.reserve(rows);
+        chunk.customer.reserve(rows);
+        let ids = &chunk.ids;
+        let ends = &chunk.id_ends;
+        let order_id = |row: usize| {
+            let start = if row == 0 { 0 } else { ends[2 * row - 1] as usize };
+            &ids[start..ends[2 * row] as usize]
+        };
+        let customer_id = |row: usize| &ids[ends[2 * row] as usize..ends[2 * row + 1] as usize];
+        let mut tags = [(0u32, 0u32); BATCH];
+        for first in (0..rows).step_by(BATCH) {
+            let batch = first..rows.min(first + BATCH);
+            for row in batch.clone() {
+                tags[row - first] = (self.orders.tag(order_id(row)), self.customers.tag(customer_id(row)));
+            }
+            for level in 0..3 {
+                for &(order, customer) in &tags[..batch.len()] {
+                    self.orders.prefetch(order, level);
+                    self.customers.prefetch(customer, level);
+                }
+            }
+            for row in batch {
+                let (order, customer) = tags[row - first];
+                chunk.order.push(self.orders.intern_tagged(order_id(row), order));
+                chunk.customer.push(self.customers.intern_tagged(customer_id(row), customer));
+            }
         }
         chunk.ids = Vec::new();
         chunk.id_ends = Vec::new();
@@ -274,5 +397,30 @@ mod tests {
         assert_eq!(i.intern(b""), 10_000);
         assert_eq!(i.intern(b"ORD-1"), 1);
         assert_eq!(i.len(), 10_001);
+    }
+
+    #[test]
+    fn batched_chunk_interning_matches_one_by_one() {
+        let mut chunk = Chunk::default();
+        let mut expected = IdInterners::default();
+        let mut want = (Vec::new(), Vec::new());
+        // Runs of repeated orders, customers drawn from a small pool (hits), guests, and a batch-size tail.
+        for row in 0..(40 * BATCH + 7) {
+            let order = format!("ORD-{}", row / 3 + (row % 5) * 1000);
+            let customer = if row % 7 == 0 { String::new() } else { format!("C{}", (row * 31) % 97) };
+            chunk.ids.extend_from_slice(order.as_bytes());
+            chunk.id_ends.push(chunk.ids.len() as u32);
+            chunk.ids.extend_from_slice(customer.as_bytes());
+            chunk.id_ends.push(chunk.ids.len() as u32);
+            chunk.hour.push(0);
+            want.0.push(expected.orders.intern(order.as_bytes()));
+            want.1.push(expected.customers.intern(customer.as_bytes()));
+        }
+        let mut ids = IdInterners::default();
+        ids.intern_chunk(&mut chunk);
+        assert_eq!((chunk.order, chunk.customer), want);
+        assert!(chunk.ids.is_empty() && chunk.id_ends.is_empty());
+        assert_eq!(ids.orders.len(), expected.orders.len());
+        assert_eq!(*want.1.iter().step_by(7).next().unwrap(), GUEST);
     }
 }
