@@ -217,15 +217,22 @@ struct DimDictionary {
     values: Vec<String>,
 }
 
-/// `raw` packed with its length, when it is at most 15 bytes.
+/// `raw` packed with its length, when it is at most 15 bytes: the bytes in order from the lowest byte, the
+/// length in the highest. Built from (overlapping) word loads shifted into place, never through a buffer on
+/// the stack: a byte-wise copy followed by a wide load stalls store forwarding, which cost a quarter of
+/// validation time.
 fn pack(raw: &[u8]) -> Option<u128> {
-    if raw.len() > 15 {
-        return None;
-    }
-    let mut bytes = [0u8; 16];
-    bytes[..raw.len()].copy_from_slice(raw);
-    bytes[15] = raw.len() as u8;
-    Some(u128::from_le_bytes(bytes))
+    let n = raw.len();
+    let word = |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().expect("8 bytes"));
+    let half = |at: usize| u64::from(u32::from_le_bytes(raw[at..at + 4].try_into().expect("4 bytes")));
+    let bytes = match n {
+        0 => 0u128,
+        1..=3 => u128::from(raw[0]) | u128::from(raw[n / 2]) << 8 * (n / 2) | u128::from(raw[n - 1]) << 8 * (n - 1),
+        4..=7 => u128::from(half(0) | half(n - 4) >> (8 * (8 - n)) << 32),
+        8..=15 => u128::from(word(0)) | u128::from(word(n - 8).checked_shr(8 * (16 - n) as u32).unwrap_or(0)) << 64,
+        _ => return None,
+    };
+    Some(bytes | (n as u128) << 120)
 }
 
 impl DimDictionary {
@@ -443,6 +450,27 @@ mod tests {
         assert_eq!(dicts.value(Dim::Country, country[0]), "DE");
         assert_eq!(dicts.value(Dim::Channel, chunk.dims[Dim::Channel as usize][0]), "email");
         assert_eq!(dicts.value(Dim::Device, chunk.dims[Dim::Device as usize][0]), "unknown");
+    }
+
+    #[test]
+    fn packed_keys_are_the_bytes_and_the_length() {
+        // The reference: bytes in order from the lowest byte, the length in the top byte.
+        let naive = |raw: &[u8]| {
+            let mut b = [0u8; 16];
+            b[..raw.len()].copy_from_slice(raw);
+            b[15] = raw.len() as u8;
+            u128::from_le_bytes(b)
+        };
+        let text = b"abcdefghijklmnopqrstuvwxyz\x00\xff";
+        for start in 0..text.len() {
+            for end in start..=text.len().min(start + 15) {
+                let raw = &text[start..end];
+                assert_eq!(pack(raw), Some(naive(raw)), "{raw:?}");
+            }
+        }
+        assert_eq!(pack(b"\0\0"), Some(naive(b"\0\0")));
+        assert_ne!(pack(b"\0"), pack(b"\0\0"), "trailing zero bytes differ by length");
+        assert_eq!(pack(&[b'x'; 16]), None);
     }
 
     #[test]
