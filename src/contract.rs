@@ -9,6 +9,7 @@ use std::fmt;
 
 use crate::error::InputError;
 use crate::parse;
+use crate::records::Record;
 
 /// A column the contract knows about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -344,17 +345,17 @@ pub fn trim(field: &[u8]) -> &[u8] {
 /// dimension values in `dicts`, copying its ids); a rejected one leaves both untouched and returns the first failing check.
 pub fn accept_row(
     header: &Header,
-    record: &csv::ByteRecord,
+    record: &Record<'_>,
     dicts: &mut Dictionaries,
     chunk: &mut Chunk,
 ) -> Result<(), RejectReason> {
     if record.len() != header.width {
         return Err(RejectReason::FieldCount);
     }
-    if std::str::from_utf8(record.as_slice()).is_err() {
+    if std::str::from_utf8(record.text()).is_err() {
         return Err(RejectReason::InvalidUtf8);
     }
-    let field = |c: Column| header.position(c).map_or(&b""[..], |i| trim(&record[i]));
+    let field = |c: Column| header.position(c).map_or(&b""[..], |i| trim(record.get(i)));
     let time = parse::event_time_micros(field(Column::EventTime)).ok_or(RejectReason::EventTimeInvalid)?;
     let order_id = field(Column::OrderId);
     if order_id.is_empty() {
@@ -438,7 +439,8 @@ mod tests {
             (&[b"2026-11-22T13:00:00Z", b"o", b"s", b"1", b"y", b"", b"", b""], Err(RejectReason::UnitPriceInvalid)),
         ];
         for (fields, want) in cases {
-            assert_eq!(accept_row(&h, &rec(fields), &mut dicts, &mut chunk), *want, "case {fields:?}");
+            let record = crate::records::OwnedRecord::from_fields(fields);
+            assert_eq!(accept_row(&h, &record.view(), &mut dicts, &mut chunk), *want, "case {fields:?}");
         }
         crate::intern::IdInterners::default().intern_chunk(&mut chunk);
         assert_eq!(chunk.order, vec![0, 0]);

@@ -181,111 +181,6 @@ impl Read for PrefetchReader {
     }
 }
 
-/// Wraps the decoded text stream and records where each non-empty physical line starts, so a record's
-/// line number can be told exactly: line breaks are `\n`, `\r\n` and a lone `\r`; blank lines count; the
-/// header is line 1. Only lines inside the parser's read-ahead window are kept.
-///
-/// It also bounds memory against a record that never ends (an unclosed quote, binary data without line
-/// breaks): once the stream is more than `max_record_bytes` past the start of the last record the parser
-/// finished ([`LineTracker::record_done`]), reading fails with a [`DecodeError`].
-pub struct LineTracker<R> {
-    inner: R,
-    /// Byte offset where the record being parsed started, and the largest a record may be.
-    record_start: u64,
-    max_record_bytes: u64,
-    offset: u64,
-    line: u64,
-    prev_cr: bool,
-    line_has_content: bool,
-    starts: std::collections::VecDeque<(u64, u64)>,
-}
-
-impl<R> LineTracker<R> {
-    pub fn new(inner: R, max_record_bytes: u64) -> Self {
-        LineTracker {
-            inner,
-            record_start: 0,
-            max_record_bytes,
-            offset: 0,
-            line: 1,
-            prev_cr: false,
-            line_has_content: false,
-            starts: Default::default(),
-        }
-    }
-
-    /// Tells the tracker the parser finished a record; the next one starts at or after `next_start`.
-    pub fn record_done(&mut self, next_start: u64) {
-        self.record_start = next_start;
-    }
-
-    /// The line of the first content byte at or after `byte` (a record's start as the parser reports it
-    /// may still point at the terminator of the previous line). Earlier lines are forgotten.
-    pub fn line_at(&mut self, byte: u64) -> Option<u64> {
-        while self.starts.front().is_some_and(|&(offset, _)| offset < byte) {
-            self.starts.pop_front();
-        }
-        self.starts.front().map(|&(_, line)| line)
-    }
-
-    fn scan(&mut self, buf: &[u8]) {
-        let mut i = 0;
-        while i < buf.len() {
-            if !self.line_has_content && buf[i] != b'\n' && buf[i] != b'\r' {
-                self.line_has_content = true;
-                self.starts.push_back((self.offset + i as u64, self.line));
-            }
-            match memchr::memchr2(b'\n', b'\r', &buf[i..]) {
-                None => {
-                    if i < buf.len() {
-                        self.prev_cr = false;
-                    }
-                    break;
-                }
-                Some(k) => {
-                    let at = i + k;
-                    if k > 0 {
-                        self.prev_cr = false;
-                    }
-                    if buf[at] == b'\r' {
-                        self.line += 1;
-                        self.prev_cr = true;
-                    } else if self.prev_cr {
-                        self.prev_cr = false; // the \n of \r\n: already counted
-                    } else {
-                        self.line += 1;
-                    }
-                    self.line_has_content = false;
-                    i = at + 1;
-                }
-            }
-        }
-        self.offset += buf.len() as u64;
-    }
-}
-
-impl<R: Read> Read for LineTracker<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // The parser reads ahead by at most its buffer; beyond that, a record is this large.
-        if self.offset.saturating_sub(self.record_start) > self.max_record_bytes + BUF_SIZE as u64 {
-            let line = self.line_at(self.record_start).unwrap_or(self.line);
-            let message = format!(
-                "the record starting at line {line} is larger than {} MiB (an unclosed quote, or binary data?)",
-                self.max_record_bytes >> 20
-            );
-            return Err(io::Error::new(io::ErrorKind::InvalidData, DecodeError(message)));
-        }
-        // Lines before the record being parsed are never asked for again: forget them, so the list holds
-        // only the parser's read-ahead window instead of one entry per line of the file.
-        while self.starts.front().is_some_and(|&(offset, _)| offset < self.record_start) {
-            self.starts.pop_front();
-        }
-        let n = self.inner.read(buf)?;
-        self.scan(&buf[..n]);
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,43 +214,6 @@ mod tests {
     }
 
     #[test]
-    fn record_lines_with_every_line_ending() {
-        // (input, the 1-based line of each record as csv reports its start)
-        let cases: &[(&str, &[u64])] = &[
-            ("h\na\nb\n", &[1, 2, 3]),
-            ("h\r\na\r\nb\r\n", &[1, 2, 3]),
-            ("h\ra\rb", &[1, 2, 3]),
-            ("h\na\n\nb\nc\n", &[1, 2, 4, 5]),
-            ("h\n\n\na\r\n\r\nb", &[1, 4, 6]),
-            ("h\n\"q\nq\"\nb\n", &[1, 2, 4]),
-            ("h\n\"q\r\n\r\nq\"\r\nb\r\n", &[1, 2, 5]),
-        ];
-        for (input, want) in cases {
-            // Tiny reads exercise terminators split across buffers.
-            struct Trickle<'a>(&'a [u8]);
-            impl Read for Trickle<'_> {
-                fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                    let n = self.0.len().min(buf.len()).min(2);
-                    buf[..n].copy_from_slice(&self.0[..n]);
-                    self.0 = &self.0[n..];
-                    Ok(n)
-                }
-            }
-            let mut rdr = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .flexible(true)
-                .from_reader(LineTracker::new(Trickle(input.as_bytes()), 1 << 20));
-            let mut record = csv::ByteRecord::new();
-            let mut lines = Vec::new();
-            while rdr.read_byte_record(&mut record).unwrap() {
-                let byte = record.position().unwrap().byte();
-                lines.push(rdr.get_mut().line_at(byte).unwrap());
-            }
-            assert_eq!(lines, *want, "case {input:?}");
-        }
-    }
-
-    #[test]
     fn prefetch_delivers_every_byte_then_the_error() {
         let data: Vec<u8> = (0..3 * BUF_SIZE + 17).map(|i| (i % 251) as u8).collect();
         let mut out = Vec::new();
@@ -370,30 +228,6 @@ mod tests {
         assert!(decode_error(&err).is_some(), "the tag survives the thread: {err:?}");
         assert!(out.starts_with(b"a,b\n1,2\n"), "text before the damage is delivered");
         assert!(reader.read(&mut [0u8; 8]).is_err(), "a failed stream does not look like a clean end");
-    }
-
-    #[test]
-    fn line_starts_are_forgotten_once_records_are_done() {
-        let text = "h\n".to_string() + &"a,b\n".repeat(200_000);
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .buffer_capacity(4096)
-            .from_reader(LineTracker::new(text.as_bytes(), 1 << 20));
-        let mut record = csv::ByteRecord::new();
-        let mut most = 0;
-        let mut n = 0u64;
-        while rdr.read_byte_record(&mut record).unwrap() {
-            n += 1;
-            let next = rdr.position().byte();
-            rdr.get_mut().record_done(next);
-            most = most.max(rdr.get_ref().starts.len());
-            if n % 50_000 == 0 {
-                let byte = record.position().unwrap().byte();
-                assert_eq!(rdr.get_mut().line_at(byte), Some(n), "a just-parsed record's line is still known");
-            }
-        }
-        assert!(most < 4096, "kept {most} line starts: memory must not grow with the file");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod output;
 pub mod parse;
 pub mod pipeline;
+pub mod records;
 pub mod s3;
 pub mod storage;
 pub mod summary;

@@ -1,6 +1,6 @@
 //! One run: input stream -> contract -> aggregation -> outputs -> summary.
 //!
-//! The input is read record by record with one reused `ByteRecord`; valid rows fill a columnar chunk which
+//! The input is read record by record ([`RecordReader`]) into one reused `ByteRecord`; valid rows fill a columnar chunk which
 //! is handed on every [`Options::chunk_rows`] rows, so memory does not grow with the file. Four threads
 //! overlap: reading and gzip decoding ([`input::prefetch`]), validation (the calling thread), id interning
 //! ([`IdInterners`]) and aggregation ([`Engine`]), linked by bounded channels.
@@ -21,6 +21,7 @@ use crate::input::{self, Input, SourceInfo};
 use crate::intern::IdInterners;
 use crate::output::{self, RejectsWriter};
 use crate::parse;
+use crate::records::RecordReader;
 use crate::storage::{Body, Sink};
 use crate::summary::{reason_counts, ErrorInfo, OutputFile, Rows, Status, Summary, Totals};
 use crate::tables::{Metric, TABLES};
@@ -146,22 +147,14 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
         Some(d) => Error::Input(InputError::CorruptInput { message: d.to_string() }),
         None => Error::Read { uri: source.uri.clone(), source: e },
     };
-    let csv_err = |e: csv::Error| match e.into_kind() {
-        csv::ErrorKind::Io(io) => read_err(io),
-        other => Error::Read { uri: source.uri.clone(), source: std::io::Error::other(format!("{other:?}")) },
-    };
     let stream = input::decoded(reader).and_then(input::prefetch).map_err(read_err)?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .buffer_capacity(input::BUF_SIZE)
-        .from_reader(input::LineTracker::new(stream, options.max_record_bytes));
+    let mut reader = RecordReader::new(stream, options.max_record_bytes);
 
-    let mut record = csv::ByteRecord::new();
     // No record at all: a 0-byte file, an empty gzip body, or only blank lines.
-    if !reader.read_byte_record(&mut record).map_err(csv_err)? {
+    let Some((_, first)) = reader.read().map_err(read_err)? else {
         return Err(InputError::EmptyFile.into());
-    }
+    };
+    let record = first.to_byte_record();
     if record.as_slice().contains(&0) {
         return Err(InputError::InvalidHeader {
             message: "binary data (NUL bytes): this is not a CSV text file".into(),
@@ -221,11 +214,7 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
             Ok((engine, ids))
         };
         let mut chunk = Chunk::with_capacity(options.chunk_rows);
-        let after_header = reader.position().byte();
-        reader.get_mut().record_done(after_header);
-        while reader.read_byte_record(&mut record).map_err(csv_err)? {
-            let next = reader.position().byte();
-            reader.get_mut().record_done(next);
+        while let Some((line, record)) = reader.read().map_err(read_err)? {
             rows.read += 1;
             match accept_row(&header, &record, &mut dicts, &mut chunk) {
                 Ok(()) => {
@@ -243,18 +232,16 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
                 Err(reason) => {
                     rows.rejected += 1;
                     *by_reason.entry(reason).or_default() += 1;
-                    let (byte, csv_line) = record.position().map_or((0, 0), |p| (p.byte(), p.line()));
-                    let line = reader.get_mut().line_at(byte).unwrap_or(csv_line);
                     let writer = match &mut rejects {
                         Some(w) => w,
                         None => rejects.insert(RejectsWriter::new()?),
                     };
-                    writer.write(line, reason, &record)?;
+                    writer.write(line, reason, &record.to_byte_record())?;
                 }
             }
             if rows.read.is_multiple_of(65_536) && last_progress.elapsed() >= options.progress_every {
                 last_progress = Instant::now();
-                let decoded_mb = reader.position().byte() as f64 / 1e6;
+                let decoded_mb = reader.offset() as f64 / 1e6;
                 tracing::info!(
                     rows_read = rows.read,
                     rows_rejected = rows.rejected,

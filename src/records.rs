@@ -1,0 +1,355 @@
+//! Splitting the decoded text into CSV records, each with the line it starts on.
+//!
+//! Most lines of an export have no quotes; [`RecordReader`] splits those on commas directly (memchr over
+//! the buffer), which is several times cheaper than a general CSV state machine. A line with a quote
+//! anywhere goes through `csv_core`, the state machine of the `csv` crate, so quoted fields, doubled
+//! quotes and line breaks inside quotes keep the standard semantics. Either way the result is the same as
+//! the `csv` crate's flexible reader: line breaks are `\n`, `\r\n` or a lone `\r`, blank lines are
+//! skipped, and records may have any number of fields.
+//!
+//! Line numbers are exact: the header is line 1, blank lines and line breaks inside quoted fields count.
+//! A record longer than the configured maximum (an unclosed quote, binary data without line breaks)
+//! fails with a [`DecodeError`] naming its first line, so memory stays bounded.
+
+use std::io::{self, Read};
+
+use csv::ByteRecord;
+use csv_core::ReadRecordResult;
+
+/// One record, borrowed from the reader until its next read: the text its fields are in, and where each
+/// field lies in it. Unquoted lines are not copied at all.
+#[derive(Clone, Copy, Debug)]
+pub struct Record<'a> {
+    text: &'a [u8],
+    spans: &'a [(usize, usize)],
+}
+
+impl<'a> Record<'a> {
+    pub fn new(text: &'a [u8], spans: &'a [(usize, usize)]) -> Self {
+        Record { text, spans }
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Field `i` (empty when there is no such field).
+    pub fn get(&self, i: usize) -> &'a [u8] {
+        self.spans.get(i).map_or(&[][..], |&(from, to)| &self.text[from..to])
+    }
+
+    /// The text holding every field (and, for an unquoted line, the commas between them): valid UTF-8
+    /// exactly when every field is.
+    pub fn text(&self) -> &'a [u8] {
+        self.text
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// The fields as an owned `csv::ByteRecord` (for the rejects file and the header).
+    pub fn to_byte_record(&self) -> ByteRecord {
+        self.iter().collect()
+    }
+}
+
+/// Fields owned together, for building records in tests and tools.
+#[derive(Clone, Debug, Default)]
+pub struct OwnedRecord {
+    text: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+}
+
+impl OwnedRecord {
+    pub fn from_fields(fields: &[&[u8]]) -> Self {
+        let mut owned = OwnedRecord::default();
+        for field in fields {
+            let from = owned.text.len();
+            owned.text.extend_from_slice(field);
+            owned.spans.push((from, owned.text.len()));
+        }
+        owned
+    }
+
+    pub fn view(&self) -> Record<'_> {
+        Record::new(&self.text, &self.spans)
+    }
+}
+
+use crate::input::{DecodeError, BUF_SIZE};
+
+pub struct RecordReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    eof: bool,
+    /// Line of `buf[pos]`, and whether the byte before it was a `\r` (so a `\n` there ends no line).
+    line: u64,
+    after_cr: bool,
+    /// Stream offset of `buf[pos]`.
+    offset: u64,
+    max_record_bytes: u64,
+    core: csv_core::Reader,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    spans: Vec<(usize, usize)>,
+    /// Where the last record's text is: in `buf` (an unquoted line) or in `out` (parsed by csv_core).
+    last: (usize, usize, bool),
+}
+
+impl<R: Read> RecordReader<R> {
+    pub fn new(inner: R, max_record_bytes: u64) -> Self {
+        RecordReader {
+            inner,
+            buf: vec![0; BUF_SIZE],
+            pos: 0,
+            end: 0,
+            eof: false,
+            line: 1,
+            after_cr: false,
+            offset: 0,
+            max_record_bytes,
+            core: csv_core::Reader::new(),
+            out: vec![0; 4096],
+            ends: vec![0; 64],
+            spans: Vec::new(),
+            last: (0, 0, false),
+        }
+    }
+
+    /// Bytes of the text consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Reads the next record; returns the line it starts on and the record, or `None` at the end.
+    pub fn read(&mut self) -> io::Result<Option<(u64, Record<'_>)>> {
+        // Blank lines (and the `\n` of a `\r\n` that ended the previous record) are skipped.
+        loop {
+            if self.pos == self.end && !self.fill()? {
+                return Ok(None);
+            }
+            match self.buf[self.pos] {
+                b'\n' | b'\r' => self.advance(1),
+                _ => break,
+            }
+        }
+        let (line, start) = (self.line, self.offset);
+        loop {
+            let text = &self.buf[self.pos..self.end];
+            let eol = memchr::memchr2(b'\n', b'\r', text);
+            let content = &text[..eol.unwrap_or(text.len())];
+            if (eol.is_some() || self.eof) && memchr::memchr(b'"', content).is_none() {
+                split(content, &mut self.spans);
+                self.last = (self.pos, self.pos + content.len(), false);
+                match eol {
+                    // One line, one break: no need to scan it again for line breaks.
+                    Some(at) => {
+                        self.line += 1;
+                        self.after_cr = text[at] == b'\r';
+                        self.pos += at + 1;
+                        self.offset += at as u64 + 1;
+                    }
+                    None => self.advance(content.len()),
+                }
+                break;
+            }
+            if eol.is_some() || self.eof {
+                self.read_quoted(line, start)?;
+                break;
+            }
+            // The line continues past the buffer: read more (growing it for long lines).
+            self.check_size(start, line, (self.end - self.pos) as u64)?;
+            self.fill()?;
+        }
+        let (from, to, quoted) = self.last;
+        let text = if quoted { &self.out[from..to] } else { &self.buf[from..to] };
+        Ok(Some((line, Record::new(text, &self.spans))))
+    }
+
+    /// A record with a quote: parsed by `csv_core`, which may consume it across several buffers.
+    fn read_quoted(&mut self, line: u64, start: u64) -> io::Result<()> {
+        let (mut nout, mut nends) = (0, 0);
+        loop {
+            let input = &self.buf[self.pos..self.end];
+            let (result, nin, o, e) = self.core.read_record(input, &mut self.out[nout..], &mut self.ends[nends..]);
+            nout += o;
+            nends += e;
+            self.advance(nin);
+            match result {
+                ReadRecordResult::InputEmpty => {
+                    self.check_size(start, line, self.offset - start)?;
+                    if self.pos == self.end {
+                        self.fill()?;
+                    }
+                }
+                ReadRecordResult::OutputFull => {
+                    self.check_size(start, line, self.out.len() as u64)?;
+                    self.out.resize(self.out.len() * 2, 0);
+                }
+                ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
+                ReadRecordResult::Record | ReadRecordResult::End => break,
+            }
+        }
+        self.spans.clear();
+        let mut from = 0;
+        for &to in &self.ends[..nends] {
+            self.spans.push((from, to));
+            from = to;
+        }
+        self.last = (0, nout, true);
+        Ok(())
+    }
+
+    /// Moves `n` bytes past `pos`, counting the line breaks among them (`\r\n` is one).
+    fn advance(&mut self, n: usize) {
+        let bytes = &self.buf[self.pos..self.pos + n];
+        for at in memchr::memchr2_iter(b'\n', b'\r', bytes) {
+            let after_cr = if at > 0 { bytes[at - 1] == b'\r' } else { self.after_cr };
+            if bytes[at] == b'\r' || !after_cr {
+                self.line += 1;
+            }
+        }
+        if let Some(&last) = bytes.last() {
+            self.after_cr = last == b'\r';
+        }
+        self.pos += n;
+        self.offset += n as u64;
+    }
+
+    fn check_size(&self, start: u64, line: u64, size: u64) -> io::Result<()> {
+        if size.max(self.offset - start) <= self.max_record_bytes {
+            return Ok(());
+        }
+        let message = format!(
+            "the record starting at line {line} is larger than {} MiB (an unclosed quote, or binary data?)",
+            self.max_record_bytes >> 20
+        );
+        Err(io::Error::new(io::ErrorKind::InvalidData, DecodeError(message)))
+    }
+
+    /// Reads more text after what is buffered (moving the unread part to the front, growing the buffer
+    /// when it is full). Returns false at the end of the stream.
+    fn fill(&mut self) -> io::Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        if self.end == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        loop {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(self.pos < self.end);
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// The fields of a line without quotes, split on commas (as spans of the line).
+fn split(line: &[u8], spans: &mut Vec<(usize, usize)>) {
+    spans.clear();
+    let mut from = 0;
+    for comma in memchr::memchr_iter(b',', line) {
+        spans.push((from, comma));
+        from = comma + 1;
+    }
+    spans.push((from, line.len()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tiny reads exercise records and terminators split across buffer refills.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(buf.len()).min(self.1);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn all(input: &[u8], step: usize) -> Vec<(u64, Vec<Vec<u8>>)> {
+        let mut reader = RecordReader::new(Trickle(input, step), 1 << 20);
+        let mut out = Vec::new();
+        while let Some((line, record)) = reader.read().unwrap() {
+            out.push((line, record.iter().map(<[u8]>::to_vec).collect()));
+        }
+        out
+    }
+
+    /// What the `csv` crate's flexible reader makes of the input (the reference for fields).
+    fn reference(input: &[u8]) -> Vec<Vec<Vec<u8>>> {
+        let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
+        rdr.byte_records().map(|r| r.unwrap().iter().map(<[u8]>::to_vec).collect()).collect()
+    }
+
+    #[test]
+    fn records_and_lines_with_every_line_ending() {
+        // (input, the line each record starts on)
+        let cases: &[(&str, &[u64])] = &[
+            ("h\na\nb\n", &[1, 2, 3]),
+            ("h\r\na\r\nb\r\n", &[1, 2, 3]),
+            ("h\ra\rb", &[1, 2, 3]),
+            ("h\na\n\nb\nc\n", &[1, 2, 4, 5]),
+            ("h\n\n\na\r\n\r\nb", &[1, 4, 6]),
+            ("h\n\"q\nq\"\nb\n", &[1, 2, 4]),
+            ("h\n\"q\r\n\r\nq\"\r\nb\r\n", &[1, 2, 5]),
+            ("\n\nh,\"x\"\"y\",z\r\n1,,\"\"\n\"a\rb\"", &[3, 4, 5]),
+            ("a,b\"c,d\n\"e\",\"f\"g\n", &[1, 2]),
+            ("x", &[1]),
+            ("", &[]),
+            ("\r\n\n", &[]),
+        ];
+        for (input, want) in cases {
+            for step in [1, 2, 3, 1000] {
+                let got = all(input.as_bytes(), step);
+                let lines: Vec<u64> = got.iter().map(|(line, _)| *line).collect();
+                assert_eq!(lines, *want, "lines of {input:?} read {step} bytes at a time");
+                let fields: Vec<Vec<Vec<u8>>> = got.into_iter().map(|(_, f)| f).collect();
+                assert_eq!(fields, reference(input.as_bytes()), "fields of {input:?} (step {step})");
+            }
+        }
+    }
+
+    #[test]
+    fn long_lines_grow_the_buffer_and_runaway_records_fail() {
+        let long = format!("h\n{},{}\nz\n", "x".repeat(3 * BUF_SIZE), "y".repeat(10));
+        let got = all(long.as_bytes(), 100_000);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[1].1[0].len(), 3 * BUF_SIZE);
+        assert_eq!(got[2], (3, vec![b"z".to_vec()]));
+
+        for runaway in [format!("h\n\"{}", "x".repeat(300_000)), format!("h\n{}", "x".repeat(300_000))] {
+            let mut reader = RecordReader::new(Trickle(runaway.as_bytes(), 4096), 100_000);
+            assert_eq!(reader.read().unwrap().map(|(line, _)| line), Some(1));
+            let err = reader.read().unwrap_err();
+            let decode = crate::input::decode_error(&err).expect("a decode error");
+            assert!(decode.to_string().contains("starting at line 2"), "{decode}");
+        }
+    }
+}
