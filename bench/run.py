@@ -160,7 +160,7 @@ if one_core:
     mb, wall = max(one_core)
     seconds_per_gb = wall / mb * 1000
     per_gb = seconds_per_gb * LAMBDA_MB / 1024 * GB_SECOND
-    out += ["", f"Cost per GB processed on Lambda (arm64, {LAMBDA_MB} MB, ${GB_SECOND}/GB-s), from the one-core "
+    out += ["", f"Cost per GB processed on Lambda (arm64, {LAMBDA_MB} MB, ${GB_SECOND:.10f}/GB-s), from the one-core "
             f"throughput on {mb:.0f} MB ({mb / wall:.0f} MB/s): {seconds_per_gb:.1f} s per GB, "
             f"**${per_gb:.5f} per GB** (plus $0.0000002 per request)."]
 
