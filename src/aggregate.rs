@@ -83,10 +83,10 @@ struct TableState {
 }
 
 impl TableState {
-    fn new(spec: &'static TableSpec) -> Self {
+    /// A table whose per-chunk aggregation counts the ids of `distinct` (the others it derives).
+    fn new(spec: &'static TableSpec, distinct: Vec<Distinct>) -> Self {
         assert!(spec.keys.len() <= 2, "table {} has more than two keys", spec.name);
         let group = std::iter::once(col("hour")).chain(spec.keys.iter().map(|k| col(k.name()))).collect();
-        let distinct: Vec<Distinct> = spec.metrics.iter().filter_map(|m| Distinct::of(*m)).collect();
         let mut aggs = vec![
             len().cast(DataType::Int64).alias("order_lines"),
             col("quantity").sum().alias("units"),
@@ -149,11 +149,49 @@ pub struct Table {
 /// Aggregates chunks into the insight tables.
 pub struct Engine {
     tables: Vec<TableState>,
+    /// Distinct sets a table derives from a finer table instead of counting per chunk:
+    /// (table, what is counted, source table).
+    derived: Vec<(usize, Distinct, usize)>,
+}
+
+/// The distinct sets a table can take from a finer one: where another table groups by every key of this
+/// one (and maybe more) and counts the same ids, this table's set for a group is the union of that
+/// table's sets for the groups it splits into (every row of a group lies in exactly one finer group).
+/// So `hourly_kpis` takes its orders and customers from `channel_performance`, and polars computes two
+/// fewer unique-id lists per chunk. Returns (table, distinct, source).
+fn derivations(specs: &[TableSpec]) -> Vec<(usize, Distinct, usize)> {
+    let counts = |spec: &TableSpec, d: Distinct| spec.metrics.iter().any(|&m| Distinct::of(m) == Some(d));
+    // `a` splits every group of `b` into finer ones.
+    let finer = |a: &TableSpec, b: &TableSpec| a.keys.len() > b.keys.len() && b.keys.iter().all(|k| a.keys.contains(k));
+    // A source must count per chunk itself: no finer table counts the same ids (so there are no chains).
+    let root = |u: &TableSpec, d: Distinct| counts(u, d) && !specs.iter().any(|w| finer(w, u) && counts(w, d));
+    let mut derived = Vec::new();
+    for (t, spec) in specs.iter().enumerate() {
+        for d in Distinct::ALL.into_iter().filter(|&d| counts(spec, d)) {
+            if let Some(u) = specs.iter().position(|u| finer(u, spec) && root(u, d)) {
+                derived.push((t, d, u));
+            }
+        }
+    }
+    derived
 }
 
 impl Engine {
     pub fn new(specs: &'static [TableSpec]) -> Self {
-        Engine { tables: specs.iter().map(TableState::new).collect() }
+        let derived = derivations(specs);
+        let tables = specs
+            .iter()
+            .enumerate()
+            .map(|(t, spec)| {
+                let counted = Distinct::ALL
+                    .into_iter()
+                    .filter(|&d| spec.metrics.iter().any(|&m| Distinct::of(m) == Some(d)))
+                    .filter(|&d| !derived.iter().any(|&(dt, dd, _)| dt == t && dd == d))
+                    .collect();
+                TableState::new(spec, counted)
+            })
+            .collect();
+        Engine { tables, derived }
     }
 
     /// Reduces one chunk into the partial results of every table. The chunk is emptied.
@@ -178,7 +216,24 @@ impl Engine {
     }
 
     /// Finishes every table. Tables of a run without valid rows have zero rows.
-    pub fn finish(self, dicts: &Dictionaries) -> Result<Vec<Table>> {
+    pub fn finish(mut self, dicts: &Dictionaries) -> Result<Vec<Table>> {
+        for &(t, d, u) in &self.derived {
+            let (spec, finer) = (self.tables[t].spec, self.tables[u].spec);
+            // Where each of this table's keys sits among the finer table's keys.
+            let at: Vec<usize> =
+                spec.keys.iter().map(|k| finer.keys.iter().position(|f| f == k).unwrap_or(0)).collect();
+            let mut unions: HashMap<GroupKey, RoaringBitmap, foldhash::fast::FixedState> = HashMap::default();
+            for (&(hour, codes), group) in &self.tables[u].groups {
+                let mut key = [0u32; 2];
+                for (k, &i) in at.iter().enumerate() {
+                    key[k] = codes[i];
+                }
+                *unions.entry((hour, key)).or_default() |= &group.ids[d as usize];
+            }
+            for (key, ids) in unions {
+                self.tables[t].groups.entry(key).or_default().ids[d as usize] = ids;
+            }
+        }
         self.tables.into_iter().map(|state| label(state, dicts)).collect()
     }
 }
@@ -327,6 +382,20 @@ fn build_frame(spec: &TableSpec, groups: &[Group]) -> Result<DataFrame> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hourly_kpis_take_distinct_orders_and_customers_from_channel_performance() {
+        let name = |t: usize| crate::tables::TABLES[t].name;
+        let derived: Vec<(&str, Distinct, &str)> =
+            derivations(crate::tables::TABLES).into_iter().map(|(t, d, u)| (name(t), d, name(u))).collect();
+        assert_eq!(
+            derived,
+            vec![
+                ("hourly_kpis", Distinct::Orders, "channel_performance"),
+                ("hourly_kpis", Distinct::Customers, "channel_performance"),
+            ]
+        );
+    }
 
     #[test]
     fn rounding_half_away_from_zero() {
