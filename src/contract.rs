@@ -352,7 +352,7 @@ pub fn accept_row(
     if record.len() != header.width {
         return Err(RejectReason::FieldCount);
     }
-    if std::str::from_utf8(record.text()).is_err() {
+    if !record.is_utf8() {
         return Err(RejectReason::InvalidUtf8);
     }
     let field = |c: Column| header.position(c).map_or(&b""[..], |i| trim(record.get(i)));

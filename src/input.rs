@@ -134,7 +134,8 @@ pub fn prefetch(mut reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + S
         };
         buf.truncate(filled);
         let done = filled == 0 || result.is_err();
-        if filled > 0 && tx.send(Ok(buf)).is_err() {
+        // An empty buffer is the end marker: the reader tells a finished stream from a thread that died.
+        if (filled > 0 || result.is_ok()) && tx.send(Ok(buf)).is_err() {
             return;
         }
         if let Err(e) = result {
@@ -144,7 +145,7 @@ pub fn prefetch(mut reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + S
             return;
         }
     })?;
-    Ok(Box::new(PrefetchReader { rx, recycle: recycle_tx, current: Vec::new(), pos: 0, failed: false }))
+    Ok(Box::new(PrefetchReader { rx, recycle: recycle_tx, current: Vec::new(), pos: 0, failed: false, ended: false }))
 }
 
 struct PrefetchReader {
@@ -153,6 +154,7 @@ struct PrefetchReader {
     current: Vec<u8>,
     pos: usize,
     failed: bool,
+    ended: bool,
 }
 
 impl Read for PrefetchReader {
@@ -161,7 +163,11 @@ impl Read for PrefetchReader {
             if self.failed {
                 return Err(io::Error::other("the input stream failed earlier"));
             }
+            if self.ended {
+                return Ok(0);
+            }
             match self.rx.recv() {
+                Ok(Ok(next)) if next.is_empty() => self.ended = true,
                 Ok(Ok(next)) => {
                     let used = std::mem::replace(&mut self.current, next);
                     let _ = self.recycle.send(used);
@@ -171,7 +177,11 @@ impl Read for PrefetchReader {
                     self.failed = true;
                     return Err(e);
                 }
-                Err(_) => return Ok(0), // the thread finished: end of stream
+                // No end marker: the thread died (a panic), which must not look like a complete input.
+                Err(_) => {
+                    self.failed = true;
+                    return Err(io::Error::other("the input reader thread stopped before the end of the stream"));
+                }
             }
         }
         let n = out.len().min(self.current.len() - self.pos);
@@ -228,6 +238,15 @@ mod tests {
         assert!(decode_error(&err).is_some(), "the tag survives the thread: {err:?}");
         assert!(out.starts_with(b"a,b\n1,2\n"), "text before the damage is delivered");
         assert!(reader.read(&mut [0u8; 8]).is_err(), "a failed stream does not look like a clean end");
+
+        struct Panics;
+        impl Read for Panics {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                panic!("a reader that dies (test)")
+            }
+        }
+        let err = prefetch(Box::new(Panics)).unwrap().read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("stopped before the end"), "{err}");
     }
 
     #[test]

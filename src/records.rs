@@ -22,11 +22,14 @@ use csv_core::ReadRecordResult;
 pub struct Record<'a> {
     text: &'a [u8],
     spans: &'a [(usize, usize)],
+    /// Whether an ASCII separator stands between every two fields in `text`.
+    separated: bool,
 }
 
 impl<'a> Record<'a> {
+    /// Fields that lie back to back in `text` (or anywhere: `spans` says where).
     pub fn new(text: &'a [u8], spans: &'a [(usize, usize)]) -> Self {
-        Record { text, spans }
+        Record { text, spans, separated: false }
     }
 
     /// Number of fields.
@@ -43,10 +46,19 @@ impl<'a> Record<'a> {
         self.spans.get(i).map_or(&[][..], |&(from, to)| &self.text[from..to])
     }
 
-    /// The text holding every field (and, for an unquoted line, the commas between them): valid UTF-8
-    /// exactly when every field is.
+    /// The text holding every field, back to back (or, for an unquoted line, with the commas between).
     pub fn text(&self) -> &'a [u8] {
         self.text
+    }
+
+    /// Whether every field is valid UTF-8. Fields joined without separators are not enough: the end of one
+    /// field and the start of the next could together form a character.
+    pub fn is_utf8(&self) -> bool {
+        match std::str::from_utf8(self.text) {
+            Err(_) => false,
+            Ok(_) if self.separated => true,
+            Ok(_) => self.iter().all(|f| std::str::from_utf8(f).is_ok()),
+        }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
@@ -116,7 +128,7 @@ impl<R: Read> RecordReader<R> {
             after_cr: false,
             offset: 0,
             max_record_bytes,
-            core: csv_core::Reader::new(),
+            core: primed_core(),
             out: vec![0; 4096],
             ends: vec![0; 64],
             spans: Vec::new(),
@@ -169,9 +181,12 @@ impl<R: Read> RecordReader<R> {
             self.check_size(start, line, (self.end - self.pos) as u64)?;
             self.fill()?;
         }
+        if self.spans.len() > MAX_FIELDS {
+            return Err(self.corrupt(format!("the record at line {line} has more than {MAX_FIELDS} fields")));
+        }
         let (from, to, quoted) = self.last;
         let text = if quoted { &self.out[from..to] } else { &self.buf[from..to] };
-        Ok(Some((line, Record::new(text, &self.spans))))
+        Ok(Some((line, Record { text, spans: &self.spans, separated: !quoted })))
     }
 
     /// A record with a quote: parsed by `csv_core`, which may consume it across several buffers.
@@ -193,6 +208,9 @@ impl<R: Read> RecordReader<R> {
                 ReadRecordResult::OutputFull => {
                     self.check_size(start, line, self.out.len() as u64)?;
                     self.out.resize(self.out.len() * 2, 0);
+                }
+                ReadRecordResult::OutputEndsFull if self.ends.len() > MAX_FIELDS => {
+                    return Err(self.corrupt(format!("the record at line {line} has more than {MAX_FIELDS} fields")));
                 }
                 ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
                 ReadRecordResult::Record | ReadRecordResult::End => break,
@@ -228,11 +246,15 @@ impl<R: Read> RecordReader<R> {
         if size.max(self.offset - start) <= self.max_record_bytes {
             return Ok(());
         }
-        let message = format!(
+        Err(self.corrupt(format!(
             "the record starting at line {line} is larger than {} MiB (an unclosed quote, or binary data?)",
             self.max_record_bytes >> 20
-        );
-        Err(io::Error::new(io::ErrorKind::InvalidData, DecodeError(message)))
+        )))
+    }
+
+    /// An error that fails the file as corrupt input.
+    fn corrupt(&self, message: String) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, DecodeError(message))
     }
 
     /// Reads more text after what is buffered (moving the unread part to the front, growing the buffer
@@ -266,6 +288,21 @@ impl<R: Read> RecordReader<R> {
     }
 }
 
+/// A `csv_core` reader past its first record. csv_core drops a UTF-8 BOM at the start of its first input
+/// ever, and this reader calls it first at whatever line has the first quote: the leading BOM is already
+/// gone (`input::decoded`), and a BOM further down must stay data, as in the `csv` crate.
+fn primed_core() -> csv_core::Reader {
+    let mut core = csv_core::Reader::new();
+    let (mut out, mut ends) = ([0u8; 8], [0usize; 4]);
+    let (result, ..) = core.read_record(b"x\n", &mut out, &mut ends);
+    debug_assert_eq!(result, ReadRecordResult::Record);
+    core
+}
+
+/// Fields a record may have. More means the file is not an orders export; without a bound, a 32 MiB line of
+/// commas would take gigabytes of field positions.
+pub const MAX_FIELDS: usize = 65_536;
+
 /// The fields of a line without quotes, split on commas (as spans of the line).
 fn split(line: &[u8], spans: &mut Vec<(usize, usize)>) {
     spans.clear();
@@ -273,6 +310,9 @@ fn split(line: &[u8], spans: &mut Vec<(usize, usize)>) {
     for comma in memchr::memchr_iter(b',', line) {
         spans.push((from, comma));
         from = comma + 1;
+        if spans.len() > MAX_FIELDS {
+            return; // the caller fails the record
+        }
     }
     spans.push((from, line.len()));
 }
@@ -322,6 +362,7 @@ mod tests {
             ("\n\nh,\"x\"\"y\",z\r\n1,,\"\"\n\"a\rb\"", &[3, 4, 5]),
             ("a,b\"c,d\n\"e\",\"f\"g\n", &[1, 2]),
             ("x", &[1]),
+            ("h\n\u{feff}\"x\",y\n\u{feff}a,b\n", &[1, 2, 3]),
             ("", &[]),
             ("\r\n\n", &[]),
         ];
@@ -333,6 +374,29 @@ mod tests {
                 let fields: Vec<Vec<Vec<u8>>> = got.into_iter().map(|(_, f)| f).collect();
                 assert_eq!(fields, reference(input.as_bytes()), "fields of {input:?} (step {step})");
             }
+        }
+    }
+
+    #[test]
+    fn utf8_is_checked_per_field_when_fields_are_joined() {
+        // "\xC3" + "\xA9" would read as "é" if the quoted record's fields were checked joined.
+        let mut reader = RecordReader::new(&b"\"ORD\xC3\",\xA9SKU\nok,\"\xC3\xA9\"\n"[..], 1 << 20);
+        let (_, joined) = reader.read().unwrap().unwrap();
+        assert!(!joined.is_utf8());
+        let (_, fine) = reader.read().unwrap().unwrap();
+        assert!(fine.is_utf8());
+        assert!(!OwnedRecord::from_fields(&[b"a\xC3", b"\xA9"]).view().is_utf8());
+    }
+
+    #[test]
+    fn too_many_fields_fail_the_file() {
+        for line in [",".repeat(MAX_FIELDS + 1), format!("\"q\"{}", ",".repeat(MAX_FIELDS + 1))] {
+            let text = format!("h\n{line}\n");
+            let mut reader = RecordReader::new(text.as_bytes(), 1 << 24);
+            assert!(reader.read().unwrap().is_some());
+            let err = reader.read().unwrap_err();
+            let decode = crate::input::decode_error(&err).expect("a decode error");
+            assert!(decode.to_string().contains("more than 65536 fields"), "{decode}");
         }
     }
 
