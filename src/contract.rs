@@ -228,7 +228,9 @@ fn pack(raw: &[u8]) -> Option<u128> {
     let half = |at: usize| u64::from(u32::from_le_bytes(raw[at..at + 4].try_into().expect("4 bytes")));
     let bytes = match n {
         0 => 0u128,
-        1..=3 => u128::from(raw[0]) | u128::from(raw[n / 2]) << 8 * (n / 2) | u128::from(raw[n - 1]) << 8 * (n - 1),
+        1..=3 => {
+            u128::from(raw[0]) | (u128::from(raw[n / 2]) << (8 * (n / 2))) | (u128::from(raw[n - 1]) << (8 * (n - 1)))
+        }
         4..=7 => u128::from(half(0) | half(n - 4) >> (8 * (8 - n)) << 32),
         8..=15 => u128::from(word(0)) | u128::from(word(n - 8).checked_shr(8 * (16 - n) as u32).unwrap_or(0)) << 64,
         _ => return None,

@@ -105,7 +105,7 @@ impl Shard {
     /// The slot where the probe for `tag` starts (the table is not empty).
     fn home(&self, tag: u32) -> usize {
         // Maps the hash onto 0..capacity by a multiply-shift (the capacity is not a power of two).
-        ((spread(tag) >> 32) * self.slots.len() as u64 >> 32) as usize
+        (((spread(tag) >> 32) * self.slots.len() as u64) >> 32) as usize
     }
 
     /// The slot after `i`, wrapping around.
