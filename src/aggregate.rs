@@ -33,6 +33,11 @@ enum Distinct {
 impl Distinct {
     const ALL: [Distinct; 3] = [Distinct::Orders, Distinct::Customers, Distinct::Products];
 
+    /// Whether a table has a metric counting these ids.
+    fn counted_by(self, spec: &TableSpec) -> bool {
+        spec.metrics.iter().any(|&m| Distinct::of(m) == Some(self))
+    }
+
     fn of(metric: Metric) -> Option<Distinct> {
         match metric {
             Metric::Orders => Some(Distinct::Orders),
@@ -160,7 +165,7 @@ pub struct Engine {
 /// So `hourly_kpis` takes its orders and customers from `channel_performance`, and polars computes two
 /// fewer unique-id lists per chunk. Returns (table, distinct, source).
 fn derivations(specs: &[TableSpec]) -> Vec<(usize, Distinct, usize)> {
-    let counts = |spec: &TableSpec, d: Distinct| spec.metrics.iter().any(|&m| Distinct::of(m) == Some(d));
+    let counts = |spec: &TableSpec, d: Distinct| d.counted_by(spec);
     // `a` splits every group of `b` into finer ones.
     let finer = |a: &TableSpec, b: &TableSpec| a.keys.len() > b.keys.len() && b.keys.iter().all(|k| a.keys.contains(k));
     // A source must count per chunk itself: no finer table counts the same ids (so there are no chains).
@@ -185,7 +190,7 @@ impl Engine {
             .map(|(t, spec)| {
                 let counted = Distinct::ALL
                     .into_iter()
-                    .filter(|&d| spec.metrics.iter().any(|&m| Distinct::of(m) == Some(d)))
+                    .filter(|&d| d.counted_by(spec))
                     .filter(|&d| !derived.iter().any(|&(dt, dd, _)| dt == t && dd == d))
                     .collect();
                 TableState::new(spec, counted)

@@ -1,7 +1,7 @@
 //! One run: input stream -> contract -> aggregation -> outputs -> summary.
 //!
-//! The input is read record by record ([`RecordReader`]) into one reused `ByteRecord`; valid rows fill a columnar chunk which
-//! is handed on every [`Options::chunk_rows`] rows, so memory does not grow with the file. Four threads
+//! The input is read record by record ([`RecordReader`], borrowed views of its buffer); valid rows fill a
+//! columnar chunk which is handed on every [`Options::chunk_rows`] rows, so memory does not grow with the file. Four threads
 //! overlap: reading and gzip decoding ([`input::prefetch`]), validation (the calling thread), id interning
 //! ([`IdInterners`]) and aggregation ([`Engine`]), linked by bounded channels.
 //! Outputs are written in a fixed order: Parquet tables, rejects, removal of this source's stale outputs
