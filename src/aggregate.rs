@@ -1,12 +1,14 @@
 //! The aggregation engine: turns validated chunks into the insight tables declared in [`crate::tables`].
 //!
 //! Memory is bounded by the number of distinct keys, not by the file. Each chunk becomes a polars
-//! DataFrame of integer codes, and every table reduces it with one polars `group_by` to *mergeable partial
-//! results*: per group (`hour` + the table's keys) the additive sums (`order_lines`, `units`, `revenue`) and
-//! the chunk's unique ids of each distinct-count metric. Those partials are merged into a map of
-//! [`GroupState`]s: sums are added, ids are OR-ed into Roaring bitmaps. Ids are dense codes assigned in
-//! order of first appearance ([`crate::contract::Interner`]), so the bitmaps stay small: about one bit
-//! per id for large groups and two bytes per id for sparse ones. The chunk is then dropped.
+//! DataFrame of integer codes. For every table, polars groups the chunk (by `hour` and the table's keys,
+//! packed into one integer column when they fit) and sums `units` and `revenue` per group with the eager
+//! API; no query plan per chunk. Those *mergeable partial results* are merged into a map of
+//! [`GroupState`]s: sums are added, and the ids of each distinct-count metric go from the group's rows
+//! straight into Roaring bitmaps. Ids are dense codes assigned in order of first appearance
+//! ([`crate::intern::IdInterners`]), so a group's ids in a chunk are mostly ascending and above what its
+//! bitmap holds, and the bitmaps stay small: about one bit per id for large groups and two bytes per id for
+//! sparse ones. The chunk is then dropped.
 //!
 //! At the end the small per-group result is labelled (codes -> strings), ranked and sorted in Rust.
 
@@ -55,12 +57,6 @@ impl Distinct {
         }
     }
 
-    /// The per-chunk expression: the unique ids of the group. Guests are dropped when merging (a filter
-    /// inside the aggregation costs more than the whole unique).
-    fn expr(self) -> Expr {
-        col(self.id_column()).unique().alias(self.id_column())
-    }
-
     /// Whether `id` counts (guests are not customers).
     fn counts(self, id: u32) -> bool {
         self != Distinct::Customers || id != GUEST
@@ -81,8 +77,8 @@ struct GroupState {
 
 struct TableState {
     spec: &'static TableSpec,
-    group: Vec<Expr>,
-    aggs: Vec<Expr>,
+    /// The group columns: `hour`, then the table's keys.
+    group: Vec<&'static str>,
     distinct: Vec<Distinct>,
     groups: HashMap<GroupKey, GroupState, foldhash::fast::FixedState>,
 }
@@ -91,55 +87,99 @@ impl TableState {
     /// A table whose per-chunk aggregation counts the ids of `distinct` (the others it derives).
     fn new(spec: &'static TableSpec, distinct: Vec<Distinct>) -> Self {
         assert!(spec.keys.len() <= 2, "table {} has more than two keys", spec.name);
-        let group = std::iter::once(col("hour")).chain(spec.keys.iter().map(|k| col(k.name()))).collect();
-        let mut aggs = vec![
-            len().cast(DataType::Int64).alias("order_lines"),
-            col("quantity").sum().alias("units"),
-            col("revenue").sum().alias("revenue"),
-        ];
-        aggs.extend(distinct.iter().map(|d| d.expr()));
-        TableState { spec, group, aggs, distinct, groups: HashMap::default() }
+        let group = std::iter::once("hour").chain(spec.keys.iter().map(|k| k.name())).collect();
+        TableState { spec, group, distinct, groups: HashMap::default() }
     }
 
-    /// Reduces a chunk with polars and merges the partial result into the group states.
-    fn push(&mut self, chunk: &DataFrame) -> Result<()> {
-        let partial = chunk.clone().lazy().group_by(&self.group).agg(&self.aggs).collect()?;
-        let hours = partial.column("hour")?.i64()?;
-        let keys: Vec<&UInt32Chunked> = self
-            .spec
-            .keys
-            .iter()
-            .map(|k| partial.column(k.name()).and_then(|c| c.u32()))
-            .collect::<PolarsResult<_>>()?;
-        let lines = partial.column("order_lines")?.i64()?;
-        let units = partial.column("units")?.i64()?;
-        let revenue = partial.column("revenue")?.decimal()?.physical();
-        let lists: Vec<(Distinct, &ListChunked)> = self
-            .distinct
-            .iter()
-            .map(|d| Ok((*d, partial.column(d.id_column())?.list()?)))
-            .collect::<PolarsResult<_>>()?;
-        let mut ids: Vec<u32> = Vec::new();
-        for i in 0..partial.height() {
+    /// Groups a chunk with polars, sums per group with polars, and merges the partial result into the
+    /// group states; the ids of each group go straight from the chunk into its Roaring bitmaps.
+    fn push(&mut self, chunk: &DataFrame, scratch: &mut Vec<u32>) -> Result<()> {
+        let by = match packed_key(chunk, self.spec.keys)? {
+            Some(key) => vec![key],
+            None => self.group.iter().map(|&name| chunk.column(name).cloned()).collect::<PolarsResult<Vec<_>>>()?,
+        };
+        let grouped = chunk.group_by_with_series(by, false, false)?;
+        let groups: &GroupsType = grouped.get_groups();
+        // SAFETY: the groups were just computed from this frame, so every index is in bounds.
+        let (units, revenue) =
+            unsafe { (chunk.column("quantity")?.agg_sum(groups), chunk.column("revenue")?.agg_sum(groups)) };
+        let units = units.i64()?;
+        let revenue = revenue.decimal()?.physical();
+        let slice_u32 = |name: &str| -> PolarsResult<&[u32]> { chunk.column(name)?.u32()?.cont_slice() };
+        let hours = chunk.column("hour")?.i64()?.cont_slice()?;
+        let keys: Vec<&[u32]> = self.spec.keys.iter().map(|k| slice_u32(k.name())).collect::<PolarsResult<_>>()?;
+        let ids: Vec<(Distinct, &[u32])> =
+            self.distinct.iter().map(|&d| Ok((d, slice_u32(d.id_column())?))).collect::<PolarsResult<_>>()?;
+        for (g, rows) in groups.iter().enumerate() {
+            let first = rows.first() as usize;
             let mut key = [0u32; 2];
             for (k, codes) in keys.iter().enumerate() {
-                key[k] = codes.get(i).unwrap_or(0);
+                key[k] = codes[first];
             }
-            let state = self.groups.entry((hours.get(i).unwrap_or(0), key)).or_default();
-            state.lines += lines.get(i).unwrap_or(0);
-            state.units += units.get(i).unwrap_or(0);
-            state.revenue += revenue.get(i).unwrap_or(0);
-            for &(distinct, list) in &lists {
-                if let Some(series) = list.get_as_series(i) {
-                    ids.clear();
-                    ids.extend(series.u32()?.into_no_null_iter().filter(|&id| distinct.counts(id)));
-                    ids.sort_unstable();
-                    let chunk_ids = RoaringBitmap::from_sorted_iter(ids.iter().copied()).unwrap_or_default();
-                    state.ids[distinct as usize] |= chunk_ids;
+            let state = self.groups.entry((hours[first], key)).or_default();
+            state.lines += rows.len() as i64;
+            state.units += units.get(g).unwrap_or(0);
+            state.revenue += revenue.get(g).unwrap_or(0);
+            for &(distinct, column) in &ids {
+                scratch.clear();
+                match &rows {
+                    GroupsIndicator::Idx((_, idx)) => scratch.extend(idx.iter().map(|&r| column[r as usize])),
+                    GroupsIndicator::Slice([start, len]) => {
+                        scratch.extend_from_slice(&column[*start as usize..(*start + *len) as usize])
+                    }
                 }
+                scratch.retain(|&id| distinct.counts(id));
+                merge_ids(&mut state.ids[distinct as usize], scratch);
             }
         }
         Ok(())
+    }
+}
+
+/// The group key of every row packed into one `u64` column (hour number within the chunk, then each key
+/// code, in as few bits as the chunk needs), when it fits: polars groups one integer column several times
+/// faster than several columns, which it has to row-encode first. `None` when the codes need more bits.
+fn packed_key(chunk: &DataFrame, keys: &[Dim]) -> Result<Option<Column>> {
+    const HOUR: i64 = 3_600_000_000;
+    let bits = |max: u64| 64 - max.leading_zeros();
+    let hours = chunk.column("hour")?.i64()?.cont_slice()?;
+    let first = hours.iter().copied().min().unwrap_or(0);
+    let last = hours.iter().copied().max().unwrap_or(0);
+    let mut width = bits(((last - first) / HOUR) as u64);
+    let mut columns = Vec::with_capacity(keys.len());
+    for key in keys {
+        let codes = chunk.column(key.name())?.u32()?.cont_slice()?;
+        let w = bits(codes.iter().copied().max().unwrap_or(0) as u64);
+        width += w;
+        columns.push((codes, w));
+    }
+    if width > 64 {
+        return Ok(None);
+    }
+    let mut packed: Vec<u64> = hours.iter().map(|&h| ((h - first) / HOUR) as u64).collect();
+    for (codes, w) in columns {
+        for (p, &code) in packed.iter_mut().zip(codes) {
+            *p = (*p << w) | code as u64;
+        }
+    }
+    Ok(Some(UInt64Chunked::from_vec("group".into(), packed).into_column()))
+}
+
+/// Adds `ids` (any order, repeats allowed; reordered in place) to `set`.
+fn merge_ids(set: &mut RoaringBitmap, ids: &mut Vec<u32>) {
+    if ids.is_empty() {
+        return;
+    }
+    // Ids are codes in order of first appearance, so a group's ids are often already ascending.
+    if !ids.is_sorted() {
+        ids.sort_unstable();
+    }
+    ids.dedup();
+    // New ids above everything in the set (the common case for orders) are appended in place.
+    if set.max().is_none_or(|max| max < ids[0]) {
+        set.append(ids.iter().copied()).expect("sorted, deduplicated and above the set's maximum");
+    } else {
+        *set |= RoaringBitmap::from_sorted_iter(ids.iter().copied()).expect("sorted and deduplicated");
     }
 }
 
@@ -157,6 +197,8 @@ pub struct Engine {
     /// Distinct sets a table derives from a finer table instead of counting per chunk:
     /// (table, what is counted, source table).
     derived: Vec<(usize, Distinct, usize)>,
+    /// Reused buffer for the ids of one group.
+    scratch: Vec<u32>,
 }
 
 /// The distinct sets a table can take from a finer one: where another table groups by every key of this
@@ -196,7 +238,7 @@ impl Engine {
                 TableState::new(spec, counted)
             })
             .collect();
-        Engine { tables, derived }
+        Engine { tables, derived, scratch: Vec::new() }
     }
 
     /// Reduces one chunk into the partial results of every table. The chunk is emptied.
@@ -206,7 +248,7 @@ impl Engine {
         }
         let frame = chunk_frame(chunk)?;
         for table in &mut self.tables {
-            table.push(&frame)?;
+            table.push(&frame, &mut self.scratch)?;
         }
         Ok(())
     }
@@ -400,6 +442,73 @@ mod tests {
                 ("hourly_kpis", Distinct::Customers, "channel_performance"),
             ]
         );
+    }
+
+    /// A chunk frame of `rows` (hour, channel, campaign, order, customer) with every other column zero.
+    fn frame(rows: &[(i64, u32, u32, u32, u32)]) -> DataFrame {
+        let mut chunk = Chunk::with_capacity(rows.len());
+        chunk.order = Vec::new();
+        for &(hour, channel, campaign, order, customer) in rows {
+            chunk.hour.push(hour);
+            chunk.order.push(order);
+            chunk.customer.push(customer);
+            for dim in Dim::ALL {
+                let code = match dim {
+                    Dim::Channel => channel,
+                    Dim::Campaign => campaign,
+                    _ => 0,
+                };
+                chunk.dims[dim as usize].push(code);
+            }
+            chunk.quantity.push(1);
+            chunk.revenue.push(100);
+        }
+        chunk_frame(&mut chunk).unwrap()
+    }
+
+    /// Groups, sums and distinct sets of `channel_performance` for one chunk.
+    fn channel_groups(rows: &[(i64, u32, u32, u32, u32)]) -> Vec<(GroupKey, i64, Vec<u32>, Vec<u32>)> {
+        let spec = crate::tables::TABLES.iter().find(|t| t.name == "channel_performance").unwrap();
+        let mut table = TableState::new(spec, vec![Distinct::Orders, Distinct::Customers]);
+        table.push(&frame(rows), &mut Vec::new()).unwrap();
+        let mut groups: Vec<_> = table
+            .groups
+            .into_iter()
+            .map(|(key, g)| (key, g.lines, g.ids[0].iter().collect(), g.ids[1].iter().collect()))
+            .collect();
+        groups.sort();
+        groups
+    }
+
+    #[test]
+    fn packed_and_unpacked_group_keys_group_alike() {
+        const H: i64 = 3_600_000_000;
+        let (big, huge) = (u32::MAX - 1, u32::MAX);
+        // Two hours and codes of 32 bits in both keys: 1 + 32 + 32 bits, so the key columns are grouped as
+        // they are. With small codes the same rows are grouped by one packed column.
+        for (a, b) in [(big, huge), (5, 6)] {
+            let rows = [(H, a, a, 7, 1), (H, a, b, 3, 0), (2 * H, a, a, 9, 2), (H, a, a, 7, 2), (H, a, a, 4, 1)];
+            let packed = packed_key(&frame(&rows), &[Dim::Channel, Dim::Campaign]).unwrap();
+            assert_eq!(packed.is_none(), a == big, "codes {a}, {b}");
+            assert_eq!(
+                channel_groups(&rows),
+                vec![
+                    ((H, [a, a]), 3, vec![4, 7], vec![1, 2]),
+                    ((H, [a, b]), 1, vec![3], vec![]),
+                    ((2 * H, [a, a]), 1, vec![9], vec![2]),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn merged_ids_are_a_set_union() {
+        let mut set = RoaringBitmap::new();
+        merge_ids(&mut set, &mut vec![5, 3, 5, 9]);
+        merge_ids(&mut set, &mut vec![10, 12, 12]); // above the maximum: appended
+        merge_ids(&mut set, &mut vec![1, 9, 11]); // inside: or-ed
+        merge_ids(&mut set, &mut vec![]);
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![1, 3, 5, 9, 10, 11, 12]);
     }
 
     #[test]
