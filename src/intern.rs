@@ -341,22 +341,39 @@ impl IdInterners {
             &ids[start..ends[2 * row] as usize]
         };
         let customer_id = |row: usize| &ids[ends[2 * row] as usize..ends[2 * row + 1] as usize];
-        let mut tags = [(0u32, 0u32); BATCH];
+        // The lines of one order are mostly adjacent: a row repeating the previous row's order id (and
+        // then mostly its customer id) takes the previous codes without hashing or probing.
+        let repeats = |row: usize| row > 0 && order_id(row) == order_id(row - 1);
+        let mut tags = [None; BATCH];
         for first in (0..rows).step_by(BATCH) {
             let batch = first..rows.min(first + BATCH);
             for row in batch.clone() {
-                tags[row - first] = (self.orders.tag(order_id(row)), self.customers.tag(customer_id(row)));
+                tags[row - first] =
+                    (!repeats(row)).then(|| (self.orders.tag(order_id(row)), self.customers.tag(customer_id(row))));
             }
             for level in 0..3 {
-                for &(order, customer) in &tags[..batch.len()] {
+                for &(order, customer) in tags[..batch.len()].iter().flatten() {
                     self.orders.prefetch(order, level);
                     self.customers.prefetch(customer, level);
                 }
             }
             for row in batch {
-                let (order, customer) = tags[row - first];
-                chunk.order.push(self.orders.intern_tagged(order_id(row), order));
-                chunk.customer.push(self.customers.intern_tagged(customer_id(row), customer));
+                let (order, customer) = match tags[row - first] {
+                    Some((order, customer)) => (
+                        self.orders.intern_tagged(order_id(row), order),
+                        self.customers.intern_tagged(customer_id(row), customer),
+                    ),
+                    None => {
+                        let customer = if customer_id(row) == customer_id(row - 1) {
+                            chunk.customer[row - 1]
+                        } else {
+                            self.customers.intern(customer_id(row))
+                        };
+                        (chunk.order[row - 1], customer)
+                    }
+                };
+                chunk.order.push(order);
+                chunk.customer.push(customer);
             }
         }
         chunk.ids = Vec::new();
@@ -414,10 +431,12 @@ mod tests {
         let mut chunk = Chunk::default();
         let mut expected = IdInterners::default();
         let mut want = (Vec::new(), Vec::new());
-        // Runs of repeated orders, customers drawn from a small pool (hits), guests, and a batch-size tail.
+        // Runs of adjacent lines of one order (whose customer mostly repeats, sometimes not), orders
+        // interleaved, customers drawn from a small pool (hits), guests, and a batch-size tail.
         for row in 0..(40 * BATCH + 7) {
-            let order = format!("ORD-{}", row / 3 + (row % 5) * 1000);
-            let customer = if row % 7 == 0 { String::new() } else { format!("C{}", (row * 31) % 97) };
+            let interleaved = if row % 10 < 6 { 0 } else { (row % 5) * 1000 };
+            let order = format!("ORD-{}", row / 3 + interleaved);
+            let customer = if row % 7 == 0 { String::new() } else { format!("C{}", (row / 3 * 31 + row % 4 / 3) % 97) };
             chunk.ids.extend_from_slice(order.as_bytes());
             chunk.id_ends.push(chunk.ids.len() as u32);
             chunk.ids.extend_from_slice(customer.as_bytes());
