@@ -349,7 +349,7 @@ fn scan_line(text: &[u8], spans: &mut Vec<(usize, usize)>) -> Scan {
     spans.clear();
     let mut from = 0;
     let mut at = 0;
-    let mut comma = |spans: &mut Vec<(usize, usize)>, from: &mut usize, at: usize| {
+    let comma = |spans: &mut Vec<(usize, usize)>, from: &mut usize, at: usize| {
         if spans.len() <= MAX_FIELDS {
             spans.push((*from, at)); // past the limit the caller fails the record
         }

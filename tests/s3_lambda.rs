@@ -7,7 +7,7 @@ mod s3_server;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -373,6 +373,47 @@ async fn transient_s3_faults_are_retried_to_success() {
     assert_eq!(summary_of(&w, FIXTURE_KEY).await.unwrap()["status"], "succeeded");
     let local = local_run(&manifest(FIXTURE));
     assert_eq!(parquet_by_partition(listing(&w, OUT).await), parquet_by_partition(local));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_stream_broken_mid_file_is_resumed_from_where_it_broke() {
+    let w = world().await;
+    let input = std::fs::read(manifest(FIXTURE)).unwrap();
+    put(&w, IN, FIXTURE_KEY, input.clone()).await;
+    let ranges = Arc::new(Mutex::new(Vec::new()));
+    let seen = ranges.clone();
+    // The first two reads of the input break after 1000 and then 500 more bytes; the third completes.
+    w.server.set_truncations(Some(Box::new(move |method, target, range| {
+        if method != "GET" || !target.contains("/exports/") {
+            return None;
+        }
+        let mut seen = seen.lock().unwrap();
+        seen.push(range.map(str::to_string));
+        [Some(1000), Some(500)].get(seen.len() - 1).copied().flatten()
+    })));
+    let response = handler(&w).handle(event("s3-put.json"), "r").await.unwrap();
+    w.server.set_truncations(None);
+    assert_eq!(response["results"][0]["outcome"], "succeeded", "{response}");
+    assert_eq!(
+        *ranges.lock().unwrap(),
+        vec![None, Some("bytes=1000-".to_string()), Some("bytes=1500-".to_string())],
+        "each resume asks for the rest from the first byte not yet read"
+    );
+    let summary = summary_of(&w, FIXTURE_KEY).await.unwrap();
+    assert_eq!(summary["status"], "succeeded");
+    assert_eq!(summary["source"]["bytes"], input.len());
+    let local = local_run(&manifest(FIXTURE));
+    assert_eq!(parquet_by_partition(listing(&w, OUT).await), parquet_by_partition(local));
+
+    // A body that keeps breaking fails the run as retryable, without a summary.
+    let w = world().await;
+    put(&w, IN, FIXTURE_KEY, input).await;
+    w.server.set_truncations(Some(Box::new(|method, target, _| {
+        (method == "GET" && target.contains("/exports/")).then_some(100)
+    })));
+    let err = handler(&w).handle(event("s3-put.json"), "s").await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(summary_of(&w, FIXTURE_KEY).await.is_none(), "no summary for a partial read");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 //! A real S3 protocol server on loopback for tests and CI: `s3s` + `s3s-fs` (objects are files under a root
 //! directory, buckets are its subdirectories), served by hyper, with a hook to inject faults.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,11 +23,16 @@ pub const SECRET_KEY: &str = "hourly-insights-test-secret";
 /// Decides per request (method, path and query, request number) whether to answer with an error status.
 pub type FaultRule = Box<dyn FnMut(&str, &str, usize) -> Option<u16> + Send>;
 
+/// Decides per request (method, path and query, `Range` header) whether to break the response body: the
+/// answer is the number of body bytes sent before the connection fails.
+pub type TruncateRule = Box<dyn FnMut(&str, &str, Option<&str>) -> Option<usize> + Send>;
+
 /// A running server.
 pub struct S3Server {
     pub addr: SocketAddr,
     pub requests: Arc<AtomicUsize>,
     pub faults: Arc<Mutex<Option<FaultRule>>>,
+    pub truncations: Arc<Mutex<Option<TruncateRule>>>,
 }
 
 impl S3Server {
@@ -37,6 +43,11 @@ impl S3Server {
     /// Installs (or clears) the fault rule.
     pub fn set_faults(&self, rule: Option<FaultRule>) {
         *self.faults.lock().unwrap() = rule;
+    }
+
+    /// Installs (or clears) the body truncation rule.
+    pub fn set_truncations(&self, rule: Option<TruncateRule>) {
+        *self.truncations.lock().unwrap() = rule;
     }
 }
 
@@ -51,17 +62,20 @@ pub async fn start(root: &Path, bind: &str) -> S3Server {
     let addr = listener.local_addr().unwrap();
     let requests = Arc::new(AtomicUsize::new(0));
     let faults: Arc<Mutex<Option<FaultRule>>> = Arc::new(Mutex::new(None));
-    let (count, rule) = (requests.clone(), faults.clone());
+    let truncations: Arc<Mutex<Option<TruncateRule>>> = Arc::new(Mutex::new(None));
+    let (count, rule, cuts) = (requests.clone(), faults.clone(), truncations.clone());
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
-            let (s3, count, rule) = (s3.clone(), count.clone(), rule.clone());
+            let (s3, count, rule, cuts) = (s3.clone(), count.clone(), rule.clone(), cuts.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |req: Request<Incoming>| {
                     let s3 = s3.clone();
                     let n = count.fetch_add(1, Ordering::SeqCst);
                     let target = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
                     let injected = rule.lock().unwrap().as_mut().and_then(|f| f(req.method().as_str(), &target, n));
+                    let range = req.headers().get("range").and_then(|v| v.to_str().ok());
+                    let cut = cuts.lock().unwrap().as_mut().and_then(|f| f(req.method().as_str(), &target, range));
                     async move {
                         if let Some(status) = injected {
                             let body =
@@ -71,12 +85,49 @@ pub async fn start(root: &Path, bind: &str) -> S3Server {
                             *resp.status_mut() = StatusCode::from_u16(status).unwrap();
                             return Ok::<_, s3s::HttpError>(resp);
                         }
-                        s3.call(req.map(s3s::Body::from)).await
+                        let response = s3.call(req.map(s3s::Body::from)).await?;
+                        let Some(cut) = cut else { return Ok(response) };
+                        // The headers (Content-Length included) go out as they are; the body stops after
+                        // `cut` bytes with an error, so hyper aborts the connection mid-body.
+                        let (parts, body) = response.into_parts();
+                        let bytes = http_body_util::BodyExt::collect(body).await.unwrap().to_bytes();
+                        let sent = bytes.slice(..cut.min(bytes.len()));
+                        Ok(Response::from_parts(parts, s3s::Body::http_body(Broken::new(sent))))
                     }
                 });
                 let _ = ConnBuilder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
             });
         }
     });
-    S3Server { addr, requests, faults }
+    S3Server { addr, requests, faults, truncations }
+}
+
+/// A response body that sends its bytes, then fails. It waits a moment before failing, so that hyper has
+/// flushed the headers and the bytes: the client sees a body that breaks, not a request that failed (which
+/// the SDK would retry by itself).
+struct Broken(Option<bytes::Bytes>, std::pin::Pin<Box<tokio::time::Sleep>>);
+
+impl Broken {
+    fn new(sent: bytes::Bytes) -> Self {
+        Broken(Some(sent), Box::pin(tokio::time::sleep(std::time::Duration::from_millis(50))))
+    }
+}
+
+impl http_body::Body for Broken {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>> {
+        use std::task::Poll;
+        if let Some(bytes) = self.0.take() {
+            return Poll::Ready(Some(Ok(http_body::Frame::data(bytes))));
+        }
+        match self.1.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(std::io::Error::other("injected: connection lost mid-body")))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
