@@ -253,12 +253,21 @@ impl Engine {
         Ok(())
     }
 
-    /// Approximate heap bytes of the merged state (for progress logs).
+    /// Heap bytes of the merged state, allocated capacity included (for logs and the memory benchmark).
     pub fn state_bytes(&self) -> usize {
+        let bitmap = |b: &RoaringBitmap| {
+            // roaring 0.12's statistics count array capacity as 4-byte values (they are u16) and bitset
+            // containers as one byte per bit; the real sizes are half and an eighth of those.
+            let s = b.statistics();
+            let containers = s.n_containers as usize * std::mem::size_of::<(u16, Vec<u16>)>();
+            let stores =
+                s.n_bytes_array_containers / 2 + u64::from(s.n_bitset_containers) * 8192 + s.n_bytes_run_containers;
+            containers + stores as usize
+        };
+        let group = std::mem::size_of::<(GroupKey, GroupState)>() + 1;
         self.tables
             .iter()
-            .flat_map(|t| t.groups.values())
-            .map(|g| 64 + g.ids.iter().map(RoaringBitmap::serialized_size).sum::<usize>())
+            .map(|t| t.groups.capacity() * group + t.groups.values().flat_map(|g| &g.ids).map(bitmap).sum::<usize>())
             .sum()
     }
 
