@@ -56,7 +56,7 @@ impl<'a> Record<'a> {
     /// Whether every field is valid UTF-8. Fields joined without separators are not enough: the end of one
     /// field and the start of the next could together form a character.
     pub fn is_utf8(&self) -> bool {
-        if self.ascii {
+        if self.ascii || self.text.is_ascii() {
             return true;
         }
         match std::str::from_utf8(self.text) {
@@ -343,30 +343,53 @@ fn bytes_equal(word: u64, byte: u8) -> u64 {
 }
 
 /// Splits the line at the start of `text` into `spans` on commas, stopping at its first line break (`\n`
-/// or `\r`) or its first quote. One pass, eight bytes at a time: the line break, quote and comma tests of a
-/// word are a few integer operations, where a search call per field cost more than the search.
+/// or `\r`). One pass, eight bytes at a time: the line break, quote and comma tests of a word are a few
+/// integer operations, where a search call per field cost more than the search. A quoted field that csv
+/// reads as just its contents (see [`simple_quoted`]) is taken here too; any other quote leaves the record
+/// to csv_core ([`Scan::Quoted`]).
 fn scan_line(text: &[u8], spans: &mut Vec<(usize, usize)>) -> Scan {
     spans.clear();
     let mut from = 0;
     let mut at = 0;
-    let comma = |spans: &mut Vec<(usize, usize)>, from: &mut usize, at: usize| {
+    let field = |spans: &mut Vec<(usize, usize)>, span: (usize, usize)| {
         if spans.len() <= MAX_FIELDS {
-            spans.push((*from, at)); // past the limit the caller fails the record
+            spans.push(span); // past the limit the caller fails the record
         }
-        *from = at + 1;
+    };
+    // A quote at `q`: the field must start there and be simple. Returns where scanning goes on, or how the
+    // scan ends.
+    let quoted = |spans: &mut Vec<(usize, usize)>, from: &mut usize, q: usize| -> Result<usize, Scan> {
+        let close = (q == *from).then(|| simple_quoted(text, q)).flatten().ok_or(Scan::Quoted)?;
+        field(spans, (q + 1, close));
+        match text.get(close + 1) {
+            Some(b',') => {
+                *from = close + 2;
+                Ok(close + 2)
+            }
+            Some(_) => Err(Scan::Plain(Some(close + 1))), // a line break
+            None => Err(Scan::Plain(None)),
+        }
     };
     while let Some(bytes) = text.get(at..at + 8) {
         let word = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
         let breaks = bytes_equal(word, b'\n') | bytes_equal(word, b'\r');
-        // The flag bits of the bytes before the first line break.
+        // The flag bits of the bytes before the first line break, then before the first quote.
         let before = if breaks == 0 { u64::MAX } else { (breaks & breaks.wrapping_neg()) - 1 };
-        if bytes_equal(word, b'"') & before != 0 {
-            return Scan::Quoted;
-        }
-        let mut commas = bytes_equal(word, b',') & before;
+        let quotes = bytes_equal(word, b'"') & before;
+        let limit = if quotes == 0 { before } else { (quotes & quotes.wrapping_neg()) - 1 };
+        let mut commas = bytes_equal(word, b',') & limit;
         while commas != 0 {
-            comma(spans, &mut from, at + commas.trailing_zeros() as usize / 8);
+            let comma = at + commas.trailing_zeros() as usize / 8;
+            field(spans, (from, comma));
+            from = comma + 1;
             commas &= commas - 1;
+        }
+        if quotes != 0 {
+            match quoted(spans, &mut from, at + quotes.trailing_zeros() as usize / 8) {
+                Ok(next) => at = next,
+                Err(end) => return end,
+            }
+            continue;
         }
         if breaks != 0 {
             let eol = at + breaks.trailing_zeros() as usize / 8;
@@ -375,19 +398,37 @@ fn scan_line(text: &[u8], spans: &mut Vec<(usize, usize)>) -> Scan {
         }
         at += 8;
     }
-    for (i, &byte) in text.iter().enumerate().skip(at) {
+    while let Some(&byte) = text.get(at) {
         match byte {
             b'\n' | b'\r' => {
-                spans.push((from, i));
-                return Scan::Plain(Some(i));
+                spans.push((from, at));
+                return Scan::Plain(Some(at));
             }
-            b'"' => return Scan::Quoted,
-            b',' => comma(spans, &mut from, i),
-            _ => {}
+            b'"' => match quoted(spans, &mut from, at) {
+                Ok(next) => at = next,
+                Err(end) => return end,
+            },
+            b',' => {
+                field(spans, (from, at));
+                from = at + 1;
+                at += 1;
+            }
+            _ => at += 1,
         }
     }
     spans.push((from, text.len()));
     Scan::Plain(None)
+}
+
+/// Where the closing quote is of the quoted field opening at `q`, if csv reads that field as just the bytes
+/// between the quotes: no quote inside (a doubled quote is an escape), no line break inside (csv_core counts
+/// those), and a comma, a line break or the end of the text right after it.
+fn simple_quoted(text: &[u8], q: usize) -> Option<usize> {
+    let close = q + 1 + memchr::memchr(b'"', &text[q + 1..])?;
+    if memchr::memchr2(b'\n', b'\r', &text[q + 1..close]).is_some() {
+        return None;
+    }
+    matches!(text.get(close + 1), None | Some(b',' | b'\n' | b'\r')).then_some(close)
 }
 
 /// Length of the ASCII run at the start of `bytes`.
@@ -506,7 +547,22 @@ mod tests {
     /// fields, lines, line numbers and UTF-8 verdicts match the `csv` crate and a byte-by-byte check.
     #[test]
     fn one_pass_splitter_matches_the_reference_on_random_text() {
-        let alphabet: &[&[u8]] = &[b"a", b"bc", b",", b",", b"\n", b"\r", b"\r\n", b"\"", b"\xC3\xA9", b"\xFF", b" "];
+        let alphabet: &[&[u8]] = &[
+            b"a",
+            b"bc",
+            b",",
+            b",",
+            b"\n",
+            b"\r",
+            b"\r\n",
+            b"\"",
+            b",\"a,b\"",
+            b",\"\"",
+            b"\"x\"\"y\"",
+            b"\xC3\xA9",
+            b"\xFF",
+            b" ",
+        ];
         let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
         let mut next = |n: usize| {
             seed ^= seed << 13;
@@ -549,6 +605,18 @@ mod tests {
             assert_eq!(scan_line(quoted.as_bytes(), &mut spans), Scan::Quoted, "{quoted:?}");
             assert_eq!(scan_line(x.as_bytes(), &mut spans), Scan::Plain(None));
             assert_eq!(spans, vec![(0, pad)]);
+            // Simple quoted fields are split here, without their quotes.
+            let simple = format!("{x},\"a,b\",c,\"\"\r");
+            assert_eq!(scan_line(simple.as_bytes(), &mut spans), Scan::Plain(Some(pad + 11)), "{simple:?}");
+            assert_eq!(spans, vec![(0, pad), (pad + 2, pad + 5), (pad + 7, pad + 8), (pad + 10, pad + 10)]);
+            assert_eq!(scan_line(format!("{x},\"a\"").as_bytes(), &mut spans), Scan::Plain(None));
+            assert_eq!(spans, vec![(0, pad), (pad + 2, pad + 3)]);
+            // Escapes, line breaks inside, text after the closing quote: csv_core's.
+            for other in
+                [format!("{x},\"a\"\"b\"\n"), format!("{x},\"a\nb\"\n"), format!("{x},\"a\"b\n"), format!("{x},\"a")]
+            {
+                assert_eq!(scan_line(other.as_bytes(), &mut spans), Scan::Quoted, "{other:?}");
+            }
         }
         assert_eq!(ascii_prefix(&[b'a'; 200]), 200);
         let mut bytes = vec![b'a'; 200];
