@@ -128,7 +128,9 @@ impl TableState {
                         scratch.extend_from_slice(&column[*start as usize..(*start + *len) as usize])
                     }
                 }
-                scratch.retain(|&id| distinct.counts(id));
+                if distinct == Distinct::Customers {
+                    scratch.retain(|&id| distinct.counts(id));
+                }
                 merge_ids(&mut state.ids[distinct as usize], scratch);
             }
         }

@@ -29,8 +29,6 @@ pub struct Interner {
     blocks: Vec<(u32, u32)>,
     /// The last key appended (the front-coding base of the next entry).
     last_added: Vec<u8>,
-    /// The last key looked up and its code: order lines usually come in runs of the same order.
-    recent: Option<(Vec<u8>, u32)>,
     scratch: Vec<u8>,
     hasher: foldhash::fast::FixedState,
 }
@@ -48,7 +46,6 @@ impl Default for Interner {
             pages: Vec::new(),
             blocks: Vec::new(),
             last_added: Vec::new(),
-            recent: None,
             scratch: Vec::new(),
             hasher: foldhash::fast::FixedState::default(),
         }
@@ -245,16 +242,11 @@ impl Interner {
 
     /// [`Interner::intern`] with the key's tag already computed.
     pub fn intern_tagged(&mut self, key: &[u8], tag: u32) -> u32 {
-        if let Some((recent, code)) = &self.recent {
-            if recent.as_slice() == key {
-                return *code;
-            }
-        }
         let Interner { shards, pages, blocks, scratch, last_added, len, .. } = self;
         let shard = &mut shards[shard_of(tag)];
         shard.reserve_one();
         let mut i = shard.home(tag);
-        let code = loop {
+        loop {
             let entry = shard.slots[i];
             if entry == 0 {
                 let code =
@@ -263,26 +255,17 @@ impl Interner {
                 *len += 1;
                 shard.slots[i] = u64::from(tag) << 32 | u64::from(code + 1);
                 shard.len += 1;
-                break code;
+                return code;
             }
             if (entry >> 32) as u32 == tag {
                 let candidate = entry as u32 - 1;
                 decode_into(pages, blocks, candidate, scratch);
                 if scratch.as_slice() == key {
-                    break candidate;
+                    return candidate;
                 }
             }
             i = shard.next(i);
-        };
-        match &mut self.recent {
-            Some((recent, c)) => {
-                recent.clear();
-                recent.extend_from_slice(key);
-                *c = code;
-            }
-            None => self.recent = Some((key.to_vec(), code)),
         }
-        code
     }
 
     pub fn len(&self) -> usize {
@@ -396,7 +379,7 @@ mod tests {
         let keys: Vec<String> = (0..10_000).map(|n| format!("ORD-{n}")).collect();
         for (n, k) in keys.iter().enumerate() {
             assert_eq!(i.intern(k.as_bytes()), n as u32);
-            assert_eq!(i.intern(k.as_bytes()), n as u32, "repeat hits the run cache");
+            assert_eq!(i.intern(k.as_bytes()), n as u32, "a repeat finds its code");
         }
         for (n, k) in keys.iter().enumerate().rev() {
             assert_eq!(i.intern(k.as_bytes()), n as u32, "lookup after growth");
