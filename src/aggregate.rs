@@ -93,8 +93,8 @@ impl TableState {
 
     /// Groups a chunk with polars, sums per group with polars, and merges the partial result into the
     /// group states; the ids of each group go straight from the chunk into its Roaring bitmaps.
-    fn push(&mut self, chunk: &DataFrame, scratch: &mut Vec<u32>) -> Result<()> {
-        let by = match packed_key(chunk, self.spec.keys)? {
+    fn push(&mut self, chunk: &DataFrame, hours: &HourNumbers, scratch: &mut Vec<u32>) -> Result<()> {
+        let by = match packed_key(chunk, hours, self.spec.keys)? {
             Some(key) => vec![key],
             None => self.group.iter().map(|&name| chunk.column(name).cloned()).collect::<PolarsResult<Vec<_>>>()?,
         };
@@ -121,13 +121,7 @@ impl TableState {
             state.units += units.get(g).unwrap_or(0);
             state.revenue += revenue.get(g).unwrap_or(0);
             for &(distinct, column) in &ids {
-                scratch.clear();
-                match &rows {
-                    GroupsIndicator::Idx((_, idx)) => scratch.extend(idx.iter().map(|&r| column[r as usize])),
-                    GroupsIndicator::Slice([start, len]) => {
-                        scratch.extend_from_slice(&column[*start as usize..(*start + *len) as usize])
-                    }
-                }
+                gather(&rows, column, scratch);
                 if distinct == Distinct::Customers {
                     scratch.retain(|&id| distinct.counts(id));
                 }
@@ -138,30 +132,68 @@ impl TableState {
     }
 }
 
+/// The values of `column` in a group's rows, into `scratch`.
+fn gather(rows: &GroupsIndicator<'_>, column: &[u32], scratch: &mut Vec<u32>) {
+    scratch.clear();
+    match rows {
+        GroupsIndicator::Idx((_, idx)) => scratch.extend(idx.iter().map(|&r| column[r as usize])),
+        // polars makes slice groups only for keys flagged as sorted, which ours never are; kept for safety.
+        GroupsIndicator::Slice([start, len]) => {
+            scratch.extend_from_slice(&column[*start as usize..(*start + *len) as usize])
+        }
+    }
+}
+
+const HOUR_MICROS: i64 = 3_600_000_000;
+
+/// Each row's hour as a number counted from the chunk's earliest hour, and how many bits those numbers need.
+/// Computed once per chunk for every table's packed key.
+struct HourNumbers {
+    numbers: Vec<u64>,
+    width: u32,
+}
+
+impl HourNumbers {
+    fn of(chunk: &DataFrame) -> Result<Self> {
+        let hours = chunk.column("hour")?.i64()?.cont_slice()?;
+        let first = hours.iter().copied().min().unwrap_or(0);
+        let numbers: Vec<u64> = hours
+            .iter()
+            .map(|&h| {
+                debug_assert_eq!((h - first) % HOUR_MICROS, 0, "hours are hour starts");
+                ((h - first) / HOUR_MICROS) as u64
+            })
+            .collect();
+        let width = bits(numbers.iter().copied().max().unwrap_or(0));
+        Ok(HourNumbers { numbers, width })
+    }
+}
+
+/// Bits needed to hold `max`.
+fn bits(max: u64) -> u32 {
+    64 - max.leading_zeros()
+}
+
 /// The group key of every row packed into one `u64` column (hour number within the chunk, then each key
 /// code, in as few bits as the chunk needs), when it fits: polars groups one integer column several times
 /// faster than several columns, which it has to row-encode first. `None` when the codes need more bits.
-fn packed_key(chunk: &DataFrame, keys: &[Dim]) -> Result<Option<Column>> {
-    const HOUR: i64 = 3_600_000_000;
-    let bits = |max: u64| 64 - max.leading_zeros();
-    let hours = chunk.column("hour")?.i64()?.cont_slice()?;
-    let first = hours.iter().copied().min().unwrap_or(0);
-    let last = hours.iter().copied().max().unwrap_or(0);
-    let mut width = bits(((last - first) / HOUR) as u64);
+fn packed_key(chunk: &DataFrame, hours: &HourNumbers, keys: &[Dim]) -> Result<Option<Column>> {
+    let mut width = hours.width;
     let mut columns = Vec::with_capacity(keys.len());
     for key in keys {
         let codes = chunk.column(key.name())?.u32()?.cont_slice()?;
-        let w = bits(codes.iter().copied().max().unwrap_or(0) as u64);
+        let w = bits(u64::from(codes.iter().copied().max().unwrap_or(0)));
         width += w;
         columns.push((codes, w));
     }
     if width > 64 {
         return Ok(None);
     }
-    let mut packed: Vec<u64> = hours.iter().map(|&h| ((h - first) / HOUR) as u64).collect();
+    let mut packed = hours.numbers.clone();
     for (codes, w) in columns {
         for (p, &code) in packed.iter_mut().zip(codes) {
-            *p = (*p << w) | code as u64;
+            // `checked_shl`: with a 64-bit total, a 0-bit hour number is shifted by up to 32, never 64.
+            *p = p.checked_shl(w).unwrap_or(0) | u64::from(code);
         }
     }
     Ok(Some(UInt64Chunked::from_vec("group".into(), packed).into_column()))
@@ -206,8 +238,8 @@ pub struct Engine {
 /// The distinct sets a table can take from a finer one: where another table groups by every key of this
 /// one (and maybe more) and counts the same ids, this table's set for a group is the union of that
 /// table's sets for the groups it splits into (every row of a group lies in exactly one finer group).
-/// So `hourly_kpis` takes its orders and customers from `channel_performance`, and polars computes two
-/// fewer unique-id lists per chunk. Returns (table, distinct, source).
+/// So `hourly_kpis` takes its orders and customers from `channel_performance`, and two fewer id sets are
+/// gathered and merged per chunk. Returns (table, distinct, source).
 fn derivations(specs: &[TableSpec]) -> Vec<(usize, Distinct, usize)> {
     let counts = |spec: &TableSpec, d: Distinct| d.counted_by(spec);
     // `a` splits every group of `b` into finer ones.
@@ -249,8 +281,9 @@ impl Engine {
             return Ok(());
         }
         let frame = chunk_frame(chunk)?;
+        let hours = HourNumbers::of(&frame)?;
         for table in &mut self.tables {
-            table.push(&frame, &mut self.scratch)?;
+            table.push(&frame, &hours, &mut self.scratch)?;
         }
         Ok(())
     }
@@ -455,11 +488,14 @@ mod tests {
         );
     }
 
-    /// A chunk frame of `rows` (hour, channel, campaign, order, customer) with every other column zero.
-    fn frame(rows: &[(i64, u32, u32, u32, u32)]) -> DataFrame {
+    /// One test row: hour, channel code, campaign code, order code, customer code, quantity. Revenue is
+    /// `quantity * 100 + order` cents, so every row's revenue differs.
+    type Row = (i64, u32, u32, u32, u32, i64);
+
+    /// A chunk frame of `rows`, every other dimension code 0.
+    fn frame(rows: &[Row]) -> DataFrame {
         let mut chunk = Chunk::with_capacity(rows.len());
-        chunk.order = Vec::new();
-        for &(hour, channel, campaign, order, customer) in rows {
+        for &(hour, channel, campaign, order, customer, quantity) in rows {
             chunk.hour.push(hour);
             chunk.order.push(order);
             chunk.customer.push(customer);
@@ -471,45 +507,96 @@ mod tests {
                 };
                 chunk.dims[dim as usize].push(code);
             }
-            chunk.quantity.push(1);
-            chunk.revenue.push(100);
+            chunk.quantity.push(quantity);
+            chunk.revenue.push(i128::from(quantity) * 100 + i128::from(order));
         }
         chunk_frame(&mut chunk).unwrap()
     }
 
-    /// Groups, sums and distinct sets of `channel_performance` for one chunk.
-    fn channel_groups(rows: &[(i64, u32, u32, u32, u32)]) -> Vec<(GroupKey, i64, Vec<u32>, Vec<u32>)> {
+    /// (key, lines, units, revenue, orders, customers) of each `channel_performance` group of one chunk.
+    type Merged = (GroupKey, i64, i64, i128, Vec<u32>, Vec<u32>);
+
+    fn channel_groups(rows: &[Row]) -> Vec<Merged> {
         let spec = crate::tables::TABLES.iter().find(|t| t.name == "channel_performance").unwrap();
         let mut table = TableState::new(spec, vec![Distinct::Orders, Distinct::Customers]);
-        table.push(&frame(rows), &mut Vec::new()).unwrap();
-        let mut groups: Vec<_> = table
+        let frame = frame(rows);
+        table.push(&frame, &HourNumbers::of(&frame).unwrap(), &mut Vec::new()).unwrap();
+        let mut groups: Vec<Merged> = table
             .groups
             .into_iter()
-            .map(|(key, g)| (key, g.lines, g.ids[0].iter().collect(), g.ids[1].iter().collect()))
+            .map(|(key, g)| (key, g.lines, g.units, g.revenue, g.ids[0].iter().collect(), g.ids[1].iter().collect()))
             .collect();
         groups.sort();
         groups
     }
 
+    fn is_packed(rows: &[Row]) -> bool {
+        let frame = frame(rows);
+        packed_key(&frame, &HourNumbers::of(&frame).unwrap(), &[Dim::Channel, Dim::Campaign]).unwrap().is_some()
+    }
+
     #[test]
     fn packed_and_unpacked_group_keys_group_alike() {
-        const H: i64 = 3_600_000_000;
-        let (big, huge) = (u32::MAX - 1, u32::MAX);
-        // Two hours and codes of 32 bits in both keys: 1 + 32 + 32 bits, so the key columns are grouped as
-        // they are. With small codes the same rows are grouped by one packed column.
-        for (a, b) in [(big, huge), (5, 6)] {
-            let rows = [(H, a, a, 7, 1), (H, a, b, 3, 0), (2 * H, a, a, 9, 2), (H, a, a, 7, 2), (H, a, a, 4, 1)];
-            let packed = packed_key(&frame(&rows), &[Dim::Channel, Dim::Campaign]).unwrap();
-            assert_eq!(packed.is_none(), a == big, "codes {a}, {b}");
+        const H: i64 = HOUR_MICROS;
+        // Hours far apart (years 0000 and 9999), before 1970, or two adjacent ones; codes that need 3 bits,
+        // or 32 bits in both keys (1 + 32 + 32 bits: too wide, so the key columns are grouped as they are).
+        let far = (-62_167_219_200_000_000, 253_402_297_200_000_000);
+        for ((h1, h2), a, b, packed) in [
+            ((H, 2 * H), 5, 6, true),
+            ((-5 * H, -4 * H), 5, 6, true),
+            (far, 5, 6, true),
+            ((H, 2 * H), u32::MAX - 1, u32::MAX, false),
+        ] {
+            let rows = [
+                (h1, a, a, 7, 1, 2),
+                (h1, a, b, 3, 0, 1),
+                (h2, a, a, 9, 2, 5),
+                (h1, a, a, 7, 2, 1),
+                (h1, a, a, 0, 1, 3), // order code 0 counts (only customer 0, a guest, does not)
+            ];
+            assert_eq!(is_packed(&rows), packed, "hours {h1}, {h2}, codes {a}, {b}");
             assert_eq!(
                 channel_groups(&rows),
                 vec![
-                    ((H, [a, a]), 3, vec![4, 7], vec![1, 2]),
-                    ((H, [a, b]), 1, vec![3], vec![]),
-                    ((2 * H, [a, a]), 1, vec![9], vec![2]),
-                ]
+                    ((h1, [a, a]), 3, 6, 600 + 7 + 7, vec![0, 7], vec![1, 2]),
+                    ((h1, [a, b]), 1, 1, 100 + 3, vec![3], vec![]),
+                    ((h2, [a, a]), 1, 5, 500 + 9, vec![9], vec![2]),
+                ],
+                "hours {h1}, {h2}, codes {a}, {b}"
             );
         }
+        // Exactly 64 bits: one hour (0 bits) and two 32-bit codes still pack, and group right.
+        let (a, b) = (u32::MAX, u32::MAX - 1);
+        let rows = [(H, a, b, 1, 1, 1), (H, b, a, 2, 1, 1), (H, a, b, 3, 2, 1)];
+        assert!(is_packed(&rows));
+        assert_eq!(
+            channel_groups(&rows),
+            vec![((H, [b, a]), 1, 1, 102, vec![2], vec![1]), ((H, [a, b]), 2, 2, 204, vec![1, 3], vec![1, 2])]
+        );
+    }
+
+    #[test]
+    fn packed_keys_of_tables_with_no_or_one_key() {
+        const H: i64 = HOUR_MICROS;
+        let frame = frame(&[(3 * H, 4, 0, 1, 1, 1), (H, 2, 0, 1, 1, 1), (3 * H, 1, 0, 1, 1, 1)]);
+        let hours = HourNumbers::of(&frame).unwrap();
+        let values = |keys: &[Dim]| -> Vec<u64> {
+            let key = packed_key(&frame, &hours, keys).unwrap().unwrap();
+            key.u64().unwrap().into_no_null_iter().collect()
+        };
+        assert_eq!(values(&[]), vec![2, 0, 2], "the hour numbers alone");
+        assert_eq!(values(&[Dim::Channel]), vec![2 << 3 | 4, 2, 2 << 3 | 1], "then 3 bits of channel");
+    }
+
+    #[test]
+    fn slice_groups_gather_their_row_range() {
+        let column = [10, 11, 12, 13, 14];
+        let mut scratch = vec![99];
+        gather(&GroupsIndicator::Slice([1, 3]), &column, &mut scratch);
+        assert_eq!(scratch, vec![11, 12, 13]);
+        let item: IdxItem = (4, vec![4, 0].into());
+        gather(&GroupsIndicator::Idx((item.0, &item.1)), &column, &mut scratch);
+        assert_eq!(scratch, vec![14, 10]);
     }
 
     #[test]

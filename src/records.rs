@@ -1,9 +1,10 @@
 //! Splitting the decoded text into CSV records, each with the line it starts on.
 //!
-//! Most lines of an export have no quotes; [`RecordReader`] splits those on commas directly (one pass over
-//! the buffer), which is several times cheaper than a general CSV state machine. A line with a quote
-//! anywhere goes through `csv_core`, the state machine of the `csv` crate, so quoted fields, doubled
-//! quotes and line breaks inside quotes keep the standard semantics. Either way the result is the same as
+//! Most lines of an export have no quotes, or only simple quoted fields (`"home, garden"`); [`RecordReader`]
+//! splits those on commas directly (one pass over the buffer), which is several times cheaper than a
+//! general CSV state machine. Any other quote (a doubled quote, a line break inside quotes, a quote that
+//! does not open a field, text after a closing quote) sends the record through `csv_core`, the state
+//! machine of the `csv` crate, so those keep the standard semantics. Either way the result is the same as
 //! the `csv` crate's flexible reader: line breaks are `\n`, `\r\n` or a lone `\r`, blank lines are
 //! skipped, and records may have any number of fields.
 //!
@@ -48,7 +49,9 @@ impl<'a> Record<'a> {
         self.spans.get(i).map_or(&[][..], |&(from, to)| &self.text[from..to])
     }
 
-    /// The text holding every field, back to back (or, for an unquoted line, with the commas between).
+    /// The text holding every field: for a record split by the one-pass scan, the line itself (fields with
+    /// the commas, and the quotes of simple quoted fields, between them); for one parsed by csv_core, the
+    /// fields back to back.
     pub fn text(&self) -> &'a [u8] {
         self.text
     }
@@ -326,9 +329,10 @@ pub const MAX_FIELDS: usize = 65_536;
 /// What [`scan_line`] found at the start of the text.
 #[derive(Debug, PartialEq, Eq)]
 enum Scan {
-    /// A line without quotes, split into fields; the position of its line break, if the text has one.
+    /// A line without quotes or with only simple quoted fields, split into fields; the position of its line
+    /// break, if the text has one.
     Plain(Option<usize>),
-    /// A quote before the end of the line: the record is left to csv_core.
+    /// Any other quote before the end of the line: the record is left to csv_core.
     Quoted,
 }
 
@@ -572,8 +576,13 @@ mod tests {
 
     #[test]
     fn utf8_is_checked_per_field_when_fields_are_joined() {
-        // "\xC3" + "\xA9" would read as "é" if the quoted record's fields were checked joined.
-        let mut reader = RecordReader::new(&b"\"ORD\xC3\",\xA9SKU\nok,\"\xC3\xA9\"\n"[..], 1 << 20);
+        // "\xC3" + "\xA9" would read as "é" if a quoted record's fields were checked joined: through csv_core
+        // (an escaped quote), whose fields are joined, and through the one-pass scan.
+        let text = b"\"O\"\"RD\xC3\",\xA9SKU\n\"ORD\xC3\",\xA9SKU\nok,\"\xC3\xA9\"\n";
+        let mut reader = RecordReader::new(&text[..], 1 << 20);
+        let (_, joined) = reader.read().unwrap().unwrap();
+        assert_eq!(joined.get(0), b"O\"RD\xC3");
+        assert!(!joined.is_utf8());
         let (_, joined) = reader.read().unwrap().unwrap();
         assert!(!joined.is_utf8());
         let (_, fine) = reader.read().unwrap().unwrap();
@@ -583,7 +592,12 @@ mod tests {
 
     #[test]
     fn too_many_fields_fail_the_file() {
-        for line in [",".repeat(MAX_FIELDS + 1), format!("\"q\"{}", ",".repeat(MAX_FIELDS + 1))] {
+        // Unquoted, a simple quoted field (the one-pass scan), and an escaped quote (csv_core).
+        for line in [
+            ",".repeat(MAX_FIELDS + 1),
+            format!("\"q\"{}", ",".repeat(MAX_FIELDS + 1)),
+            format!("\"q\"\"q\"{}", ",".repeat(MAX_FIELDS + 1)),
+        ] {
             let text = format!("h\n{line}\n");
             let mut reader = RecordReader::new(text.as_bytes(), 1 << 24);
             assert!(reader.read().unwrap().is_some());
@@ -610,8 +624,9 @@ mod tests {
         }
     }
 
-    /// Random short texts over the bytes the splitter cares about (alignment of every kind included):
-    /// fields, lines, line numbers and UTF-8 verdicts match the `csv` crate and a byte-by-byte check.
+    /// Random short texts over the bytes the splitter cares about (alignment of every kind included): fields
+    /// match the `csv` crate, UTF-8 verdicts match a field-by-field check, and line numbers are the same
+    /// whatever the read sizes (their meaning is pinned by `records_and_lines_with_every_line_ending`).
     #[test]
     fn one_pass_splitter_matches_the_reference_on_random_text() {
         let alphabet: &[&[u8]] = &[
@@ -627,6 +642,8 @@ mod tests {
             b",\"\"",
             b"\"x\"\"y\"",
             b"\xC3\xA9",
+            b"\xC3",
+            b"\xA9",
             b"\xFF",
             b" ",
         ];
@@ -646,22 +663,30 @@ mod tests {
                 input.retain(|&b| b != b'"'); // mostly the unquoted path
             }
             let want = reference(&input);
+            let mut lines_of_first_step = None;
             for step in [1, 7, 1000] {
                 let mut reader = RecordReader::new(Trickle(&input, step), 1 << 20);
                 let mut got = Vec::new();
-                while let Some((_, record)) = reader.read().unwrap() {
+                let mut lines = Vec::new();
+                while let Some((line, record)) = reader.read().unwrap() {
+                    lines.push(line);
                     let fields: Vec<Vec<u8>> = record.iter().map(<[u8]>::to_vec).collect();
                     let utf8 = fields.iter().all(|f| std::str::from_utf8(f).is_ok());
                     assert_eq!(record.is_utf8(), utf8, "UTF-8 verdict for {fields:?} in {input:?} (step {step})");
                     got.push(fields);
                 }
                 assert_eq!(got, want, "fields of {input:?} (step {step})");
+                assert_eq!(
+                    *lines_of_first_step.get_or_insert(lines.clone()),
+                    lines,
+                    "lines of {input:?} (step {step})"
+                );
             }
         }
     }
 
     #[test]
-    fn scan_line_stops_at_the_first_break_or_quote() {
+    fn scan_line_splits_to_the_first_break_and_leaves_hard_quotes_to_csv_core() {
         let mut spans = Vec::new();
         for pad in 0..20 {
             let x = "x".repeat(pad);
