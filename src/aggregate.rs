@@ -106,7 +106,7 @@ impl TableState {
         let units = units.i64()?;
         let revenue = revenue.decimal()?.physical();
         let slice_u32 = |name: &str| -> PolarsResult<&[u32]> { chunk.column(name)?.u32()?.cont_slice() };
-        let hours = chunk.column("hour")?.i64()?.cont_slice()?;
+        let hour_starts = chunk.column("hour")?.i64()?.cont_slice()?;
         let keys: Vec<&[u32]> = self.spec.keys.iter().map(|k| slice_u32(k.name())).collect::<PolarsResult<_>>()?;
         let ids: Vec<(Distinct, &[u32])> =
             self.distinct.iter().map(|&d| Ok((d, slice_u32(d.id_column())?))).collect::<PolarsResult<_>>()?;
@@ -116,7 +116,7 @@ impl TableState {
             for (k, codes) in keys.iter().enumerate() {
                 key[k] = codes[first];
             }
-            let state = self.groups.entry((hours[first], key)).or_default();
+            let state = self.groups.entry((hour_starts[first], key)).or_default();
             state.lines += rows.len() as i64;
             state.units += units.get(g).unwrap_or(0);
             state.revenue += revenue.get(g).unwrap_or(0);

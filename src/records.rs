@@ -347,16 +347,19 @@ mod classes {
         use std::arch::x86_64::*;
         pub const BLOCK: usize = 16;
         pub const STRIDE: u32 = 1;
+        pub type Loaded = __m128i;
 
         #[inline(always)]
-        pub fn masks(block: &[u8]) -> (u64, u64, u64) {
+        pub fn load(block: &[u8]) -> Loaded {
             assert!(block.len() >= BLOCK);
             // SAFETY: SSE2 is always present on x86_64; the load is unaligned and within `block`.
-            unsafe {
-                let v = _mm_loadu_si128(block.as_ptr().cast());
-                let eq = |c: u8| _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8))) as u32 as u64;
-                (eq(b'\n') | eq(b'\r'), eq(b'"'), eq(b','))
-            }
+            unsafe { _mm_loadu_si128(block.as_ptr().cast()) }
+        }
+
+        #[inline(always)]
+        pub fn equal(v: Loaded, byte: u8) -> u64 {
+            // SAFETY: SSE2 is always present on x86_64.
+            unsafe { _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8))) as u32 as u64 }
         }
     }
 
@@ -367,18 +370,21 @@ mod classes {
         use std::arch::aarch64::*;
         pub const BLOCK: usize = 16;
         pub const STRIDE: u32 = 4;
+        pub type Loaded = uint8x16_t;
 
         #[inline(always)]
-        pub fn masks(block: &[u8]) -> (u64, u64, u64) {
+        pub fn load(block: &[u8]) -> Loaded {
             assert!(block.len() >= BLOCK);
             // SAFETY: NEON is always present on aarch64; the load is within `block`.
+            unsafe { vld1q_u8(block.as_ptr()) }
+        }
+
+        #[inline(always)]
+        pub fn equal(v: Loaded, byte: u8) -> u64 {
+            // SAFETY: NEON is always present on aarch64.
             unsafe {
-                let v = vld1q_u8(block.as_ptr());
-                let eq = |c: u8| {
-                    let hit = vreinterpretq_u16_u8(vceqq_u8(v, vdupq_n_u8(c)));
-                    vget_lane_u64::<0>(vreinterpret_u64_u8(vshrn_n_u16::<4>(hit))) & 0x1111_1111_1111_1111
-                };
-                (eq(b'\n') | eq(b'\r'), eq(b'"'), eq(b','))
+                let hit = vreinterpretq_u16_u8(vceqq_u8(v, vdupq_n_u8(byte)));
+                vget_lane_u64::<0>(vreinterpret_u64_u8(vshrn_n_u16::<4>(hit))) & 0x1111_1111_1111_1111
             }
         }
     }
@@ -388,19 +394,27 @@ mod classes {
     mod arch {
         pub const BLOCK: usize = 8;
         pub const STRIDE: u32 = 8;
+        pub type Loaded = u64;
 
         #[inline(always)]
-        pub fn masks(block: &[u8]) -> (u64, u64, u64) {
-            let word = u64::from_le_bytes(block[..8].try_into().expect("8 bytes"));
-            (
-                super::swar_equal(word, b'\n') | super::swar_equal(word, b'\r'),
-                super::swar_equal(word, b'"'),
-                super::swar_equal(word, b','),
-            )
+        pub fn load(block: &[u8]) -> Loaded {
+            u64::from_le_bytes(block[..8].try_into().expect("8 bytes"))
+        }
+
+        #[inline(always)]
+        pub fn equal(word: Loaded, byte: u8) -> u64 {
+            super::swar_equal(word, byte)
         }
     }
 
-    pub use arch::{masks, BLOCK, STRIDE};
+    pub use arch::{BLOCK, STRIDE};
+
+    /// The masks of line breaks, quotes and commas in the first [`BLOCK`] bytes of `block`.
+    #[inline(always)]
+    pub fn masks(block: &[u8]) -> (u64, u64, u64) {
+        let v = arch::load(block);
+        (arch::equal(v, b'\n') | arch::equal(v, b'\r'), arch::equal(v, b'"'), arch::equal(v, b','))
+    }
 
     /// 0x80 in every byte of `word` that equals `byte`, 0 elsewhere. Exact (no borrow runs between bytes).
     #[allow(dead_code)] // used where there is no SIMD path, and by the tests
