@@ -106,25 +106,31 @@ fn skip_bom(mut reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>
 /// Buffers of decoded text kept between the reader thread and the parser.
 pub const PREFETCH_BUFFERS: usize = 4;
 
+/// Free room at the front of every prefetched buffer: the parser puts the unread end of its previous
+/// buffer (the start of a line) there, so the new text follows it without being copied.
+pub const HEADROOM: usize = 4096;
+
 /// Moves reading (the system call's copy, an S3 body's channel) and gzip decoding of `reader` to a thread
 /// of its own, so that they overlap with parsing on another core. The thread fills [`BUF_SIZE`] buffers
-/// and hands them over through a bounded channel ([`PREFETCH_BUFFERS`] deep, recycling buffers): memory
-/// stays at a few MiB and the thread waits when the parser lags. It stops at the end of the stream, at the
-/// first error (which the parser then reads, [`DecodeError`] tag intact), or when the reader is dropped.
-pub fn prefetch(mut reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
+/// (after [`HEADROOM`] free bytes) and hands them over through a bounded channel ([`PREFETCH_BUFFERS`]
+/// deep); the parser works in the handed-over buffer itself and sends its previous one back for reuse.
+/// Memory stays at a few MiB and the thread waits when the parser lags. It stops at the end of the
+/// stream, at the first error (which the parser then reads, [`DecodeError`] tag intact), or when the
+/// reader is dropped.
+pub fn prefetch(mut reader: Box<dyn Read + Send>) -> io::Result<PrefetchReader> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(PREFETCH_BUFFERS);
     let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     std::thread::Builder::new().name("input-reader".into()).spawn(move || loop {
         let mut buf = recycle_rx.try_recv().unwrap_or_default();
-        buf.resize(BUF_SIZE, 0);
-        let mut filled = 0;
+        buf.resize(HEADROOM + BUF_SIZE, 0);
+        let mut filled = HEADROOM;
         // Fill most of the buffer: decoders and sockets return small reads.
         let result = loop {
             match reader.read(&mut buf[filled..]) {
                 Ok(0) => break Ok(()),
                 Ok(n) => {
                     filled += n;
-                    if filled >= BUF_SIZE / 2 {
+                    if filled >= HEADROOM + BUF_SIZE / 2 {
                         break Ok(());
                     }
                 }
@@ -133,9 +139,9 @@ pub fn prefetch(mut reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + S
             }
         };
         buf.truncate(filled);
-        let done = filled == 0 || result.is_err();
-        // An empty buffer is the end marker: the reader tells a finished stream from a thread that died.
-        if (filled > 0 || result.is_ok()) && tx.send(Ok(buf)).is_err() {
+        let done = filled == HEADROOM || result.is_err();
+        // A buffer without text is the end marker: the parser tells a finished stream from a thread that died.
+        if (filled > HEADROOM || result.is_ok()) && tx.send(Ok(buf)).is_err() {
             return;
         }
         if let Err(e) = result {
@@ -145,49 +151,63 @@ pub fn prefetch(mut reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + S
             return;
         }
     })?;
-    Ok(Box::new(PrefetchReader { rx, recycle: recycle_tx, current: Vec::new(), pos: 0, failed: false, ended: false }))
+    Ok(PrefetchReader { rx, recycle: recycle_tx, failed: false, ended: false })
 }
 
-struct PrefetchReader {
+/// The parser's end of [`prefetch`].
+pub struct PrefetchReader {
     rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
     recycle: std::sync::mpsc::Sender<Vec<u8>>,
-    current: Vec<u8>,
-    pos: usize,
     failed: bool,
     ended: bool,
 }
 
-impl Read for PrefetchReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.current.len() {
-            if self.failed {
-                return Err(io::Error::other("the input stream failed earlier"));
+impl PrefetchReader {
+    /// The next buffer from the thread (text from [`HEADROOM`] on), or `None` at the end of the stream.
+    fn next_buffer(&mut self) -> io::Result<Option<Vec<u8>>> {
+        if self.failed {
+            return Err(io::Error::other("the input stream failed earlier"));
+        }
+        if self.ended {
+            return Ok(None);
+        }
+        match self.rx.recv() {
+            Ok(Ok(next)) if next.len() == HEADROOM => {
+                self.ended = true;
+                Ok(None)
             }
-            if self.ended {
-                return Ok(0);
+            Ok(Ok(next)) => Ok(Some(next)),
+            Ok(Err(e)) => {
+                self.failed = true;
+                Err(e)
             }
-            match self.rx.recv() {
-                Ok(Ok(next)) if next.is_empty() => self.ended = true,
-                Ok(Ok(next)) => {
-                    let used = std::mem::replace(&mut self.current, next);
-                    let _ = self.recycle.send(used);
-                    self.pos = 0;
-                }
-                Ok(Err(e)) => {
-                    self.failed = true;
-                    return Err(e);
-                }
-                // No end marker: the thread died (a panic), which must not look like a complete input.
-                Err(_) => {
-                    self.failed = true;
-                    return Err(io::Error::other("the input reader thread stopped before the end of the stream"));
-                }
+            // No end marker: the thread died (a panic), which must not look like a complete input.
+            Err(_) => {
+                self.failed = true;
+                Err(io::Error::other("the input reader thread stopped before the end of the stream"))
             }
         }
-        let n = out.len().min(self.current.len() - self.pos);
-        out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+    }
+}
+
+impl crate::records::Refill for PrefetchReader {
+    fn refill(&mut self, buf: &mut Vec<u8>, keep: std::ops::Range<usize>) -> io::Result<std::ops::Range<usize>> {
+        let Some(mut next) = self.next_buffer()? else { return Ok(keep) };
+        let kept = keep.len();
+        if kept <= HEADROOM {
+            // The usual case: the unread part (a line's start) goes into the headroom, and the parser
+            // continues in the thread's buffer.
+            next[HEADROOM - kept..HEADROOM].copy_from_slice(&buf[keep]);
+            let _ = self.recycle.send(std::mem::replace(buf, next));
+            Ok(HEADROOM - kept..buf.len())
+        } else {
+            // A record longer than the headroom: append the new text to it, in the parser's buffer.
+            buf.copy_within(keep, 0);
+            buf.truncate(kept);
+            buf.extend_from_slice(&next[HEADROOM..]);
+            let _ = self.recycle.send(next);
+            Ok(0..buf.len())
+        }
     }
 }
 
@@ -223,21 +243,49 @@ mod tests {
         }
     }
 
+    /// Everything a prefetch delivers, taken as the record reader does: each time keeping an unread tail of
+    /// `keep(round)` bytes (so both the headroom and the long-record path run), until the end or an error.
+    fn drain(reader: &mut PrefetchReader, keep: impl Fn(usize) -> usize) -> (Vec<u8>, io::Result<()>) {
+        use crate::records::Refill;
+        let (mut buf, mut text, mut out) = (Vec::new(), 0..0, Vec::new());
+        for round in 0.. {
+            let tail = keep(round).min(text.len());
+            out.extend_from_slice(&buf[text.start..text.end - tail]);
+            let keep = text.end - tail..text.end;
+            let kept = buf[keep.clone()].to_vec();
+            text = match reader.refill(&mut buf, keep) {
+                Ok(text) => text,
+                Err(e) => return (out, Err(e)),
+            };
+            assert_eq!(&buf[text.start..text.start + tail], &kept[..], "the unread tail comes first");
+            if text.len() == tail {
+                out.extend_from_slice(&kept);
+                return (out, Ok(()));
+            }
+        }
+        unreachable!()
+    }
+
     #[test]
     fn prefetch_delivers_every_byte_then_the_error() {
-        let data: Vec<u8> = (0..3 * BUF_SIZE + 17).map(|i| (i % 251) as u8).collect();
-        let mut out = Vec::new();
-        prefetch(Box::new(io::Cursor::new(data.clone()))).unwrap().read_to_end(&mut out).unwrap();
-        assert_eq!(out, data);
+        let data: Vec<u8> = (0..7 * BUF_SIZE + 17).map(|i| (i % 251) as u8).collect();
+        let tails: [fn(usize) -> usize; 5] =
+            [|_| 0, |_| 100, |_| HEADROOM, |_| HEADROOM + 1, |round| round * 50_000 % (BUF_SIZE + 7)];
+        for keep in tails {
+            let (out, result) = drain(&mut prefetch(Box::new(io::Cursor::new(data.clone()))).unwrap(), keep);
+            result.unwrap();
+            assert!(out == data, "every byte once, in order");
+        }
 
         let mut corrupt = gzip(&b"a,b\n1,2\n".repeat(100_000));
         corrupt.truncate(corrupt.len() / 2);
         let mut reader = prefetch(decoded(Box::new(io::Cursor::new(corrupt))).unwrap()).unwrap();
-        let mut out = Vec::new();
-        let err = reader.read_to_end(&mut out).unwrap_err();
+        let (out, result) = drain(&mut reader, |_| 3);
+        let err = result.unwrap_err();
         assert!(decode_error(&err).is_some(), "the tag survives the thread: {err:?}");
         assert!(out.starts_with(b"a,b\n1,2\n"), "text before the damage is delivered");
-        assert!(reader.read(&mut [0u8; 8]).is_err(), "a failed stream does not look like a clean end");
+        let again = crate::records::Refill::refill(&mut reader, &mut Vec::new(), 0..0);
+        assert!(again.is_err(), "a failed stream does not look like a clean end");
 
         struct Panics;
         impl Read for Panics {
@@ -245,7 +293,7 @@ mod tests {
                 panic!("a reader that dies (test)")
             }
         }
-        let err = prefetch(Box::new(Panics)).unwrap().read_to_end(&mut Vec::new()).unwrap_err();
+        let err = drain(&mut prefetch(Box::new(Panics)).unwrap(), |_| 0).1.unwrap_err();
         assert!(err.to_string().contains("stopped before the end"), "{err}");
     }
 

@@ -104,6 +104,33 @@ impl OwnedRecord {
 
 use crate::input::{DecodeError, BUF_SIZE};
 
+/// Where a [`RecordReader`] gets more text. Any [`Read`] copies into the reader's buffer;
+/// [`crate::input::PrefetchReader`] instead hands over the buffer its thread filled, so the text is not
+/// copied again on the parsing thread.
+pub trait Refill {
+    /// Makes `buf` hold the unread text `buf[keep]` followed by more text, and returns where both now are.
+    /// `buf` may be replaced. A returned range no longer than `keep` means the end of the stream.
+    fn refill(&mut self, buf: &mut Vec<u8>, keep: std::ops::Range<usize>) -> io::Result<std::ops::Range<usize>>;
+}
+
+impl<R: Read> Refill for R {
+    fn refill(&mut self, buf: &mut Vec<u8>, keep: std::ops::Range<usize>) -> io::Result<std::ops::Range<usize>> {
+        let kept = keep.len();
+        buf.copy_within(keep, 0);
+        if kept == buf.len() {
+            // The unread text fills the buffer (a long line): grow it.
+            buf.resize((buf.len() * 2).max(BUF_SIZE), 0);
+        }
+        loop {
+            match self.read(&mut buf[kept..]) {
+                Ok(n) => return Ok(0..kept + n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
 pub struct RecordReader<R> {
     inner: R,
     buf: Vec<u8>,
@@ -126,7 +153,7 @@ pub struct RecordReader<R> {
     ascii_end: usize,
 }
 
-impl<R: Read> RecordReader<R> {
+impl<R: Refill> RecordReader<R> {
     pub fn new(inner: R, max_record_bytes: u64) -> Self {
         RecordReader {
             inner,
@@ -279,35 +306,22 @@ impl<R: Read> RecordReader<R> {
         io::Error::new(io::ErrorKind::InvalidData, DecodeError(message))
     }
 
-    /// Reads more text after what is buffered (moving the unread part to the front, growing the buffer
-    /// when it is full). Returns false at the end of the stream.
+    /// Gets more text after what is unread ([`Refill`]: the unread part moves to the front of this buffer or
+    /// of a handed-over one). Returns false at the end of the stream.
     fn fill(&mut self) -> io::Result<bool> {
         if self.eof {
             return Ok(false);
         }
-        if self.pos > 0 {
-            self.buf.copy_within(self.pos..self.end, 0);
-            self.end -= self.pos;
-            self.ascii_end = self.ascii_end.saturating_sub(self.pos);
-            self.pos = 0;
+        let kept = self.end - self.pos;
+        let ascii_kept = self.ascii_end.saturating_sub(self.pos);
+        let text = self.inner.refill(&mut self.buf, self.pos..self.end)?;
+        debug_assert!(text.len() >= kept && text.end <= self.buf.len());
+        (self.pos, self.end, self.ascii_end) = (text.start, text.end, text.start + ascii_kept);
+        if text.len() == kept {
+            self.eof = true;
+            return Ok(kept > 0);
         }
-        if self.end == self.buf.len() {
-            self.buf.resize(self.buf.len() * 2, 0);
-        }
-        loop {
-            match self.inner.read(&mut self.buf[self.end..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    return Ok(self.pos < self.end);
-                }
-                Ok(n) => {
-                    self.end += n;
-                    return Ok(true);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        Ok(true)
     }
 }
 
@@ -696,6 +710,49 @@ mod tests {
                     "lines of {input:?} (step {step})"
                 );
             }
+        }
+    }
+
+    /// Records read from the prefetch thread's buffers (handed over, with the unread tail put in their
+    /// headroom or, when longer, appended to) are the same as from a plain reader: short and long lines
+    /// across buffer boundaries, quoted records longer than the headroom, non-ASCII text on both sides.
+    #[test]
+    fn prefetched_buffers_give_the_same_records() {
+        struct Pieces(io::Cursor<Vec<u8>>, usize);
+        impl Read for Pieces {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = buf.len().min(self.1);
+                self.0.read(&mut buf[..n])
+            }
+        }
+        let mut text = b"h,x,y\n".to_vec();
+        for i in 0..40_000 {
+            let line = match i % 997 {
+                0 => format!("{i},\"{}\",z\r\n", "q\nq".repeat(3000)), // quoted, 12 KB, line breaks inside
+                1 if i % 3 == 0 => format!("{i},{},z\n", "x".repeat(BUF_SIZE + 9)), // longer than a buffer
+                2 => format!("{i},café,ü\n"),
+                _ if i % 7 == 0 => format!("{i},\"a,b\",é\r\n"),
+                _ => format!("{i},plain,{}\n", "v".repeat(i % 40)),
+            };
+            text.extend_from_slice(line.as_bytes());
+            if i % 11 == 1 {
+                text.extend_from_slice(b"\xC3,\xFF\n"); // invalid UTF-8
+            }
+        }
+        type Records = Vec<(u64, bool, Vec<Vec<u8>>)>;
+        fn collect(mut reader: RecordReader<impl Refill>) -> Records {
+            let mut out = Vec::new();
+            while let Some((line, record)) = reader.read().unwrap() {
+                out.push((line, record.is_utf8(), record.iter().map(<[u8]>::to_vec).collect()));
+            }
+            out
+        }
+        let want = collect(RecordReader::new(&text[..], 1 << 24));
+        assert!(want.len() > 40_000);
+        for step in [BUF_SIZE, 100_003, 4093] {
+            let source = Pieces(io::Cursor::new(text.clone()), step);
+            let got = collect(RecordReader::new(crate::input::prefetch(Box::new(source)).unwrap(), 1 << 24));
+            assert!(got == want, "records differ with reads of {step} bytes");
         }
     }
 
