@@ -271,7 +271,11 @@ impl DimCache {
     }
 
     fn slot(&self, packed: u128) -> usize {
-        let folded = (packed as u64) ^ ((packed >> 64) as u64).rotate_left(29);
+        // A folded multiply mixes every input bit into the top bits: values that differ only in their last
+        // bytes (`SKU-00017`, `SKU-00018`) spread over the whole table.
+        let product = u128::from(packed as u64 ^ 0x243F_6A88_85A3_08D3)
+            * u128::from((packed >> 64) as u64 ^ 0x1319_8A2E_0370_7344);
+        let folded = (product as u64) ^ ((product >> 64) as u64);
         (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
     }
 
