@@ -229,26 +229,35 @@ impl Interner {
         self.hasher.hash_one(key) as u32
     }
 
-    /// Starts loading what a lookup of `tag` will touch, one level at a time: `level` 0 is the table slot,
-    /// 1 the block index entry of the candidate code found there, 2 the candidate's bytes. Each level reads
-    /// what the previous one prefetched, so a batch runs level 0 for all its keys, then 1, then 2.
-    pub fn prefetch(&self, tag: u32, level: u8) {
+    /// Starts loading the table slot where the lookup of `tag` begins: the first of the three levels of a
+    /// batched lookup. Each level reads what the previous one prefetched, so a batch runs
+    /// [`Interner::prefetch_slot`] for all its keys, then [`Interner::candidate`] and
+    /// [`Interner::prefetch_block`], then [`Interner::prefetch_key`].
+    pub fn prefetch_slot(&self, tag: u32) {
         let shard = &self.shards[shard_of(tag)];
-        match level {
-            0 => {
-                if let Some(home) = shard.home_or_none(tag) {
-                    prefetch(&shard.slots[home]);
-                }
-            }
-            _ => {
-                let Some(code) = shard.first_candidate(tag) else { return };
-                let Some(block) = self.blocks.get(code as usize / BLOCK) else { return };
-                if level == 1 {
-                    prefetch(block);
-                } else if let Some(byte) = self.pages.get(block.0 as usize).and_then(|p| p.get(block.1 as usize)) {
-                    prefetch(byte);
-                }
-            }
+        if let Some(home) = shard.home_or_none(tag) {
+            prefetch(&shard.slots[home]);
+        }
+    }
+
+    /// The code a lookup of `tag` will most likely compare its key with (a prefetch hint, from the
+    /// slot [`Interner::prefetch_slot`] loaded), if any.
+    pub fn candidate(&self, tag: u32) -> Option<u32> {
+        self.shards[shard_of(tag)].first_candidate(tag)
+    }
+
+    /// Starts loading the block index entry of a candidate code.
+    pub fn prefetch_block(&self, code: u32) {
+        if let Some(block) = self.blocks.get(code as usize / BLOCK) {
+            prefetch(block);
+        }
+    }
+
+    /// Starts loading the first bytes of a candidate code's block (its index entry is loaded by now).
+    pub fn prefetch_key(&self, code: u32) {
+        let Some(&(page, offset)) = self.blocks.get(code as usize / BLOCK) else { return };
+        if let Some(byte) = self.pages.get(page as usize).and_then(|p| p.get(offset as usize)) {
+            prefetch(byte);
         }
     }
 
@@ -340,16 +349,36 @@ impl IdInterners {
         // then mostly its customer id) takes the previous codes without hashing or probing.
         let repeats = |row: usize| row > 0 && order_id(row) == order_id(row - 1);
         let mut tags = [None; BATCH];
+        let mut candidates = [(None, None); BATCH];
         for first in (0..rows).step_by(BATCH) {
             let batch = first..rows.min(first + BATCH);
             for row in batch.clone() {
                 tags[row - first] =
                     (!repeats(row)).then(|| (self.orders.tag(order_id(row)), self.customers.tag(customer_id(row))));
             }
-            for level in 0..3 {
-                for &(order, customer) in tags[..batch.len()].iter().flatten() {
-                    self.orders.prefetch(order, level);
-                    self.customers.prefetch(customer, level);
+            let (tags, candidates) = (&tags[..batch.len()], &mut candidates[..batch.len()]);
+            for &(order, customer) in tags.iter().flatten() {
+                self.orders.prefetch_slot(order);
+                self.customers.prefetch_slot(customer);
+            }
+            for (tag, found) in tags.iter().zip(candidates.iter_mut()) {
+                *found = match *tag {
+                    Some((order, customer)) => (self.orders.candidate(order), self.customers.candidate(customer)),
+                    None => (None, None),
+                };
+                if let Some(code) = found.0 {
+                    self.orders.prefetch_block(code);
+                }
+                if let Some(code) = found.1 {
+                    self.customers.prefetch_block(code);
+                }
+            }
+            for &(order, customer) in candidates.iter() {
+                if let Some(code) = order {
+                    self.orders.prefetch_key(code);
+                }
+                if let Some(code) = customer {
+                    self.customers.prefetch_key(code);
                 }
             }
             for row in batch {
