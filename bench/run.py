@@ -4,7 +4,8 @@ docs/benchmarks.md (between the results markers; the hand-written analysis aroun
 
 Settings (environment): BENCH_SIZES (MB, default "100 1000"), BENCH_RUNS (default 3), BENCH_MEMORY_MB (the
 ours-only memory check, default 4000; 0 skips it), BENCH_PANDAS_MAX_MB (pandas is slow and memory-hungry,
-so it runs only up to this size; default 100), BENCH_ARM64_ZIP (a Lambda zip whose size to report).
+so it runs only up to this size; default 100), BENCH_ARM64_ZIP (a Lambda zip whose size to report),
+BENCH_S3 (1, the default, also times the largest input read from a loopback S3 server; 0 skips it).
 """
 import importlib.metadata
 import json
@@ -12,6 +13,7 @@ import os
 import platform
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +31,8 @@ sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "100 1000").split()]
 runs = int(os.environ.get("BENCH_RUNS", "3"))
 memory_mb = int(os.environ.get("BENCH_MEMORY_MB", "4000"))
 pandas_max = int(os.environ.get("BENCH_PANDAS_MAX_MB", "100"))
+s3_check = os.environ.get("BENCH_S3", "1") != "0"
+S3_SERVER = "target/release/examples/s3_server"
 cores = os.cpu_count()
 
 
@@ -60,6 +64,56 @@ def timed(cmd, one_core, env=None):
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         wall, rss_kb = t.read().split()[-2:]
         return float(wall), int(rss_kb) / 1024
+
+
+def cpu_timed(cmd, env=None):
+    """Wall seconds and CPU seconds (user + system, all threads) of a command on core 0."""
+    with tempfile.NamedTemporaryFile("r") as t:
+        subprocess.run(["/usr/bin/time", "-f", "%e %U %S", "-o", t.name, "taskset", "-c", "0"] + cmd, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        wall, user, system = t.read().split()[-3:]
+        return float(wall), float(user) + float(system)
+
+
+def process_cpu_seconds(pid):
+    """CPU seconds a running process has used so far (utime + stime from /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def s3_input_check(path, mb):
+    """Our run reading the input from a loopback S3 server (examples/s3_server, s3s-fs) through the real
+    aws-sdk-s3 client, against the same run on the local file, both on core 0; the server runs on core 1.
+    Returns rows of (source, wall, our CPU, server CPU or None)."""
+    work = tempfile.mkdtemp(dir=DATA)  # same file system as the input: the object is a hard link
+    os.makedirs(f"{work}/root/bench-in")
+    os.link(path, f"{work}/root/bench-in/input.csv")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server_cmd = (["taskset", "-c", "1"] if cores > 1 else []) + [S3_SERVER, f"{work}/root", f"127.0.0.1:{port}"]
+    server = subprocess.Popen(server_cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        server.stdout.readline()  # "S3 server listening on ..."
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="hourly-insights-test",
+                   AWS_SECRET_ACCESS_KEY="hourly-insights-test-secret", AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+                   AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
+        result = []
+        for source, uri in (("local file", path), ("S3, loopback", "s3://bench-in/input.csv")):
+            samples = []
+            for _ in range(runs):
+                shutil.rmtree(f"{work}/out", ignore_errors=True)
+                before = process_cpu_seconds(server.pid)
+                wall, cpu = cpu_timed([BIN, "run", uri, "--out", f"{work}/out"], env)
+                served = process_cpu_seconds(server.pid) - before
+                samples.append((wall, cpu, served))
+            wall, cpu, served = (statistics.median(s[i] for s in samples) for i in range(3))
+            result.append((source, wall, cpu, served if uri.startswith("s3://") else None))
+            log(f"S3 check {mb:.0f} MB {source}: {wall:.2f} s wall, {cpu:.2f} s CPU")
+        return result
+    finally:
+        server.kill()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def key_state_mb(path, out):
@@ -113,6 +167,11 @@ for size in memory_sizes:
         log(f"memory {mb:.0f} MB: {wall:.2f} s, peak {rss:.0f} MB, key state {state:.0f} MB")
     shutil.rmtree(work, ignore_errors=True)
 
+s3_rows = []
+if s3_check and sizes:
+    path, s3_mb = input_file(max(sizes))
+    s3_rows = s3_input_check(path, s3_mb)
+
 cold = json.loads(subprocess.run([sys.executable, "bench/coldstart.py", BIN, "20"], check=True,
                                  capture_output=True, text=True).stdout)
 
@@ -154,6 +213,17 @@ if memory:
     for mb, label, wall, rss, state in memory:
         out.append(f"| {mb:.0f} MB | {label} | {wall:.2f} s | {mb / wall:.0f} | {rss:.0f} MB | {state:.0f} MB | "
                    f"{rss - state:.0f} MB |")
+
+if s3_rows:
+    local_cpu = s3_rows[0][2]
+    out += ["", f"S3 input ({s3_mb:.0f} MB, one core): the same run reading the object from a loopback S3 server "
+            "(`examples/s3_server`, s3s-fs, on the other core) through aws-sdk-s3, against the local file. Our CPU "
+            "time is what a Lambda pays for; the wall time here is bound by the test server when it needs more "
+            "CPU than we do.", "",
+            "| source | wall | our CPU time | vs local file | server CPU time |", "|---|---:|---:|---:|---:|"]
+    for source, wall, cpu, served in s3_rows:
+        server_cell = f"{served:.2f} s" if served is not None else ""
+        out.append(f"| {source} | {wall:.2f} s | {cpu:.2f} s | {cpu / local_cpu:.2f} | {server_cell} |")
 
 one_core = [(r[1], r[4]) for r in rows if r[2] == "hourly-insights" and r[3] == "1"]
 if one_core:
