@@ -5,7 +5,8 @@
 //! packed into one integer column when they fit) and sums `units` and `revenue` per group with the eager
 //! API; no query plan per chunk. Those *mergeable partial results* are merged into a map of
 //! [`GroupState`]s: sums are added, and the ids of each distinct-count metric go from the group's rows
-//! straight into Roaring bitmaps. Ids are dense codes assigned in order of first appearance
+//! into Roaring bitmaps (orders at once; customers and products held back over a few chunks and merged
+//! together, see [`PENDING_IDS`]). Ids are dense codes assigned in order of first appearance
 //! ([`crate::intern::IdInterners`]), so a group's ids in a chunk are mostly ascending and above what its
 //! bitmap holds, and the bitmaps stay small: about one bit per id for large groups and two bytes per id for
 //! sparse ones. The chunk is then dropped.
@@ -73,6 +74,24 @@ struct GroupState {
     units: i64,
     revenue: i128,
     ids: [RoaringBitmap; 3],
+    /// Ids gathered from recent chunks, not yet in `ids` (see [`PENDING_IDS`]).
+    pending: [Vec<u32>; 3],
+}
+
+/// Ids a table may hold back before merging them into its groups' bitmaps. Merging ids that are not above a
+/// bitmap's maximum (customers, mostly) builds a bitmap of them and ORs it in, one new array per container
+/// touched; a group's ids from several chunks merged at once share that work. Bounds the memory it takes
+/// to 4 bytes per id (plus the vectors' slack).
+const PENDING_IDS: usize = 512 * 1024;
+
+impl GroupState {
+    /// Merges the held-back ids of every kind into the bitmaps.
+    fn flush(&mut self, spare: &mut Vec<u32>) {
+        for (set, pending) in self.ids.iter_mut().zip(&mut self.pending) {
+            merge_ids(set, pending, spare);
+            *pending = Vec::new();
+        }
+    }
 }
 
 struct TableState {
@@ -81,6 +100,9 @@ struct TableState {
     group: Vec<&'static str>,
     distinct: Vec<Distinct>,
     groups: HashMap<GroupKey, GroupState, foldhash::fast::FixedState>,
+    /// Ids held back in the groups' `pending` vectors, and how many may be ([`PENDING_IDS`]).
+    pending: usize,
+    pending_budget: usize,
 }
 
 impl TableState {
@@ -88,7 +110,7 @@ impl TableState {
     fn new(spec: &'static TableSpec, distinct: Vec<Distinct>) -> Self {
         assert!(spec.keys.len() <= 2, "table {} has more than two keys", spec.name);
         let group = std::iter::once("hour").chain(spec.keys.iter().map(|k| k.name())).collect();
-        TableState { spec, group, distinct, groups: HashMap::default() }
+        TableState { spec, group, distinct, groups: HashMap::default(), pending: 0, pending_budget: PENDING_IDS }
     }
 
     /// Groups a chunk with polars, sums per group with polars, and merges the partial result into the
@@ -125,10 +147,26 @@ impl TableState {
                 if distinct == Distinct::Customers {
                     scratch.ids.retain(|&id| distinct.counts(id));
                 }
-                merge_ids(&mut state.ids[distinct as usize], &mut scratch.ids, &mut scratch.spare);
+                if distinct == Distinct::Orders {
+                    merge_ids(&mut state.ids[distinct as usize], &mut scratch.ids, &mut scratch.spare);
+                } else {
+                    state.pending[distinct as usize].extend_from_slice(&scratch.ids);
+                    self.pending += scratch.ids.len();
+                }
             }
         }
+        if self.pending >= self.pending_budget {
+            self.flush(&mut scratch.spare);
+        }
         Ok(())
+    }
+
+    /// Merges every group's held-back ids into its bitmaps.
+    fn flush(&mut self, spare: &mut Vec<u32>) {
+        for state in self.groups.values_mut() {
+            state.flush(spare);
+        }
+        self.pending = 0;
     }
 }
 
@@ -355,12 +393,18 @@ impl Engine {
         let group = std::mem::size_of::<(GroupKey, GroupState)>() + 1;
         self.tables
             .iter()
-            .map(|t| t.groups.capacity() * group + t.groups.values().flat_map(|g| &g.ids).map(bitmap).sum::<usize>())
+            .map(|t| {
+                let held: usize = t.groups.values().flat_map(|g| &g.pending).map(|p| p.capacity() * 4).sum();
+                t.groups.capacity() * group + held + t.groups.values().flat_map(|g| &g.ids).map(bitmap).sum::<usize>()
+            })
             .sum()
     }
 
     /// Finishes every table. Tables of a run without valid rows have zero rows.
     pub fn finish(mut self, dicts: &Dictionaries) -> Result<Vec<Table>> {
+        for table in &mut self.tables {
+            table.flush(&mut self.scratch.spare);
+        }
         for &(t, d, u) in &self.derived {
             let (spec, finer) = (self.tables[t].spec, self.tables[u].spec);
             // Where each of this table's keys sits among the finer table's keys.
@@ -570,10 +614,21 @@ mod tests {
     type Merged = (GroupKey, i64, i64, i128, Vec<u32>, Vec<u32>);
 
     fn channel_groups(rows: &[Row]) -> Vec<Merged> {
+        channel_groups_in_chunks(&[rows], PENDING_IDS)
+    }
+
+    /// [`channel_groups`] of several chunks, holding back at most `pending_budget` ids.
+    fn channel_groups_in_chunks(chunks: &[&[Row]], pending_budget: usize) -> Vec<Merged> {
         let spec = crate::tables::TABLES.iter().find(|t| t.name == "channel_performance").unwrap();
         let mut table = TableState::new(spec, vec![Distinct::Orders, Distinct::Customers]);
-        let frame = frame(rows);
-        table.push(&frame, &HourNumbers::of(&frame).unwrap(), &mut Scratch::default()).unwrap();
+        table.pending_budget = pending_budget;
+        let mut scratch = Scratch::default();
+        for rows in chunks {
+            let frame = frame(rows);
+            table.push(&frame, &HourNumbers::of(&frame).unwrap(), &mut scratch).unwrap();
+            assert!(table.pending < pending_budget, "held-back ids are merged once they reach the budget");
+        }
+        table.flush(&mut scratch.spare);
         let mut groups: Vec<Merged> = table
             .groups
             .into_iter()
@@ -693,6 +748,31 @@ mod tests {
                 assert_eq!(set.iter().collect::<Vec<_>>(), want, "merged, max {max}, {len} ids");
             }
         }
+    }
+
+    #[test]
+    fn held_back_ids_give_the_same_sets_whenever_they_are_merged() {
+        // Four chunks over two hours and three channels; customers repeat across chunks and come back out
+        // of order (so merges take the OR path), guests (0) included, orders revisited in later chunks.
+        let chunks: Vec<Vec<Row>> = (0..4u32)
+            .map(|c| {
+                (0..300u32)
+                    .map(|r| {
+                        let order = if r % 11 == 0 { r / 7 } else { c * 1000 + r / 2 };
+                        let customer = (r * 37 + c * 101) % 211 * u32::from(r % 5 != 0);
+                        (i64::from(r % 2) * HOUR_MICROS, r % 3, 0, order, customer, i64::from(r % 4))
+                    })
+                    .collect()
+            })
+            .collect();
+        let chunks: Vec<&[Row]> = chunks.iter().map(Vec::as_slice).collect();
+        let at_the_end = channel_groups_in_chunks(&chunks, usize::MAX);
+        let every_chunk = channel_groups_in_chunks(&chunks, 1);
+        assert_eq!(every_chunk, at_the_end);
+        let all: Vec<Row> = chunks.concat();
+        assert_eq!(channel_groups(&all), at_the_end, "as one chunk");
+        let customers: usize = at_the_end.iter().map(|g| g.5.len()).sum();
+        assert!(customers > 200 && at_the_end.iter().all(|g| !g.5.contains(&GUEST)), "{customers} customers");
     }
 
     #[test]
