@@ -402,15 +402,22 @@ impl Chunk {
 }
 
 /// Trims whitespace (as `str::trim`: Unicode White_Space) from both ends of a UTF-8 field. ASCII-only
-/// edges take a fast path.
+/// edges take a fast path, inlined into the row check.
+#[inline(always)]
 pub fn trim(field: &[u8]) -> &[u8] {
     let field = field.trim_ascii();
     match (field.first(), field.last()) {
-        (Some(&a), Some(&b)) if a >= 0x80 || b >= 0x80 => match std::str::from_utf8(field) {
-            Ok(s) => s.trim().as_bytes(),
-            Err(_) => field,
-        },
+        (Some(&a), Some(&b)) if a >= 0x80 || b >= 0x80 => trim_unicode(field),
         _ => field,
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn trim_unicode(field: &[u8]) -> &[u8] {
+    match std::str::from_utf8(field) {
+        Ok(s) => s.trim().as_bytes(),
+        Err(_) => field,
     }
 }
 
@@ -428,7 +435,11 @@ pub fn accept_row(
     if !record.is_utf8() {
         return Err(RejectReason::InvalidUtf8);
     }
-    let field = |c: Column| header.position(c).map_or(&b""[..], |i| trim(record.get(i)));
+    #[inline(always)]
+    fn field<'r>(header: &Header, record: &Record<'r>, c: Column) -> &'r [u8] {
+        header.position(c).map_or(&b""[..], |i| trim(record.get(i)))
+    }
+    let field = |c: Column| field(header, record, c);
     let time = parse::event_time_micros(field(Column::EventTime)).ok_or(RejectReason::EventTimeInvalid)?;
     let order_id = field(Column::OrderId);
     if order_id.is_empty() {
