@@ -2,9 +2,9 @@
 //!
 //! Distinct counts are kept as bitmaps over dense codes ([`crate::aggregate`]), so every id is mapped to
 //! the code of its first appearance. That map is the largest state of a run, so it is built for memory
-//! (front-coded keys) and for cache misses: the hash tag sits next to the code in the table, and a chunk's
-//! ids are looked up in batches whose table slots and candidate keys are prefetched first, so the memory
-//! latency of many lookups overlaps instead of adding up.
+//! (front-coded keys) and for cache misses: short ids sit whole in their table slot, the hash tag of a long
+//! one sits next to its code, and a chunk's ids are looked up in batches whose table slots and candidate
+//! keys are prefetched first, so the memory latency of many lookups overlaps instead of adding up.
 
 use std::hash::BuildHasher;
 
@@ -18,12 +18,24 @@ use crate::contract::{Chunk, GUEST};
 /// thus cost a few bytes. Blocks live in pages that are never reallocated, so growth has no 2x slack.
 /// A table of codes, keyed by a 32-bit tag per code, finds a key; candidate keys are decoded and compared
 /// in full, so the interner is exact. Codes are assigned in order of first appearance.
+///
+/// Short keys (1 to 8 bytes without a NUL byte, such as `C0070067`) skip all that: they are packed into a
+/// `u64` that sits whole next to its code in a table of their own, so a lookup is one hash, one cache line
+/// and integer compares, with no block to decode. They take 16 bytes per slot and nothing in the pages.
 pub struct Interner {
-    /// Open-addressing tables of (32-bit hash tag, code), sharded by tag so that each shard grows on its
-    /// own: no moment holds two copies of a big table. The tag sits next to the code, so a probe compares
-    /// tags without leaving the table's cache line, and growing never decodes a key.
+    /// Open-addressing tables of (32-bit hash tag, index of a long key), sharded by tag so that each shard
+    /// grows on its own: no moment holds two copies of a big table. The tag sits next to the index, so a
+    /// probe compares tags without leaving the table's cache line, and growing never decodes a key.
     shards: Vec<Shard>,
+    /// Tables of (packed short key, code), sharded the same way.
+    short: Vec<ShortShard>,
+    /// Codes assigned, short and long keys together.
     len: usize,
+    /// Long keys stored; the front-coded pages and `shards` number them 0, 1, ... ...
+    long_len: usize,
+    /// ...and this gives the code of each, unless no short key was ever added (then index = code, and
+    /// this stays empty).
+    long_codes: Vec<u32>,
     pages: Vec<Vec<u8>>,
     /// (page, offset) of each block's first entry.
     blocks: Vec<(u32, u32)>,
@@ -42,7 +54,10 @@ impl Default for Interner {
     fn default() -> Self {
         Interner {
             shards: (0..1 << SHARD_BITS).map(|_| Shard::default()).collect(),
+            short: (0..1 << SHARD_BITS).map(|_| ShortShard::default()).collect(),
             len: 0,
+            long_len: 0,
+            long_codes: Vec::new(),
             pages: Vec::new(),
             blocks: Vec::new(),
             last_added: Vec::new(),
@@ -153,6 +168,81 @@ impl Shard {
     }
 }
 
+/// How a key is looked up: a short key by its packed bytes ([`pack_short`]), a long one by its hash tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    Short(u64),
+    Long(u32),
+}
+
+/// A key of 1 to 8 bytes without a NUL byte, packed into a `u64` (first byte lowest, zero bytes above the
+/// key), which is then never 0 and determines the key. Built from overlapping loads, like the dimension
+/// values in [`crate::contract`].
+fn pack_short(key: &[u8]) -> Option<u64> {
+    let n = key.len();
+    let half = |at: usize| u64::from(u32::from_le_bytes(key[at..at + 4].try_into().expect("4 bytes")));
+    let packed = match n {
+        1..=3 => u64::from(key[0]) | u64::from(key[n / 2]) << (8 * (n / 2)) | u64::from(key[n - 1]) << (8 * (n - 1)),
+        4..=8 => half(0) | half(n - 4) << (8 * (n - 4)),
+        _ => return None,
+    };
+    // A zero byte among the key's: the classic test flags the lowest zero byte exactly (a borrow only
+    // flags bytes above it), and the padding above the key is masked off.
+    let zero = packed.wrapping_sub(0x0101_0101_0101_0101) & !packed & 0x8080_8080_8080_8080;
+    let mask = u64::MAX >> (64 - 8 * n);
+    (zero & mask == 0).then_some(packed)
+}
+
+/// The key a packed short key stands for.
+fn unpack_short(packed: u64) -> Vec<u8> {
+    packed.to_le_bytes().into_iter().take_while(|&b| b != 0).collect()
+}
+
+/// Mixes a packed short key (a folded multiply: every input bit reaches the high bits).
+fn short_hash(packed: u64) -> u64 {
+    let product = u128::from(packed ^ 0x243F_6A88_85A3_08D3) * 0x9E37_79B9_7F4A_7C15u128;
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
+/// One slot of a short-key table: the packed key (0: empty) and its code.
+#[derive(Clone, Copy, Default)]
+struct ShortEntry {
+    key: u64,
+    code: u32,
+}
+
+/// An open-addressing table of short keys with linear probing; grows like [`Shard`].
+#[derive(Default)]
+struct ShortShard {
+    slots: Vec<ShortEntry>,
+    len: usize,
+}
+
+impl ShortShard {
+    fn home(&self, hash: u64) -> usize {
+        (((hash & 0xFFFF_FFFF) * self.slots.len() as u64) >> 32) as usize
+    }
+
+    fn reserve_one(&mut self) {
+        if (self.len + 1) * 5 <= self.slots.len() * 4 {
+            return;
+        }
+        let capacity = (self.slots.len() + self.slots.len() / 2).max(16);
+        let old = std::mem::replace(&mut self.slots, vec![ShortEntry::default(); capacity]);
+        for entry in old.into_iter().filter(|e| e.key != 0) {
+            let mut i = self.home(short_hash(entry.key));
+            while self.slots[i].key != 0 {
+                i = if i + 1 == self.slots.len() { 0 } else { i + 1 };
+            }
+            self.slots[i] = entry;
+        }
+    }
+}
+
+fn short_shard_of(hash: u64) -> usize {
+    (hash >> (64 - SHARD_BITS)) as usize
+}
+
 /// Asks the CPU to start loading the cache line of `value` (a hint: it never faults, and does nothing
 /// on other architectures).
 #[inline(always)]
@@ -210,83 +300,158 @@ fn append(pages: &mut Vec<Vec<u8>>, blocks: &mut Vec<(u32, u32)>, last_added: &m
 }
 
 impl Interner {
-    /// The key of a code.
+    /// The key of a code (a scan of the short-key tables: for tests and debugging, not for the hot path).
     pub fn key(&self, code: u32) -> Vec<u8> {
+        let short = self.short.iter().flat_map(|s| &s.slots).find(|e| e.key != 0 && e.code == code);
+        if let Some(entry) = short {
+            return unpack_short(entry.key);
+        }
+        let index = if self.long_codes.is_empty() {
+            code
+        } else {
+            self.long_codes.iter().position(|&c| c == code).expect("an assigned code") as u32
+        };
         let mut out = Vec::new();
-        decode_into(&self.pages, &self.blocks, code, &mut out);
+        decode_into(&self.pages, &self.blocks, index, &mut out);
         out
     }
 
     /// The code of `key`, assigning the next free code to a new key.
     pub fn intern(&mut self, key: &[u8]) -> u32 {
-        let tag = self.tag(key);
-        self.intern_tagged(key, tag)
+        let probe = self.probe(key);
+        self.intern_probed(key, probe)
     }
 
-    /// The 32-bit hash tag of a key (for the batched lookup: [`Interner::prefetch`], then
-    /// [`Interner::intern_tagged`]).
-    pub fn tag(&self, key: &[u8]) -> u32 {
-        self.hasher.hash_one(key) as u32
-    }
-
-    /// Starts loading the table slot where the lookup of `tag` begins: the first of the three levels of a
-    /// batched lookup. Each level reads what the previous one prefetched, so a batch runs
-    /// [`Interner::prefetch_slot`] for all its keys, then [`Interner::candidate`] and
-    /// [`Interner::prefetch_block`], then [`Interner::prefetch_key`].
-    pub fn prefetch_slot(&self, tag: u32) {
-        let shard = &self.shards[shard_of(tag)];
-        if let Some(home) = shard.home_or_none(tag) {
-            prefetch(&shard.slots[home]);
+    /// How `key` is looked up: packed when it is short, else by its 32-bit hash tag (for the batched lookup:
+    /// [`Interner::prefetch_slot`], then [`Interner::intern_probed`]).
+    pub fn probe(&self, key: &[u8]) -> Probe {
+        match pack_short(key) {
+            Some(packed) => Probe::Short(packed),
+            None => Probe::Long(self.hasher.hash_one(key) as u32),
         }
     }
 
-    /// The code a lookup of `tag` will most likely compare its key with (a prefetch hint, from the
-    /// slot [`Interner::prefetch_slot`] loaded), if any.
-    pub fn candidate(&self, tag: u32) -> Option<u32> {
-        self.shards[shard_of(tag)].first_candidate(tag)
+    /// Starts loading the table slot where a lookup begins: the first of the levels of a batched lookup.
+    /// Each level reads what the previous one prefetched, so a batch runs [`Interner::prefetch_slot`] for
+    /// all its keys, then (long keys only) [`Interner::candidate`] and [`Interner::prefetch_block`], then
+    /// [`Interner::prefetch_key`]. A short key has all it needs in that first slot.
+    pub fn prefetch_slot(&self, probe: Probe) {
+        match probe {
+            Probe::Short(packed) => {
+                let hash = short_hash(packed);
+                let shard = &self.short[short_shard_of(hash)];
+                if !shard.slots.is_empty() {
+                    prefetch(&shard.slots[shard.home(hash)]);
+                }
+            }
+            Probe::Long(tag) => {
+                let shard = &self.shards[shard_of(tag)];
+                if let Some(home) = shard.home_or_none(tag) {
+                    prefetch(&shard.slots[home]);
+                }
+            }
+        }
     }
 
-    /// Starts loading the block index entry of a candidate code.
-    pub fn prefetch_block(&self, code: u32) {
-        if let Some(block) = self.blocks.get(code as usize / BLOCK) {
+    /// The long key a lookup will most likely compare its key with (a prefetch hint, from the slot
+    /// [`Interner::prefetch_slot`] loaded), as its index; `None` for short keys.
+    pub fn candidate(&self, probe: Probe) -> Option<u32> {
+        match probe {
+            Probe::Short(_) => None,
+            Probe::Long(tag) => self.shards[shard_of(tag)].first_candidate(tag),
+        }
+    }
+
+    /// Starts loading the block index entry of a candidate long key (and where its code is kept).
+    pub fn prefetch_block(&self, index: u32) {
+        if let Some(block) = self.blocks.get(index as usize / BLOCK) {
             prefetch(block);
         }
+        if let Some(code) = self.long_codes.get(index as usize) {
+            prefetch(code);
+        }
     }
 
-    /// Starts loading the first bytes of a candidate code's block (its index entry is loaded by now).
-    pub fn prefetch_key(&self, code: u32) {
-        let Some(&(page, offset)) = self.blocks.get(code as usize / BLOCK) else { return };
+    /// Starts loading the first bytes of a candidate's block (its index entry is loaded by now).
+    pub fn prefetch_key(&self, index: u32) {
+        let Some(&(page, offset)) = self.blocks.get(index as usize / BLOCK) else { return };
         if let Some(byte) = self.pages.get(page as usize).and_then(|p| p.get(offset as usize)) {
             prefetch(byte);
         }
     }
 
-    /// [`Interner::intern`] with the key's tag already computed.
-    pub fn intern_tagged(&mut self, key: &[u8], tag: u32) -> u32 {
-        let Interner { shards, pages, blocks, scratch, last_added, len, .. } = self;
+    /// The next free code.
+    fn next_code(&mut self) -> u32 {
+        let code = u32::try_from(self.len).ok().filter(|&c| c < u32::MAX).expect("fewer than 2^32 - 1 distinct ids");
+        self.len += 1;
+        code
+    }
+
+    /// [`Interner::intern`] with the key's probe already computed.
+    pub fn intern_probed(&mut self, key: &[u8], probe: Probe) -> u32 {
+        match probe {
+            Probe::Short(packed) => self.intern_short(packed),
+            Probe::Long(tag) => self.intern_long(key, tag),
+        }
+    }
+
+    fn intern_short(&mut self, packed: u64) -> u32 {
+        let hash = short_hash(packed);
+        let shard = short_shard_of(hash);
+        self.short[shard].reserve_one();
+        let table = &self.short[shard];
+        let mut i = table.home(hash);
+        loop {
+            let entry = table.slots[i];
+            if entry.key == packed {
+                return entry.code;
+            }
+            if entry.key == 0 {
+                break;
+            }
+            i = if i + 1 == table.slots.len() { 0 } else { i + 1 };
+        }
+        if self.long_codes.is_empty() && self.long_len > 0 {
+            // From now on long keys' indexes and codes differ.
+            self.long_codes = (0..self.long_len as u32).collect();
+        }
+        let code = self.next_code();
+        let table = &mut self.short[shard];
+        table.slots[i] = ShortEntry { key: packed, code };
+        table.len += 1;
+        code
+    }
+
+    fn intern_long(&mut self, key: &[u8], tag: u32) -> u32 {
+        let Interner { shards, pages, blocks, scratch, last_added, long_len, long_codes, .. } = self;
         let shard = &mut shards[shard_of(tag)];
         shard.reserve_one();
         let mut i = shard.home(tag);
         loop {
             let entry = shard.slots[i];
             if entry == 0 {
-                let code =
-                    u32::try_from(*len).ok().filter(|&c| c < u32::MAX).expect("fewer than 2^32 - 1 distinct ids");
-                append(pages, blocks, last_added, code, key);
-                *len += 1;
-                shard.slots[i] = u64::from(tag) << 32 | u64::from(code + 1);
-                shard.len += 1;
-                return code;
+                break;
             }
             if (entry >> 32) as u32 == tag {
                 let candidate = entry as u32 - 1;
                 decode_into(pages, blocks, candidate, scratch);
                 if scratch.as_slice() == key {
-                    return candidate;
+                    return long_codes.get(candidate as usize).copied().unwrap_or(candidate);
                 }
             }
             i = shard.next(i);
         }
+        let index = *long_len as u32;
+        append(pages, blocks, last_added, index, key);
+        *long_len += 1;
+        shard.slots[i] = u64::from(tag) << 32 | u64::from(index + 1);
+        shard.len += 1;
+        let identity = self.long_codes.is_empty() && self.len == index as usize;
+        let code = self.next_code();
+        if !identity {
+            self.long_codes.push(code);
+        }
+        code
     }
 
     pub fn len(&self) -> usize {
@@ -302,6 +467,8 @@ impl Interner {
         self.pages.iter().map(Vec::capacity).sum::<usize>()
             + self.blocks.capacity() * 8
             + self.shards.iter().map(|t| t.slots.capacity() * 8).sum::<usize>()
+            + self.short.iter().map(|t| t.slots.capacity() * std::mem::size_of::<ShortEntry>()).sum::<usize>()
+            + self.long_codes.capacity() * 4
     }
 }
 
@@ -348,44 +515,44 @@ impl IdInterners {
         // The lines of one order are mostly adjacent: a row repeating the previous row's order id (and
         // then mostly its customer id) takes the previous codes without hashing or probing.
         let repeats = |row: usize| row > 0 && order_id(row) == order_id(row - 1);
-        let mut tags = [None; BATCH];
+        let mut probes = [None; BATCH];
         let mut candidates = [(None, None); BATCH];
         for first in (0..rows).step_by(BATCH) {
             let batch = first..rows.min(first + BATCH);
             for row in batch.clone() {
-                tags[row - first] =
-                    (!repeats(row)).then(|| (self.orders.tag(order_id(row)), self.customers.tag(customer_id(row))));
+                probes[row - first] =
+                    (!repeats(row)).then(|| (self.orders.probe(order_id(row)), self.customers.probe(customer_id(row))));
             }
-            let (tags, candidates) = (&tags[..batch.len()], &mut candidates[..batch.len()]);
-            for &(order, customer) in tags.iter().flatten() {
+            let (probes, candidates) = (&probes[..batch.len()], &mut candidates[..batch.len()]);
+            for &(order, customer) in probes.iter().flatten() {
                 self.orders.prefetch_slot(order);
                 self.customers.prefetch_slot(customer);
             }
-            for (tag, found) in tags.iter().zip(candidates.iter_mut()) {
-                *found = match *tag {
+            for (probe, found) in probes.iter().zip(candidates.iter_mut()) {
+                *found = match *probe {
                     Some((order, customer)) => (self.orders.candidate(order), self.customers.candidate(customer)),
                     None => (None, None),
                 };
-                if let Some(code) = found.0 {
-                    self.orders.prefetch_block(code);
+                if let Some(index) = found.0 {
+                    self.orders.prefetch_block(index);
                 }
-                if let Some(code) = found.1 {
-                    self.customers.prefetch_block(code);
+                if let Some(index) = found.1 {
+                    self.customers.prefetch_block(index);
                 }
             }
             for &(order, customer) in candidates.iter() {
-                if let Some(code) = order {
-                    self.orders.prefetch_key(code);
+                if let Some(index) = order {
+                    self.orders.prefetch_key(index);
                 }
-                if let Some(code) = customer {
-                    self.customers.prefetch_key(code);
+                if let Some(index) = customer {
+                    self.customers.prefetch_key(index);
                 }
             }
             for row in batch {
-                let (order, customer) = match tags[row - first] {
+                let (order, customer) = match probes[row - first] {
                     Some((order, customer)) => (
-                        self.orders.intern_tagged(order_id(row), order),
-                        self.customers.intern_tagged(customer_id(row), customer),
+                        self.orders.intern_probed(order_id(row), order),
+                        self.customers.intern_probed(customer_id(row), customer),
                     ),
                     None => {
                         let customer = if customer_id(row) == customer_id(row - 1) {
@@ -451,15 +618,70 @@ mod tests {
     }
 
     #[test]
+    fn short_keys_pack_exactly_and_nul_bytes_take_the_long_path() {
+        assert_eq!(pack_short(b""), None);
+        assert_eq!(pack_short(b"123456789"), None);
+        let mut seen = std::collections::HashSet::new();
+        for n in 1..=8usize {
+            let key: Vec<u8> = (0..n).map(|i| b'a' + i as u8).collect();
+            let packed = pack_short(&key).unwrap_or_else(|| panic!("{n} bytes are short"));
+            assert_eq!(unpack_short(packed), key);
+            assert!(seen.insert(packed), "{n} bytes pack to a value of their own");
+            // A prefix followed by 0x01 differs from the prefix, and a NUL anywhere sends a key to the long path.
+            let mut longer = key[..n - 1].to_vec();
+            longer.push(1);
+            assert_ne!(pack_short(&longer), pack_short(&key[..n - 1]));
+            for at in 0..n {
+                let mut with_nul = key.clone();
+                with_nul[at] = 0;
+                assert_eq!(pack_short(&with_nul), None, "NUL at {at} of {n}");
+            }
+            let high: Vec<u8> = (0..n).map(|i| 0x80 | i as u8).collect();
+            assert_eq!(unpack_short(pack_short(&high).unwrap()), high);
+        }
+    }
+
+    #[test]
+    fn short_and_long_keys_share_one_dense_code_space() {
+        // Long keys first (their indexes equal their codes until a short key arrives), then short ones,
+        // then long ones again, and a table that starts with a short key.
+        let order: Vec<Vec<u8>> = vec![
+            b"a-long-order-id-1".to_vec(),
+            b"a-long-order-id-2".to_vec(),
+            b"C001".to_vec(),
+            b"a-long-order-id-3".to_vec(),
+            b"C002".to_vec(),
+            b"".to_vec(),
+            b"nul\0key".to_vec(),
+            vec![b'n', 0, b'k'],
+            b"12345678".to_vec(),
+            b"123456789".to_vec(),
+        ];
+        for start in 0..3 {
+            let keys: Vec<&Vec<u8>> = order[start..].iter().chain(&order[..start]).collect();
+            let mut i = Interner::default();
+            for round in 0..3 {
+                for (n, k) in keys.iter().enumerate() {
+                    assert_eq!(i.intern(k), n as u32, "start {start}, round {round}, key {n}");
+                }
+            }
+            for (n, k) in keys.iter().enumerate() {
+                assert_eq!(&i.key(n as u32), *k, "start {start}");
+            }
+            assert_eq!(i.len(), keys.len());
+        }
+    }
+
+    #[test]
     fn the_prefetch_hint_finds_keys_displaced_from_their_home_slot() {
         let mut i = Interner::default();
-        let keys: Vec<String> = (0..50_000).map(|n| format!("C{n:07}")).collect();
+        let keys: Vec<String> = (0..50_000).map(|n| format!("CUST-{n:07}")).collect();
         for k in &keys {
             i.intern(k.as_bytes());
         }
         let (mut home, mut found) = (0, 0); // keys in their home slot; keys the hint names
         for (code, k) in keys.iter().enumerate() {
-            let tag = i.tag(k.as_bytes());
+            let Probe::Long(tag) = i.probe(k.as_bytes()) else { panic!("{k} is a long key") };
             let shard = &i.shards[shard_of(tag)];
             home += usize::from(shard.slots[shard.home(tag)] & 0xFFFF_FFFF == code as u64 + 1);
             found += usize::from(shard.first_candidate(tag) == Some(code as u32));
@@ -477,7 +699,9 @@ mod tests {
         // interleaved, customers drawn from a small pool (hits), guests, and a batch-size tail.
         for row in 0..(40 * BATCH + 7) {
             let interleaved = if row % 10 < 6 { 0 } else { (row % 5) * 1000 };
-            let order = format!("ORD-{}", row / 3 + interleaved);
+            // Short order ids (packed) and long ones (front-coded), mixed.
+            let n = row / 3 + interleaved;
+            let order = if n % 2 == 0 { format!("ORD-{n}") } else { format!("ORD-2026112213-{n:07}") };
             let customer = if row % 7 == 0 { String::new() } else { format!("C{}", (row / 3 * 31 + row % 4 / 3) % 97) };
             chunk.ids.extend_from_slice(order.as_bytes());
             chunk.id_ends.push(chunk.ids.len() as u32);
