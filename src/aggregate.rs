@@ -241,11 +241,17 @@ fn packed_key(chunk: &DataFrame, hours: &HourNumbers, keys: &[Dim]) -> Result<Op
     if width > 64 {
         return Ok(None);
     }
-    let mut packed = hours.numbers.clone();
+    // `checked_shl`: with a 64-bit total, a 0-bit hour number is shifted by up to 32, never 64.
+    let shift = |p: u64, w: u32, code: u32| p.checked_shl(w).unwrap_or(0) | u64::from(code);
+    let mut columns = columns.into_iter();
+    // The first key column is combined with the hour numbers into a new vector (no copy of them first).
+    let mut packed: Vec<u64> = match columns.next() {
+        Some((codes, w)) => hours.numbers.iter().zip(codes).map(|(&p, &code)| shift(p, w, code)).collect(),
+        None => hours.numbers.clone(),
+    };
     for (codes, w) in columns {
         for (p, &code) in packed.iter_mut().zip(codes) {
-            // `checked_shl`: with a 64-bit total, a 0-bit hour number is shifted by up to 32, never 64.
-            *p = p.checked_shl(w).unwrap_or(0) | u64::from(code);
+            *p = shift(*p, w, code);
         }
     }
     Ok(Some(UInt64Chunked::from_vec("group".into(), packed).into_column()))
@@ -322,8 +328,54 @@ pub struct Engine {
     /// Distinct sets a table derives from a finer table instead of counting per chunk:
     /// (table, what is counted, source table).
     derived: Vec<(usize, Distinct, usize)>,
+    /// Tables not aggregated per chunk at all, but summed up at the end from a finer table:
+    /// (table, source table). See [`rollups`].
+    rollups: Vec<(usize, usize)>,
     /// Reused buffers for the ids of one group.
     scratch: Scratch,
+}
+
+/// Whether table `a` splits every group of table `b` into finer ones.
+fn finer(a: &TableSpec, b: &TableSpec) -> bool {
+    a.keys.len() > b.keys.len() && b.keys.iter().all(|k| a.keys.contains(k))
+}
+
+/// Where each key of `spec` sits among the keys of the finer table `source`, to map a group of `source`
+/// to the group of `spec` it lies in.
+fn key_positions(spec: &TableSpec, source: &TableSpec) -> Vec<usize> {
+    spec.keys.iter().map(|k| source.keys.iter().position(|f| f == k).unwrap_or(0)).collect()
+}
+
+/// The group of the coarser table that a finer table's group `(hour, codes)` lies in.
+fn coarser_key((hour, codes): GroupKey, positions: &[usize]) -> GroupKey {
+    let mut key = [0u32; 2];
+    for (k, &i) in positions.iter().enumerate() {
+        key[k] = codes[i];
+    }
+    (hour, key)
+}
+
+/// Tables that need no aggregation per chunk: a finer table, itself aggregated per chunk, gives every
+/// metric of theirs at the end. Line counts, units and revenue add up over the finer groups a group splits
+/// into, and the distinct sets are that table's too ([`derivations`]). So `hourly_kpis` is summed up from
+/// `channel_performance`, and each chunk is grouped four times instead of five. Returns (table, source).
+fn rollups(specs: &[TableSpec], derived: &[(usize, Distinct, usize)]) -> Vec<(usize, usize)> {
+    // Finest tables first: a source must not be a rollup itself.
+    let mut order: Vec<usize> = (0..specs.len()).collect();
+    order.sort_by_key(|&t| std::cmp::Reverse(specs[t].keys.len()));
+    let mut rollups: Vec<(usize, usize)> = Vec::new();
+    for t in order {
+        let spec = &specs[t];
+        let source = (0..specs.len()).find(|&u| {
+            finer(&specs[u], spec)
+                && !rollups.iter().any(|&(r, _)| r == u)
+                && Distinct::ALL.into_iter().filter(|&d| d.counted_by(spec)).all(|d| derived.contains(&(t, d, u)))
+        });
+        if let Some(u) = source {
+            rollups.push((t, u));
+        }
+    }
+    rollups
 }
 
 /// The distinct sets a table can take from a finer one: where another table groups by every key of this
@@ -333,8 +385,6 @@ pub struct Engine {
 /// gathered and merged per chunk. Returns (table, distinct, source).
 fn derivations(specs: &[TableSpec]) -> Vec<(usize, Distinct, usize)> {
     let counts = |spec: &TableSpec, d: Distinct| d.counted_by(spec);
-    // `a` splits every group of `b` into finer ones.
-    let finer = |a: &TableSpec, b: &TableSpec| a.keys.len() > b.keys.len() && b.keys.iter().all(|k| a.keys.contains(k));
     // A source must count per chunk itself: no finer table counts the same ids (so there are no chains).
     let root = |u: &TableSpec, d: Distinct| counts(u, d) && !specs.iter().any(|w| finer(w, u) && counts(w, d));
     let mut derived = Vec::new();
@@ -363,7 +413,8 @@ impl Engine {
                 TableState::new(spec, counted)
             })
             .collect();
-        Engine { tables, derived, scratch: Scratch::default() }
+        let rollups = rollups(specs, &derived);
+        Engine { tables, derived, rollups, scratch: Scratch::default() }
     }
 
     /// Reduces one chunk into the partial results of every table. The chunk is emptied.
@@ -373,8 +424,10 @@ impl Engine {
         }
         let frame = chunk_frame(chunk)?;
         let hours = HourNumbers::of(&frame)?;
-        for table in &mut self.tables {
-            table.push(&frame, &hours, &mut self.scratch)?;
+        for (t, table) in self.tables.iter_mut().enumerate() {
+            if !self.rollups.iter().any(|&(r, _)| r == t) {
+                table.push(&frame, &hours, &mut self.scratch)?;
+            }
         }
         Ok(())
     }
@@ -405,18 +458,25 @@ impl Engine {
         for table in &mut self.tables {
             table.flush(&mut self.scratch.spare);
         }
+        for &(t, u) in &self.rollups {
+            let at = key_positions(self.tables[t].spec, self.tables[u].spec);
+            let sums: Vec<(GroupKey, i64, i64, i128)> = self.tables[u]
+                .groups
+                .iter()
+                .map(|(&key, g)| (coarser_key(key, &at), g.lines, g.units, g.revenue))
+                .collect();
+            for (key, lines, units, revenue) in sums {
+                let group = self.tables[t].groups.entry(key).or_default();
+                group.lines += lines;
+                group.units += units;
+                group.revenue += revenue;
+            }
+        }
         for &(t, d, u) in &self.derived {
-            let (spec, finer) = (self.tables[t].spec, self.tables[u].spec);
-            // Where each of this table's keys sits among the finer table's keys.
-            let at: Vec<usize> =
-                spec.keys.iter().map(|k| finer.keys.iter().position(|f| f == k).unwrap_or(0)).collect();
+            let at = key_positions(self.tables[t].spec, self.tables[u].spec);
             let mut unions: HashMap<GroupKey, RoaringBitmap, foldhash::fast::FixedState> = HashMap::default();
-            for (&(hour, codes), group) in &self.tables[u].groups {
-                let mut key = [0u32; 2];
-                for (k, &i) in at.iter().enumerate() {
-                    key[k] = codes[i];
-                }
-                *unions.entry((hour, key)).or_default() |= &group.ids[d as usize];
+            for (&key, group) in &self.tables[u].groups {
+                *unions.entry(coarser_key(key, &at)).or_default() |= &group.ids[d as usize];
             }
             for (key, ids) in unions {
                 self.tables[t].groups.entry(key).or_default().ids[d as usize] = ids;
@@ -572,7 +632,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hourly_kpis_take_distinct_orders_and_customers_from_channel_performance() {
+    fn hourly_kpis_are_summed_up_from_channel_performance() {
         let name = |t: usize| crate::tables::TABLES[t].name;
         let derived: Vec<(&str, Distinct, &str)> =
             derivations(crate::tables::TABLES).into_iter().map(|(t, d, u)| (name(t), d, name(u))).collect();
@@ -583,6 +643,12 @@ mod tests {
                 ("hourly_kpis", Distinct::Customers, "channel_performance"),
             ]
         );
+        // Its sums too: it is not aggregated per chunk at all.
+        let rollups: Vec<(&str, &str)> = rollups(crate::tables::TABLES, &derivations(crate::tables::TABLES))
+            .into_iter()
+            .map(|(t, u)| (name(t), name(u)))
+            .collect();
+        assert_eq!(rollups, vec![("hourly_kpis", "channel_performance")]);
     }
 
     /// One test row: hour, channel code, campaign code, order code, customer code, quantity. Revenue is
