@@ -342,6 +342,8 @@ pub const GUEST: u32 = 0;
 #[derive(Debug, Default)]
 pub struct Dictionaries {
     dims: [DimDictionary; 6],
+    /// The last event date parsed (rows share a date or two; see [`parse::DateMemo`]).
+    dates: parse::DateMemo,
 }
 
 impl Dictionaries {
@@ -440,7 +442,8 @@ pub fn accept_row(
         header.position(c).map_or(&b""[..], |i| trim(record.get(i)))
     }
     let field = |c: Column| field(header, record, c);
-    let time = parse::event_time_micros(field(Column::EventTime)).ok_or(RejectReason::EventTimeInvalid)?;
+    let time = parse::event_time_micros_with(field(Column::EventTime), &mut dicts.dates)
+        .ok_or(RejectReason::EventTimeInvalid)?;
     let order_id = field(Column::OrderId);
     if order_id.is_empty() {
         return Err(RejectReason::OrderIdMissing);
