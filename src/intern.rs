@@ -104,20 +104,37 @@ fn shard_of(tag: u32) -> usize {
     (tag >> (32 - SHARD_BITS)) as usize
 }
 
-/// One open-addressing table with linear probing. A slot holds `tag << 32 | (code + 1)`; 0 is empty. It is
-/// at most 4/5 full and grows by half (not doubling), so it is on average about 2/3 full: at 14 M ids that
-/// is ~100 MB less than a power-of-two table.
-#[derive(Default)]
-struct Shard {
-    slots: Vec<u64>,
+/// An entry of an open-addressing [`Table`].
+trait Slot: Copy + Default {
+    /// Whether the slot is free (the default value is).
+    fn is_free(&self) -> bool;
+    /// 32 bits of the entry's hash, which place it in the table.
+    fn position(&self) -> u32;
+}
+
+/// One open-addressing table with linear probing, shared by long and short keys. It is at most 4/5 full
+/// and grows by half (not doubling), so it is on average about 2/3 full: at 14 M ids that is ~100 MB less
+/// than a power-of-two table.
+struct Table<E> {
+    slots: Vec<E>,
     len: usize,
 }
 
-impl Shard {
-    /// The slot where the probe for `tag` starts (the table is not empty).
-    fn home(&self, tag: u32) -> usize {
+impl<E> Default for Table<E> {
+    fn default() -> Self {
+        Table { slots: Vec::new(), len: 0 }
+    }
+}
+
+impl<E: Slot> Table<E> {
+    /// The slot where the probe for an entry at `position` starts (the table is not empty).
+    fn home(&self, position: u32) -> usize {
         // Maps the hash onto 0..capacity by a multiply-shift (the capacity is not a power of two).
-        (((spread(tag) >> 32) * self.slots.len() as u64) >> 32) as usize
+        ((u64::from(position) * self.slots.len() as u64) >> 32) as usize
+    }
+
+    fn home_or_none(&self, position: u32) -> Option<usize> {
+        (!self.slots.is_empty()).then(|| self.home(position))
     }
 
     /// The slot after `i`, wrapping around.
@@ -129,27 +146,48 @@ impl Shard {
         }
     }
 
-    /// Makes room for one more entry, growing by half (and re-placing entries by their tags) when needed.
+    /// Makes room for one more entry, growing by half (and re-placing entries by their hashes) when needed.
     fn reserve_one(&mut self) {
         if (self.len + 1) * 5 <= self.slots.len() * 4 {
             return;
         }
         let capacity = (self.slots.len() + self.slots.len() / 2).max(16);
-        let old = std::mem::replace(&mut self.slots, vec![0; capacity]);
-        for entry in old.into_iter().filter(|&e| e != 0) {
-            let mut i = self.home((entry >> 32) as u32);
-            while self.slots[i] != 0 {
+        let old = std::mem::replace(&mut self.slots, vec![E::default(); capacity]);
+        for entry in old.into_iter().filter(|e| !e.is_free()) {
+            let mut i = self.home(entry.position());
+            while !self.slots[i].is_free() {
                 i = self.next(i);
             }
             self.slots[i] = entry;
         }
     }
+}
 
+/// Where a long key's tag places it in its table.
+fn long_position(tag: u32) -> u32 {
+    (spread(tag) >> 32) as u32
+}
+
+/// A long-key slot holds `tag << 32 | (index + 1)`; 0 is free.
+impl Slot for u64 {
+    fn is_free(&self) -> bool {
+        *self == 0
+    }
+
+    fn position(&self) -> u32 {
+        long_position((*self >> 32) as u32)
+    }
+}
+
+/// The table of long keys (tags and indexes).
+type Shard = Table<u64>;
+
+impl Shard {
     /// The code of the first slot carrying `tag` among the first few of its probe (a prefetch hint). Not only
     /// the home slot: with linear probing up to 4/5 full, a third or more of the keys sit further on, and
     /// the next slots are mostly in the same, already prefetched, cache line.
     fn first_candidate(&self, tag: u32) -> Option<u32> {
-        let mut i = self.home_or_none(tag)?;
+        let mut i = self.home_or_none(long_position(tag))?;
         for _ in 0..8 {
             let entry = self.slots[i];
             if entry == 0 {
@@ -161,10 +199,6 @@ impl Shard {
             i = self.next(i);
         }
         None
-    }
-
-    fn home_or_none(&self, tag: u32) -> Option<usize> {
-        (!self.slots.is_empty()).then(|| self.home(tag))
     }
 }
 
@@ -211,33 +245,18 @@ struct ShortEntry {
     code: u32,
 }
 
-/// An open-addressing table of short keys with linear probing; grows like [`Shard`].
-#[derive(Default)]
-struct ShortShard {
-    slots: Vec<ShortEntry>,
-    len: usize,
-}
-
-impl ShortShard {
-    fn home(&self, hash: u64) -> usize {
-        (((hash & 0xFFFF_FFFF) * self.slots.len() as u64) >> 32) as usize
+impl Slot for ShortEntry {
+    fn is_free(&self) -> bool {
+        self.key == 0
     }
 
-    fn reserve_one(&mut self) {
-        if (self.len + 1) * 5 <= self.slots.len() * 4 {
-            return;
-        }
-        let capacity = (self.slots.len() + self.slots.len() / 2).max(16);
-        let old = std::mem::replace(&mut self.slots, vec![ShortEntry::default(); capacity]);
-        for entry in old.into_iter().filter(|e| e.key != 0) {
-            let mut i = self.home(short_hash(entry.key));
-            while self.slots[i].key != 0 {
-                i = if i + 1 == self.slots.len() { 0 } else { i + 1 };
-            }
-            self.slots[i] = entry;
-        }
+    fn position(&self) -> u32 {
+        short_hash(self.key) as u32
     }
 }
+
+/// The table of short keys (packed keys and codes).
+type ShortShard = Table<ShortEntry>;
 
 fn short_shard_of(hash: u64) -> usize {
     (hash >> (64 - SHARD_BITS)) as usize
@@ -302,7 +321,7 @@ fn append(pages: &mut Vec<Vec<u8>>, blocks: &mut Vec<(u32, u32)>, last_added: &m
 impl Interner {
     /// The key of a code (a scan of the short-key tables: for tests and debugging, not for the hot path).
     pub fn key(&self, code: u32) -> Vec<u8> {
-        let short = self.short.iter().flat_map(|s| &s.slots).find(|e| e.key != 0 && e.code == code);
+        let short = self.short.iter().flat_map(|s| &s.slots).find(|e| !e.is_free() && e.code == code);
         if let Some(entry) = short {
             return unpack_short(entry.key);
         }
@@ -340,13 +359,13 @@ impl Interner {
             Probe::Short(packed) => {
                 let hash = short_hash(packed);
                 let shard = &self.short[short_shard_of(hash)];
-                if !shard.slots.is_empty() {
-                    prefetch(&shard.slots[shard.home(hash)]);
+                if let Some(home) = shard.home_or_none(hash as u32) {
+                    prefetch(&shard.slots[home]);
                 }
             }
             Probe::Long(tag) => {
                 let shard = &self.shards[shard_of(tag)];
-                if let Some(home) = shard.home_or_none(tag) {
+                if let Some(home) = shard.home_or_none(long_position(tag)) {
                     prefetch(&shard.slots[home]);
                 }
             }
@@ -400,16 +419,16 @@ impl Interner {
         let shard = short_shard_of(hash);
         self.short[shard].reserve_one();
         let table = &self.short[shard];
-        let mut i = table.home(hash);
+        let mut i = table.home(hash as u32);
         loop {
             let entry = table.slots[i];
             if entry.key == packed {
                 return entry.code;
             }
-            if entry.key == 0 {
+            if entry.is_free() {
                 break;
             }
-            i = if i + 1 == table.slots.len() { 0 } else { i + 1 };
+            i = table.next(i);
         }
         if self.long_codes.is_empty() && self.long_len > 0 {
             // From now on long keys' indexes and codes differ.
@@ -426,10 +445,10 @@ impl Interner {
         let Interner { shards, pages, blocks, scratch, last_added, long_len, long_codes, .. } = self;
         let shard = &mut shards[shard_of(tag)];
         shard.reserve_one();
-        let mut i = shard.home(tag);
+        let mut i = shard.home(long_position(tag));
         loop {
             let entry = shard.slots[i];
-            if entry == 0 {
+            if entry.is_free() {
                 break;
             }
             if (entry >> 32) as u32 == tag {
@@ -683,7 +702,7 @@ mod tests {
         for (code, k) in keys.iter().enumerate() {
             let Probe::Long(tag) = i.probe(k.as_bytes()) else { panic!("{k} is a long key") };
             let shard = &i.shards[shard_of(tag)];
-            home += usize::from(shard.slots[shard.home(tag)] & 0xFFFF_FFFF == code as u64 + 1);
+            home += usize::from(shard.slots[shard.home(long_position(tag))] & 0xFFFF_FFFF == code as u64 + 1);
             found += usize::from(shard.first_candidate(tag) == Some(code as u32));
         }
         assert!(home < keys.len() * 9 / 10, "the table is full enough to displace keys ({home} at home)");
