@@ -637,6 +637,36 @@ mod tests {
     }
 
     #[test]
+    fn long_keys_at_scale_grow_decode_and_map_to_codes() {
+        // Long ids only (more than 8 bytes): table growth, re-lookup after many rehashes and decoding across
+        // blocks and more than one page. Then short ids arrive (long indexes and codes part ways), and long
+        // ones again; every key keeps its first code.
+        let mut i = Interner::default();
+        let long = |n: usize| format!("ORD-2026112213-{n:07}-{}", "x".repeat(n % 40));
+        let n_long = 60_000;
+        for n in 0..n_long {
+            assert_eq!(i.intern(long(n).as_bytes()), n as u32);
+        }
+        assert!(i.pages.len() > 1, "the keys span {} page(s)", i.pages.len());
+        for n in (0..n_long).rev() {
+            assert_eq!(i.intern(long(n).as_bytes()), n as u32, "long key {n} after growth");
+        }
+        for n in 0..1000 {
+            assert_eq!(i.intern(format!("S{n}").as_bytes()), (n_long + 2 * n) as u32);
+            assert_eq!(i.intern(long(n_long + n).as_bytes()), (n_long + 2 * n + 1) as u32);
+        }
+        for n in (0..n_long + 1000).step_by(97) {
+            assert_eq!(i.intern(long(n).as_bytes()), if n < n_long { n } else { n_long + 2 * (n - n_long) + 1 } as u32);
+        }
+        for code in [0, 1, 4095, 4096, n_long - 1, n_long + 1, n_long + 1999] {
+            let want = if code < n_long { long(code) } else { long(n_long + (code - n_long) / 2) };
+            assert_eq!(i.key(code as u32), want.as_bytes(), "code {code}");
+        }
+        assert_eq!(i.key(n_long as u32 + 2), b"S1");
+        assert_eq!(i.len(), n_long + 2000);
+    }
+
+    #[test]
     fn short_keys_pack_exactly_and_nul_bytes_take_the_long_path() {
         assert_eq!(pack_short(b""), None);
         assert_eq!(pack_short(b"123456789"), None);

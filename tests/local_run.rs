@@ -345,6 +345,8 @@ fn bad_inputs_fail_clearly_or_lose_nothing() {
         ("non-utf8-row.csv", 0, "succeeded", None, [3, 2, 1], &[("invalid_utf8", 1)]),
         ("crlf-rejects.csv", 0, "succeeded", None, [5, 2, 3], &[("order_id_missing", 3)]),
         ("cr-only.csv", 0, "succeeded", None, [2, 0, 2], &[("order_id_missing", 2)]),
+        // Each row's revenue fits decimal(18,2) in every finer table; only the hour's total does not.
+        ("revenue-overflow.csv", 2, "failed", Some("revenue_overflow"), [0, 0, 0], &[]),
     ];
     for (file, want_code, status, kind, rows, reasons) in cases {
         let out = tempfile::tempdir().unwrap();
