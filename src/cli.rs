@@ -108,12 +108,17 @@ pub struct RunArgs {
     /// The output directory (created if missing), or s3://bucket/prefix/.
     #[arg(long)]
     pub out: String,
-    /// Valid rows per aggregation chunk (memory vs. overhead).
-    #[arg(long, default_value_t = pipeline::DEFAULT_CHUNK_ROWS, hide = true)]
-    pub chunk_rows: usize,
+    /// Valid rows per aggregation chunk (memory vs. overhead); by default 64 Ki with threads, 128 Ki inline.
+    #[arg(long, hide = true)]
+    pub chunk_rows: Option<usize>,
     /// Largest record (MiB) accepted before the file fails as corrupt (guards against unclosed quotes).
     #[arg(long, default_value_t = 32)]
     pub max_record_mib: u64,
+    /// How validation, id interning and aggregation share the CPU: `threads` (one thread each, for two or
+    /// more cores), `inline` (one after the other on one thread, for one core), or `auto` (by the CPUs
+    /// this process may use).
+    #[arg(long, value_enum, default_value_t = pipeline::StageMode::Auto, env = "HOURLY_INSIGHTS_STAGES")]
+    pub stages: pipeline::StageMode,
 }
 
 #[derive(Args, Debug)]

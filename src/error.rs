@@ -49,6 +49,8 @@ pub enum Error {
     Storage { uri: String, message: String, retryable: bool },
     #[error("aggregation failed: {0}")]
     Polars(#[from] polars::error::PolarsError),
+    #[error("internal error: {message}")]
+    Internal { message: String },
     #[error("{uri} changed while it was being processed; the run for the newer object writes the outputs")]
     Superseded { uri: String },
 }

@@ -103,8 +103,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         _ => Box::new(LocalDir::new(&args.out).with_context(|| format!("cannot use output directory {}", args.out))?),
     };
     let options = pipeline::Options {
-        chunk_rows: args.chunk_rows.max(1),
+        chunk_rows: args.chunk_rows.map(|n| n.max(1)),
         max_record_bytes: args.max_record_mib.max(1) << 20,
+        stages: args.stages,
         ..Default::default()
     };
     let summary = pipeline::run(input, sink.as_ref(), &options)?;

@@ -1,9 +1,12 @@
 //! One run: input stream -> contract -> aggregation -> outputs -> summary.
 //!
 //! The input is read record by record ([`RecordReader`], borrowed views of its buffer); valid rows fill a
-//! columnar chunk which is handed on every [`Options::chunk_rows`] rows, so memory does not grow with the file. Four threads
-//! overlap: reading and gzip decoding ([`input::prefetch`]), validation (the calling thread), id interning
-//! ([`IdInterners`]) and aggregation ([`Engine`]), linked by bounded channels.
+//! columnar chunk which is handed on every [`Options::chunk_rows`] rows, so memory does not grow with the file.
+//! Reading and gzip decoding run on a thread of their own ([`input::prefetch`]). With two or more CPUs,
+//! validation (the calling thread), id interning ([`IdInterners`]) and aggregation ([`Engine`]) each run
+//! on a thread too, linked by bounded channels ([`StageMode::Threads`]). On one CPU they run one after the
+//! other on the calling thread, chunk by chunk ([`StageMode::Inline`]): threads taking turns on one core
+//! only add switches and evict each other's data from the cache.
 //! Outputs are written in a fixed order: Parquet tables, rejects, removal of this source's stale outputs
 //! (found through its previous summary), and the summary last.
 
@@ -21,21 +24,27 @@ use crate::input::{self, Input, SourceInfo};
 use crate::intern::IdInterners;
 use crate::output::{self, RejectsWriter};
 use crate::parse;
-use crate::records::RecordReader;
+use crate::records::{RecordReader, Refill};
 use crate::storage::{Body, Sink};
 use crate::summary::{reason_counts, ErrorInfo, OutputFile, Rows, Status, Summary, Totals};
 use crate::tables::{Metric, TABLES};
 
-/// Valid rows per chunk. Five chunks can be alive at once (filling, two queued, interning, aggregating), so
-/// this sets the memory not spent on distinct keys; measured on 1 GB: 64 Ki rows peak at 202 MB and take
-/// 5.0 s, 256 Ki rows 315 MB and 4.8 s.
-pub const DEFAULT_CHUNK_ROWS: usize = 64 * 1024;
+/// Valid rows per chunk when the stages run on their own threads. Five chunks can be alive at once (filling,
+/// two queued, interning, aggregating), so this sets the memory not spent on distinct keys; measured on
+/// 1 GB: 64 Ki rows peak at 202 MB and take 5.0 s, 256 Ki rows 315 MB and 4.8 s.
+pub const THREADED_CHUNK_ROWS: usize = 64 * 1024;
+
+/// Valid rows per chunk when every stage runs on one thread: only one chunk is alive, so it can be larger
+/// (fewer groupings and bitmap merges per row). Measured on 1 GB, one core: 64 Ki rows 5.0-5.4 s, 128 Ki
+/// 4.5-4.9 s, 256 Ki 4.7-5.4 s; peak RSS 184, 192 and 213 MB.
+pub const INLINE_CHUNK_ROWS: usize = 128 * 1024;
 
 /// Tuning knobs of a run.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Valid rows per chunk handed to the aggregation engine.
-    pub chunk_rows: usize,
+    /// Valid rows per chunk handed to the aggregation engine; `None`: by the stage mode
+    /// ([`THREADED_CHUNK_ROWS`], [`INLINE_CHUNK_ROWS`]).
+    pub chunk_rows: Option<usize>,
     /// How often to log progress on long inputs.
     pub progress_every: Duration,
     /// The Lambda request id, recorded in the summary.
@@ -45,16 +54,61 @@ pub struct Options {
     /// The largest record accepted; a larger one (an unclosed quote, binary data) fails the file as
     /// `corrupt_input` instead of filling memory.
     pub max_record_bytes: u64,
+    /// How the stages after reading share the CPU.
+    pub stages: StageMode,
+}
+
+/// How validation, id interning and aggregation run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum StageMode {
+    /// `threads` when the process may use more than one CPU, else `inline`.
+    #[default]
+    Auto,
+    /// Each stage on its own thread (uses two cores).
+    Threads,
+    /// All stages on one thread, chunk after chunk (best on one core).
+    Inline,
+}
+
+/// A resolved [`StageMode`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stages {
+    Threads,
+    Inline,
+}
+
+/// Lambda memory at or below which a function gets at most one vCPU's worth of CPU time (AWS allots CPU in
+/// proportion to memory: one full vCPU at 1769 MB), however many vCPUs it can see.
+const ONE_VCPU_MB: u32 = 1769;
+
+impl StageMode {
+    /// `Auto` picks `Inline` when this process may run on one CPU only, or when it is a Lambda with one
+    /// vCPU's worth of CPU time or less (`memory_mb`).
+    fn resolve(self, memory_mb: Option<u32>) -> Stages {
+        match self {
+            StageMode::Threads => Stages::Threads,
+            StageMode::Inline => Stages::Inline,
+            StageMode::Auto => {
+                let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+                if one_cpu || memory_mb.is_some_and(|mb| mb <= ONE_VCPU_MB) {
+                    Stages::Inline
+                } else {
+                    Stages::Threads
+                }
+            }
+        }
+    }
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
-            chunk_rows: DEFAULT_CHUNK_ROWS,
+            chunk_rows: None,
             progress_every: Duration::from_secs(5),
             request_id: None,
             memory_mb: None,
             max_record_bytes: 32 * 1024 * 1024,
+            stages: StageMode::Auto,
         }
     }
 }
@@ -166,30 +220,170 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
         tracing::info!(columns = ?header.ignored, "ignoring unknown columns");
     }
 
-    let mut dicts = Dictionaries::default();
-    let mut rejects: Option<RejectsWriter> = None;
-    let mut rows = Rows::default();
-    let mut by_reason: BTreeMap<RejectReason, u64> = BTreeMap::new();
-    let mut last_progress = Instant::now();
-    let state_bytes = AtomicUsize::new(0);
-    let orders_seen = AtomicUsize::new(0);
+    let mut v = Validation {
+        header,
+        dicts: Dictionaries::default(),
+        rejects: None,
+        rows: Rows::default(),
+        by_reason: BTreeMap::new(),
+    };
+    let stages = options.stages.resolve(options.memory_mb);
+    let chunk_rows = options.chunk_rows.unwrap_or(match stages {
+        Stages::Threads => THREADED_CHUNK_ROWS,
+        Stages::Inline => INLINE_CHUNK_ROWS,
+    });
+    tracing::debug!(?stages, chunk_rows, "pipeline stages");
+    let (engine, ids) = match stages {
+        Stages::Inline => inline(&mut reader, &mut v, chunk_rows, options, &read_err)?,
+        Stages::Threads => threaded(&mut reader, &mut v, chunk_rows, options, &read_err)?,
+    };
+    tracing::debug!(
+        orders = ids.orders.len(),
+        orders_mb = ids.orders.heap_bytes() as f64 / 1e6,
+        customers = ids.customers.len(),
+        customers_mb = ids.customers.heap_bytes() as f64 / 1e6,
+        groups_mb = engine.state_bytes() as f64 / 1e6,
+        "distinct-key state"
+    );
+    let tables = engine.finish(&v.dicts)?;
+    let rejects = v.rejects.map(RejectsWriter::finish).transpose()?;
+    Ok(Processed { header: v.header, rows: v.rows, rejects_by_reason: v.by_reason, rejects, tables })
+}
 
-    // Three stages on their own threads, linked by bounded channels (one chunk queued each), so both cores
-    // work and memory holds a handful of chunks: validation (here) -> id interning -> aggregation.
+/// The validation stage's state: what it found besides the chunks it hands on.
+struct Validation {
+    header: Header,
+    dicts: Dictionaries,
+    rejects: Option<RejectsWriter>,
+    rows: Rows,
+    by_reason: BTreeMap<RejectReason, u64>,
+}
+
+/// What the later stages report for the progress log.
+#[derive(Default)]
+struct Progress {
+    orders: AtomicUsize,
+    state_bytes: AtomicUsize,
+}
+
+impl Progress {
+    fn update(&self, ids: &IdInterners) {
+        self.orders.store(ids.orders.len(), Ordering::Relaxed);
+        self.state_bytes.store(ids.heap_bytes(), Ordering::Relaxed);
+    }
+}
+
+/// A joined stage's result, with a panic turned into an error that names the stage.
+fn joined<T>(stage: &str, result: std::thread::Result<T>) -> Result<T> {
+    result.map_err(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        tracing::error!(stage, %message, "pipeline stage panicked");
+        Error::Internal { message: format!("the {stage} stage panicked: {message}") }
+    })
+}
+
+/// The error a hand-off returns when a later stage has stopped; the stage's own error replaces it.
+fn stopped() -> Error {
+    PolarsError::ComputeError("aggregation stopped early".into()).into()
+}
+
+/// Reads and validates every record: accepted rows fill chunks of `chunk_rows` rows, each handed
+/// to `hand_on` when full (and the last one at the end); rejected rows go to the rejects file.
+fn validate<R: Refill>(
+    reader: &mut RecordReader<R>,
+    v: &mut Validation,
+    progress: &Progress,
+    chunk_rows: usize,
+    options: &Options,
+    read_err: &dyn Fn(std::io::Error) -> Error,
+    hand_on: &mut dyn FnMut(Chunk) -> Result<()>,
+) -> Result<()> {
+    let mut last_progress = Instant::now();
+    let mut chunk = Chunk::with_capacity(chunk_rows);
+    while let Some((line, record)) = reader.read().map_err(read_err)? {
+        v.rows.read += 1;
+        match accept_row(&v.header, &record, &mut v.dicts, &mut chunk) {
+            Ok(()) => {
+                v.rows.valid += 1;
+                if chunk.is_full(chunk_rows) {
+                    hand_on(std::mem::replace(&mut chunk, Chunk::with_capacity(chunk_rows)))?;
+                }
+            }
+            Err(reason) => {
+                v.rows.rejected += 1;
+                *v.by_reason.entry(reason).or_default() += 1;
+                let writer = match &mut v.rejects {
+                    Some(w) => w,
+                    None => v.rejects.insert(RejectsWriter::new()?),
+                };
+                writer.write(line, reason, &record.to_byte_record())?;
+            }
+        }
+        if v.rows.read.is_multiple_of(65_536) && last_progress.elapsed() >= options.progress_every {
+            last_progress = Instant::now();
+            tracing::info!(
+                rows_read = v.rows.read,
+                rows_rejected = v.rows.rejected,
+                decoded_mb = reader.offset() as f64 / 1e6,
+                orders = progress.orders.load(Ordering::Relaxed),
+                id_state_mb = progress.state_bytes.load(Ordering::Relaxed) as f64 / 1e6,
+                "progress"
+            );
+        }
+    }
+    if !chunk.is_empty() {
+        hand_on(chunk)?;
+    }
+    Ok(())
+}
+
+/// Every stage on this thread: each chunk is interned and aggregated as soon as it is full, while it is
+/// still in the cache, with no hand-offs between threads that would take turns on one core.
+fn inline<R: Refill>(
+    reader: &mut RecordReader<R>,
+    v: &mut Validation,
+    chunk_rows: usize,
+    options: &Options,
+    read_err: &dyn Fn(std::io::Error) -> Error,
+) -> Result<(Engine, IdInterners)> {
+    let mut ids = IdInterners::default();
+    let mut engine = Engine::new(TABLES);
+    let progress = Progress::default();
+    validate(reader, v, &progress, chunk_rows, options, read_err, &mut |mut chunk| {
+        ids.intern_chunk(&mut chunk);
+        progress.update(&ids);
+        engine.push(&mut chunk)
+    })?;
+    Ok((engine, ids))
+}
+
+/// Validation (this thread) -> id interning -> aggregation, each on its own thread, linked by bounded
+/// channels (one chunk queued each), so both cores work and memory holds a handful of chunks.
+fn threaded<R: Refill>(
+    reader: &mut RecordReader<R>,
+    v: &mut Validation,
+    chunk_rows: usize,
+    options: &Options,
+    read_err: &dyn Fn(std::io::Error) -> Error,
+) -> Result<(Engine, IdInterners)> {
     let (full_chunks, to_ids) = std::sync::mpsc::sync_channel::<Chunk>(1);
     let (interned, to_engine) = std::sync::mpsc::sync_channel::<Chunk>(1);
-    let (engine, ids) = std::thread::scope(|scope| -> Result<(Engine, IdInterners)> {
+    let progress = &Progress::default();
+    std::thread::scope(|scope| -> Result<(Engine, IdInterners)> {
         let spawn_err =
             |e: std::io::Error| Error::Polars(PolarsError::ComputeError(format!("cannot start a thread: {e}").into()));
         let id_stage = std::thread::Builder::new()
             .name("intern-ids".into())
-            .spawn_scoped(scope, || {
+            .spawn_scoped(scope, move || {
                 let interned = interned; // owned: aggregation sees the end of input when this stage ends
                 let mut ids = IdInterners::default();
                 for mut chunk in to_ids {
                     ids.intern_chunk(&mut chunk);
-                    orders_seen.store(ids.orders.len(), Ordering::Relaxed);
-                    state_bytes.store(ids.heap_bytes(), Ordering::Relaxed);
+                    progress.update(&ids);
                     if interned.send(chunk).is_err() {
                         break; // aggregation stopped: its error is the run's
                     }
@@ -207,68 +401,19 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
                 Ok(engine)
             })
             .map_err(spawn_err)?;
-        let finish = |id_stage: std::thread::ScopedJoinHandle<'_, IdInterners>,
-                      aggregation: std::thread::ScopedJoinHandle<'_, Result<Engine>>| {
-            let ids = id_stage.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            let engine = aggregation.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-            Ok((engine, ids))
-        };
-        let mut chunk = Chunk::with_capacity(options.chunk_rows);
-        while let Some((line, record)) = reader.read().map_err(read_err)? {
-            rows.read += 1;
-            match accept_row(&header, &record, &mut dicts, &mut chunk) {
-                Ok(()) => {
-                    rows.valid += 1;
-                    if chunk.is_full(options.chunk_rows) {
-                        let full = std::mem::replace(&mut chunk, Chunk::with_capacity(options.chunk_rows));
-                        if full_chunks.send(full).is_err() {
-                            // A stage stopped early, which only an aggregation error does: that is the run's.
-                            drop(full_chunks);
-                            let stopped = || PolarsError::ComputeError("aggregation stopped early".into()).into();
-                            return Err(finish(id_stage, aggregation).err().unwrap_or_else(stopped));
-                        }
-                    }
-                }
-                Err(reason) => {
-                    rows.rejected += 1;
-                    *by_reason.entry(reason).or_default() += 1;
-                    let writer = match &mut rejects {
-                        Some(w) => w,
-                        None => rejects.insert(RejectsWriter::new()?),
-                    };
-                    writer.write(line, reason, &record.to_byte_record())?;
-                }
-            }
-            if rows.read.is_multiple_of(65_536) && last_progress.elapsed() >= options.progress_every {
-                last_progress = Instant::now();
-                let decoded_mb = reader.offset() as f64 / 1e6;
-                tracing::info!(
-                    rows_read = rows.read,
-                    rows_rejected = rows.rejected,
-                    decoded_mb,
-                    orders = orders_seen.load(Ordering::Relaxed),
-                    id_state_mb = state_bytes.load(Ordering::Relaxed) as f64 / 1e6,
-                    "progress"
-                );
-            }
+        let validated = validate(reader, v, progress, chunk_rows, options, read_err, &mut |chunk| {
+            full_chunks.send(chunk).map_err(|_| stopped())
+        });
+        drop(full_chunks); // the stages see the end of input
+                           // Every stage is joined before any result is judged, so no stage's failure hides another's: a panic
+                           // (a bug) is reported first, then an aggregation error (which is why validation saw "stopped").
+        let (ids, engine) = (joined("intern-ids", id_stage.join())?, joined("aggregate", aggregation.join())?);
+        match (validated, engine) {
+            (Ok(()), engine) => Ok((engine?, ids)),
+            (Err(_), Err(stage)) => Err(stage),
+            (Err(e), Ok(_)) => Err(e),
         }
-        if !chunk.is_empty() {
-            let _ = full_chunks.send(chunk);
-        }
-        drop(full_chunks);
-        finish(id_stage, aggregation)
-    })?;
-    tracing::debug!(
-        orders = ids.orders.len(),
-        orders_mb = ids.orders.heap_bytes() as f64 / 1e6,
-        customers = ids.customers.len(),
-        customers_mb = ids.customers.heap_bytes() as f64 / 1e6,
-        groups_mb = engine.state_bytes() as f64 / 1e6,
-        "distinct-key state"
-    );
-    let tables = engine.finish(&dicts)?;
-    let rejects = rejects.map(RejectsWriter::finish).transpose()?;
-    Ok(Processed { header, rows, rejects_by_reason: by_reason, rejects, tables })
+    })
 }
 
 fn write_outputs(
@@ -335,5 +480,38 @@ fn failed_summary(source: &SourceInfo, e: &InputError) -> Summary {
     Summary {
         error: Some(ErrorInfo { kind: e.kind().to_string(), message: e.to_string() }),
         ..Summary::empty(Status::Failed, source.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_runs_inline_on_one_cpu_or_one_vcpu_of_lambda_memory() {
+        assert_eq!(StageMode::Inline.resolve(None), Stages::Inline);
+        assert_eq!(StageMode::Threads.resolve(Some(512)), Stages::Threads);
+        assert_eq!(StageMode::Auto.resolve(Some(ONE_VCPU_MB)), Stages::Inline);
+        assert_eq!(StageMode::Auto.resolve(Some(512)), Stages::Inline);
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let more = if cpus > 1 { Stages::Threads } else { Stages::Inline };
+        assert_eq!(StageMode::Auto.resolve(None), more, "{cpus} CPUs");
+        assert_eq!(StageMode::Auto.resolve(Some(ONE_VCPU_MB + 1)), more, "{cpus} CPUs");
+    }
+
+    #[test]
+    fn a_stage_that_panics_becomes_an_error_naming_it() {
+        let quiet = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let formatted = std::thread::spawn(|| panic!("bad chunk {}", 7)).join();
+        let literal = std::thread::spawn(|| panic!("boom")).join();
+        std::panic::set_hook(quiet);
+        let message = |r| match joined::<()>("aggregate", r) {
+            Err(Error::Internal { message }) => message,
+            other => panic!("expected an internal error, got {other:?}"),
+        };
+        assert_eq!(message(formatted), "the aggregate stage panicked: bad chunk 7");
+        assert_eq!(message(literal), "the aggregate stage panicked: boom");
+        assert_eq!(joined("x", Ok(5)).unwrap(), 5);
     }
 }

@@ -445,7 +445,7 @@ fn generated_dirty_file_gives_the_reported_reject_counts() {
 }
 
 #[test]
-fn many_small_chunks_give_the_same_tables_as_one_chunk() {
+fn many_small_chunks_and_either_stage_mode_give_the_same_tables_as_one_chunk() {
     let work = tempfile::tempdir().unwrap();
     let input = work.path().join("gen.csv");
     let gen = bin()
@@ -454,12 +454,26 @@ fn many_small_chunks_give_the_same_tables_as_one_chunk() {
         .output()
         .unwrap();
     assert!(gen.status.success());
-    let (_, one, _) = run(&input, &work.path().join("one"), &["--chunk-rows", "1000000"]);
-    let (_, many, _) = run(&input, &work.path().join("many"), &["--chunk-rows", "97"]);
-    assert_eq!(one["totals"], many["totals"]);
-    let (a, b) = (parquet_by_partition(&work.path().join("one")), parquet_by_partition(&work.path().join("many")));
+    let (_, one, _) = run(&input, &work.path().join("one"), &["--chunk-rows", "1000000", "--stages", "threads"]);
+    let a = parquet_by_partition(&work.path().join("one"));
     assert_eq!(a.len(), 10);
-    assert_eq!(a, b, "chunking does not change a single byte of the tables");
+    let rejects =
+        |dir: &str| tree(&work.path().join(dir)).into_iter().filter(|(k, _)| k.contains("rejects")).collect::<Vec<_>>();
+    for (dir, args) in [
+        ("many-threads", ["--chunk-rows", "97", "--stages", "threads"]),
+        ("many-inline", ["--chunk-rows", "97", "--stages", "inline"]),
+        ("one-inline", ["--chunk-rows", "1000000", "--stages", "inline"]),
+    ] {
+        let (code, summary, _) = run(&input, &work.path().join(dir), &args);
+        assert_eq!(code, 0, "{dir}");
+        assert_eq!(one["totals"], summary["totals"], "{dir}");
+        assert_eq!(one["rows"], summary["rows"], "{dir}");
+        assert_eq!(a, parquet_by_partition(&work.path().join(dir)), "{dir}: not a single byte of the tables changes");
+        assert_eq!(rejects("one"), rejects(dir), "{dir}: the same rejects");
+    }
+    // Auto picks inline on one CPU and for a Lambda with one vCPU's worth of memory.
+    let (_, auto, _) = run(&input, &work.path().join("auto"), &["--stages", "auto"]);
+    assert_eq!(one["totals"], auto["totals"]);
 }
 
 #[test]
