@@ -35,8 +35,9 @@ use crate::tables::{Metric, TABLES};
 pub const THREADED_CHUNK_ROWS: usize = 64 * 1024;
 
 /// Valid rows per chunk when every stage runs on one thread: only one chunk is alive, so it can be larger
-/// (fewer groupings and bitmap merges per row). Measured on 1 GB, one core: 64 Ki rows 5.0-5.4 s, 128 Ki
-/// 4.5-4.9 s, 256 Ki 4.7-5.4 s; peak RSS 184, 192 and 213 MB.
+/// (fewer groupings and bitmap merges per row). Measured on 1 GB, one core, two alternating runs each (this
+/// VM's times vary by 10%): 64 Ki rows 5.1 and 5.4 s, 128 Ki 4.5 and 4.9 s, 256 Ki 4.7 and 5.4 s; peak
+/// RSS 184, 192 and 213 MB.
 pub const INLINE_CHUNK_ROWS: usize = 128 * 1024;
 
 /// Tuning knobs of a run.
