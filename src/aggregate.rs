@@ -41,9 +41,10 @@ impl Distinct {
         spec.metrics.iter().any(|&m| Distinct::of(m) == Some(self))
     }
 
+    /// The ids a metric needs counted (an average order value divides by the distinct orders).
     fn of(metric: Metric) -> Option<Distinct> {
         match metric {
-            Metric::Orders => Some(Distinct::Orders),
+            Metric::Orders | Metric::AvgOrderValue => Some(Distinct::Orders),
             Metric::Customers => Some(Distinct::Customers),
             Metric::Products => Some(Distinct::Products),
             _ => None,
@@ -78,10 +79,11 @@ struct GroupState {
     pending: [Vec<u32>; 3],
 }
 
-/// Ids a table may hold back before merging them into its groups' bitmaps. Merging ids that are not above a
-/// bitmap's maximum (customers, mostly) builds a bitmap of them and ORs it in, one new array per container
-/// touched; a group's ids from several chunks merged at once share that work. Bounds the memory it takes
-/// to 4 bytes per id (plus the vectors' slack).
+/// Ids a table may hold back before merging them into its groups' bitmaps (checked after each chunk, so at
+/// most this plus one chunk's ids). Merging ids that are not above a bitmap's maximum (customers, mostly)
+/// builds a bitmap of them and ORs it in, one new array per container touched; a group's ids from several
+/// chunks merged at once share that work. Bounds the memory it takes to 4 bytes per id (plus the vectors'
+/// slack).
 const PENDING_IDS: usize = 512 * 1024;
 
 impl GroupState {
@@ -649,6 +651,21 @@ mod tests {
             .map(|(t, u)| (name(t), name(u)))
             .collect();
         assert_eq!(rollups, vec![("hourly_kpis", "channel_performance")]);
+    }
+
+    #[test]
+    fn an_average_order_value_counts_orders_even_without_an_orders_column() {
+        static AVG_ONLY: TableSpec = TableSpec {
+            name: "avg_only",
+            keys: &[Dim::Channel],
+            metrics: &[Metric::Revenue, Metric::AvgOrderValue],
+            top: None,
+            description: "",
+        };
+        assert!(Distinct::Orders.counted_by(&AVG_ONLY));
+        assert!(!Distinct::Customers.counted_by(&AVG_ONLY));
+        let engine = Engine::new(std::slice::from_ref(&AVG_ONLY));
+        assert_eq!(engine.tables[0].distinct, vec![Distinct::Orders]);
     }
 
     /// One test row: hour, channel code, campaign code, order code, customer code, quantity. Revenue is

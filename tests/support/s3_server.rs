@@ -1,6 +1,10 @@
 #![allow(dead_code)] // the fault hook and counters are used by the tests, not by the example
 //! A real S3 protocol server on loopback for tests and CI: `s3s` + `s3s-fs` (objects are files under a root
 //! directory, buckets are its subdirectories), served by hyper, with a hook to inject faults.
+//!
+//! Requests that change objects (PUT, POST, DELETE) run one at a time. S3 applies each PUT atomically, but
+//! s3s-fs writes an object's bytes and its checksum separately, so two PUTs of one key at the same moment
+//! could leave one's bytes with the other's checksum.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -64,13 +68,16 @@ pub async fn start(root: &Path, bind: &str) -> S3Server {
     let faults: Arc<Mutex<Option<FaultRule>>> = Arc::new(Mutex::new(None));
     let truncations: Arc<Mutex<Option<TruncateRule>>> = Arc::new(Mutex::new(None));
     let (count, rule, cuts) = (requests.clone(), faults.clone(), truncations.clone());
+    let writes = Arc::new(tokio::sync::Mutex::new(()));
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
-            let (s3, count, rule, cuts) = (s3.clone(), count.clone(), rule.clone(), cuts.clone());
+            let (s3, count, rule, cuts, writes) =
+                (s3.clone(), count.clone(), rule.clone(), cuts.clone(), writes.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |req: Request<Incoming>| {
-                    let s3 = s3.clone();
+                    let (s3, writes) = (s3.clone(), writes.clone());
+                    let writing = !matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD);
                     let n = count.fetch_add(1, Ordering::SeqCst);
                     let target = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
                     let injected = rule.lock().unwrap().as_mut().and_then(|f| f(req.method().as_str(), &target, n));
@@ -85,6 +92,7 @@ pub async fn start(root: &Path, bind: &str) -> S3Server {
                             *resp.status_mut() = StatusCode::from_u16(status).unwrap();
                             return Ok::<_, s3s::HttpError>(resp);
                         }
+                        let _one_write = if writing { Some(writes.lock().await) } else { None };
                         let response = s3.call(req.map(s3s::Body::from)).await?;
                         let Some(cut) = cut else { return Ok(response) };
                         // The headers (Content-Length included) go out as they are; the body stops after
