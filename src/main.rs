@@ -157,7 +157,9 @@ fn cost(args: CostArgs) -> anyhow::Result<()> {
             let bytes = std::fs::metadata(&path)?.len() as f64;
             let sink = LocalDir::new(dir.path().join("out"))?;
             let started = std::time::Instant::now();
-            pipeline::run(input::open_local(&path)?, &sink, &pipeline::Options::default())?;
+            // The stage mode of a Lambda of this memory size (inline up to 1769 MB), whatever this machine has.
+            let options = pipeline::Options { memory_mb: Some(args.memory_mb), ..Default::default() };
+            pipeline::run(input::open_local(&path)?, &sink, &options)?;
             let mb_s = bytes / 1e6 / started.elapsed().as_secs_f64();
             tracing::info!(mb = bytes / 1e6, mb_s, "measured throughput on a generated file");
             mb_s

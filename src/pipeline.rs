@@ -62,7 +62,8 @@ pub struct Options {
 /// How validation, id interning and aggregation run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum StageMode {
-    /// `threads` when the process may use more than one CPU, else `inline`.
+    /// `inline` when the process may use only one CPU, or is a Lambda with 1769 MB or less (one vCPU's
+    /// worth of CPU time); `threads` otherwise.
     #[default]
     Auto,
     /// Each stage on its own thread (uses two cores).
@@ -287,6 +288,12 @@ fn joined<T>(stage: &str, result: std::thread::Result<T>) -> Result<T> {
     })
 }
 
+/// Runs one stage's work on this thread, with a panic turned into an error that names the stage (as
+/// [`joined`] does for a stage on a thread of its own). The work's state is dropped with the run on error.
+fn guarded<T>(stage: &str, work: impl FnOnce() -> T) -> Result<T> {
+    joined(stage, std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)))
+}
+
 /// The error a hand-off returns when a later stage has stopped; the stage's own error replaces it.
 fn stopped() -> Error {
     PolarsError::ComputeError("aggregation stopped early".into()).into()
@@ -354,10 +361,11 @@ fn inline<R: Refill>(
     let mut ids = IdInterners::default();
     let mut engine = Engine::new(TABLES);
     let progress = Progress::default();
+    // A panic (a bug) in interning or aggregation becomes an error naming the stage, as in `threaded`.
     validate(reader, v, &progress, chunk_rows, options, read_err, &mut |mut chunk| {
-        ids.intern_chunk(&mut chunk);
+        guarded("intern-ids", || ids.intern_chunk(&mut chunk))?;
         progress.update(&ids);
-        engine.push(&mut chunk)
+        guarded("aggregate", || engine.push(&mut chunk))?
     })?;
     Ok((engine, ids))
 }
@@ -405,10 +413,13 @@ fn threaded<R: Refill>(
         let validated = validate(reader, v, progress, chunk_rows, options, read_err, &mut |chunk| {
             full_chunks.send(chunk).map_err(|_| stopped())
         });
-        drop(full_chunks); // the stages see the end of input
-                           // Every stage is joined before any result is judged, so no stage's failure hides another's: a panic
-                           // (a bug) is reported first, then an aggregation error (which is why validation saw "stopped").
-        let (ids, engine) = (joined("intern-ids", id_stage.join())?, joined("aggregate", aggregation.join())?);
+        // The stages see the end of input. Both are joined before any result is judged, so no stage's failure
+        // hides another's: a panic (a bug) is reported first, then an aggregation error (which is why
+        // validation saw "stopped").
+        drop(full_chunks);
+        let (id_result, aggregation_result) = (id_stage.join(), aggregation.join());
+        let ids = joined("intern-ids", id_result)?;
+        let engine = joined("aggregate", aggregation_result)?;
         match (validated, engine) {
             (Ok(()), engine) => Ok((engine?, ids)),
             (Err(_), Err(stage)) => Err(stage),
@@ -514,5 +525,13 @@ mod tests {
         assert_eq!(message(formatted), "the aggregate stage panicked: bad chunk 7");
         assert_eq!(message(literal), "the aggregate stage panicked: boom");
         assert_eq!(joined("x", Ok(5)).unwrap(), 5);
+        let quiet = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let inline = guarded("intern-ids", || -> u32 { panic!("on this thread") });
+        std::panic::set_hook(quiet);
+        assert!(
+            matches!(inline, Err(Error::Internal { message }) if message == "the intern-ids stage panicked: on this thread")
+        );
+        assert_eq!(guarded("aggregate", || 7).unwrap(), 7);
     }
 }

@@ -2,9 +2,10 @@
 //! A real S3 protocol server on loopback for tests and CI: `s3s` + `s3s-fs` (objects are files under a root
 //! directory, buckets are its subdirectories), served by hyper, with a hook to inject faults.
 //!
-//! Requests that change objects (PUT, POST, DELETE) run one at a time. S3 applies each PUT atomically, but
-//! s3s-fs writes an object's bytes and its checksum separately, so two PUTs of one key at the same moment
-//! could leave one's bytes with the other's checksum.
+//! Requests that change objects (PUT, POST, DELETE) run one at a time, and not while a read is being
+//! answered. S3 applies each PUT atomically, but s3s-fs writes an object's bytes and its checksum
+//! separately (and a GET opens the file before loading the checksum), so a PUT of a key at the same moment
+//! as another PUT or a GET of it could pair one version's bytes with the other's checksum.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -68,7 +69,7 @@ pub async fn start(root: &Path, bind: &str) -> S3Server {
     let faults: Arc<Mutex<Option<FaultRule>>> = Arc::new(Mutex::new(None));
     let truncations: Arc<Mutex<Option<TruncateRule>>> = Arc::new(Mutex::new(None));
     let (count, rule, cuts) = (requests.clone(), faults.clone(), truncations.clone());
-    let writes = Arc::new(tokio::sync::Mutex::new(()));
+    let writes = Arc::new(tokio::sync::RwLock::new(()));
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
@@ -92,7 +93,13 @@ pub async fn start(root: &Path, bind: &str) -> S3Server {
                             *resp.status_mut() = StatusCode::from_u16(status).unwrap();
                             return Ok::<_, s3s::HttpError>(resp);
                         }
-                        let _one_write = if writing { Some(writes.lock().await) } else { None };
+                        // A GET's body is streamed from the file it opened, so holding the lock while the
+                        // request is answered covers the file and its checksum.
+                        let (_write, _read) = if writing {
+                            (Some(writes.write().await), None)
+                        } else {
+                            (None, Some(writes.read().await))
+                        };
                         let response = s3.call(req.map(s3s::Body::from)).await?;
                         let Some(cut) = cut else { return Ok(response) };
                         // The headers (Content-Length included) go out as they are; the body stops after
