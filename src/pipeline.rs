@@ -222,22 +222,25 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
         tracing::info!(columns = ?header.ignored, "ignoring unknown columns");
     }
 
-    let mut v = Validation {
-        header,
-        dicts: Dictionaries::default(),
-        rejects: None,
-        rows: Rows::default(),
-        by_reason: BTreeMap::new(),
-    };
     let stages = options.stages.resolve(options.memory_mb);
     let chunk_rows = options.chunk_rows.unwrap_or(match stages {
         Stages::Threads => THREADED_CHUNK_ROWS,
         Stages::Inline => INLINE_CHUNK_ROWS,
     });
     tracing::debug!(?stages, chunk_rows, "pipeline stages");
+    let mut v = Validation {
+        header,
+        chunk_rows,
+        progress_every: options.progress_every,
+        read_err: &read_err,
+        dicts: Dictionaries::default(),
+        rejects: None,
+        rows: Rows::default(),
+        by_reason: BTreeMap::new(),
+    };
     let (engine, ids) = match stages {
-        Stages::Inline => inline(&mut reader, &mut v, chunk_rows, options, &read_err)?,
-        Stages::Threads => threaded(&mut reader, &mut v, chunk_rows, options, &read_err)?,
+        Stages::Inline => inline(&mut reader, &mut v)?,
+        Stages::Threads => threaded(&mut reader, &mut v)?,
     };
     tracing::debug!(
         orders = ids.orders.len(),
@@ -252,9 +255,13 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
     Ok(Processed { header: v.header, rows: v.rows, rejects_by_reason: v.by_reason, rejects, tables })
 }
 
-/// The validation stage's state: what it found besides the chunks it hands on.
-struct Validation {
+/// The validation stage: how it reads, and what it found besides the chunks it hands on.
+struct Validation<'a> {
     header: Header,
+    /// Valid rows per chunk handed on.
+    chunk_rows: usize,
+    progress_every: Duration,
+    read_err: &'a dyn Fn(std::io::Error) -> Error,
     dicts: Dictionaries,
     rejects: Option<RejectsWriter>,
     rows: Rows,
@@ -303,13 +310,11 @@ fn stopped() -> Error {
 /// to `hand_on` when full (and the last one at the end); rejected rows go to the rejects file.
 fn validate<R: Refill>(
     reader: &mut RecordReader<R>,
-    v: &mut Validation,
+    v: &mut Validation<'_>,
     progress: &Progress,
-    chunk_rows: usize,
-    options: &Options,
-    read_err: &dyn Fn(std::io::Error) -> Error,
     hand_on: &mut dyn FnMut(Chunk) -> Result<()>,
 ) -> Result<()> {
+    let (chunk_rows, read_err) = (v.chunk_rows, v.read_err);
     let mut last_progress = Instant::now();
     let mut chunk = Chunk::with_capacity(chunk_rows);
     while let Some((line, record)) = reader.read().map_err(read_err)? {
@@ -331,7 +336,7 @@ fn validate<R: Refill>(
                 writer.write(line, reason, &record.to_byte_record())?;
             }
         }
-        if v.rows.read.is_multiple_of(65_536) && last_progress.elapsed() >= options.progress_every {
+        if v.rows.read.is_multiple_of(65_536) && last_progress.elapsed() >= v.progress_every {
             last_progress = Instant::now();
             tracing::info!(
                 rows_read = v.rows.read,
@@ -351,18 +356,12 @@ fn validate<R: Refill>(
 
 /// Every stage on this thread: each chunk is interned and aggregated as soon as it is full, while it is
 /// still in the cache, with no hand-offs between threads that would take turns on one core.
-fn inline<R: Refill>(
-    reader: &mut RecordReader<R>,
-    v: &mut Validation,
-    chunk_rows: usize,
-    options: &Options,
-    read_err: &dyn Fn(std::io::Error) -> Error,
-) -> Result<(Engine, IdInterners)> {
+fn inline<R: Refill>(reader: &mut RecordReader<R>, v: &mut Validation<'_>) -> Result<(Engine, IdInterners)> {
     let mut ids = IdInterners::default();
     let mut engine = Engine::new(TABLES);
     let progress = Progress::default();
     // A panic (a bug) in interning or aggregation becomes an error naming the stage, as in `threaded`.
-    validate(reader, v, &progress, chunk_rows, options, read_err, &mut |mut chunk| {
+    validate(reader, v, &progress, &mut |mut chunk| {
         guarded("intern-ids", || ids.intern_chunk(&mut chunk))?;
         progress.update(&ids);
         guarded("aggregate", || engine.push(&mut chunk))?
@@ -372,13 +371,7 @@ fn inline<R: Refill>(
 
 /// Validation (this thread) -> id interning -> aggregation, each on its own thread, linked by bounded
 /// channels (one chunk queued each), so both cores work and memory holds a handful of chunks.
-fn threaded<R: Refill>(
-    reader: &mut RecordReader<R>,
-    v: &mut Validation,
-    chunk_rows: usize,
-    options: &Options,
-    read_err: &dyn Fn(std::io::Error) -> Error,
-) -> Result<(Engine, IdInterners)> {
+fn threaded<R: Refill>(reader: &mut RecordReader<R>, v: &mut Validation<'_>) -> Result<(Engine, IdInterners)> {
     let (full_chunks, to_ids) = std::sync::mpsc::sync_channel::<Chunk>(1);
     let (interned, to_engine) = std::sync::mpsc::sync_channel::<Chunk>(1);
     let progress = &Progress::default();
@@ -410,9 +403,7 @@ fn threaded<R: Refill>(
                 Ok(engine)
             })
             .map_err(spawn_err)?;
-        let validated = validate(reader, v, progress, chunk_rows, options, read_err, &mut |chunk| {
-            full_chunks.send(chunk).map_err(|_| stopped())
-        });
+        let validated = validate(reader, v, progress, &mut |chunk| full_chunks.send(chunk).map_err(|_| stopped()));
         // The stages see the end of input. Both are joined before any result is judged, so no stage's failure
         // hides another's: a panic (a bug) is reported first, then an aggregation error (which is why
         // validation saw "stopped").
@@ -517,6 +508,7 @@ mod tests {
         std::panic::set_hook(Box::new(|_| {}));
         let formatted = std::thread::spawn(|| panic!("bad chunk {}", 7)).join();
         let literal = std::thread::spawn(|| panic!("boom")).join();
+        let inline = guarded("intern-ids", || -> u32 { panic!("on this thread") });
         std::panic::set_hook(quiet);
         let message = |r| match joined::<()>("aggregate", r) {
             Err(Error::Internal { message }) => message,
@@ -525,10 +517,6 @@ mod tests {
         assert_eq!(message(formatted), "the aggregate stage panicked: bad chunk 7");
         assert_eq!(message(literal), "the aggregate stage panicked: boom");
         assert_eq!(joined("x", Ok(5)).unwrap(), 5);
-        let quiet = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
-        let inline = guarded("intern-ids", || -> u32 { panic!("on this thread") });
-        std::panic::set_hook(quiet);
         assert!(
             matches!(inline, Err(Error::Internal { message }) if message == "the intern-ids stage panicked: on this thread")
         );
