@@ -228,7 +228,7 @@ struct DimDictionary {
 /// length in the highest. Built from (overlapping) word loads shifted into place, never through a buffer on
 /// the stack: a byte-wise copy followed by a wide load stalls store forwarding, which cost a quarter of
 /// validation time.
-fn pack(raw: &[u8]) -> Option<u128> {
+pub(crate) fn pack(raw: &[u8]) -> Option<u128> {
     let n = raw.len();
     let word = |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().expect("8 bytes"));
     let half = |at: usize| u64::from(u32::from_le_bytes(raw[at..at + 4].try_into().expect("4 bytes")));

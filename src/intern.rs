@@ -10,6 +10,10 @@ use std::hash::BuildHasher;
 
 use crate::contract::{Chunk, GUEST};
 
+mod families;
+
+use families::Families;
+
 /// Interns byte strings to dense `u32` codes, exactly, in little memory: about 10–20 bytes per distinct key
 /// for typical ids (plus the table), instead of the 60–80 of a `HashMap<Vec<u8>, u32>`.
 ///
@@ -22,7 +26,13 @@ use crate::contract::{Chunk, GUEST};
 /// Short keys (1 to 8 bytes without a NUL byte, such as `C0070067`) skip all that: they are packed into a
 /// `u64` that sits whole next to its code in a table of their own, so a lookup is one hash, one cache line
 /// and integer compares, with no block to decode. They take 16 bytes per slot and nothing in the pages.
+///
+/// Keys that end in a number (`ORD-2026112213-0000017`, `C0700680`) go first to [`families`]: where a
+/// prefix's numbers are dense, as a backend's counters make them, their codes sit in an array indexed by
+/// the number (4 bytes per id, no hashing, consecutive ids in one cache line).
 pub struct Interner {
+    /// Keys that end in a number, by prefix and digit count.
+    families: Families,
     /// Open-addressing tables of (32-bit hash tag, index of a long key), sharded by tag so that each shard
     /// grows on its own: no moment holds two copies of a big table. The tag sits next to the index, so a
     /// probe compares tags without leaving the table's cache line, and growing never decodes a key.
@@ -53,6 +63,7 @@ const SHARD_BITS: u32 = 6;
 impl Default for Interner {
     fn default() -> Self {
         Interner {
+            families: Families::default(),
             shards: (0..1 << SHARD_BITS).map(|_| Shard::default()).collect(),
             short: (0..1 << SHARD_BITS).map(|_| ShortShard::default()).collect(),
             len: 0,
@@ -93,6 +104,13 @@ fn read_varint(bytes: &[u8], pos: &mut usize) -> usize {
         }
         shift += 7;
     }
+}
+
+/// The next free code of an interner holding `len` codes.
+fn next_code(len: &mut usize) -> u32 {
+    let code = u32::try_from(*len).ok().filter(|&c| c < u32::MAX).expect("fewer than 2^32 - 1 distinct ids");
+    *len += 1;
+    code
 }
 
 /// Spreads a 32-bit tag over 64 bits for the table (which uses both high and low bits).
@@ -202,12 +220,21 @@ impl Shard {
     }
 }
 
-/// How a key is looked up: a short key by its packed bytes ([`pack_short`]), a long one by its hash tag.
+/// How a key is looked up: a numbered key by its family and number ([`families`]), a short key by its
+/// packed bytes ([`pack_short`]), a long one by its hash tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Probe {
+    /// `family` is [`NEW_FAMILY`] when the key's family did not exist yet (it is added, if there is room).
+    Numbered {
+        family: u32,
+        number: u64,
+    },
     Short(u64),
     Long(u32),
 }
+
+/// The family of a [`Probe::Numbered`] key not seen before.
+pub const NEW_FAMILY: u32 = u32::MAX;
 
 /// A key of 1 to 8 bytes without a NUL byte, packed into a `u64` (first byte lowest, zero bytes above the
 /// key), which is then never 0 and determines the key. Built from overlapping loads, like the dimension
@@ -321,6 +348,9 @@ fn append(pages: &mut Vec<Vec<u8>>, blocks: &mut Vec<(u32, u32)>, last_added: &m
 impl Interner {
     /// The key of a code (a scan of the short-key tables: for tests and debugging, not for the hot path).
     pub fn key(&self, code: u32) -> Vec<u8> {
+        if let Some(key) = self.families.key(code) {
+            return key;
+        }
         let short = self.short.iter().flat_map(|s| &s.slots).find(|e| !e.is_free() && e.code == code);
         if let Some(entry) = short {
             return unpack_short(entry.key);
@@ -344,6 +374,20 @@ impl Interner {
     /// How `key` is looked up: packed when it is short, else by its 32-bit hash tag (for the batched lookup:
     /// [`Interner::prefetch_slot`], then [`Interner::intern_probed`]).
     pub fn probe(&self, key: &[u8]) -> Probe {
+        if let Some(numbered) = families::split(key) {
+            match self.families.find(&numbered) {
+                Some(family) => return Probe::Numbered { family, number: numbered.number },
+                None if self.families.has_room() => {
+                    return Probe::Numbered { family: NEW_FAMILY, number: numbered.number }
+                }
+                None => {}
+            }
+        }
+        self.general_probe(key)
+    }
+
+    /// The probe of a key that is not numbered, or whose family cannot be added.
+    fn general_probe(&self, key: &[u8]) -> Probe {
         match pack_short(key) {
             Some(packed) => Probe::Short(packed),
             None => Probe::Long(self.hasher.hash_one(key) as u32),
@@ -356,6 +400,8 @@ impl Interner {
     /// [`Interner::prefetch_key`]. A short key has all it needs in that first slot.
     pub fn prefetch_slot(&self, probe: Probe) {
         match probe {
+            Probe::Numbered { family: NEW_FAMILY, .. } => {}
+            Probe::Numbered { family, number } => self.families.prefetch(family, number),
             Probe::Short(packed) => {
                 let hash = short_hash(packed);
                 let shard = &self.short[short_shard_of(hash)];
@@ -376,7 +422,7 @@ impl Interner {
     /// [`Interner::prefetch_slot`] loaded), as its index; `None` for short keys.
     pub fn candidate(&self, probe: Probe) -> Option<u32> {
         match probe {
-            Probe::Short(_) => None,
+            Probe::Numbered { .. } | Probe::Short(_) => None,
             Probe::Long(tag) => self.shards[shard_of(tag)].first_candidate(tag),
         }
     }
@@ -401,17 +447,46 @@ impl Interner {
 
     /// The next free code.
     fn next_code(&mut self) -> u32 {
-        let code = u32::try_from(self.len).ok().filter(|&c| c < u32::MAX).expect("fewer than 2^32 - 1 distinct ids");
-        self.len += 1;
-        code
+        next_code(&mut self.len)
+    }
+
+    /// Where long keys' indexes and codes part ways: before a short or numbered key's first code.
+    fn before_other_code(&mut self) {
+        if self.long_codes.is_empty() && self.long_len > 0 {
+            self.long_codes = (0..self.long_len as u32).collect();
+        }
     }
 
     /// [`Interner::intern`] with the key's probe already computed.
     pub fn intern_probed(&mut self, key: &[u8], probe: Probe) -> u32 {
         match probe {
+            Probe::Numbered { family, number } => {
+                let family = match family {
+                    NEW_FAMILY => families::split(key).and_then(|numbered| self.families.find_or_add(&numbered)),
+                    known => Some(known),
+                };
+                match family {
+                    Some(family) => self.intern_numbered(family, number),
+                    // Its family did not fit (another key of this batch took the last room): as before families.
+                    None => {
+                        let probe = self.general_probe(key);
+                        self.intern_probed(key, probe)
+                    }
+                }
+            }
             Probe::Short(packed) => self.intern_short(packed),
             Probe::Long(tag) => self.intern_long(key, tag),
         }
+    }
+
+    fn intern_numbered(&mut self, family: u32, number: u64) -> u32 {
+        let Interner { families, len, long_codes, long_len, .. } = self;
+        families.intern(family, number, &mut || {
+            if long_codes.is_empty() && *long_len > 0 {
+                *long_codes = (0..*long_len as u32).collect();
+            }
+            next_code(len)
+        })
     }
 
     fn intern_short(&mut self, packed: u64) -> u32 {
@@ -430,10 +505,7 @@ impl Interner {
             }
             i = table.next(i);
         }
-        if self.long_codes.is_empty() && self.long_len > 0 {
-            // From now on long keys' indexes and codes differ.
-            self.long_codes = (0..self.long_len as u32).collect();
-        }
+        self.before_other_code();
         let code = self.next_code();
         let table = &mut self.short[shard];
         table.slots[i] = ShortEntry { key: packed, code };
@@ -477,13 +549,19 @@ impl Interner {
         self.len
     }
 
+    /// Families of numbered keys whose codes sit in dense pages.
+    pub fn dense_families(&self) -> usize {
+        self.families.dense()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.pages.iter().map(Vec::capacity).sum::<usize>()
+        self.families.heap_bytes()
+            + self.pages.iter().map(Vec::capacity).sum::<usize>()
             + self.blocks.capacity() * 8
             + self.shards.iter().map(|t| t.slots.capacity() * 8).sum::<usize>()
             + self.short.iter().map(|t| t.slots.capacity() * std::mem::size_of::<ShortEntry>()).sum::<usize>()
@@ -724,7 +802,7 @@ mod tests {
     #[test]
     fn the_prefetch_hint_finds_keys_displaced_from_their_home_slot() {
         let mut i = Interner::default();
-        let keys: Vec<String> = (0..50_000).map(|n| format!("CUST-{n:07}")).collect();
+        let keys: Vec<String> = (0..50_000).map(|n| format!("CUST-{n:07}-x")).collect();
         for k in &keys {
             i.intern(k.as_bytes());
         }
@@ -740,17 +818,54 @@ mod tests {
     }
 
     #[test]
+    fn a_family_added_within_a_batch_may_take_the_last_room() {
+        // One family short of the limit: in one batch, two new families' keys are probed as new; the first
+        // takes the last room and the second falls back to the general path, as it will from then on.
+        let fill = |i: &mut IdInterners| {
+            for f in 0..families::MAX_FAMILIES - 1 {
+                i.orders.intern(format!("F{f}-1").as_bytes());
+            }
+        };
+        let mut chunk = Chunk::default();
+        let rows: Vec<String> =
+            (0..3 * BATCH).map(|r| format!("{}-{}", ["NEWA", "NEWB", "F7"][r % 3], r / 2)).collect();
+        let (mut expected, mut want) = (IdInterners::default(), Vec::new());
+        fill(&mut expected);
+        for order in &rows {
+            chunk.ids.extend_from_slice(order.as_bytes());
+            chunk.id_ends.push(chunk.ids.len() as u32);
+            chunk.id_ends.push(chunk.ids.len() as u32);
+            chunk.hour.push(0);
+            want.push(expected.orders.intern(order.as_bytes()));
+        }
+        let mut ids = IdInterners::default();
+        fill(&mut ids);
+        ids.intern_chunk(&mut chunk);
+        assert_eq!(chunk.order, want);
+        assert!(matches!(ids.orders.probe(b"NEWA-1"), Probe::Numbered { .. }));
+        assert!(matches!(ids.orders.probe(b"NEWB-1"), Probe::Short(_)));
+        for order in &rows {
+            assert_eq!(ids.orders.intern(order.as_bytes()), expected.orders.intern(order.as_bytes()), "{order}");
+        }
+    }
+
+    #[test]
     fn batched_chunk_interning_matches_one_by_one() {
         let mut chunk = Chunk::default();
         let mut expected = IdInterners::default();
         let mut want = (Vec::new(), Vec::new());
         // Runs of adjacent lines of one order (whose customer mostly repeats, sometimes not), orders
         // interleaved, customers drawn from a small pool (hits), guests, and a batch-size tail.
-        for row in 0..(40 * BATCH + 7) {
+        for row in 0..(400 * BATCH + 7) {
             let interleaved = if row % 10 < 6 { 0 } else { (row % 5) * 1000 };
-            // Short order ids (packed) and long ones (front-coded), mixed.
+            // Numbered order ids of one family (dense once a thousand are seen), short numbered ids of many
+            // families, and long ids that are not numbered (front-coded), mixed.
             let n = row / 3 + interleaved;
-            let order = if n % 2 == 0 { format!("ORD-{n}") } else { format!("ORD-2026112213-{n:07}") };
+            let order = match n % 3 {
+                0 => format!("ORD-2026112213-{:07}", n / 3),
+                1 => format!("ORD-{n}"),
+                _ => format!("order-{n:x}-{}", "z".repeat(n % 9)),
+            };
             let customer = if row % 7 == 0 { String::new() } else { format!("C{}", (row / 3 * 31 + row % 4 / 3) % 97) };
             chunk.ids.extend_from_slice(order.as_bytes());
             chunk.id_ends.push(chunk.ids.len() as u32);
@@ -766,5 +881,6 @@ mod tests {
         assert!(chunk.ids.is_empty() && chunk.id_ends.is_empty());
         assert_eq!(ids.orders.len(), expected.orders.len());
         assert_eq!(*want.1.iter().step_by(7).next().unwrap(), GUEST);
+        assert!(ids.orders.dense_families() >= 1, "numbered order ids reach pages in this test");
     }
 }

@@ -247,6 +247,7 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
         orders_mb = ids.orders.heap_bytes() as f64 / 1e6,
         customers = ids.customers.len(),
         customers_mb = ids.customers.heap_bytes() as f64 / 1e6,
+        dense_families = ids.orders.dense_families() + ids.customers.dense_families(),
         groups_mb = engine.state_bytes() as f64 / 1e6,
         "distinct-key state"
     );

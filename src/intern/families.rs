@@ -1,0 +1,440 @@
+//! Ids that end in a number: `ORD-2026112213-0000017`, `C0700680`, `100045678`.
+//!
+//! Backends mostly number orders and customers from a counter, so the ids of one export share a prefix and
+//! their numbers fill a range. Such a key is split into its *family* (the prefix and the number of
+//! trailing digits, so `C007` and `C7` stay apart) and its number. A family whose numbers are dense keeps
+//! the codes in pages of a plain array indexed by the number: 4 bytes per id, no hashing, and consecutive
+//! orders share a cache line. A sparse family (random numbers) keeps them in hash tables of its own,
+//! like any other short key. Which one a family uses is decided from its own numbers: it starts sparse, is
+//! checked when its size reaches a power of two (from [`DENSE_CHECK_FROM`]), and moves to pages when they
+//! would be at least a quarter full; it moves back for good if new pages would leave them below an
+//! eighth full.
+//!
+//! Whether a key is numbered depends on its bytes only (and, for a family not seen before, on whether
+//! [`MAX_FAMILIES`] is reached, which never changes back), so a key always takes the same path.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+
+use super::{prefetch, short_hash, ShortEntry, Slot, Table};
+
+/// Most trailing digits of a numbered key (numbers stay below 10^13, within 44 bits).
+pub const MAX_DIGITS: usize = 13;
+/// Longest prefix of a numbered key (it is packed with its length into a `u128`).
+const MAX_PREFIX: usize = 15;
+/// Families an interner keeps; a key of a family beyond these takes the general path.
+pub const MAX_FAMILIES: usize = 4096;
+/// Numbers per dense page (2 KB of codes).
+const PAGE_BITS: u32 = 9;
+const PAGE: usize = 1 << PAGE_BITS;
+/// A free slot of a dense page (codes stay below `u32::MAX`).
+const FREE: u32 = u32::MAX;
+/// A sparse family's hash table is sharded, so that growing one shard never holds two copies of it all.
+const SHARD_BITS: u32 = 4;
+/// The size from which a sparse family is checked for density (at every power of two).
+pub const DENSE_CHECK_FROM: usize = 1024;
+/// Pages a dense family may have before a new one is refused for lack of density.
+const MIN_PAGES_JUDGED: usize = 64;
+
+/// A numbered key: its family and its number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Numbered {
+    /// The prefix packed as [`crate::contract::pack`] does (bytes from the lowest, length in the top byte).
+    pub prefix: u128,
+    pub digits: u8,
+    pub number: u64,
+}
+
+/// Splits `key` into prefix and trailing number, when it is numbered: 1 to [`MAX_DIGITS`] trailing ASCII
+/// digits after a prefix of at most [`MAX_PREFIX`] bytes (which never ends in a digit).
+pub fn split(key: &[u8]) -> Option<Numbered> {
+    let n = key.len();
+    let digits = key.iter().rev().take(MAX_DIGITS + 1).take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > MAX_DIGITS || n - digits > MAX_PREFIX {
+        return None;
+    }
+    let number = key[n - digits..].iter().fold(0u64, |v, &b| v * 10 + u64::from(b - b'0'));
+    let prefix = crate::contract::pack(&key[..n - digits])?;
+    Some(Numbered { prefix, digits: digits as u8, number })
+}
+
+/// The key a family's number stands for.
+fn join(prefix: u128, digits: u8, number: u64) -> Vec<u8> {
+    let mut key = prefix_bytes(prefix);
+    key.extend_from_slice(format!("{number:0width$}", width = usize::from(digits)).as_bytes());
+    key
+}
+
+/// The bytes of a packed prefix.
+fn prefix_bytes(prefix: u128) -> Vec<u8> {
+    prefix.to_le_bytes()[..(prefix >> 120) as usize].to_vec()
+}
+
+/// Where a family keeps its codes.
+enum Store {
+    /// Hash tables of (number + 1, code), sharded.
+    Sparse(Vec<Table<ShortEntry>>),
+    Dense(Dense),
+}
+
+/// Pages of codes indexed by number: page `number >> PAGE_BITS`, slot `number % PAGE`.
+struct Dense {
+    directory: HashMap<u64, u32, foldhash::fast::FixedState>,
+    pages: Vec<Box<[u32]>>,
+    /// The last page looked up (page number, index): consecutive orders share a page.
+    last: Cell<(u64, u32)>,
+}
+
+impl Dense {
+    fn page(&self, page_no: u64) -> Option<usize> {
+        let (no, index) = self.last.get();
+        if no == page_no {
+            return Some(index as usize);
+        }
+        let index = *self.directory.get(&page_no)?;
+        self.last.set((page_no, index));
+        Some(index as usize)
+    }
+
+    fn add_page(&mut self, page_no: u64) -> usize {
+        let index = self.pages.len();
+        self.pages.push(vec![FREE; PAGE].into_boxed_slice());
+        self.directory.insert(page_no, index as u32);
+        index
+    }
+
+    /// Every (number, code) held.
+    fn entries(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.directory.iter().flat_map(move |(&page_no, &index)| {
+            self.pages[index as usize]
+                .iter()
+                .enumerate()
+                .filter(|(_, &code)| code != FREE)
+                .map(move |(at, &code)| (page_no << PAGE_BITS | at as u64, code))
+        })
+    }
+}
+
+fn page_of(number: u64) -> (u64, usize) {
+    (number >> PAGE_BITS, (number & (PAGE as u64 - 1)) as usize)
+}
+
+/// The table key of a number in a sparse family (0 marks a free slot).
+fn sparse_key(number: u64) -> u64 {
+    number + 1
+}
+
+fn shard_of(hash: u64) -> usize {
+    (hash >> (64 - SHARD_BITS)) as usize
+}
+
+fn sparse_tables() -> Vec<Table<ShortEntry>> {
+    (0..1 << SHARD_BITS).map(|_| Table::default()).collect()
+}
+
+/// The numbers (and codes) of one prefix and digit count.
+struct Family {
+    prefix: u128,
+    digits: u8,
+    len: usize,
+    store: Store,
+    /// Cleared when the family left pages for lack of density: it stays sparse.
+    may_be_dense: bool,
+}
+
+impl Family {
+    fn new(prefix: u128, digits: u8) -> Self {
+        Family { prefix, digits, len: 0, store: Store::Sparse(sparse_tables()), may_be_dense: true }
+    }
+
+    fn prefetch(&self, number: u64) {
+        match &self.store {
+            Store::Sparse(tables) => {
+                let hash = short_hash(sparse_key(number));
+                let table = &tables[shard_of(hash)];
+                if let Some(home) = table.home_or_none(hash as u32) {
+                    prefetch(&table.slots[home]);
+                }
+            }
+            Store::Dense(dense) => {
+                let (page_no, at) = page_of(number);
+                if let Some(index) = dense.page(page_no) {
+                    prefetch(&dense.pages[index][at]);
+                }
+            }
+        }
+    }
+
+    /// The code of `number`, taking `new_code()` for a number not seen before.
+    fn intern(&mut self, number: u64, new_code: &mut dyn FnMut() -> u32) -> u32 {
+        match &mut self.store {
+            Store::Dense(dense) => {
+                let (page_no, at) = page_of(number);
+                let index = match dense.page(page_no) {
+                    Some(index) => index,
+                    None if dense.pages.len() >= MIN_PAGES_JUDGED
+                        && (dense.pages.len() + 1) * PAGE > 8 * (self.len + 1) =>
+                    {
+                        // A new page would leave them less than an eighth full: hash tables from now on.
+                        self.move_to_sparse();
+                        return self.intern(number, new_code);
+                    }
+                    None => dense.add_page(page_no),
+                };
+                let slot = &mut dense.pages[index][at];
+                if *slot == FREE {
+                    *slot = new_code();
+                    self.len += 1;
+                }
+                *slot
+            }
+            Store::Sparse(tables) => {
+                let key = sparse_key(number);
+                let hash = short_hash(key);
+                let table = &mut tables[shard_of(hash)];
+                table.reserve_one();
+                let mut i = table.home(hash as u32);
+                while !table.slots[i].is_free() {
+                    if table.slots[i].key == key {
+                        return table.slots[i].code;
+                    }
+                    i = table.next(i);
+                }
+                let code = new_code();
+                table.slots[i] = ShortEntry { key, code };
+                table.len += 1;
+                self.len += 1;
+                if self.may_be_dense && self.len >= DENSE_CHECK_FROM && self.len.is_power_of_two() {
+                    self.maybe_move_to_pages();
+                }
+                code
+            }
+        }
+    }
+
+    fn sparse_entries(tables: &[Table<ShortEntry>]) -> impl Iterator<Item = (u64, u32)> + '_ {
+        tables.iter().flat_map(|t| &t.slots).filter(|e| e.key != 0).map(|e| (e.key - 1, e.code))
+    }
+
+    /// Moves the codes to pages when those would be at least a quarter full.
+    fn maybe_move_to_pages(&mut self) {
+        let Store::Sparse(tables) = &self.store else { return };
+        let pages: std::collections::HashSet<u64, foldhash::fast::FixedState> =
+            Family::sparse_entries(tables).map(|(number, _)| page_of(number).0).collect();
+        if pages.len() * PAGE > 4 * self.len {
+            return;
+        }
+        let mut dense = Dense { directory: HashMap::default(), pages: Vec::new(), last: Cell::new((u64::MAX, 0)) };
+        for (number, code) in Family::sparse_entries(tables) {
+            let (page_no, at) = page_of(number);
+            let index = dense.page(page_no).unwrap_or_else(|| dense.add_page(page_no));
+            dense.pages[index][at] = code;
+        }
+        self.store = Store::Dense(dense);
+    }
+
+    fn move_to_sparse(&mut self) {
+        let Store::Dense(dense) = &self.store else { return };
+        let mut tables = sparse_tables();
+        for (number, code) in dense.entries() {
+            let key = sparse_key(number);
+            let hash = short_hash(key);
+            let table = &mut tables[shard_of(hash)];
+            table.reserve_one();
+            let mut i = table.home(hash as u32);
+            while !table.slots[i].is_free() {
+                i = table.next(i);
+            }
+            table.slots[i] = ShortEntry { key, code };
+            table.len += 1;
+        }
+        self.store = Store::Sparse(tables);
+        self.may_be_dense = false;
+    }
+
+    fn number_of(&self, code: u32) -> Option<u64> {
+        match &self.store {
+            Store::Sparse(tables) => Family::sparse_entries(tables).find(|&(_, c)| c == code).map(|(n, _)| n),
+            Store::Dense(dense) => dense.entries().find(|&(_, c)| c == code).map(|(n, _)| n),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match &self.store {
+            Store::Sparse(tables) => tables.iter().map(|t| t.slots.capacity() * size_of::<ShortEntry>()).sum(),
+            Store::Dense(dense) => {
+                dense.pages.len() * PAGE * 4 + dense.pages.capacity() * 16 + dense.directory.capacity() * 16
+            }
+        }
+    }
+}
+
+/// The families of one interner.
+#[derive(Default)]
+pub struct Families {
+    list: Vec<Family>,
+    index: HashMap<(u128, u8), u32, foldhash::fast::FixedState>,
+    /// The last family looked up: an interner's keys mostly share one.
+    last: Cell<Option<(u128, u8, u32)>>,
+}
+
+impl Families {
+    /// The family of a numbered key, when it exists.
+    pub fn find(&self, key: &Numbered) -> Option<u32> {
+        if let Some((prefix, digits, family)) = self.last.get() {
+            if (prefix, digits) == (key.prefix, key.digits) {
+                return Some(family);
+            }
+        }
+        let family = *self.index.get(&(key.prefix, key.digits))?;
+        self.last.set(Some((key.prefix, key.digits, family)));
+        Some(family)
+    }
+
+    /// Whether a new family can be added.
+    pub fn has_room(&self) -> bool {
+        self.list.len() < MAX_FAMILIES
+    }
+
+    /// The family of a numbered key, added when new and there is room.
+    pub fn find_or_add(&mut self, key: &Numbered) -> Option<u32> {
+        if let Some(family) = self.find(key) {
+            return Some(family);
+        }
+        if !self.has_room() {
+            return None;
+        }
+        let family = self.list.len() as u32;
+        self.list.push(Family::new(key.prefix, key.digits));
+        self.index.insert((key.prefix, key.digits), family);
+        Some(family)
+    }
+
+    pub fn prefetch(&self, family: u32, number: u64) {
+        self.list[family as usize].prefetch(number);
+    }
+
+    pub fn intern(&mut self, family: u32, number: u64, new_code: &mut dyn FnMut() -> u32) -> u32 {
+        self.list[family as usize].intern(number, new_code)
+    }
+
+    /// The key of a code held by a family (a scan: for tests and debugging).
+    pub fn key(&self, code: u32) -> Option<Vec<u8>> {
+        self.list.iter().find_map(|f| f.number_of(code).map(|n| join(f.prefix, f.digits, n)))
+    }
+
+    /// Families whose codes sit in pages (for tests and the state log).
+    pub fn dense(&self) -> usize {
+        self.list.iter().filter(|f| matches!(f.store, Store::Dense(_))).count()
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.list.iter().map(Family::heap_bytes).sum::<usize>()
+            + self.list.capacity() * size_of::<Family>()
+            + self.index.capacity() * 32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intern::Interner;
+
+    #[test]
+    fn numbered_keys_split_into_family_and_number() {
+        let s = |key: &str| split(key.as_bytes()).map(|n| (n.prefix, n.digits, n.number));
+        let prefix = |key: &str| split(key.as_bytes()).map(|n| String::from_utf8(prefix_bytes(n.prefix)).unwrap());
+        assert_eq!(prefix("ORD-2026112213-0000017").as_deref(), Some("ORD-2026112213-"));
+        assert_eq!(s("ORD-2026112213-0000017").map(|(_, d, n)| (d, n)), Some((7, 17)));
+        assert_eq!(s("C0700680").map(|(_, d, n)| (d, n)), Some((7, 700680)));
+        assert_eq!(prefix("100045678").as_deref(), Some(""), "all digits: an empty prefix");
+        assert_eq!(s("0").map(|(_, d, n)| (d, n)), Some((1, 0)));
+        assert_eq!(s("9999999999999").map(|(_, d, n)| (d, n)), Some((13, 9_999_999_999_999)));
+        for general in ["", "abc", "12a", "x12345678901234", "abcdefghijklmnop1", "ORD-1-", "ü"] {
+            assert_eq!(split(general.as_bytes()), None, "{general:?} is not numbered");
+        }
+        assert!(split(b"abcdefghijklmno1").is_some(), "a 15-byte prefix is packed");
+        // Leading zeros make other families: C7, C07 and C007 are three ids.
+        let [a, b, c] = ["C7", "C07", "C007"].map(|k| split(k.as_bytes()).unwrap());
+        assert_eq!((a.number, b.number, c.number), (7, 7, 7));
+        assert!(a.digits != b.digits && b.digits != c.digits);
+        for key in ["C0700680", "ORD-2026112213-0000017", "0", "00", "1-2-3", "ü-042"] {
+            let n = split(key.as_bytes()).unwrap();
+            assert_eq!(join(n.prefix, n.digits, n.number), key.as_bytes());
+        }
+    }
+
+    /// Interns `keys` twice, checking every code against a plain map of first appearances.
+    fn check_exact(i: &mut Interner, keys: &[String]) {
+        let mut reference: HashMap<&str, u32> = HashMap::new();
+        for round in 0..2 {
+            for k in keys {
+                let next = reference.len() as u32;
+                let want = *reference.entry(k).or_insert(next);
+                assert_eq!(i.intern(k.as_bytes()), want, "round {round}, key {k}");
+            }
+        }
+        for (k, &code) in reference.iter().step_by(37) {
+            assert_eq!(i.key(code), k.as_bytes(), "code {code}");
+        }
+        assert_eq!(i.len(), reference.len());
+    }
+
+    #[test]
+    fn sequential_numbers_move_to_pages_and_random_ones_stay_hashed() {
+        let mut x = 88172645463325252u64;
+        let mut random = move |below: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % below
+        };
+        let mut keys = Vec::new();
+        for n in 0..20_000u64 {
+            // Two hours of sequential orders, interleaved; customers in a range they fill (dense only once
+            // enough of them are seen); ids from a huge range (sparse for good); a few other shapes.
+            keys.push(format!("ORD-2026112213-{:07}", n));
+            if n % 3 == 0 {
+                keys.push(format!("ORD-2026112214-{:07}", n / 3));
+            }
+            keys.push(format!("C{:07}", random(12_000)));
+            keys.push(format!("R{}", random(1 << 40)));
+            keys.push(["guest", "", "c-x", "a-much-longer-id-without-digits"][n as usize % 4].to_string());
+            keys.push(format!("C{}", n % 50)); // same numbers, other digit counts than C0000007
+        }
+        let mut i = Interner::default();
+        check_exact(&mut i, &keys);
+        assert_eq!(i.dense_families(), 3, "both order hours and the filled customer range");
+        let per_id = i.families.heap_bytes() as f64 / i.len() as f64;
+        assert!(per_id < 24.0, "{per_id:.1} bytes per id");
+    }
+
+    #[test]
+    fn a_family_that_thins_out_leaves_pages_for_good() {
+        // Dense at first (sequential), then numbers far apart: new pages would be almost empty, so the
+        // family moves to hash tables, and stays there whatever comes next.
+        let mut keys: Vec<String> = (0..2048).map(|n| format!("ID{n:08}")).collect();
+        keys.extend((0..3000u64).map(|n| format!("ID{:08}", 10_000 + n * 9973 % 90_000_000)));
+        keys.extend((2048..6000).map(|n| format!("ID{n:08}")));
+        let mut i = Interner::default();
+        for k in &keys[..2048] {
+            i.intern(k.as_bytes());
+        }
+        assert_eq!(i.dense_families(), 1);
+        check_exact(&mut i, &keys);
+        assert_eq!(i.dense_families(), 0);
+        assert!(!i.families.list[0].may_be_dense);
+    }
+
+    #[test]
+    fn beyond_the_last_family_keys_take_the_general_path() {
+        let keys: Vec<String> = (0..MAX_FAMILIES + 500).flat_map(|f| [format!("F{f}-1"), format!("F{f}-22")]).collect();
+        let mut i = Interner::default();
+        check_exact(&mut i, &keys);
+        assert_eq!(i.families.list.len(), MAX_FAMILIES);
+        assert!(!i.families.has_room());
+        assert!(matches!(i.probe(b"F1-1"), crate::intern::Probe::Numbered { .. }));
+        assert!(matches!(i.probe(b"F5000-1"), crate::intern::Probe::Short(_)));
+        assert!(matches!(i.probe(b"F5000-0000001"), crate::intern::Probe::Long(_)));
+    }
+}
