@@ -244,6 +244,26 @@ pub(crate) fn pack(raw: &[u8]) -> Option<u128> {
     Some(bytes | (n as u128) << 120)
 }
 
+/// [`pack`] of the field `text[from..to]`, without branching on its length in the common case: 16 bytes
+/// that end at the field's end (or start at its start) are loaded from `text` and shifted (or masked) to
+/// the field's bytes. Only a field too near both ends of a short text takes [`pack`]'s branches.
+#[inline(always)]
+fn pack_in(text: &[u8], (from, to): (usize, usize)) -> Option<u128> {
+    let n = to - from;
+    if n > 15 {
+        return None;
+    }
+    let load = |at: usize| u128::from_le_bytes(text[at..at + 16].try_into().expect("16 bytes"));
+    let bytes = if to >= 16 {
+        load(to - 16).checked_shr(8 * (16 - n) as u32).unwrap_or(0)
+    } else if from + 16 <= text.len() {
+        load(from) & (1u128 << (8 * n)).wrapping_sub(1)
+    } else {
+        return pack(&text[from..to]);
+    };
+    Some(bytes | (n as u128) << 120)
+}
+
 /// A direct-mapped cache from packed raw values to codes. Its size follows the number of distinct raw
 /// values (four slots each, from 64 up to 4096), so a dimension with few values stays in a few cache lines
 /// and one with many still hits mostly. A slot that two values share holds the latest; a miss falls back
@@ -292,8 +312,22 @@ impl DimCache {
 }
 
 impl DimDictionary {
+    #[cfg(test)]
     fn code(&mut self, dim: Dim, raw: &[u8]) -> u32 {
-        let packed = pack(raw);
+        self.code_packed(dim, raw, pack(raw))
+    }
+
+    /// The code of `raw`, given `pack(raw)`.
+    #[inline(always)]
+    fn code_packed(&mut self, dim: Dim, raw: &[u8], packed: Option<u128>) -> u32 {
+        if let Some(code) = packed.and_then(|p| self.cache.get(p)) {
+            return code;
+        }
+        self.code_slow(dim, raw, packed)
+    }
+
+    #[inline(never)]
+    fn code_slow(&mut self, dim: Dim, raw: &[u8], packed: Option<u128>) -> u32 {
         if let Some(code) = packed.and_then(|p| self.cache.get(p)) {
             return code;
         }
@@ -403,24 +437,38 @@ impl Chunk {
     }
 }
 
-/// Trims whitespace (as `str::trim`: Unicode White_Space) from both ends of a UTF-8 field. ASCII-only
-/// edges take a fast path, inlined into the row check.
+/// Trims whitespace (as `str::trim`: Unicode White_Space) from both ends of a UTF-8 field.
 #[inline(always)]
 pub fn trim(field: &[u8]) -> &[u8] {
-    let field = field.trim_ascii();
-    match (field.first(), field.last()) {
-        (Some(&a), Some(&b)) if a >= 0x80 || b >= 0x80 => trim_unicode(field),
-        _ => field,
+    let (from, to) = trim_span(field, (0, field.len()));
+    &field[from..to]
+}
+
+/// [`trim`] of the field `text[from..to]`, as a span of `text`. A field that is empty or starts and ends
+/// with a visible ASCII character (nearly all) is one test, inlined into the row check.
+#[inline(always)]
+fn trim_span(text: &[u8], (from, to): (usize, usize)) -> (usize, usize) {
+    let visible = |at: usize| text[at].wrapping_sub(0x21) < 0x5E;
+    if from == to || (visible(from) & visible(to - 1)) {
+        return (from, to);
     }
+    trim_edges(text, (from, to))
 }
 
 #[cold]
 #[inline(never)]
-fn trim_unicode(field: &[u8]) -> &[u8] {
-    match std::str::from_utf8(field) {
-        Ok(s) => s.trim().as_bytes(),
-        Err(_) => field,
-    }
+fn trim_edges(text: &[u8], (from, to): (usize, usize)) -> (usize, usize) {
+    let field = &text[from..to];
+    let ascii = field.trim_ascii();
+    let trimmed = match (ascii.first(), ascii.last()) {
+        (Some(&a), Some(&b)) if a >= 0x80 || b >= 0x80 => {
+            std::str::from_utf8(ascii).map_or(ascii, |s| s.trim().as_bytes())
+        }
+        _ => ascii,
+    };
+    // `trimmed` lies within `field`: its offset there gives the span.
+    let start = from + (trimmed.as_ptr() as usize - field.as_ptr() as usize);
+    (start, start + trimmed.len())
 }
 
 /// Validates one data record against the header. An accepted row is appended to `chunk` (interning its
@@ -437,11 +485,18 @@ pub fn accept_row(
     if !record.is_utf8() {
         return Err(RejectReason::InvalidUtf8);
     }
+    let text = record.text();
+    /// The trimmed field of a column, as a span of `text` (empty when the header has no such column).
     #[inline(always)]
-    fn field<'r>(header: &Header, record: &Record<'r>, c: Column) -> &'r [u8] {
-        header.position(c).map_or(&b""[..], |i| trim(record.get(i)))
+    fn span_of(header: &Header, record: &Record<'_>, c: Column) -> (usize, usize) {
+        header.position(c).map_or((0, 0), |i| trim_span(record.text(), record.span(i)))
     }
-    let field = |c: Column| field(header, record, c);
+    #[inline(always)]
+    fn field_of<'r>(header: &Header, record: &Record<'r>, c: Column) -> &'r [u8] {
+        let (from, to) = span_of(header, record, c);
+        &record.text()[from..to]
+    }
+    let field = |c: Column| field_of(header, record, c);
     let time = parse::event_time_micros_with(field(Column::EventTime), &mut dicts.dates)
         .ok_or(RejectReason::EventTimeInvalid)?;
     let order_id = field(Column::OrderId);
@@ -461,7 +516,8 @@ pub fn accept_row(
     chunk.ids.extend_from_slice(field(Column::CustomerId));
     chunk.id_ends.push(chunk.ids.len() as u32);
     for dim in Dim::ALL {
-        let code = dicts.dims[dim as usize].code(dim, field(dim.column()));
+        let (from, to) = span_of(header, record, dim.column());
+        let code = dicts.dims[dim as usize].code_packed(dim, &text[from..to], pack_in(text, (from, to)));
         chunk.dims[dim as usize].push(code);
     }
     chunk.quantity.push(quantity);
@@ -558,6 +614,15 @@ mod tests {
             }
         }
         assert_eq!(pack(b"\0\0"), Some(naive(b"\0\0")));
+        // Packed in place: a field anywhere in texts of every length, near both ends or neither.
+        for len in 0..=40 {
+            let text: Vec<u8> = (0..len).map(|i| b'A' + (i * 7 % 26) as u8).collect();
+            for from in 0..=len {
+                for to in from..=len {
+                    assert_eq!(pack_in(&text, (from, to)), pack(&text[from..to]), "{len} bytes, {from}..{to}");
+                }
+            }
+        }
         assert_ne!(pack(b"\0"), pack(b"\0\0"), "trailing zero bytes differ by length");
         assert_eq!(pack(&[b'x'; 16]), None);
     }

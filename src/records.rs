@@ -49,6 +49,12 @@ impl<'a> Record<'a> {
         self.spans.get(i).map_or(&[][..], |&(from, to)| &self.text[from..to])
     }
 
+    /// Where field `i` lies in [`Record::text`] (an empty span when there is no such field).
+    #[inline(always)]
+    pub fn span(&self, i: usize) -> (usize, usize) {
+        self.spans.get(i).copied().unwrap_or((0, 0))
+    }
+
     /// The text holding every field: for a record split by the one-pass scan, the line itself (fields with
     /// the commas, and the quotes of simple quoted fields, between them); for one parsed by csv_core, the
     /// fields back to back.
