@@ -775,15 +775,18 @@ mod tests {
         let order: Vec<Vec<u8>> = vec![
             b"a-long-order-id-1".to_vec(),
             b"a-long-order-id-2".to_vec(),
-            b"C001".to_vec(),
+            b"C001x".to_vec(),
             b"a-long-order-id-3".to_vec(),
-            b"C002".to_vec(),
+            b"C002x".to_vec(),
             b"".to_vec(),
             b"nul\0key".to_vec(),
             vec![b'n', 0, b'k'],
-            b"12345678".to_vec(),
-            b"123456789".to_vec(),
+            b"1234567x".to_vec(),
+            b"12345678x".to_vec(),
+            b"C0000042".to_vec(), // numbered: a third kind in the same code space
         ];
+        assert!(matches!(Interner::default().probe(b"C001x"), Probe::Short(_)));
+        assert!(matches!(Interner::default().probe(b"12345678x"), Probe::Long(_)));
         for start in 0..3 {
             let keys: Vec<&Vec<u8>> = order[start..].iter().chain(&order[..start]).collect();
             let mut i = Interner::default();

@@ -33,8 +33,6 @@ const FREE: u32 = u32::MAX;
 const SHARD_BITS: u32 = 4;
 /// The size from which a sparse family is checked for density (at every power of two).
 pub const DENSE_CHECK_FROM: usize = 1024;
-/// Pages a dense family may have before a new one is refused for lack of density.
-const MIN_PAGES_JUDGED: usize = 64;
 
 /// A numbered key: its family and its number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,9 +170,9 @@ impl Family {
                 let (page_no, at) = page_of(number);
                 let index = match dense.page(page_no) {
                     Some(index) => index,
-                    None if dense.pages.len() >= MIN_PAGES_JUDGED
-                        && (dense.pages.len() + 1) * PAGE > 8 * (self.len + 1) =>
-                    {
+                    // (A family reaches pages with at least 1024 ids a quarter full, so this bounds pages at
+                    // 32 bytes per id from the start, whatever numbers follow.)
+                    None if (dense.pages.len() + 1) * PAGE > 8 * (self.len + 1) => {
                         // A new page would leave them less than an eighth full: hash tables from now on.
                         self.move_to_sparse();
                         return self.intern(number, new_code);
@@ -219,10 +217,13 @@ impl Family {
     /// Moves the codes to pages when those would be at least a quarter full.
     fn maybe_move_to_pages(&mut self) {
         let Store::Sparse(tables) = &self.store else { return };
-        let pages: std::collections::HashSet<u64, foldhash::fast::FixedState> =
-            Family::sparse_entries(tables).map(|(number, _)| page_of(number).0).collect();
-        if pages.len() * PAGE > 4 * self.len {
-            return;
+        // Counting stops as soon as the pages would be too many, so the set stays at len / 128 entries.
+        let mut pages: std::collections::HashSet<u64, foldhash::fast::FixedState> = Default::default();
+        for (number, _) in Family::sparse_entries(tables) {
+            pages.insert(page_of(number).0);
+            if pages.len() * PAGE > 4 * self.len {
+                return;
+            }
         }
         let mut dense = Dense { directory: HashMap::default(), pages: Vec::new(), last: Cell::new((u64::MAX, 0)) };
         for (number, code) in Family::sparse_entries(tables) {
@@ -261,7 +262,10 @@ impl Family {
 
     fn heap_bytes(&self) -> usize {
         match &self.store {
-            Store::Sparse(tables) => tables.iter().map(|t| t.slots.capacity() * size_of::<ShortEntry>()).sum(),
+            Store::Sparse(tables) => {
+                tables.iter().map(|t| t.slots.capacity() * size_of::<ShortEntry>()).sum::<usize>()
+                    + tables.capacity() * size_of::<Table<ShortEntry>>()
+            }
             Store::Dense(dense) => {
                 dense.pages.len() * PAGE * 4 + dense.pages.capacity() * 16 + dense.directory.capacity() * 16
             }
@@ -421,6 +425,12 @@ mod tests {
             i.intern(k.as_bytes());
         }
         assert_eq!(i.dense_families(), 1);
+        // Far-apart numbers leave the pages once they would be less than an eighth full: after about 30
+        // of them here (4 pages of 2048 ids), not after some fixed number of pages.
+        for k in &keys[2048..2048 + 40] {
+            i.intern(k.as_bytes());
+        }
+        assert_eq!(i.dense_families(), 0, "left the pages within 40 scattered ids");
         check_exact(&mut i, &keys);
         assert_eq!(i.dense_families(), 0);
         assert!(!i.families.list[0].may_be_dense);
