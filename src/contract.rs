@@ -326,11 +326,9 @@ impl DimDictionary {
         self.code_slow(dim, raw, packed)
     }
 
+    /// A cache miss: the maps, and a new code for a value not seen before.
     #[inline(never)]
     fn code_slow(&mut self, dim: Dim, raw: &[u8], packed: Option<u128>) -> u32 {
-        if let Some(code) = packed.and_then(|p| self.cache.get(p)) {
-            return code;
-        }
         let known = match packed {
             Some(p) => self.short.get(&p),
             None => self.long.get(raw),

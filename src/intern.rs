@@ -113,6 +113,14 @@ fn next_code(len: &mut usize) -> u32 {
     code
 }
 
+/// Where long keys' indexes and codes part ways: before a short or numbered key's first code (until then
+/// `long_codes` stays empty and a long key's index is its code).
+fn before_other_code(long_codes: &mut Vec<u32>, long_len: usize) {
+    if long_codes.is_empty() && long_len > 0 {
+        *long_codes = (0..long_len as u32).collect();
+    }
+}
+
 /// Spreads a 32-bit tag over 64 bits for the table (which uses both high and low bits).
 fn spread(tag: u32) -> u64 {
     u64::from(tag).wrapping_mul(0x9E37_79B9_7F4A_7C15)
@@ -285,6 +293,29 @@ impl Slot for ShortEntry {
 /// The table of short keys (packed keys and codes).
 type ShortShard = Table<ShortEntry>;
 
+impl Table<ShortEntry> {
+    /// Makes room for one more entry, then looks up `key` (never 0; `hash` places it): its code, or the
+    /// free slot where it goes ([`Table::put`]).
+    #[inline(always)]
+    fn find(&mut self, key: u64, hash: u64) -> Result<u32, usize> {
+        self.reserve_one();
+        let mut i = self.home(hash as u32);
+        while !self.slots[i].is_free() {
+            if self.slots[i].key == key {
+                return Ok(self.slots[i].code);
+            }
+            i = self.next(i);
+        }
+        Err(i)
+    }
+
+    /// Fills the free slot `i` that [`Table::find`] returned.
+    fn put(&mut self, i: usize, key: u64, code: u32) {
+        self.slots[i] = ShortEntry { key, code };
+        self.len += 1;
+    }
+}
+
 fn short_shard_of(hash: u64) -> usize {
     (hash >> (64 - SHARD_BITS)) as usize
 }
@@ -450,13 +481,6 @@ impl Interner {
         next_code(&mut self.len)
     }
 
-    /// Where long keys' indexes and codes part ways: before a short or numbered key's first code.
-    fn before_other_code(&mut self) {
-        if self.long_codes.is_empty() && self.long_len > 0 {
-            self.long_codes = (0..self.long_len as u32).collect();
-        }
-    }
-
     /// [`Interner::intern`] with the key's probe already computed.
     pub fn intern_probed(&mut self, key: &[u8], probe: Probe) -> u32 {
         match probe {
@@ -482,9 +506,7 @@ impl Interner {
     fn intern_numbered(&mut self, family: u32, number: u64) -> u32 {
         let Interner { families, len, long_codes, long_len, .. } = self;
         families.intern(family, number, &mut || {
-            if long_codes.is_empty() && *long_len > 0 {
-                *long_codes = (0..*long_len as u32).collect();
-            }
+            before_other_code(long_codes, *long_len);
             next_code(len)
         })
     }
@@ -492,24 +514,13 @@ impl Interner {
     fn intern_short(&mut self, packed: u64) -> u32 {
         let hash = short_hash(packed);
         let shard = short_shard_of(hash);
-        self.short[shard].reserve_one();
-        let table = &self.short[shard];
-        let mut i = table.home(hash as u32);
-        loop {
-            let entry = table.slots[i];
-            if entry.key == packed {
-                return entry.code;
-            }
-            if entry.is_free() {
-                break;
-            }
-            i = table.next(i);
-        }
-        self.before_other_code();
+        let i = match self.short[shard].find(packed, hash) {
+            Ok(code) => return code,
+            Err(i) => i,
+        };
+        before_other_code(&mut self.long_codes, self.long_len);
         let code = self.next_code();
-        let table = &mut self.short[shard];
-        table.slots[i] = ShortEntry { key: packed, code };
-        table.len += 1;
+        self.short[shard].put(i, packed, code);
         code
     }
 

@@ -16,7 +16,7 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 
-use super::{prefetch, short_hash, ShortEntry, Slot, Table};
+use super::{prefetch, short_hash, ShortEntry, Table};
 
 /// Most trailing digits of a numbered key (numbers stay below 10^13, within 44 bits).
 pub const MAX_DIGITS: usize = 13;
@@ -117,9 +117,9 @@ fn page_of(number: u64) -> (u64, usize) {
     (number >> PAGE_BITS, (number & (PAGE as u64 - 1)) as usize)
 }
 
-/// The table key of a number in a sparse family (0 marks a free slot).
-fn sparse_key(number: u64) -> u64 {
-    number + 1
+/// The table key of a number in a sparse family (0 marks a free slot), and its hash.
+fn sparse_key(number: u64) -> (u64, u64) {
+    (number + 1, short_hash(number + 1))
 }
 
 fn shard_of(hash: u64) -> usize {
@@ -148,7 +148,7 @@ impl Family {
     fn prefetch(&self, number: u64) {
         match &self.store {
             Store::Sparse(tables) => {
-                let hash = short_hash(sparse_key(number));
+                let (_, hash) = sparse_key(number);
                 let table = &tables[shard_of(hash)];
                 if let Some(home) = table.home_or_none(hash as u32) {
                     prefetch(&table.slots[home]);
@@ -187,20 +187,14 @@ impl Family {
                 *slot
             }
             Store::Sparse(tables) => {
-                let key = sparse_key(number);
-                let hash = short_hash(key);
+                let (key, hash) = sparse_key(number);
                 let table = &mut tables[shard_of(hash)];
-                table.reserve_one();
-                let mut i = table.home(hash as u32);
-                while !table.slots[i].is_free() {
-                    if table.slots[i].key == key {
-                        return table.slots[i].code;
-                    }
-                    i = table.next(i);
-                }
+                let i = match table.find(key, hash) {
+                    Ok(code) => return code,
+                    Err(i) => i,
+                };
                 let code = new_code();
-                table.slots[i] = ShortEntry { key, code };
-                table.len += 1;
+                table.put(i, key, code);
                 self.len += 1;
                 if self.may_be_dense && self.len >= DENSE_CHECK_FROM && self.len.is_power_of_two() {
                     self.maybe_move_to_pages();
@@ -238,16 +232,11 @@ impl Family {
         let Store::Dense(dense) = &self.store else { return };
         let mut tables = sparse_tables();
         for (number, code) in dense.entries() {
-            let key = sparse_key(number);
-            let hash = short_hash(key);
+            let (key, hash) = sparse_key(number);
             let table = &mut tables[shard_of(hash)];
-            table.reserve_one();
-            let mut i = table.home(hash as u32);
-            while !table.slots[i].is_free() {
-                i = table.next(i);
+            if let Err(i) = table.find(key, hash) {
+                table.put(i, key, code);
             }
-            table.slots[i] = ShortEntry { key, code };
-            table.len += 1;
         }
         self.store = Store::Sparse(tables);
         self.may_be_dense = false;
