@@ -264,30 +264,49 @@ fn pack_in(text: &[u8], (from, to): (usize, usize)) -> Option<u128> {
     Some(bytes | (n as u128) << 120)
 }
 
-/// A direct-mapped cache from packed raw values to codes. Its size follows the number of distinct raw
-/// values (four slots each, from 64 up to 4096), so a dimension with few values stays in a few cache lines
-/// and one with many still hits mostly. A slot that two values share holds the latest; a miss falls back
-/// to the maps, so the cache never changes an answer.
+/// A direct-mapped cache from packed raw values to codes (or, for [`PairDictionary`], pairs of codes). Its
+/// size follows the number of distinct raw values (four slots each, from 64 up to 4096), so a dimension with
+/// few values stays in a few cache lines and one with many still hits mostly. A slot that two values share
+/// holds the latest; a miss falls back to the maps, so the cache never changes an answer.
 #[derive(Debug)]
-struct DimCache {
+struct DimCache<V = u32> {
     keys: Vec<u128>,
-    codes: Vec<u32>,
+    values: Vec<V>,
     shift: u32,
 }
 
-/// A packed value never has this (its top byte is a length of at most 15): marks an empty slot.
+/// A packed value never has this (its top byte is a length of at most 15, and a pair's split is below its
+/// length): marks an empty slot.
 const NO_KEY: u128 = u128::MAX;
 
-impl Default for DimCache {
+/// The slots of a cache for `distinct` values: four each, a power of two from 64 to [`MAX_CACHE_SLOTS`].
+fn cache_slots(distinct: usize) -> usize {
+    (distinct * 4).next_power_of_two().clamp(64, MAX_CACHE_SLOTS)
+}
+
+const MAX_CACHE_SLOTS: usize = 4096;
+
+impl<V: Copy + Default> Default for DimCache<V> {
     fn default() -> Self {
         DimCache::with_slots(64)
     }
 }
 
-impl DimCache {
+impl<V: Copy + Default> DimCache<V> {
     fn with_slots(slots: usize) -> Self {
         debug_assert!(slots.is_power_of_two());
-        DimCache { keys: vec![NO_KEY; slots], codes: vec![0; slots], shift: 64 - slots.trailing_zeros() }
+        DimCache { keys: vec![NO_KEY; slots], values: vec![V::default(); slots], shift: 64 - slots.trailing_zeros() }
+    }
+
+    /// The cache again with room for `distinct` values, refilled from them, if it has fewer slots than that.
+    fn grow_for(&mut self, distinct: usize, entries: impl Iterator<Item = (u128, V)>) {
+        let slots = cache_slots(distinct);
+        if slots > self.keys.len() {
+            *self = DimCache::with_slots(slots);
+            for (p, v) in entries {
+                self.put(p, v);
+            }
+        }
     }
 
     fn slot(&self, packed: u128) -> usize {
@@ -299,15 +318,15 @@ impl DimCache {
         (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
     }
 
-    fn get(&self, packed: u128) -> Option<u32> {
+    fn get(&self, packed: u128) -> Option<V> {
         let i = self.slot(packed);
-        (self.keys[i] == packed).then(|| self.codes[i])
+        (self.keys[i] == packed).then(|| self.values[i])
     }
 
-    fn put(&mut self, packed: u128, code: u32) {
+    fn put(&mut self, packed: u128, value: V) {
         let i = self.slot(packed);
         self.keys[i] = packed;
-        self.codes[i] = code;
+        self.values[i] = value;
     }
 }
 
@@ -349,13 +368,7 @@ impl DimDictionary {
         match packed {
             Some(p) => {
                 self.short.insert(p, code);
-                let slots = (self.short.len() * 4).next_power_of_two().clamp(64, 4096);
-                if slots > self.cache.keys.len() {
-                    self.cache = DimCache::with_slots(slots);
-                    for (&p, &c) in &self.short {
-                        self.cache.put(p, c);
-                    }
-                }
+                self.cache.grow_for(self.short.len(), self.short.iter().map(|(&p, &c)| (p, c)));
                 self.cache.put(p, code);
             }
             None => {
@@ -366,6 +379,39 @@ impl DimDictionary {
     }
 }
 
+/// Dimensions whose columns usually stand side by side in an export (`sku,category`, `channel,campaign`,
+/// `country,device`): each pair is looked up as one value in a [`PairDictionary`], three lookups per row
+/// instead of six. Every dimension is in exactly one pair.
+const DIM_PAIRS: [(Dim, Dim); 3] =
+    [(Dim::Sku, Dim::Category), (Dim::Channel, Dim::Campaign), (Dim::Country, Dim::Device)];
+
+/// Distinct pairs a [`PairDictionary`] takes (its cache then has the most slots). A pair of dimensions with
+/// more is looked up value by value for the rest of the run, where a pair cache would mostly miss.
+const MAX_PAIRS: usize = MAX_CACHE_SLOTS / 4;
+
+/// A cache of the codes of two dimension values that lie one separator apart in the text, keyed by the
+/// bytes from the start of the first to the end of the second (at most 15, packed as [`pack`] does) and
+/// where the first ends. The bytes between the two values are part of the key but not of either value, so
+/// the key determines both values whatever separator, quote or space lay between them: a hit gives the
+/// same codes as looking up each value in its own [`DimDictionary`], which is what fills it.
+#[derive(Default, Debug)]
+struct PairDictionary {
+    cache: DimCache<(u32, u32)>,
+    seen: HashMap<u128, (u32, u32), foldhash::fast::FixedState>,
+    /// More than [`MAX_PAIRS`] distinct pairs were seen: this pair is no longer cached.
+    full: bool,
+}
+
+/// The [`PairDictionary`] key of the fields `a` and `b` of `text`, when `b` starts one byte after `a` ends
+/// and both fit in 15 bytes with that byte.
+#[inline(always)]
+fn pair_key(text: &[u8], a: (usize, usize), b: (usize, usize)) -> Option<u128> {
+    if b.0 != a.1 + 1 || b.1 - a.0 > 15 {
+        return None;
+    }
+    pack_in(text, (a.0, b.1)).map(|packed| packed | ((a.1 - a.0) as u128) << 124)
+}
+
 /// The code of a guest (empty `customer_id`) in the customer column.
 pub const GUEST: u32 = 0;
 
@@ -374,6 +420,8 @@ pub const GUEST: u32 = 0;
 #[derive(Debug, Default)]
 pub struct Dictionaries {
     dims: [DimDictionary; 6],
+    /// One per entry of [`DIM_PAIRS`].
+    pairs: [PairDictionary; 3],
     /// The last event date parsed (rows share a date or two; see [`parse::DateMemo`]).
     dates: parse::DateMemo,
 }
@@ -382,6 +430,45 @@ impl Dictionaries {
     /// The normalised value of a dimension code.
     pub fn value(&self, dim: Dim, code: u32) -> &str {
         &self.dims[dim as usize].values[code as usize]
+    }
+
+    /// The code of the (trimmed) field `text[span]` of `dim`.
+    #[inline(always)]
+    fn code(&mut self, dim: Dim, text: &[u8], (from, to): (usize, usize)) -> u32 {
+        self.dims[dim as usize].code_packed(dim, &text[from..to], pack_in(text, (from, to)))
+    }
+
+    /// The codes of the fields `a` and `b` of text for the dimensions of `DIM_PAIRS[pair]`: from the pair's
+    /// cache when the two are close enough for a [`pair_key`], else value by value.
+    #[inline(always)]
+    fn pair_codes(&mut self, pair: usize, text: &[u8], a: (usize, usize), b: (usize, usize)) -> (u32, u32) {
+        match pair_key(text, a, b) {
+            Some(key) if !self.pairs[pair].full => match self.pairs[pair].cache.get(key) {
+                Some(codes) => codes,
+                None => self.pair_miss(pair, text, a, b, key),
+            },
+            _ => (self.code(DIM_PAIRS[pair].0, text, a), self.code(DIM_PAIRS[pair].1, text, b)),
+        }
+    }
+
+    /// A pair cache miss: a pair seen before (its slot was taken by another), or a new one, looked up value
+    /// by value.
+    #[inline(never)]
+    fn pair_miss(&mut self, pair: usize, text: &[u8], a: (usize, usize), b: (usize, usize), key: u128) -> (u32, u32) {
+        if let Some(&codes) = self.pairs[pair].seen.get(&key) {
+            self.pairs[pair].cache.put(key, codes);
+            return codes;
+        }
+        let codes = (self.code(DIM_PAIRS[pair].0, text, a), self.code(DIM_PAIRS[pair].1, text, b));
+        let cached = &mut self.pairs[pair];
+        if cached.seen.len() >= MAX_PAIRS {
+            *cached = PairDictionary { full: true, ..PairDictionary::default() };
+            return codes;
+        }
+        cached.seen.insert(key, codes);
+        cached.cache.grow_for(cached.seen.len(), cached.seen.iter().map(|(&k, &v)| (k, v)));
+        cached.cache.put(key, codes);
+        codes
     }
 }
 
@@ -494,29 +581,30 @@ pub fn accept_row(
         let (from, to) = span_of(header, record, c);
         &record.text()[from..to]
     }
-    let field = |c: Column| field_of(header, record, c);
-    let time = parse::event_time_micros_with(field(Column::EventTime), &mut dicts.dates)
+    let time = parse::event_time_micros_with(field_of(header, record, Column::EventTime), &mut dicts.dates)
         .ok_or(RejectReason::EventTimeInvalid)?;
-    let order_id = field(Column::OrderId);
+    let order_id = field_of(header, record, Column::OrderId);
     if order_id.is_empty() {
         return Err(RejectReason::OrderIdMissing);
     }
-    let sku = field(Column::Sku);
+    let sku = field_of(header, record, Column::Sku);
     if sku.is_empty() {
         return Err(RejectReason::SkuMissing);
     }
-    let quantity = parse::quantity(field(Column::Quantity)).ok_or(RejectReason::QuantityInvalid)?;
-    let price = parse::price_cents(field(Column::UnitPrice)).ok_or(RejectReason::UnitPriceInvalid)?;
+    let quantity = parse::quantity(field_of(header, record, Column::Quantity)).ok_or(RejectReason::QuantityInvalid)?;
+    let price =
+        parse::price_cents(field_of(header, record, Column::UnitPrice)).ok_or(RejectReason::UnitPriceInvalid)?;
 
     chunk.hour.push(parse::hour_start(time));
     chunk.ids.extend_from_slice(order_id);
     chunk.id_ends.push(chunk.ids.len() as u32);
-    chunk.ids.extend_from_slice(field(Column::CustomerId));
+    chunk.ids.extend_from_slice(field_of(header, record, Column::CustomerId));
     chunk.id_ends.push(chunk.ids.len() as u32);
-    for dim in Dim::ALL {
-        let (from, to) = span_of(header, record, dim.column());
-        let code = dicts.dims[dim as usize].code_packed(dim, &text[from..to], pack_in(text, (from, to)));
-        chunk.dims[dim as usize].push(code);
+    for (pair, (a, b)) in DIM_PAIRS.into_iter().enumerate() {
+        let spans = (span_of(header, record, a.column()), span_of(header, record, b.column()));
+        let (code_a, code_b) = dicts.pair_codes(pair, text, spans.0, spans.1);
+        chunk.dims[a as usize].push(code_a);
+        chunk.dims[b as usize].push(code_b);
     }
     chunk.quantity.push(quantity);
     chunk.revenue.push(i128::from(quantity) * price);
@@ -649,6 +737,62 @@ mod tests {
         }
         assert_eq!(few.cache.keys.len(), 64);
         assert_eq!((few.code(Dim::Channel, b"app"), few.code(Dim::Channel, b"APP")), (1, 1));
+    }
+
+    #[test]
+    fn pair_lookups_give_every_value_its_own_code() {
+        // Dimension columns side by side, with the text between fields as the one-pass scan leaves it: a
+        // comma, the quotes and comma of quoted fields, or nothing (csv_core's fields back to back).
+        let names = ["event_time", "order_id", "sku", "category", "quantity", "unit_price", "channel", "campaign"];
+        let h = header(&[&names[..], &["country", "device"]].concat()).unwrap();
+        let (mut dicts, mut chunk) = (Dictionaries::default(), Chunk::default());
+        let mut x = 99u64;
+        let mut next = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        let categories = ["toys", " Toys", "TOYS ", "", "garden-and-outdoor-living", "a,b", "a"];
+        // `a,b` then `c`, and `a` then `b,c`: the same bytes from the first value's start to the second's end.
+        let channels = ["Email", "email", " web", "a,b", "a", ""];
+        let campaigns = ["c", "b,c", "Winback", "spring-sale-2026", "c "];
+        let (countries, devices) = (["de", "DE ", "us", "\u{a0}fr"], ["mobile", "Desktop", "", "tv"]);
+        let mut expected = Vec::new();
+        for _ in 0..20_000 {
+            // More SKU and category pairs than a pair cache takes, so that pair stops being cached midway.
+            let sku = format!("S{}", next(1500));
+            let row = [
+                sku.as_str(),
+                categories[next(categories.len())],
+                channels[next(channels.len())],
+                campaigns[next(campaigns.len())],
+                countries[next(countries.len())],
+                devices[next(devices.len())],
+            ];
+            let fields: [&str; 10] =
+                ["2026-11-22T13:00:00Z", "o1", row[0], row[1], "1", "1.00", row[2], row[3], row[4], row[5]];
+            let (mut text, mut spans) = (Vec::new(), Vec::new());
+            for (i, field) in fields.iter().enumerate() {
+                if i > 0 {
+                    text.extend_from_slice([&b","[..], b"\",\"", b""][next(3)]);
+                }
+                spans.push((text.len(), text.len() + field.len()));
+                text.extend_from_slice(field.as_bytes());
+            }
+            accept_row(&h, &Record::new(&text, &spans), &mut dicts, &mut chunk).unwrap();
+            let normal = |dim: Dim, raw: &str| dim.normalise(raw.trim());
+            expected.push(std::array::from_fn::<_, 6, _>(|d| normal(Dim::ALL[d], row[d])));
+        }
+        for (i, want) in expected.iter().enumerate() {
+            for dim in Dim::ALL {
+                assert_eq!(dicts.value(dim, chunk.dims[dim as usize][i]), want[dim as usize], "row {i} {dim:?}");
+            }
+        }
+        assert!(dicts.pairs[0].full, "SKU and category pairs outgrew their cache");
+        assert!(!dicts.pairs[1].full && dicts.pairs[1].seen.len() > 10, "channel and campaign pairs are cached");
+        assert_eq!(dicts.value(Dim::Country, chunk.dims[Dim::Country as usize][0]), expected[0][4]);
+        assert_eq!(DIM_PAIRS.iter().flat_map(|&(a, b)| [a, b]).collect::<Vec<_>>(), Dim::ALL, "each dim in one pair");
     }
 
     #[test]
