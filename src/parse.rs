@@ -124,6 +124,39 @@ pub fn quantity(s: &[u8]) -> Option<i64> {
 /// Parses a unit price into cents: `digits[.digits]`, at most two fraction digits once trailing zeros are
 /// dropped, at most 1e12. No sign, exponent, currency symbol or thousands separator.
 pub fn price_cents(s: &[u8]) -> Option<i128> {
+    plain_price_cents(s).or_else(|| price_cents_checked(s))
+}
+
+/// [`price_cents`] of the common shapes (`487.74`, `318.750`, `12`: up to 16 bytes, at most three fraction
+/// digits) in one pass over the bytes; `None` for anything else, which [`price_cents_checked`] then decides.
+/// Every price it accepts, the checked parser accepts with the same value (a test compares the two).
+#[inline(always)]
+fn plain_price_cents(s: &[u8]) -> Option<i128> {
+    if s.is_empty() || s.len() > 16 {
+        return None;
+    }
+    // Every digit in one number (at most 16 digits: no overflow), and where the point is.
+    let (mut value, mut point) = (0u64, s.len());
+    for (i, &b) in s.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => value = value * 10 + u64::from(b - b'0'),
+            b'.' if point == s.len() && i > 0 => point = i,
+            _ => return None,
+        }
+    }
+    let cents = match s.len() - point {
+        0 => value * 100, // no point
+        2 => value * 10,  // one fraction digit
+        3 => value,
+        4 if value % 10 == 0 => value / 10,
+        _ => return None, // a point at the end, a third significant fraction digit, or more digits
+    };
+    let cents = i128::from(cents);
+    (cents <= MAX_PRICE_CENTS).then_some(cents)
+}
+
+/// [`price_cents`] of any input: each rule checked on its own.
+fn price_cents_checked(s: &[u8]) -> Option<i128> {
     let (int, frac) = match s.iter().position(|&b| b == b'.') {
         Some(p) => (&s[..p], Some(&s[p + 1..])),
         None => (s, None),
@@ -321,6 +354,32 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(quantity(input.as_bytes()), *want, "case {input:?}");
+        }
+    }
+
+    #[test]
+    fn the_one_pass_price_parser_agrees_with_the_checked_one() {
+        // Random short strings of digits, points and other bytes, zeros often: whatever the one-pass parser
+        // accepts, the checked parser accepts with the same value.
+        let mut x = 5u64;
+        let mut accepted = 0;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 19) as usize;
+            let s: Vec<u8> = (0..len).map(|i| b"0000123456789..x-"[((x >> (3 * i + 5)) % 17) as usize]).collect();
+            if let Some(cents) = plain_price_cents(&s) {
+                accepted += 1;
+                assert_eq!(price_cents_checked(&s), Some(cents), "{:?}", String::from_utf8_lossy(&s));
+            }
+        }
+        assert!(accepted > 10_000, "{accepted}");
+        // The shapes the one-pass parser is for do take it.
+        for (s, want) in
+            [("487.74", 48774), ("318.750", 31875), ("12", 1200), ("0.5", 50), ("1000000000000", MAX_PRICE_CENTS)]
+        {
+            assert_eq!(plain_price_cents(s.as_bytes()), Some(want), "{s}");
         }
     }
 
