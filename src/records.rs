@@ -152,7 +152,11 @@ pub struct RecordReader<R> {
     core: csv_core::Reader,
     out: Vec<u8>,
     ends: Vec<usize>,
+    /// The last record's fields: `spans[..fields]`. `spans` has room for one more than [`MAX_FIELDS`], so
+    /// [`scan_line`] writes a field with a bounds check and a store, its count in a register, where a vector
+    /// push loaded its capacity and stored its length for every field.
     spans: Vec<(usize, usize)>,
+    fields: usize,
     /// Where the last record's text is: in `buf` (an unquoted line) or in `out` (parsed by csv_core).
     last: (usize, usize, bool),
     /// `buf[pos..ascii_end]` is known to be ASCII: one check per buffer instead of one per line.
@@ -174,7 +178,8 @@ impl<R: Refill> RecordReader<R> {
             core: primed_core(),
             out: vec![0; 4096],
             ends: vec![0; 64],
-            spans: Vec::new(),
+            spans: vec![(0, 0); MAX_FIELDS + 1],
+            fields: 0,
             last: (0, 0, false),
             ascii_end: 0,
         }
@@ -200,7 +205,9 @@ impl<R: Refill> RecordReader<R> {
         let (line, start) = (self.line, self.offset);
         loop {
             let text = &self.buf[self.pos..self.end];
-            match scan_line(text, &mut self.spans) {
+            let (scan, fields) = scan_line(text, &mut self.spans);
+            self.fields = fields;
+            match scan {
                 Scan::Plain(eol) if eol.is_some() || self.eof => {
                     let len = eol.unwrap_or(text.len());
                     self.last = (self.pos, self.pos + len, false);
@@ -227,13 +234,16 @@ impl<R: Refill> RecordReader<R> {
                 }
             }
         }
-        if self.spans.len() > MAX_FIELDS {
+        if self.fields > MAX_FIELDS {
             return Err(self.corrupt(format!("the record at line {line} has more than {MAX_FIELDS} fields")));
         }
         let (from, to, quoted) = self.last;
         if quoted {
             let text = &self.out[from..to];
-            return Ok(Some((line, Record { text, spans: &self.spans, separated: false, ascii: false })));
+            return Ok(Some((
+                line,
+                Record { text, spans: &self.spans[..self.fields], separated: false, ascii: false },
+            )));
         }
         if to > self.ascii_end {
             // Extend the known ASCII run; it stops at a non-ASCII byte until the lines pass it.
@@ -241,7 +251,8 @@ impl<R: Refill> RecordReader<R> {
             self.ascii_end = known + ascii_prefix(&self.buf[known..self.end]);
         }
         let text = &self.buf[from..to];
-        Ok(Some((line, Record { text, spans: &self.spans, separated: true, ascii: to <= self.ascii_end })))
+        let spans = &self.spans[..self.fields];
+        Ok(Some((line, Record { text, spans, separated: true, ascii: to <= self.ascii_end })))
     }
 
     /// A record with a quote: parsed by `csv_core`, which may consume it across several buffers.
@@ -271,10 +282,11 @@ impl<R: Refill> RecordReader<R> {
                 ReadRecordResult::Record | ReadRecordResult::End => break,
             }
         }
-        self.spans.clear();
+        // More than MAX_FIELDS ends: the first MAX_FIELDS + 1 are kept, and the caller fails the record.
+        self.fields = nends.min(self.spans.len());
         let mut from = 0;
-        for &to in &self.ends[..nends] {
-            self.spans.push((from, to));
+        for (span, &to) in self.spans.iter_mut().zip(&self.ends[..nends]) {
+            *span = (from, to);
             from = to;
         }
         self.last = (0, nout, true);
@@ -452,20 +464,22 @@ mod classes {
 /// comma tests of a block are a few instructions, where a search call per field cost more than the search. A quoted field that csv
 /// reads as just its contents (see [`simple_quoted`]) is taken here too; any other quote leaves the record
 /// to csv_core ([`Scan::Quoted`]).
-fn scan_line(text: &[u8], spans: &mut Vec<(usize, usize)>) -> Scan {
-    spans.clear();
+fn scan_line(text: &[u8], spans: &mut [(usize, usize)]) -> (Scan, usize) {
+    let mut n = 0;
     let mut from = 0;
     let mut at = 0;
-    let field = |spans: &mut Vec<(usize, usize)>, span: (usize, usize)| {
-        if spans.len() <= MAX_FIELDS {
-            spans.push(span); // past the limit the caller fails the record
+    // Past the room in `spans` the field is not kept; the count then tells the caller to fail the record.
+    let field = |spans: &mut [(usize, usize)], n: &mut usize, span: (usize, usize)| {
+        if let Some(slot) = spans.get_mut(*n) {
+            *slot = span;
+            *n += 1;
         }
     };
     // A quote at `q`: the field must start there and be simple. Returns where scanning goes on, or how the
     // scan ends.
-    let quoted = |spans: &mut Vec<(usize, usize)>, from: &mut usize, q: usize| -> Result<usize, Scan> {
+    let quoted = |spans: &mut [(usize, usize)], n: &mut usize, from: &mut usize, q: usize| -> Result<usize, Scan> {
         let close = (q == *from).then(|| simple_quoted(text, q)).flatten().ok_or(Scan::Quoted)?;
-        field(spans, (q + 1, close));
+        field(spans, n, (q + 1, close));
         match text.get(close + 1) {
             Some(b',') => {
                 *from = close + 2;
@@ -485,44 +499,44 @@ fn scan_line(text: &[u8], spans: &mut Vec<(usize, usize)>) -> Scan {
         let mut commas = commas & limit;
         while commas != 0 {
             let comma = at + (commas.trailing_zeros() / STRIDE) as usize;
-            field(spans, (from, comma));
+            field(spans, &mut n, (from, comma));
             from = comma + 1;
             commas &= commas - 1;
         }
         if quotes != 0 {
-            match quoted(spans, &mut from, at + (quotes.trailing_zeros() / STRIDE) as usize) {
+            match quoted(spans, &mut n, &mut from, at + (quotes.trailing_zeros() / STRIDE) as usize) {
                 Ok(next) => at = next,
-                Err(end) => return end,
+                Err(end) => return (end, n),
             }
             continue;
         }
         if breaks != 0 {
             let eol = at + (breaks.trailing_zeros() / STRIDE) as usize;
-            spans.push((from, eol));
-            return Scan::Plain(Some(eol));
+            field(spans, &mut n, (from, eol));
+            return (Scan::Plain(Some(eol)), n);
         }
         at += BLOCK;
     }
     while let Some(&byte) = text.get(at) {
         match byte {
             b'\n' | b'\r' => {
-                spans.push((from, at));
-                return Scan::Plain(Some(at));
+                field(spans, &mut n, (from, at));
+                return (Scan::Plain(Some(at)), n);
             }
-            b'"' => match quoted(spans, &mut from, at) {
+            b'"' => match quoted(spans, &mut n, &mut from, at) {
                 Ok(next) => at = next,
-                Err(end) => return end,
+                Err(end) => return (end, n),
             },
             b',' => {
-                field(spans, (from, at));
+                field(spans, &mut n, (from, at));
                 from = at + 1;
                 at += 1;
             }
             _ => at += 1,
         }
     }
-    spans.push((from, text.len()));
-    Scan::Plain(None)
+    field(spans, &mut n, (from, text.len()));
+    (Scan::Plain(None), n)
 }
 
 /// Where the closing quote is of the quoted field opening at `q`, if csv reads that field as just the bytes
@@ -764,27 +778,35 @@ mod tests {
 
     #[test]
     fn scan_line_splits_to_the_first_break_and_leaves_hard_quotes_to_csv_core() {
-        let mut spans = Vec::new();
+        let mut room = vec![(0, 0); 8];
+        // The scan's result and the fields it wrote.
+        let mut scan = |line: &str| {
+            let (scan, n) = scan_line(line.as_bytes(), &mut room);
+            (scan, room[..n].to_vec())
+        };
         for pad in 0..20 {
             let x = "x".repeat(pad);
             let line = format!("{x},b\n\"c,d");
-            assert_eq!(scan_line(line.as_bytes(), &mut spans), Scan::Plain(Some(pad + 2)), "{line:?}");
-            assert_eq!(spans, vec![(0, pad), (pad + 1, pad + 2)]);
+            assert_eq!(scan(&line), (Scan::Plain(Some(pad + 2)), vec![(0, pad), (pad + 1, pad + 2)]), "{line:?}");
             let quoted = format!("{x}\",b\n");
-            assert_eq!(scan_line(quoted.as_bytes(), &mut spans), Scan::Quoted, "{quoted:?}");
-            assert_eq!(scan_line(x.as_bytes(), &mut spans), Scan::Plain(None));
-            assert_eq!(spans, vec![(0, pad)]);
+            assert_eq!(scan(&quoted).0, Scan::Quoted, "{quoted:?}");
+            assert_eq!(scan(&x), (Scan::Plain(None), vec![(0, pad)]));
             // Simple quoted fields are split here, without their quotes.
             let simple = format!("{x},\"a,b\",c,\"\"\r");
-            assert_eq!(scan_line(simple.as_bytes(), &mut spans), Scan::Plain(Some(pad + 11)), "{simple:?}");
-            assert_eq!(spans, vec![(0, pad), (pad + 2, pad + 5), (pad + 7, pad + 8), (pad + 10, pad + 10)]);
-            assert_eq!(scan_line(format!("{x},\"a\"").as_bytes(), &mut spans), Scan::Plain(None));
-            assert_eq!(spans, vec![(0, pad), (pad + 2, pad + 3)]);
+            assert_eq!(
+                scan(&simple),
+                (
+                    Scan::Plain(Some(pad + 11)),
+                    vec![(0, pad), (pad + 2, pad + 5), (pad + 7, pad + 8), (pad + 10, pad + 10)]
+                ),
+                "{simple:?}"
+            );
+            assert_eq!(scan(&format!("{x},\"a\"")), (Scan::Plain(None), vec![(0, pad), (pad + 2, pad + 3)]));
             // Escapes, line breaks inside, text after the closing quote: csv_core's.
             for other in
                 [format!("{x},\"a\"\"b\"\n"), format!("{x},\"a\nb\"\n"), format!("{x},\"a\"b\n"), format!("{x},\"a")]
             {
-                assert_eq!(scan_line(other.as_bytes(), &mut spans), Scan::Quoted, "{other:?}");
+                assert_eq!(scan(&other).0, Scan::Quoted, "{other:?}");
             }
         }
         assert_eq!(ascii_prefix(&[b'a'; 200]), 200);
