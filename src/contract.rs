@@ -389,11 +389,12 @@ const DIM_PAIRS: [(Dim, Dim); 3] =
 /// more is looked up value by value for the rest of the run, where a pair cache would mostly miss.
 const MAX_PAIRS: usize = MAX_CACHE_SLOTS / 4;
 
-/// A cache of the codes of two dimension values that lie one separator apart in the text, keyed by the
-/// bytes from the start of the first to the end of the second (at most 15, packed as [`pack`] does) and
-/// where the first ends. The bytes between the two values are part of the key but not of either value, so
-/// the key determines both values whatever separator, quote or space lay between them: a hit gives the
-/// same codes as looking up each value in its own [`DimDictionary`], which is what fills it.
+/// A cache of the codes of two dimension values that lie exactly one byte apart in the text, keyed by the
+/// bytes from the start of the first to the end of the second (at most 15, packed as [`pack`] does, with
+/// the length) and where the first ends. The one byte between the two values (a comma, or a space left
+/// by trimming) is part of the key but of neither value, so the key determines both values: a hit gives
+/// the same codes as looking up each value in its own [`DimDictionary`], which is what fills it. Quoted
+/// fields (two or more bytes apart) and csv_core's fields (back to back) are looked up value by value.
 #[derive(Default, Debug)]
 struct PairDictionary {
     cache: DimCache<(u32, u32)>,
@@ -742,7 +743,8 @@ mod tests {
     #[test]
     fn pair_lookups_give_every_value_its_own_code() {
         // Dimension columns side by side, with the text between fields as the one-pass scan leaves it: a
-        // comma, the quotes and comma of quoted fields, or nothing (csv_core's fields back to back).
+        // comma (pair keys), or the quotes and comma of quoted fields, or nothing (csv_core's fields back
+        // to back), which take the lookups value by value.
         let names = ["event_time", "order_id", "sku", "category", "quantity", "unit_price", "channel", "campaign"];
         let h = header(&[&names[..], &["country", "device"]].concat()).unwrap();
         let (mut dicts, mut chunk) = (Dictionaries::default(), Chunk::default());
@@ -753,7 +755,8 @@ mod tests {
             x ^= x << 17;
             (x % n as u64) as usize
         };
-        let categories = ["toys", " Toys", "TOYS ", "", "garden-and-outdoor-living", "a,b", "a"];
+        // `a` and `a\0` differ only in the length the key holds.
+        let categories = ["toys", " Toys", "TOYS ", "", "garden-and-outdoor-living", "a,b", "a", "\0", "a\0"];
         // `a,b` then `c`, and `a` then `b,c`: the same bytes from the first value's start to the second's end.
         let channels = ["Email", "email", " web", "a,b", "a", ""];
         let campaigns = ["c", "b,c", "Winback", "spring-sale-2026", "c "];

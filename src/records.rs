@@ -463,7 +463,8 @@ mod classes {
 /// or `\r`). One pass, a block at a time ([`classes`]: 16 bytes with SSE2 or NEON): the line break, quote and
 /// comma tests of a block are a few instructions, where a search call per field cost more than the search. A quoted field that csv
 /// reads as just its contents (see [`simple_quoted`]) is taken here too; any other quote leaves the record
-/// to csv_core ([`Scan::Quoted`]).
+/// to csv_core ([`Scan::Quoted`]). Returns how the scan ended and how many fields it wrote to the start of
+/// `spans`; fields past its room are not kept, and a count of `spans.len()` means the line may have more.
 fn scan_line(text: &[u8], spans: &mut [(usize, usize)]) -> (Scan, usize) {
     let mut n = 0;
     let mut from = 0;
@@ -640,18 +641,23 @@ mod tests {
 
     #[test]
     fn too_many_fields_fail_the_file() {
-        // Unquoted, a simple quoted field (the one-pass scan), and an escaped quote (csv_core).
-        for line in [
-            ",".repeat(MAX_FIELDS + 1),
-            format!("\"q\"{}", ",".repeat(MAX_FIELDS + 1)),
-            format!("\"q\"\"q\"{}", ",".repeat(MAX_FIELDS + 1)),
-        ] {
-            let text = format!("h\n{line}\n");
-            let mut reader = RecordReader::new(text.as_bytes(), 1 << 24);
-            assert!(reader.read().unwrap().is_some());
-            let err = reader.read().unwrap_err();
-            let decode = crate::input::decode_error(&err).expect("a decode error");
-            assert!(decode.to_string().contains("more than 65536 fields"), "{decode}");
+        // Unquoted, a simple quoted field (the one-pass scan), and an escaped quote (csv_core); exactly
+        // MAX_FIELDS fields pass, one more fails.
+        for first in ["", "\"q\"", "\"q\"\"q\""] {
+            for fields in [MAX_FIELDS, MAX_FIELDS + 1, MAX_FIELDS + 2] {
+                let text = format!("h\n{first}{}\n", ",".repeat(fields - 1));
+                let mut reader = RecordReader::new(text.as_bytes(), 1 << 24);
+                assert!(reader.read().unwrap().is_some());
+                match reader.read() {
+                    Ok(Some((_, record))) => assert_eq!((fields, record.len()), (MAX_FIELDS, MAX_FIELDS), "{first}"),
+                    Ok(None) => panic!("no record"),
+                    Err(err) => {
+                        let decode = crate::input::decode_error(&err).expect("a decode error");
+                        assert!(decode.to_string().contains("more than 65536 fields"), "{decode}");
+                        assert!(fields > MAX_FIELDS, "{first}: {fields} fields fail");
+                    }
+                }
+            }
         }
     }
 
