@@ -435,12 +435,19 @@ fn threaded<R: Refill>(reader: &mut RecordReader<R>, v: &mut Validation<'_>) -> 
         let (id_result, aggregation_result) = (id_stage.join(), aggregation.join());
         let ids = joined("intern-ids", id_result)?;
         let engine = joined("aggregate", aggregation_result)?;
-        match (validated, engine) {
-            (Ok(()), engine) => Ok((engine?, ids)),
-            (Err(_), Err(stage)) => Err(stage),
-            (Err(e), Ok(_)) => Err(e),
-        }
+        Ok((outcome(validated, engine)?, ids))
     })
+}
+
+/// The run's result from validation's and aggregation's, once both stages have ended: an aggregation error
+/// is the run's error even when validation failed too, because validation then only saw that aggregation
+/// had stopped taking chunks ([`stopped`]); otherwise validation's error is.
+fn outcome<T>(validated: Result<()>, aggregated: Result<T>) -> Result<T> {
+    match (validated, aggregated) {
+        (Ok(()), aggregated) => aggregated,
+        (Err(_), Err(stage)) => Err(stage),
+        (Err(e), Ok(_)) => Err(e),
+    }
 }
 
 fn write_outputs(
@@ -513,6 +520,20 @@ fn failed_summary(source: &SourceInfo, e: &InputError) -> Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_aggregation_error_is_reported_as_itself_not_as_validation_stopping() {
+        let failed = || Error::from(PolarsError::ComputeError("the group state overflowed".into()));
+        let invalid = || Error::from(InputError::CorruptInput { message: "not gzip".into() });
+        let message = |r: Result<u8>| r.map_err(|e| e.to_string());
+        // Validation stopped because aggregation did: the run fails with aggregation's error.
+        assert_eq!(message(outcome(Err(stopped()), Err(failed()))), Err(failed().to_string()));
+        assert_eq!(message(outcome(Ok(()), Err(failed()))), Err(failed().to_string()));
+        // Validation failed on its own (aggregation finished what it was given): validation's error.
+        assert_eq!(message(outcome(Err(invalid()), Ok(1))), Err(invalid().to_string()));
+        assert_eq!(message(outcome(Ok(()), Ok(1))), Ok(1));
+        assert_ne!(stopped().to_string(), failed().to_string());
+    }
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
