@@ -440,15 +440,18 @@ impl Dictionaries {
     }
 
     /// The codes of the fields `a` and `b` of text for the dimensions of `DIM_PAIRS[pair]`: from the pair's
-    /// cache when the two are close enough for a [`pair_key`], else value by value.
+    /// cache when the two are close enough for a [`pair_key`] (and the pair is still cached), else value by
+    /// value.
     #[inline(always)]
     fn pair_codes(&mut self, pair: usize, text: &[u8], a: (usize, usize), b: (usize, usize)) -> (u32, u32) {
-        match pair_key(text, a, b) {
-            Some(key) if !self.pairs[pair].full => match self.pairs[pair].cache.get(key) {
+        // A pair that is no longer cached does not build its key.
+        let key = if self.pairs[pair].full { None } else { pair_key(text, a, b) };
+        match key {
+            Some(key) => match self.pairs[pair].cache.get(key) {
                 Some(codes) => codes,
                 None => self.pair_miss(pair, text, a, b, key),
             },
-            _ => (self.code(DIM_PAIRS[pair].0, text, a), self.code(DIM_PAIRS[pair].1, text, b)),
+            None => (self.code(DIM_PAIRS[pair].0, text, a), self.code(DIM_PAIRS[pair].1, text, b)),
         }
     }
 
