@@ -1,17 +1,21 @@
 //! The aggregation engine: turns validated chunks into the insight tables declared in [`crate::tables`].
 //!
 //! Memory is bounded by the number of distinct keys, not by the file. Each chunk becomes a polars
-//! DataFrame of integer codes. For every table, polars groups the chunk (by `hour` and the table's keys,
-//! packed into one integer column when they fit) and sums `units` and `revenue` per group with the eager
-//! API; no query plan per chunk. Those *mergeable partial results* are merged into a map of
-//! [`GroupState`]s: sums are added, and the ids of each distinct-count metric go from the group's rows
-//! into Roaring bitmaps (orders at once; customers and products held back over a few chunks and merged
-//! together, see [`PENDING_IDS`]). Ids are dense codes assigned in order of first appearance
-//! ([`crate::intern::IdInterners`]), so a group's ids in a chunk are mostly ascending and above what its
-//! bitmap holds, and the bitmaps stay small: about one bit per id for large groups and two bytes per id for
-//! sparse ones. The chunk is then dropped.
+//! DataFrame of integer codes. It is grouped once per [`Grouping`]: by `hour` and the keys of one table, or
+//! of tables aggregated together ([`JOINT`]: category_sales and top_products, by category and sku); a table
+//! whose metrics a finer grouping gives (hourly_kpis, from channel_performance's) is not grouped at all
+//! ([`plan`]). The group key is packed into one integer when it fits; a key of up to 32 bits has its rows
+//! put in key order first ([`by_key`], a radix sort), so polars takes its sorted-key path, where a group is
+//! a range of rows. polars then sums `units` and `revenue` per group with the eager API; no query plan per
+//! chunk. Those *mergeable partial results* are merged into a map of [`GroupState`]s: sums are added, and
+//! the ids of each distinct-count metric go from the group's rows into Roaring bitmaps (orders at once;
+//! customers and products held back over a few chunks and merged together, see [`PENDING_IDS`]). Ids are
+//! dense codes assigned in order of first appearance ([`crate::intern::IdInterners`]), so a group's ids in a
+//! chunk are mostly ascending and above what its bitmap holds, and the bitmaps stay small: about one bit per
+//! id for large groups and two bytes per id for sparse ones. The chunk is then dropped.
 //!
-//! At the end the small per-group result is labelled (codes -> strings), ranked and sorted in Rust.
+//! At the end every table sums up its groups from its grouping ([`Grouping::sum_up`]: sums added, sets
+//! unioned), and the small result is labelled (codes -> strings), ranked and sorted in Rust.
 
 use std::collections::HashMap;
 
@@ -65,8 +69,26 @@ impl Distinct {
     }
 }
 
-/// Group key: hour start (µs) and up to two dimension codes.
-type GroupKey = (i64, [u32; 2]);
+/// Dimension codes a group key holds at most: a grouping's keys (a joint grouping has the keys of all its
+/// tables).
+const MAX_KEYS: usize = 4;
+
+/// Group key: hour start (µs) and up to [`MAX_KEYS`] dimension codes (the unused ones 0).
+type GroupKey = (i64, [u32; MAX_KEYS]);
+
+/// Tables aggregated together per chunk, as one [`Grouping`] by the keys of all of them: polars groups a
+/// chunk once for both, units and revenue are summed once, and each row's ids are gathered once. At the end
+/// each table sums up its groups from the joint ones, as `hourly_kpis` does from `channel_performance`.
+/// (`products` needs no ids at all where `sku` is a key: a joint group holds one sku.) Measured on 1 GB,
+/// one core: see docs/benchmarks.md. Tables named here that are missing from the specs are skipped.
+const JOINT: &[&[&str]] = &[&["category_sales", "top_products"]];
+
+/// Groups (over all hours of a run) a joint grouping may hold. Its groups are the combinations of its
+/// tables' keys that occur, which real data keeps to a few hundred per hour (channel × campaign × country ×
+/// device); many more would leave a few rows per group and chunk, and each group costs a hash entry and
+/// bitmaps of its own, so past this a joint grouping is split into one grouping per table
+/// ([`Engine::split`]), which takes its state over and goes on from there.
+const MAX_JOINT_GROUPS: usize = 16 * 1024;
 
 /// The merged state of one group.
 #[derive(Default)]
@@ -79,11 +101,11 @@ struct GroupState {
     pending: [Vec<u32>; 3],
 }
 
-/// Ids a table may hold back before merging them into its groups' bitmaps (checked after each chunk, so at
-/// most this plus one chunk's ids). Merging ids that are not above a bitmap's maximum (customers, mostly)
-/// builds a bitmap of them and ORs it in, one new array per container touched; a group's ids from several
-/// chunks merged at once share that work. Bounds the memory it takes to 4 bytes per id (plus the vectors'
-/// slack).
+/// Ids a grouping may hold back before merging them into its groups' bitmaps (checked after each chunk, so
+/// at most this plus one chunk's ids). Merging ids that are not above a bitmap's maximum (customers,
+/// mostly) builds a bitmap of them and ORs it in, one new array per container touched; a group's ids from
+/// several chunks merged at once share that work. Bounds the memory it takes to 4 bytes per id (plus the
+/// vectors' slack).
 const PENDING_IDS: usize = 512 * 1024;
 
 impl GroupState {
@@ -94,49 +116,162 @@ impl GroupState {
             *pending = Vec::new();
         }
     }
+
+    /// Adds a finer group's sums and its sets of `distinct` into this one.
+    fn absorb(&mut self, finer: &GroupState, distinct: &[Distinct]) {
+        self.lines += finer.lines;
+        self.units += finer.units;
+        self.revenue += finer.revenue;
+        for &d in distinct {
+            self.ids[d as usize] |= &finer.ids[d as usize];
+        }
+    }
 }
 
-struct TableState {
-    spec: &'static TableSpec,
-    /// The group columns: `hour`, then the table's keys.
+/// The groups of a table, or of a [`Grouping`], by key.
+type Groups = HashMap<GroupKey, GroupState, foldhash::fast::FixedState>;
+
+/// The distinct sets of `spec` that a grouping by `keys` has to gather per chunk: those it counts, except
+/// the products where `sku` is a key (a group then holds one sku).
+fn gathered<'a>(spec: &'a TableSpec, keys: &'a [Dim]) -> impl Iterator<Item = Distinct> + 'a {
+    let known = move |d: Distinct| d == Distinct::Products && keys.contains(&Dim::Sku);
+    Distinct::ALL.into_iter().filter(move |&d| d.counted_by(spec) && !known(d))
+}
+
+/// Whether a grouping by `keys` that gathers `distinct` gives every metric of `spec`: the table's keys are
+/// among its keys, so each of its groups is the union of whole groups of the grouping (every row of the
+/// one lies in exactly one of the others), and each set the table counts is gathered or a key.
+fn can_feed(keys: &[Dim], distinct: &[Distinct], spec: &TableSpec) -> bool {
+    spec.keys.iter().all(|k| keys.contains(k)) && gathered(spec, keys).all(|d| distinct.contains(&d))
+}
+
+/// Where each of `keys` sits among the keys `finer` of a grouping, to map a group of it to a coarser one.
+fn key_positions(keys: &[Dim], finer: &[Dim]) -> Vec<usize> {
+    keys.iter().map(|k| finer.iter().position(|f| f == k).expect("a coarser key is a finer one's")).collect()
+}
+
+/// The group that a finer group `(hour, codes)` lies in.
+fn coarser_key((hour, codes): GroupKey, positions: &[usize]) -> GroupKey {
+    let mut key = [0u32; MAX_KEYS];
+    for (k, &i) in positions.iter().enumerate() {
+        key[k] = codes[i];
+    }
+    (hour, key)
+}
+
+/// What polars groups each chunk by, and the merged state of those groups: the keys of one table, or of
+/// several aggregated together ([`JOINT`]). Every table is summed up at the end from one grouping whose
+/// keys include its own ([`can_feed`]).
+struct Grouping {
+    /// The tables grouped together here (one, or a joint grouping's).
+    members: Vec<usize>,
+    keys: Vec<Dim>,
+    /// The group columns: `hour`, then `keys`.
     group: Vec<&'static str>,
+    /// The ids gathered per chunk.
     distinct: Vec<Distinct>,
-    groups: HashMap<GroupKey, GroupState, foldhash::fast::FixedState>,
+    groups: Groups,
     /// Ids held back in the groups' `pending` vectors, and how many may be ([`PENDING_IDS`]).
     pending: usize,
     pending_budget: usize,
 }
 
-impl TableState {
-    /// A table whose per-chunk aggregation counts the ids of `distinct` (the others it derives).
-    fn new(spec: &'static TableSpec, distinct: Vec<Distinct>) -> Self {
-        assert!(spec.keys.len() <= 2, "table {} has more than two keys", spec.name);
-        let group = std::iter::once("hour").chain(spec.keys.iter().map(|k| k.name())).collect();
-        TableState { spec, group, distinct, groups: HashMap::default(), pending: 0, pending_budget: PENDING_IDS }
+/// The keys of all the tables `members` of `specs`, in order of first mention.
+fn keys_of(specs: &[TableSpec], members: &[usize]) -> Vec<Dim> {
+    let mut keys: Vec<Dim> = Vec::new();
+    for key in members.iter().flat_map(|&t| specs[t].keys) {
+        if !keys.contains(key) {
+            keys.push(*key);
+        }
+    }
+    keys
+}
+
+impl Grouping {
+    /// The grouping of the tables `members` of `specs`, by all of their keys (in order of first mention).
+    fn new(specs: &[TableSpec], members: Vec<usize>) -> Self {
+        let keys = keys_of(specs, &members);
+        assert!(keys.len() <= MAX_KEYS, "a grouping has more than {MAX_KEYS} keys: {keys:?}");
+        let distinct: Vec<Distinct> = Distinct::ALL
+            .into_iter()
+            .filter(|&d| members.iter().any(|&t| gathered(&specs[t], &keys).any(|g| g == d)))
+            .collect();
+        let group = std::iter::once("hour").chain(keys.iter().map(|k| k.name())).collect();
+        Grouping { members, distinct, keys, group, groups: Groups::default(), pending: 0, pending_budget: PENDING_IDS }
     }
 
     /// Groups a chunk with polars, sums per group with polars, and merges the partial result into the
-    /// group states; the ids of each group go straight from the chunk into its Roaring bitmaps.
+    /// group states; the ids of each group go straight from the chunk into its Roaring bitmaps. When the
+    /// packed group key has at most [`MAX_SORTED_BITS`], the rows are first put in key order ([`by_key`])
+    /// and polars takes its sorted-key path: each group is a range of rows, summed in one sweep, with no
+    /// hash table and no list of row numbers per group to grow. Otherwise polars hashes the key.
     fn push(&mut self, chunk: &DataFrame, hours: &HourNumbers, scratch: &mut Scratch) -> Result<()> {
-        let by = match packed_key(chunk, hours, self.spec.keys)? {
-            Some(key) => vec![key],
-            None => self.group.iter().map(|&name| chunk.column(name).cloned()).collect::<PolarsResult<Vec<_>>>()?,
-        };
-        let grouped = chunk.group_by_with_series(by, false, false)?;
-        let groups: &GroupsType = grouped.get_groups();
-        // SAFETY: the groups were just computed from this frame, so every index is in bounds.
+        match packed_key(chunk, hours, &self.keys)? {
+            Some((packed, width)) if width <= MAX_SORTED_BITS => {
+                let (keys, rows) = by_key(packed, width, &mut scratch.sort);
+                // SAFETY: `rows` are row numbers of this chunk.
+                let take = |name: &str| -> PolarsResult<Column> {
+                    Ok(unsafe { chunk.column(name)?.take_slice_unchecked(&rows) })
+                };
+                let mut key = UInt64Chunked::from_vec("group".into(), keys);
+                key.set_sorted_flag(polars::series::IsSorted::Ascending);
+                let key = key.into_column();
+                let sorted = DataFrame::new(rows.len(), vec![key.clone(), take("quantity")?, take("revenue")?])?;
+                let grouped = sorted.group_by_with_series(vec![key], false, false)?;
+                self.merge(chunk, &sorted, grouped.get_groups(), Some(&rows), scratch)
+            }
+            packed => {
+                let by = match packed {
+                    Some((packed, _)) => vec![UInt64Chunked::from_vec("group".into(), packed).into_column()],
+                    None => {
+                        self.group.iter().map(|&name| chunk.column(name).cloned()).collect::<PolarsResult<Vec<_>>>()?
+                    }
+                };
+                let grouped = chunk.group_by_with_series(by, false, false)?;
+                self.merge(chunk, chunk, grouped.get_groups(), None, scratch)
+            }
+        }
+    }
+
+    /// Merges the groups polars found in `frame` (the chunk, or its rows in the order `order`, which maps a
+    /// row of `frame` to the chunk's) into the group states: `frame`'s units and revenue summed by polars,
+    /// the keys and ids from the chunk.
+    fn merge(
+        &mut self,
+        chunk: &DataFrame,
+        frame: &DataFrame,
+        groups: &GroupsType,
+        order: Option<&[IdxSize]>,
+        scratch: &mut Scratch,
+    ) -> Result<()> {
+        // SAFETY: the groups were just computed from `frame`, so every index is in bounds.
         let (units, revenue) =
-            unsafe { (chunk.column("quantity")?.agg_sum(groups), chunk.column("revenue")?.agg_sum(groups)) };
+            unsafe { (frame.column("quantity")?.agg_sum(groups), frame.column("revenue")?.agg_sum(groups)) };
         let units = units.i64()?;
         let revenue = revenue.decimal()?.physical();
         let slice_u32 = |name: &str| -> PolarsResult<&[u32]> { chunk.column(name)?.u32()?.cont_slice() };
         let hour_starts = chunk.column("hour")?.i64()?.cont_slice()?;
-        let keys: Vec<&[u32]> = self.spec.keys.iter().map(|k| slice_u32(k.name())).collect::<PolarsResult<_>>()?;
+        let keys: Vec<&[u32]> = self.keys.iter().map(|k| slice_u32(k.name())).collect::<PolarsResult<_>>()?;
         let ids: Vec<(Distinct, &[u32])> =
             self.distinct.iter().map(|&d| Ok((d, slice_u32(d.id_column())?))).collect::<PolarsResult<_>>()?;
-        for (g, rows) in groups.iter().enumerate() {
-            let first = rows.first() as usize;
-            let mut key = [0u32; 2];
+        let mut listed = Vec::new();
+        for (g, group) in groups.iter().enumerate() {
+            // The group's rows of the chunk.
+            let rows = match (group, order) {
+                (GroupsIndicator::Idx((_, idx)), None) => Rows::Listed(idx),
+                (GroupsIndicator::Slice([first, len]), None) => Rows::Range(first as usize, len as usize),
+                (GroupsIndicator::Slice([first, len]), Some(order)) => {
+                    Rows::Listed(&order[first as usize..(first + len) as usize])
+                }
+                // polars keeps a sorted key's groups as ranges; mapped row by row should it not.
+                (GroupsIndicator::Idx((_, idx)), Some(order)) => {
+                    listed.clear();
+                    listed.extend(idx.iter().map(|&i| order[i as usize]));
+                    Rows::Listed(&listed)
+                }
+            };
+            let first = rows.first();
+            let mut key = [0u32; MAX_KEYS];
             for (k, codes) in keys.iter().enumerate() {
                 key[k] = codes[first];
             }
@@ -145,7 +280,7 @@ impl TableState {
             state.units += units.get(g).unwrap_or(0);
             state.revenue += revenue.get(g).unwrap_or(0);
             for &(distinct, column) in &ids {
-                gather(&rows, column, &mut scratch.ids);
+                gather(rows, column, &mut scratch.ids);
                 if distinct == Distinct::Customers {
                     scratch.ids.retain(|&id| distinct.counts(id));
                 }
@@ -170,12 +305,31 @@ impl TableState {
         }
         self.pending = 0;
     }
-}
 
+    /// Adds every group (flushed) into the coarser groups `into` by `keys`: sums, the sets of `distinct`
+    /// this grouping gathered, and the products from the `sku` key where `distinct` asks for products that
+    /// were not gathered.
+    fn sum_up(&self, keys: &[Dim], distinct: &[Distinct], into: &mut Groups) {
+        let at = key_positions(keys, &self.keys);
+        let sets: Vec<Distinct> = distinct.iter().copied().filter(|d| self.distinct.contains(d)).collect();
+        let sku = distinct
+            .contains(&Distinct::Products)
+            .then(|| self.keys.iter().position(|&k| k == Dim::Sku))
+            .flatten()
+            .filter(|_| !self.distinct.contains(&Distinct::Products));
+        for (&key, group) in &self.groups {
+            let coarse = into.entry(coarser_key(key, &at)).or_default();
+            coarse.absorb(group, &sets);
+            if let Some(i) = sku {
+                coarse.ids[Distinct::Products as usize].insert(key.1[i]);
+            }
+        }
+    }
+}
 /// The values of `column` in a group's rows, into `scratch`, without the repeats of a value in the row
 /// before it. The lines of an order are adjacent, so their order (and mostly customer) codes repeat: this
 /// halves what the sort and the bitmap merge see, for a compare per row.
-fn gather(rows: &GroupsIndicator<'_>, column: &[u32], scratch: &mut Vec<u32>) {
+fn gather(rows: Rows<'_>, column: &[u32], scratch: &mut Vec<u32>) {
     fn without_repeats(values: impl Iterator<Item = u32>, len: usize, out: &mut Vec<u32>) {
         out.clear();
         out.resize(len, 0);
@@ -189,13 +343,93 @@ fn gather(rows: &GroupsIndicator<'_>, column: &[u32], scratch: &mut Vec<u32>) {
         out.truncate(kept);
     }
     match rows {
-        GroupsIndicator::Idx((_, idx)) => without_repeats(idx.iter().map(|&r| column[r as usize]), idx.len(), scratch),
-        // polars makes slice groups only for keys flagged as sorted, which ours never are; kept for safety.
-        GroupsIndicator::Slice([start, len]) => {
-            let slice = &column[*start as usize..(*start + *len) as usize];
+        Rows::Listed(rows) => without_repeats(rows.iter().map(|&r| column[r as usize]), rows.len(), scratch),
+        Rows::Range(start, len) => {
+            let slice = &column[start..start + len];
             without_repeats(slice.iter().copied(), slice.len(), scratch)
         }
     }
+}
+
+/// A group's rows of a chunk, in chunk order.
+#[derive(Clone, Copy, Debug)]
+enum Rows<'a> {
+    /// By row number, ascending.
+    Listed(&'a [IdxSize]),
+    /// `len` rows from `start` (polars makes such groups only for keys flagged as sorted, which the chunk's
+    /// columns never are; kept for safety).
+    Range(usize, usize),
+}
+
+impl Rows<'_> {
+    fn first(self) -> usize {
+        match self {
+            Rows::Listed(rows) => rows[0] as usize,
+            Rows::Range(start, _) => start,
+        }
+    }
+
+    fn len(self) -> usize {
+        match self {
+            Rows::Listed(rows) => rows.len(),
+            Rows::Range(_, len) => len,
+        }
+    }
+}
+
+/// Widest packed group key whose rows are put in key order for polars' sorted-key group_by ([`by_key`]:
+/// three passes of [`DIGIT_BITS`] at most). Wider keys are hashed by polars.
+const MAX_SORTED_BITS: u32 = 32;
+
+/// Bits of the key sorted per pass of [`by_key`]: its counts (8 KiB) stay in L1.
+const DIGIT_BITS: u32 = 11;
+
+/// Reused buffers of [`by_key`].
+#[derive(Default)]
+struct SortScratch {
+    items: Vec<u64>,
+    spare: Vec<u64>,
+    counts: Vec<u32>,
+}
+
+/// The chunk's rows in the order of their packed group keys (`width` bits, at most 32), stable, so that a
+/// group's rows keep the chunk's order: the sorted keys, and the row each comes from. An LSD radix sort of
+/// (key << 32 | row) on the key's bits, [`DIGIT_BITS`] per pass: one pass for the tables of a few
+/// dimension values, two for the SKUs. (Measured: one pass of up to 16 bits for the SKUs, or moving the
+/// quantities and revenues in the last pass instead of polars' gather, were 2-3% slower.)
+fn by_key(packed: Vec<u64>, width: u32, scratch: &mut SortScratch) -> (Vec<u64>, Vec<IdxSize>) {
+    debug_assert!(width <= MAX_SORTED_BITS && packed.len() <= u32::MAX as usize);
+    let SortScratch { items, spare, counts } = scratch;
+    items.clear();
+    items.extend(packed.iter().enumerate().map(|(row, &key)| key << 32 | row as u64));
+    let mut shift = 32;
+    while shift < 32 + width {
+        let bits = DIGIT_BITS.min(32 + width - shift);
+        let digit = |item: u64| ((item >> shift) & ((1 << bits) - 1)) as usize;
+        counts.clear();
+        counts.resize(1 << bits, 0);
+        for &item in items.iter() {
+            counts[digit(item)] += 1;
+        }
+        let mut at = 0;
+        for count in counts.iter_mut() {
+            (*count, at) = (at, at + *count);
+        }
+        spare.clear();
+        spare.resize(items.len(), 0);
+        for &item in items.iter() {
+            let slot = &mut counts[digit(item)];
+            spare[*slot as usize] = item;
+            *slot += 1;
+        }
+        std::mem::swap(items, spare);
+        shift += bits;
+    }
+    let mut keys = packed;
+    for (key, &item) in keys.iter_mut().zip(items.iter()) {
+        *key = item >> 32;
+    }
+    (keys, items.iter().map(|&item| item as IdxSize).collect())
 }
 
 const HOUR_MICROS: i64 = 3_600_000_000;
@@ -231,7 +465,7 @@ fn bits(max: u64) -> u32 {
 /// The group key of every row packed into one `u64` column (hour number within the chunk, then each key
 /// code, in as few bits as the chunk needs), when it fits: polars groups one integer column several times
 /// faster than several columns, which it has to row-encode first. `None` when the codes need more bits.
-fn packed_key(chunk: &DataFrame, hours: &HourNumbers, keys: &[Dim]) -> Result<Option<Column>> {
+fn packed_key(chunk: &DataFrame, hours: &HourNumbers, keys: &[Dim]) -> Result<Option<(Vec<u64>, u32)>> {
     let mut width = hours.width;
     let mut columns = Vec::with_capacity(keys.len());
     for key in keys {
@@ -256,7 +490,7 @@ fn packed_key(chunk: &DataFrame, hours: &HourNumbers, keys: &[Dim]) -> Result<Op
             *p = shift(*p, w, code);
         }
     }
-    Ok(Some(UInt64Chunked::from_vec("group".into(), packed).into_column()))
+    Ok(Some((packed, width)))
 }
 
 /// Reused buffers for one group's ids.
@@ -265,6 +499,8 @@ struct Scratch {
     ids: Vec<u32>,
     /// The radix sort's second buffer.
     spare: Vec<u32>,
+    /// The buffers of [`by_key`].
+    sort: SortScratch,
 }
 
 /// Adds `ids` (any order, repeats allowed; reordered in place) to `set`. `spare` is scratch space.
@@ -326,112 +562,118 @@ pub struct Table {
 
 /// Aggregates chunks into the insight tables.
 pub struct Engine {
-    tables: Vec<TableState>,
-    /// Distinct sets a table derives from a finer table instead of counting per chunk:
-    /// (table, what is counted, source table).
-    derived: Vec<(usize, Distinct, usize)>,
-    /// Tables not aggregated per chunk at all, but summed up at the end from a finer table:
-    /// (table, source table). See [`rollups`].
-    rollups: Vec<(usize, usize)>,
+    specs: &'static [TableSpec],
+    /// What each chunk is grouped by: one grouping per table or per joint set of tables ([`JOINT`]).
+    groupings: Vec<Grouping>,
+    /// The grouping each table is summed up from at the end.
+    feeds: Vec<usize>,
+    /// Groups a joint grouping may hold before it is split ([`MAX_JOINT_GROUPS`]).
+    max_joint_groups: usize,
     /// Reused buffers for the ids of one group.
     scratch: Scratch,
 }
 
-/// Whether table `a` splits every group of table `b` into finer ones.
-fn finer(a: &TableSpec, b: &TableSpec) -> bool {
-    a.keys.len() > b.keys.len() && b.keys.iter().all(|k| a.keys.contains(k))
-}
-
-/// Where each key of `spec` sits among the keys of the finer table `source`, to map a group of `source`
-/// to the group of `spec` it lies in.
-fn key_positions(spec: &TableSpec, source: &TableSpec) -> Vec<usize> {
-    spec.keys.iter().map(|k| source.keys.iter().position(|f| f == k).unwrap_or(0)).collect()
-}
-
-/// The group of the coarser table that a finer table's group `(hour, codes)` lies in.
-fn coarser_key((hour, codes): GroupKey, positions: &[usize]) -> GroupKey {
-    let mut key = [0u32; 2];
-    for (k, &i) in positions.iter().enumerate() {
-        key[k] = codes[i];
-    }
-    (hour, key)
-}
-
-/// Tables that need no aggregation per chunk: a finer table, itself aggregated per chunk, gives every
-/// metric of theirs at the end. Line counts, units and revenue add up over the finer groups a group splits
-/// into, and the distinct sets are that table's too ([`derivations`]). So `hourly_kpis` is summed up from
-/// `channel_performance`, and each chunk is grouped four times instead of five. Returns (table, source).
-fn rollups(specs: &[TableSpec], derived: &[(usize, Distinct, usize)]) -> Vec<(usize, usize)> {
-    // Finest tables first: a source must not be a rollup itself.
-    let mut order: Vec<usize> = (0..specs.len()).collect();
-    order.sort_by_key(|&t| std::cmp::Reverse(specs[t].keys.len()));
-    let mut rollups: Vec<(usize, usize)> = Vec::new();
-    for t in order {
-        let spec = &specs[t];
-        let source = (0..specs.len()).find(|&u| {
-            finer(&specs[u], spec)
-                && !rollups.iter().any(|&(r, _)| r == u)
-                && Distinct::ALL.into_iter().filter(|&d| d.counted_by(spec)).all(|d| derived.contains(&(t, d, u)))
-        });
-        if let Some(u) = source {
-            rollups.push((t, u));
+/// The groupings for `specs` and the grouping each table is summed up from. First the joint groupings of
+/// `joint` (sets of table names). Then, finest first, every other table is summed up from a grouping one of
+/// whose tables alone could give it all its metrics (so that it still can after a split), or gets a
+/// grouping of its own: `hourly_kpis` is summed up from `channel_performance`'s grouping, and is not grouped
+/// per chunk.
+fn plan(specs: &[TableSpec], joint: &[&[&str]]) -> (Vec<Grouping>, Vec<usize>) {
+    let mut groupings: Vec<Grouping> = Vec::new();
+    let mut feeds: Vec<Option<usize>> = vec![None; specs.len()];
+    for names in joint {
+        let members: Vec<usize> = (0..specs.len()).filter(|&t| names.contains(&specs[t].name)).collect();
+        if members.len() < 2 || members.iter().any(|&t| feeds[t].is_some()) {
+            continue;
         }
-    }
-    rollups
-}
-
-/// The distinct sets a table can take from a finer one: where another table groups by every key of this
-/// one (and maybe more) and counts the same ids, this table's set for a group is the union of that
-/// table's sets for the groups it splits into (every row of a group lies in exactly one finer group).
-/// So `hourly_kpis` takes its orders and customers from `channel_performance`, and two fewer id sets are
-/// gathered and merged per chunk. Returns (table, distinct, source).
-fn derivations(specs: &[TableSpec]) -> Vec<(usize, Distinct, usize)> {
-    let counts = |spec: &TableSpec, d: Distinct| d.counted_by(spec);
-    // A source must count per chunk itself: no finer table counts the same ids (so there are no chains).
-    let root = |u: &TableSpec, d: Distinct| counts(u, d) && !specs.iter().any(|w| finer(w, u) && counts(w, d));
-    let mut derived = Vec::new();
-    for (t, spec) in specs.iter().enumerate() {
-        for d in Distinct::ALL.into_iter().filter(|&d| counts(spec, d)) {
-            if let Some(u) = specs.iter().position(|u| finer(u, spec) && root(u, d)) {
-                derived.push((t, d, u));
-            }
+        if keys_of(specs, &members).len() > MAX_KEYS {
+            continue;
         }
+        for &t in &members {
+            feeds[t] = Some(groupings.len());
+        }
+        groupings.push(Grouping::new(specs, members));
     }
-    derived
+    let mut rest: Vec<usize> = (0..specs.len()).filter(|&t| feeds[t].is_none()).collect();
+    rest.sort_by_key(|&t| std::cmp::Reverse(specs[t].keys.len()));
+    for t in rest {
+        let fed_by_member = |g: &Grouping| {
+            g.members.iter().any(|&m| {
+                let keys = specs[m].keys;
+                can_feed(keys, &gathered(&specs[m], keys).collect::<Vec<_>>(), &specs[t])
+            })
+        };
+        feeds[t] = Some(groupings.iter().position(fed_by_member).unwrap_or_else(|| {
+            groupings.push(Grouping::new(specs, vec![t]));
+            groupings.len() - 1
+        }));
+    }
+    (groupings, feeds.into_iter().map(|f| f.expect("every table is planned")).collect())
 }
 
 impl Engine {
     pub fn new(specs: &'static [TableSpec]) -> Self {
-        let derived = derivations(specs);
-        let tables = specs
-            .iter()
-            .enumerate()
-            .map(|(t, spec)| {
-                let counted = Distinct::ALL
-                    .into_iter()
-                    .filter(|&d| d.counted_by(spec))
-                    .filter(|&d| !derived.iter().any(|&(dt, dd, _)| dt == t && dd == d))
-                    .collect();
-                TableState::new(spec, counted)
-            })
-            .collect();
-        let rollups = rollups(specs, &derived);
-        Engine { tables, derived, rollups, scratch: Scratch::default() }
+        Engine::with_joint(specs, JOINT)
     }
 
-    /// Reduces one chunk into the partial results of every table. The chunk is emptied.
+    fn with_joint(specs: &'static [TableSpec], joint: &[&[&str]]) -> Self {
+        let (groupings, feeds) = plan(specs, joint);
+        Engine { specs, groupings, feeds, max_joint_groups: MAX_JOINT_GROUPS, scratch: Scratch::default() }
+    }
+
+    /// Reduces one chunk into the partial results of every grouping. The chunk is emptied.
     pub fn push(&mut self, chunk: &mut Chunk) -> Result<()> {
         if chunk.is_empty() {
             return Ok(());
         }
         let frame = chunk_frame(chunk)?;
         let hours = HourNumbers::of(&frame)?;
-        for (t, table) in self.tables.iter_mut().enumerate() {
-            if !self.rollups.iter().any(|&(r, _)| r == t) {
-                table.push(&frame, &hours, &mut self.scratch)?;
-            }
+        for grouping in &mut self.groupings {
+            grouping.push(&frame, &hours, &mut self.scratch)?;
+        }
+        let max = self.max_joint_groups;
+        while let Some(g) = self.groupings.iter().position(|g| g.members.len() > 1 && g.groups.len() > max) {
+            self.split(g);
         }
         Ok(())
+    }
+
+    /// Replaces the joint grouping `g` by one grouping per table, each starting from the joint state summed
+    /// up by its keys: the first table's takes `g`'s place, the others come last. The tables summed up from
+    /// `g` are summed up from those.
+    fn split(&mut self, g: usize) {
+        let specs = self.specs;
+        let joint = &mut self.groupings[g];
+        tracing::info!(
+            tables = ?joint.members.iter().map(|&t| specs[t].name).collect::<Vec<_>>(),
+            groups = joint.groups.len(),
+            "too many groups to aggregate these tables together; going on table by table"
+        );
+        joint.flush(&mut self.scratch.spare);
+        let own: Vec<Grouping> = joint
+            .members
+            .iter()
+            .map(|&t| {
+                let mut own = Grouping::new(specs, vec![t]);
+                joint.sum_up(&own.keys, &own.distinct, &mut own.groups);
+                own
+            })
+            .collect();
+        let at: Vec<usize> =
+            std::iter::once(g).chain(self.groupings.len()..self.groupings.len() + own.len() - 1).collect();
+        let mut own = own.into_iter();
+        self.groupings[g] = own.next().expect("a joint grouping has tables");
+        self.groupings.extend(own);
+        for (t, spec) in specs.iter().enumerate() {
+            if self.feeds[t] != g {
+                continue;
+            }
+            // `plan` sums a table up from a joint grouping only where one of its tables' groupings can.
+            self.feeds[t] = *at
+                .iter()
+                .find(|&&o| can_feed(&self.groupings[o].keys, &self.groupings[o].distinct, spec))
+                .expect("a table of the joint grouping gives this table's metrics");
+        }
     }
 
     /// Heap bytes of the merged state, allocated capacity included (for logs and the memory benchmark).
@@ -446,7 +688,7 @@ impl Engine {
             containers + stores as usize
         };
         let group = std::mem::size_of::<(GroupKey, GroupState)>() + 1;
-        self.tables
+        self.groupings
             .iter()
             .map(|t| {
                 let held: usize = t.groups.values().flat_map(|g| &g.pending).map(|p| p.capacity() * 4).sum();
@@ -455,36 +697,24 @@ impl Engine {
             .sum()
     }
 
+    /// Every table's merged groups, summed up from its grouping. Each grouping is dropped once its tables
+    /// have their groups.
+    fn merged(mut self) -> Vec<(&'static TableSpec, Groups)> {
+        let mut tables: Vec<(&'static TableSpec, Groups)> = self.specs.iter().map(|s| (s, Groups::default())).collect();
+        for (g, mut grouping) in std::mem::take(&mut self.groupings).into_iter().enumerate() {
+            grouping.flush(&mut self.scratch.spare);
+            for t in (0..self.specs.len()).filter(|&t| self.feeds[t] == g) {
+                let spec = &self.specs[t];
+                let counted: Vec<Distinct> = Distinct::ALL.into_iter().filter(|d| d.counted_by(spec)).collect();
+                grouping.sum_up(spec.keys, &counted, &mut tables[t].1);
+            }
+        }
+        tables
+    }
+
     /// Finishes every table. Tables of a run without valid rows have zero rows.
-    pub fn finish(mut self, dicts: &Dictionaries) -> Result<Vec<Table>> {
-        for table in &mut self.tables {
-            table.flush(&mut self.scratch.spare);
-        }
-        for &(t, u) in &self.rollups {
-            let at = key_positions(self.tables[t].spec, self.tables[u].spec);
-            let sums: Vec<(GroupKey, i64, i64, i128)> = self.tables[u]
-                .groups
-                .iter()
-                .map(|(&key, g)| (coarser_key(key, &at), g.lines, g.units, g.revenue))
-                .collect();
-            for (key, lines, units, revenue) in sums {
-                let group = self.tables[t].groups.entry(key).or_default();
-                group.lines += lines;
-                group.units += units;
-                group.revenue += revenue;
-            }
-        }
-        for &(t, d, u) in &self.derived {
-            let at = key_positions(self.tables[t].spec, self.tables[u].spec);
-            let mut unions: HashMap<GroupKey, RoaringBitmap, foldhash::fast::FixedState> = HashMap::default();
-            for (&key, group) in &self.tables[u].groups {
-                *unions.entry(coarser_key(key, &at)).or_default() |= &group.ids[d as usize];
-            }
-            for (key, ids) in unions {
-                self.tables[t].groups.entry(key).or_default().ids[d as usize] = ids;
-            }
-        }
-        self.tables.into_iter().map(|state| label(state, dicts)).collect()
+    pub fn finish(self, dicts: &Dictionaries) -> Result<Vec<Table>> {
+        self.merged().into_iter().map(|(spec, groups)| label(spec, groups, dicts)).collect()
     }
 }
 
@@ -554,10 +784,8 @@ pub fn div_round_half_away(num: i128, den: i128) -> i128 {
 /// Turns the merged state of a table into its output: dimension codes become strings, distinct counts and
 /// derived metrics are computed, top-N is applied, rows are sorted by `hour_start` then the dimensions (or
 /// rank).
-fn label(state: TableState, dicts: &Dictionaries) -> Result<Table> {
-    let spec = state.spec;
-    let mut groups: Vec<Group> = state
-        .groups
+fn label(spec: &'static TableSpec, groups: Groups, dicts: &Dictionaries) -> Result<Table> {
+    let mut groups: Vec<Group> = groups
         .into_iter()
         .map(|((hour, codes), g)| Group {
             hour,
@@ -633,24 +861,58 @@ fn build_frame(spec: &TableSpec, groups: &[Group]) -> Result<DataFrame> {
 mod tests {
     use super::*;
 
+    /// Groupings (tables, keys, ids gathered) and feeds (table, first table of its grouping).
+    type Described = (Vec<(Vec<&'static str>, Vec<Dim>, Vec<Distinct>)>, Vec<(&'static str, &'static str)>);
+
+    /// The groupings of `specs` by their tables' names, with their keys and the ids they gather, and the
+    /// grouping (by its first table) each table is summed up from.
+    fn described(engine: &Engine) -> Described {
+        let specs: &'static [TableSpec] = engine.specs;
+        let name = |t: usize| specs[t].name;
+        let groupings = engine
+            .groupings
+            .iter()
+            .map(|g| (g.members.iter().map(|&t| name(t)).collect(), g.keys.clone(), g.distinct.clone()));
+        let feeds = engine.feeds.iter().enumerate().map(|(t, &g)| (name(t), name(engine.groupings[g].members[0])));
+        (groupings.collect(), feeds.collect())
+    }
+
     #[test]
-    fn hourly_kpis_are_summed_up_from_channel_performance() {
-        let name = |t: usize| crate::tables::TABLES[t].name;
-        let derived: Vec<(&str, Distinct, &str)> =
-            derivations(crate::tables::TABLES).into_iter().map(|(t, d, u)| (name(t), d, name(u))).collect();
+    fn the_insight_tables_are_grouped_three_times_per_chunk() {
+        let (groupings, feeds) = described(&Engine::new(crate::tables::TABLES));
         assert_eq!(
-            derived,
+            groupings,
             vec![
-                ("hourly_kpis", Distinct::Orders, "channel_performance"),
-                ("hourly_kpis", Distinct::Customers, "channel_performance"),
+                // Products are the sku key: no ids but the orders gathered.
+                (vec!["category_sales", "top_products"], vec![Dim::Category, Dim::Sku], vec![Distinct::Orders]),
+                (
+                    vec!["channel_performance"],
+                    vec![Dim::Channel, Dim::Campaign],
+                    vec![Distinct::Orders, Distinct::Customers]
+                ),
+                (vec!["geo_device"], vec![Dim::Country, Dim::Device], vec![Distinct::Orders, Distinct::Customers]),
             ]
         );
-        // Its sums too: it is not aggregated per chunk at all.
-        let rollups: Vec<(&str, &str)> = rollups(crate::tables::TABLES, &derivations(crate::tables::TABLES))
-            .into_iter()
-            .map(|(t, u)| (name(t), name(u)))
-            .collect();
-        assert_eq!(rollups, vec![("hourly_kpis", "channel_performance")]);
+        assert_eq!(
+            feeds,
+            vec![
+                ("hourly_kpis", "channel_performance"),
+                ("channel_performance", "channel_performance"),
+                ("category_sales", "category_sales"),
+                ("geo_device", "geo_device"),
+                ("top_products", "category_sales"),
+            ]
+        );
+        // Table by table, hourly_kpis is still summed up from channel_performance, and category_sales
+        // gathers its products.
+        let (groupings, feeds) = described(&Engine::with_joint(crate::tables::TABLES, &[]));
+        assert_eq!(groupings.len(), 4, "{groupings:?}");
+        assert!(groupings.contains(&(
+            vec!["category_sales"],
+            vec![Dim::Category],
+            vec![Distinct::Orders, Distinct::Products]
+        )));
+        assert_eq!(feeds[0], ("hourly_kpis", "channel_performance"));
     }
 
     #[test]
@@ -665,7 +927,7 @@ mod tests {
         assert!(Distinct::Orders.counted_by(&AVG_ONLY));
         assert!(!Distinct::Customers.counted_by(&AVG_ONLY));
         let engine = Engine::new(std::slice::from_ref(&AVG_ONLY));
-        assert_eq!(engine.tables[0].distinct, vec![Distinct::Orders]);
+        assert_eq!(engine.groupings[0].distinct, vec![Distinct::Orders]);
     }
 
     /// One test row: hour, channel code, campaign code, order code, customer code, quantity. Revenue is
@@ -702,8 +964,9 @@ mod tests {
 
     /// [`channel_groups`] of several chunks, holding back at most `pending_budget` ids.
     fn channel_groups_in_chunks(chunks: &[&[Row]], pending_budget: usize) -> Vec<Merged> {
-        let spec = crate::tables::TABLES.iter().find(|t| t.name == "channel_performance").unwrap();
-        let mut table = TableState::new(spec, vec![Distinct::Orders, Distinct::Customers]);
+        let table = crate::tables::TABLES.iter().position(|t| t.name == "channel_performance").unwrap();
+        let mut table = Grouping::new(crate::tables::TABLES, vec![table]);
+        assert_eq!(table.distinct, vec![Distinct::Orders, Distinct::Customers]);
         table.pending_budget = pending_budget;
         let mut scratch = Scratch::default();
         for rows in chunks {
@@ -721,22 +984,38 @@ mod tests {
         groups
     }
 
-    fn is_packed(rows: &[Row]) -> bool {
+    /// How a chunk of `rows` is grouped for channel_performance: by polars' sorted-key path after
+    /// [`by_key`], by hashing the packed key, or by the key columns as they are.
+    fn path(rows: &[Row]) -> &'static str {
         let frame = frame(rows);
-        packed_key(&frame, &HourNumbers::of(&frame).unwrap(), &[Dim::Channel, Dim::Campaign]).unwrap().is_some()
+        match packed_key(&frame, &HourNumbers::of(&frame).unwrap(), &[Dim::Channel, Dim::Campaign]).unwrap() {
+            Some((_, width)) if width <= MAX_SORTED_BITS => "sorted",
+            Some(_) => "hashed",
+            None => "columns",
+        }
+    }
+
+    /// A channel_performance group key.
+    fn key(hour: i64, channel: u32, campaign: u32) -> GroupKey {
+        (hour, [channel, campaign, 0, 0])
     }
 
     #[test]
-    fn packed_and_unpacked_group_keys_group_alike() {
+    fn sorted_hashed_and_column_group_keys_group_alike() {
         const H: i64 = HOUR_MICROS;
-        // Hours far apart (years 0000 and 9999), before 1970, or two adjacent ones; codes that need 3 bits,
-        // or 32 bits in both keys (1 + 32 + 32 bits: too wide, so the key columns are grouped as they are).
+        // Hours far apart (years 0000 and 9999: 27 bits of hour numbers), before 1970, or two adjacent ones;
+        // codes that need 3 bits, 17 bits (1 + 17 + 17 bits: too wide to sort, so the packed key is hashed),
+        // or 32 bits in both keys (1 + 32 + 32 bits: too wide to pack, so the key columns are grouped). Far
+        // hours leave room for 5 bits of codes in a sorted key (27 + 3 + 3 bits are hashed).
         let far = (-62_167_219_200_000_000, 253_402_297_200_000_000);
-        for ((h1, h2), a, b, packed) in [
-            ((H, 2 * H), 5, 6, true),
-            ((-5 * H, -4 * H), 5, 6, true),
-            (far, 5, 6, true),
-            ((H, 2 * H), u32::MAX - 1, u32::MAX, false),
+        for ((h1, h2), a, b, how) in [
+            ((H, 2 * H), 5, 6, "sorted"),
+            ((-5 * H, -4 * H), 5, 6, "sorted"),
+            (far, 1, 2, "sorted"),
+            (far, 5, 6, "hashed"),
+            (far, 1 << 16, 1 << 16 | 1, "hashed"),
+            ((H, 2 * H), 1 << 16, 1 << 16 | 1, "hashed"),
+            ((H, 2 * H), u32::MAX - 1, u32::MAX, "columns"),
         ] {
             let rows = [
                 (h1, a, a, 7, 1, 2),
@@ -745,25 +1024,28 @@ mod tests {
                 (h1, a, a, 7, 2, 1),
                 (h1, a, a, 0, 1, 3), // order code 0 counts (only customer 0, a guest, does not)
             ];
-            assert_eq!(is_packed(&rows), packed, "hours {h1}, {h2}, codes {a}, {b}");
+            assert_eq!(path(&rows), how, "hours {h1}, {h2}, codes {a}, {b}");
             assert_eq!(
                 channel_groups(&rows),
                 vec![
-                    ((h1, [a, a]), 3, 6, 600 + 7 + 7, vec![0, 7], vec![1, 2]),
-                    ((h1, [a, b]), 1, 1, 100 + 3, vec![3], vec![]),
-                    ((h2, [a, a]), 1, 5, 500 + 9, vec![9], vec![2]),
+                    (key(h1, a, a), 3, 6, 600 + 7 + 7, vec![0, 7], vec![1, 2]),
+                    (key(h1, a, b), 1, 1, 100 + 3, vec![3], vec![]),
+                    (key(h2, a, a), 1, 5, 500 + 9, vec![9], vec![2]),
                 ],
                 "hours {h1}, {h2}, codes {a}, {b}"
             );
         }
-        // Exactly 64 bits: one hour (0 bits) and two 32-bit codes still pack, and group right.
-        let (a, b) = (u32::MAX, u32::MAX - 1);
-        let rows = [(H, a, b, 1, 1, 1), (H, b, a, 2, 1, 1), (H, a, b, 3, 2, 1)];
-        assert!(is_packed(&rows));
-        assert_eq!(
-            channel_groups(&rows),
-            vec![((H, [b, a]), 1, 1, 102, vec![2], vec![1]), ((H, [a, b]), 2, 2, 204, vec![1, 3], vec![1, 2])]
-        );
+        // Exactly 32 bits (one hour, two 16-bit codes) are still sorted; exactly 64 bits still pack.
+        for (a, b, how) in
+            [(u32::from(u16::MAX), u32::from(u16::MAX) - 1, "sorted"), (u32::MAX, u32::MAX - 1, "hashed")]
+        {
+            let rows = [(H, a, b, 1, 1, 1), (H, b, a, 2, 1, 1), (H, a, b, 3, 2, 1)];
+            assert_eq!(path(&rows), how, "codes {a}, {b}");
+            assert_eq!(
+                channel_groups(&rows),
+                vec![(key(H, b, a), 1, 1, 102, vec![2], vec![1]), (key(H, a, b), 2, 2, 204, vec![1, 3], vec![1, 2])]
+            );
+        }
     }
 
     #[test]
@@ -771,29 +1053,135 @@ mod tests {
         const H: i64 = HOUR_MICROS;
         let frame = frame(&[(3 * H, 4, 0, 1, 1, 1), (H, 2, 0, 1, 1, 1), (3 * H, 1, 0, 1, 1, 1)]);
         let hours = HourNumbers::of(&frame).unwrap();
-        let values = |keys: &[Dim]| -> Vec<u64> {
-            let key = packed_key(&frame, &hours, keys).unwrap().unwrap();
-            key.u64().unwrap().into_no_null_iter().collect()
-        };
-        assert_eq!(values(&[]), vec![2, 0, 2], "the hour numbers alone");
-        assert_eq!(values(&[Dim::Channel]), vec![2 << 3 | 4, 2, 2 << 3 | 1], "then 3 bits of channel");
+        let values = |keys: &[Dim]| packed_key(&frame, &hours, keys).unwrap().unwrap();
+        assert_eq!(values(&[]), (vec![2, 0, 2], 2), "the hour numbers alone");
+        assert_eq!(values(&[Dim::Channel]), (vec![2 << 3 | 4, 2, 2 << 3 | 1], 5), "then 3 bits of channel");
     }
 
     #[test]
-    fn slice_groups_gather_their_row_range() {
+    fn rows_in_key_order_keep_the_chunk_order_within_a_key() {
+        let mut x = 99u64;
+        let mut scratch = SortScratch::default();
+        for width in [0, 1, 5, 11, 12, 22, 23, 32] {
+            let mask = if width == 0 { 0 } else { u64::MAX >> (64 - width) };
+            for n in [0, 1, 2, 1000, 5000] {
+                let keys: Vec<u64> = (0..n)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        // Few distinct keys (many ties), spread over the whole width.
+                        ((x % 7) * 0x9E37_79B9) & mask
+                    })
+                    .collect();
+                let (sorted, rows) = by_key(keys.clone(), width, &mut scratch);
+                let mut want: Vec<(u64, IdxSize)> = keys.iter().enumerate().map(|(r, &k)| (k, r as IdxSize)).collect();
+                want.sort();
+                let got: Vec<(u64, IdxSize)> = sorted.into_iter().zip(rows).collect();
+                assert_eq!(got, want, "width {width}, {n} rows");
+            }
+        }
+    }
+
+    /// Random chunks of every dimension: two hours, multi-line orders, guests, a sku that is mostly in
+    /// one category (as in real exports) but not always.
+    fn random_chunks(seed: u64, chunks: usize, rows: usize) -> Vec<Chunk> {
+        let mut x = seed;
+        let mut next = |n: u32| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % u64::from(n)) as u32
+        };
+        let mut order = 0;
+        (0..chunks)
+            .map(|_| {
+                let mut chunk = Chunk::with_capacity(rows);
+                for _ in 0..rows {
+                    order += u32::from(next(3) == 0);
+                    chunk.hour.push(i64::from(next(2)) * HOUR_MICROS);
+                    chunk.order.push(if next(20) == 0 { next(order + 1) } else { order });
+                    chunk.customer.push(next(50) * u32::from(next(5) != 0));
+                    let sku = next(40);
+                    for dim in Dim::ALL {
+                        chunk.dims[dim as usize].push(match dim {
+                            Dim::Sku => sku,
+                            Dim::Category if next(10) != 0 => sku % 6,
+                            _ => next(5),
+                        });
+                    }
+                    let quantity = i64::from(next(4));
+                    chunk.quantity.push(quantity);
+                    chunk.revenue.push(i128::from(quantity) * i128::from(next(100_000)));
+                }
+                chunk
+            })
+            .collect()
+    }
+
+    /// Every table's groups, each as (key, lines, units, revenue, the sets the table counts).
+    type TableGroups = Vec<(&'static str, Vec<(GroupKey, i64, i64, i128, Vec<Vec<u32>>)>)>;
+
+    fn tables_of(mut engine: Engine, chunks: &[Chunk]) -> TableGroups {
+        for chunk in chunks {
+            engine.push(&mut chunk.clone()).unwrap();
+        }
+        engine
+            .merged()
+            .into_iter()
+            .map(|(spec, groups)| {
+                let mut groups: Vec<_> = groups
+                    .into_iter()
+                    .map(|(key, g)| {
+                        let sets = Distinct::ALL.into_iter().filter(|d| d.counted_by(spec));
+                        (key, g.lines, g.units, g.revenue, sets.map(|d| g.ids[d as usize].iter().collect()).collect())
+                    })
+                    .collect();
+                groups.sort();
+                (spec.name, groups)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn joint_split_and_table_by_table_groupings_give_the_same_tables() {
+        let chunks = random_chunks(7, 4, 3000);
+        let tables = crate::tables::TABLES;
+        let each = tables_of(Engine::with_joint(tables, &[]), &chunks);
+        assert!(each.iter().all(|(_, groups)| !groups.is_empty()));
+        let products: usize = each[2].1.iter().map(|g| g.4[1].len()).sum();
+        assert!(products > 40, "category_sales counts products ({products})");
+        assert_eq!(tables_of(Engine::new(tables), &chunks), each, "joint");
+        // All four keyed tables in two joint groupings of four keys (hourly_kpis from the first).
+        let wide: &[&[&str]] = &[&["channel_performance", "geo_device"], &["category_sales", "top_products"]];
+        let engine = Engine::with_joint(tables, wide);
+        assert_eq!(engine.groupings.len(), 2);
+        assert_eq!(tables_of(engine, &chunks), each, "two joint groupings");
+        // Split after the first chunk, when it has more groups than allowed.
+        for limit in [1, 100] {
+            let mut engine = Engine::with_joint(tables, wide);
+            engine.max_joint_groups = limit;
+            let mut first = chunks[0].clone();
+            engine.push(&mut first).unwrap();
+            assert_eq!(engine.groupings.len(), 4, "split at {limit} groups: one grouping per keyed table");
+            assert_eq!(described(&engine).1[0], ("hourly_kpis", "channel_performance"));
+            assert_eq!(tables_of(engine, &chunks[1..]), each, "split at {limit} groups");
+        }
+    }
+
+    #[test]
+    fn listed_and_range_rows_gather_their_values() {
         let column = [10, 11, 12, 13, 14];
         let mut scratch = vec![99];
-        gather(&GroupsIndicator::Slice([1, 3]), &column, &mut scratch);
+        gather(Rows::Range(1, 3), &column, &mut scratch);
         assert_eq!(scratch, vec![11, 12, 13]);
-        let item: IdxItem = (4, vec![4, 0].into());
-        gather(&GroupsIndicator::Idx((item.0, &item.1)), &column, &mut scratch);
+        gather(Rows::Listed(&[4, 0]), &column, &mut scratch);
         assert_eq!(scratch, vec![14, 10]);
         // Repeats of the row before are dropped; a value seen earlier but not just before is kept.
         let column = [7, 7, 8, 7, 7, 9, 9];
-        let item: IdxItem = (0, vec![0, 1, 2, 3, 4, 5, 6].into());
-        gather(&GroupsIndicator::Idx((item.0, &item.1)), &column, &mut scratch);
+        gather(Rows::Listed(&[0, 1, 2, 3, 4, 5, 6]), &column, &mut scratch);
         assert_eq!(scratch, vec![7, 8, 7, 9]);
-        gather(&GroupsIndicator::Slice([0, 2]), &column, &mut scratch);
+        gather(Rows::Range(0, 2), &column, &mut scratch);
         assert_eq!(scratch, vec![7]);
     }
 
