@@ -114,8 +114,8 @@ pub struct RunArgs {
     /// Largest record (MiB) accepted before the file fails as corrupt (guards against unclosed quotes).
     #[arg(long, default_value_t = 32)]
     pub max_record_mib: u64,
-    /// How validation, id interning and aggregation share the CPU: `threads` (one thread each, for two or
-    /// more cores), `inline` (one after the other on one thread, for one core), or `auto` (`inline` when
+    /// How reading, validation, id interning and aggregation share the CPU: `threads` (one thread each, for
+    /// two or more cores), `inline` (one after the other on one thread, for one core), or `auto` (`inline` when
     /// this process may use one CPU only). The Lambda handler always uses `auto`, which there also picks
     /// `inline` for a function of 1769 MB or less.
     #[arg(long, value_enum, default_value_t = pipeline::StageMode::Auto, env = "HOURLY_INSIGHTS_STAGES")]

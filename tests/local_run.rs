@@ -319,12 +319,15 @@ fn gzip_input_gives_the_same_tables() {
     let plain = tempfile::tempdir().unwrap();
     let gz = tempfile::tempdir().unwrap();
     let (_, a, _) = run(&fixture(FIXTURE), plain.path(), &[]);
-    let (code, b, _) = run(&fixture("fixtures/bad/gzip-input.csv.gz"), gz.path(), &[]);
-    assert_eq!(code, 0);
-    assert_eq!(a["rows"], b["rows"]);
-    assert_eq!(a["totals"], b["totals"]);
-    assert_eq!(b["source"]["bytes"], fs::metadata(fixture("fixtures/bad/gzip-input.csv.gz")).unwrap().len());
-    assert_eq!(parquet_by_partition(plain.path()), parquet_by_partition(gz.path()));
+    // Decoded on a reader thread of its own (threads), or on the parsing thread (inline).
+    for stages in ["threads", "inline"] {
+        let (code, b, _) = run(&fixture("fixtures/bad/gzip-input.csv.gz"), gz.path(), &["--stages", stages]);
+        assert_eq!(code, 0, "{stages}");
+        assert_eq!(a["rows"], b["rows"], "{stages}");
+        assert_eq!(a["totals"], b["totals"], "{stages}");
+        assert_eq!(b["source"]["bytes"], fs::metadata(fixture("fixtures/bad/gzip-input.csv.gz")).unwrap().len());
+        assert_eq!(parquet_by_partition(plain.path()), parquet_by_partition(gz.path()), "{stages}");
+    }
 }
 
 #[test]
@@ -348,10 +351,14 @@ fn bad_inputs_fail_clearly_or_lose_nothing() {
         // Each row's revenue fits decimal(18,2) in every finer table; only the hour's total does not.
         ("revenue-overflow.csv", 2, "failed", Some("revenue_overflow"), [0, 0, 0], &[]),
     ];
-    for (file, want_code, status, kind, rows, reasons) in cases {
+    // Every case in both stage modes: input read on a thread of its own (threads) or on the parsing thread
+    // (inline).
+    for ((file, want_code, status, kind, rows, reasons), stages) in
+        cases.iter().flat_map(|case| ["threads", "inline"].map(|stages| (case, stages)))
+    {
         let out = tempfile::tempdir().unwrap();
-        let (code, summary, output) = run(&fixture(&format!("fixtures/bad/{file}")), out.path(), &[]);
-        let ctx = format!("case {file}: {summary}");
+        let (code, summary, output) = run(&fixture(&format!("fixtures/bad/{file}")), out.path(), &["--stages", stages]);
+        let ctx = format!("case {file}, {stages}: {summary}");
         assert_eq!(code, *want_code, "{ctx}");
         assert_eq!(summary["status"], *status, "{ctx}");
         assert_eq!(summary["error"]["kind"].as_str(), *kind, "{ctx}");
@@ -398,15 +405,18 @@ fn a_record_that_never_ends_fails_the_file_instead_of_filling_memory() {
     data.extend_from_slice(b"2026-11-22T13:00:00Z,\"A2 never closes,S1,1,1.00\n");
     data.extend(std::iter::repeat_n(b"2026-11-22T13:00:00Z,A3,S1,1,1.00\n".as_slice(), 120_000).flatten());
     fs::write(&input, &data).unwrap();
-    let (code, summary, output) = run(&input, &work.path().join("out"), &["--max-record-mib", "1"]);
-    assert_eq!(code, 2, "{}", String::from_utf8_lossy(&output.stderr));
-    assert_eq!(summary["error"]["kind"], "corrupt_input");
-    let message = summary["error"]["message"].as_str().unwrap();
-    assert!(message.contains("line 3") && message.contains("unclosed quote"), "{message}");
-    // The same file with the default limit (32 MiB > 4 MiB file) treats the rest as one rejected record.
-    let (code, summary, _) = run(&input, &work.path().join("out2"), &[]);
-    assert_eq!(code, 0);
-    assert_eq!(summary["rows"], serde_json::json!({"read": 2, "valid": 1, "rejected": 1}));
+    for stages in ["threads", "inline"] {
+        let out = work.path().join(stages);
+        let (code, summary, output) = run(&input, &out, &["--max-record-mib", "1", "--stages", stages]);
+        assert_eq!(code, 2, "{stages}: {}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(summary["error"]["kind"], "corrupt_input");
+        let message = summary["error"]["message"].as_str().unwrap();
+        assert!(message.contains("line 3") && message.contains("unclosed quote"), "{stages}: {message}");
+        // The same file with the default limit (32 MiB > 4 MiB file) treats the rest as one rejected record.
+        let (code, summary, _) = run(&input, &out.join("default-limit"), &["--stages", stages]);
+        assert_eq!(code, 0, "{stages}");
+        assert_eq!(summary["rows"], serde_json::json!({"read": 2, "valid": 1, "rejected": 1}), "{stages}");
+    }
 }
 
 #[test]
