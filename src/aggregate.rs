@@ -306,10 +306,11 @@ impl Grouping {
         self.pending = 0;
     }
 
-    /// Adds every group (flushed) into the coarser groups `into` by `keys`: sums, the sets of `distinct`
-    /// this grouping gathered, and the products from the `sku` key where `distinct` asks for products that
-    /// were not gathered.
-    fn sum_up(&self, keys: &[Dim], distinct: &[Distinct], into: &mut Groups) {
+    /// The groups (flushed) summed up by the coarser `keys`, one coarse group at a time, in key order: sums
+    /// added, the sets of `distinct` this grouping gathered unioned, and the products from the `sku` key
+    /// where `distinct` asks for products that were not gathered. Only one coarse group's sets exist at a
+    /// time besides this grouping's, so summing up adds little to the peak memory of a run.
+    fn sum_up(&self, keys: &[Dim], distinct: &[Distinct], mut visit: impl FnMut(GroupKey, GroupState)) {
         let at = key_positions(keys, &self.keys);
         let sets: Vec<Distinct> = distinct.iter().copied().filter(|d| self.distinct.contains(d)).collect();
         let sku = distinct
@@ -317,15 +318,22 @@ impl Grouping {
             .then(|| self.keys.iter().position(|&k| k == Dim::Sku))
             .flatten()
             .filter(|_| !self.distinct.contains(&Distinct::Products));
-        for (&key, group) in &self.groups {
-            let coarse = into.entry(coarser_key(key, &at)).or_default();
-            coarse.absorb(group, &sets);
-            if let Some(i) = sku {
-                coarse.ids[Distinct::Products as usize].insert(key.1[i]);
+        let mut finer: Vec<(GroupKey, GroupKey, &GroupState)> =
+            self.groups.iter().map(|(&key, group)| (coarser_key(key, &at), key, group)).collect();
+        finer.sort_unstable_by_key(|&(coarse, key, _)| (coarse, key));
+        for run in finer.chunk_by(|a, b| a.0 == b.0) {
+            let mut coarse = GroupState::default();
+            for &(_, key, group) in run {
+                coarse.absorb(group, &sets);
+                if let Some(i) = sku {
+                    coarse.ids[Distinct::Products as usize].insert(key.1[i]);
+                }
             }
+            visit(run[0].0, coarse);
         }
     }
 }
+
 /// The values of `column` in a group's rows, into `scratch`, without the repeats of a value in the row
 /// before it. The lines of an order are adjacent, so their order (and mostly customer) codes repeat: this
 /// halves what the sort and the bitmap merge see, for a compare per row.
@@ -655,7 +663,10 @@ impl Engine {
             .iter()
             .map(|&t| {
                 let mut own = Grouping::new(specs, vec![t]);
-                joint.sum_up(&own.keys, &own.distinct, &mut own.groups);
+                let groups = &mut own.groups;
+                joint.sum_up(&own.keys, &own.distinct, |key, group| {
+                    groups.insert(key, group);
+                });
                 own
             })
             .collect();
@@ -697,16 +708,19 @@ impl Engine {
             .sum()
     }
 
-    /// Every table's merged groups, summed up from its grouping. Each grouping is dropped once its tables
-    /// have their groups.
-    fn merged(mut self) -> Vec<(&'static TableSpec, Groups)> {
-        let mut tables: Vec<(&'static TableSpec, Groups)> = self.specs.iter().map(|s| (s, Groups::default())).collect();
+    /// Every table's groups, summed up from its grouping, each kept as `keep` makes it of the group's
+    /// state (which holds the sets the table counts). Each grouping is dropped once its tables are done.
+    fn merged<T>(
+        mut self,
+        keep: impl Fn(&TableSpec, GroupState) -> T,
+    ) -> Vec<(&'static TableSpec, Vec<(GroupKey, T)>)> {
+        let mut tables: Vec<(&'static TableSpec, Vec<(GroupKey, T)>)> =
+            self.specs.iter().map(|s| (s, Vec::new())).collect();
         for (g, mut grouping) in std::mem::take(&mut self.groupings).into_iter().enumerate() {
             grouping.flush(&mut self.scratch.spare);
-            for t in (0..self.specs.len()).filter(|&t| self.feeds[t] == g) {
-                let spec = &self.specs[t];
+            for (_, (spec, groups)) in tables.iter_mut().enumerate().filter(|&(t, _)| self.feeds[t] == g) {
                 let counted: Vec<Distinct> = Distinct::ALL.into_iter().filter(|d| d.counted_by(spec)).collect();
-                grouping.sum_up(spec.keys, &counted, &mut tables[t].1);
+                grouping.sum_up(spec.keys, &counted, |key, group| groups.push((key, keep(spec, group))));
             }
         }
         tables
@@ -714,7 +728,14 @@ impl Engine {
 
     /// Finishes every table. Tables of a run without valid rows have zero rows.
     pub fn finish(self, dicts: &Dictionaries) -> Result<Vec<Table>> {
-        self.merged().into_iter().map(|(spec, groups)| label(spec, groups, dicts)).collect()
+        // Only the sizes of the sets are kept, so a table's sets never exist all at once.
+        let totals = |_: &TableSpec, g: GroupState| Totals {
+            lines: g.lines,
+            units: g.units,
+            revenue: g.revenue,
+            distinct: Distinct::ALL.map(|d| g.ids[d as usize].len() as i64),
+        };
+        self.merged(totals).into_iter().map(|(spec, groups)| label(spec, groups, dicts)).collect()
     }
 }
 
@@ -784,7 +805,15 @@ pub fn div_round_half_away(num: i128, den: i128) -> i128 {
 /// Turns the merged state of a table into its output: dimension codes become strings, distinct counts and
 /// derived metrics are computed, top-N is applied, rows are sorted by `hour_start` then the dimensions (or
 /// rank).
-fn label(spec: &'static TableSpec, groups: Groups, dicts: &Dictionaries) -> Result<Table> {
+/// A table's group once summed up: its sums and the size of each distinct set.
+struct Totals {
+    lines: i64,
+    units: i64,
+    revenue: i128,
+    distinct: [i64; 3],
+}
+
+fn label(spec: &'static TableSpec, groups: Vec<(GroupKey, Totals)>, dicts: &Dictionaries) -> Result<Table> {
     let mut groups: Vec<Group> = groups
         .into_iter()
         .map(|((hour, codes), g)| Group {
@@ -794,7 +823,7 @@ fn label(spec: &'static TableSpec, groups: Groups, dicts: &Dictionaries) -> Resu
             lines: g.lines,
             units: g.units,
             revenue: g.revenue,
-            distinct: Distinct::ALL.map(|d| g.ids[d as usize].len() as i64),
+            distinct: g.distinct,
         })
         .collect();
     if let Some(n) = spec.top {
@@ -1126,17 +1155,15 @@ mod tests {
         for chunk in chunks {
             engine.push(&mut chunk.clone()).unwrap();
         }
+        let sets = |spec: &TableSpec, g: GroupState| {
+            let counted = Distinct::ALL.into_iter().filter(|d| d.counted_by(spec));
+            (g.lines, g.units, g.revenue, counted.map(|d| g.ids[d as usize].iter().collect()).collect())
+        };
         engine
-            .merged()
+            .merged(sets)
             .into_iter()
             .map(|(spec, groups)| {
-                let mut groups: Vec<_> = groups
-                    .into_iter()
-                    .map(|(key, g)| {
-                        let sets = Distinct::ALL.into_iter().filter(|d| d.counted_by(spec));
-                        (key, g.lines, g.units, g.revenue, sets.map(|d| g.ids[d as usize].iter().collect()).collect())
-                    })
-                    .collect();
+                let mut groups: Vec<_> = groups.into_iter().map(|(key, (l, u, r, s))| (key, l, u, r, s)).collect();
                 groups.sort();
                 (spec.name, groups)
             })
