@@ -410,34 +410,47 @@ fn by_key(packed: Vec<u64>, width: u32, scratch: &mut SortScratch) -> (Vec<u64>,
     let SortScratch { items, spare, counts } = scratch;
     items.clear();
     items.extend(packed.iter().enumerate().map(|(row, &key)| key << 32 | row as u64));
-    let mut shift = 32;
-    while shift < 32 + width {
-        let bits = DIGIT_BITS.min(32 + width - shift);
-        let digit = |item: u64| ((item >> shift) & ((1 << bits) - 1)) as usize;
+    radix_sort(items, spare, counts, 32..32 + width, DIGIT_BITS, |item| item);
+    let mut keys = packed;
+    for (key, &item) in keys.iter_mut().zip(items.iter()) {
+        *key = item >> 32;
+    }
+    (keys, items.iter().map(|&item| item as IdxSize).collect())
+}
+
+/// Sorts `items` by the bits `bits` of `key(item)`, stable: an LSD radix sort, `digit` bits per pass (fewer
+/// in the last), with `spare` as its second buffer and `counts` for the digits' counts.
+fn radix_sort<T: Copy + Default>(
+    items: &mut Vec<T>,
+    spare: &mut Vec<T>,
+    counts: &mut Vec<u32>,
+    bits: std::ops::Range<u32>,
+    digit: u32,
+    key: impl Fn(T) -> u64,
+) {
+    let mut shift = bits.start;
+    while shift < bits.end {
+        let width = digit.min(bits.end - shift);
+        let digit_of = |item: T| ((key(item) >> shift) & ((1 << width) - 1)) as usize;
         counts.clear();
-        counts.resize(1 << bits, 0);
+        counts.resize(1 << width, 0);
         for &item in items.iter() {
-            counts[digit(item)] += 1;
+            counts[digit_of(item)] += 1;
         }
         let mut at = 0;
         for count in counts.iter_mut() {
             (*count, at) = (at, at + *count);
         }
         spare.clear();
-        spare.resize(items.len(), 0);
+        spare.resize(items.len(), T::default());
         for &item in items.iter() {
-            let slot = &mut counts[digit(item)];
+            let slot = &mut counts[digit_of(item)];
             spare[*slot as usize] = item;
             *slot += 1;
         }
         std::mem::swap(items, spare);
-        shift += bits;
+        shift += width;
     }
-    let mut keys = packed;
-    for (key, &item) in keys.iter_mut().zip(items.iter()) {
-        *key = item >> 32;
-    }
-    (keys, items.iter().map(|&item| item as IdxSize).collect())
 }
 
 const HOUR_MICROS: i64 = 3_600_000_000;
@@ -539,25 +552,8 @@ fn sort_ids(ids: &mut Vec<u32>, spare: &mut Vec<u32>) {
         return;
     }
     let max = ids.iter().copied().max().unwrap_or(0);
-    spare.clear();
-    spare.resize(ids.len(), 0);
-    for byte in 0..(32 - max.leading_zeros()).div_ceil(8) {
-        let digit = |id: u32| (id >> (8 * byte)) as usize & 0xFF;
-        let mut starts = [0usize; 256];
-        for &id in ids.iter() {
-            starts[digit(id)] += 1;
-        }
-        let mut at = 0;
-        for start in starts.iter_mut() {
-            (*start, at) = (at, at + *start);
-        }
-        for &id in ids.iter() {
-            let d = digit(id);
-            spare[starts[d]] = id;
-            starts[d] += 1;
-        }
-        std::mem::swap(ids, spare);
-    }
+    let mut counts = Vec::with_capacity(256);
+    radix_sort(ids, spare, &mut counts, 0..32 - max.leading_zeros(), 8, u64::from);
 }
 
 /// One finished insight table: the spec and its rows as a DataFrame with the output schema.
