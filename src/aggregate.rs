@@ -84,8 +84,8 @@ type GroupKey = (i64, [u32; MAX_KEYS]);
 const JOINT: &[&[&str]] = &[&["category_sales", "top_products"]];
 
 /// Groups (over all hours of a run) a joint grouping may hold. Its groups are the combinations of its
-/// tables' keys that occur, which real data keeps to a few hundred per hour (channel × campaign × country ×
-/// device); many more would leave a few rows per group and chunk, and each group costs a hash entry and
+/// tables' keys that occur, which real data keeps close to the finest table's (a sku nearly always has one
+/// category); many more would leave a few rows per group and chunk, and each group costs a hash entry and
 /// bitmaps of its own, so past this a joint grouping is split into one grouping per table
 /// ([`Engine::split`]), which takes its state over and goes on from there.
 const MAX_JOINT_GROUPS: usize = 16 * 1024;
@@ -128,7 +128,7 @@ impl GroupState {
     }
 }
 
-/// The groups of a table, or of a [`Grouping`], by key.
+/// The groups of a [`Grouping`], by key.
 type Groups = HashMap<GroupKey, GroupState, foldhash::fast::FixedState>;
 
 /// The distinct sets of `spec` that a grouping by `keys` has to gather per chunk: those it counts, except
@@ -714,7 +714,7 @@ impl Engine {
             self.specs.iter().map(|s| (s, Vec::new())).collect();
         for (g, mut grouping) in std::mem::take(&mut self.groupings).into_iter().enumerate() {
             grouping.flush(&mut self.scratch.spare);
-            for (_, (spec, groups)) in tables.iter_mut().enumerate().filter(|&(t, _)| self.feeds[t] == g) {
+            for ((spec, groups), _) in tables.iter_mut().zip(&self.feeds).filter(|&(_, &feed)| feed == g) {
                 let counted: Vec<Distinct> = Distinct::ALL.into_iter().filter(|d| d.counted_by(spec)).collect();
                 grouping.sum_up(spec.keys, &counted, |key, group| groups.push((key, keep(spec, group))));
             }
