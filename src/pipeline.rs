@@ -358,7 +358,8 @@ fn validate<R: Refill>(
     let (chunk_rows, read_err) = (v.chunk_rows, v.read_err);
     let mut last_progress = Instant::now();
     let mut chunk = Chunk::with_capacity(chunk_rows);
-    while let Some((line, record)) = reader.read().map_err(read_err)? {
+    while let Some(line) = reader.next_record().map_err(read_err)? {
+        let record = reader.record();
         v.rows.read += 1;
         match accept_row(&v.header, &record, &mut v.dicts, &mut chunk) {
             Ok(()) => {
