@@ -596,8 +596,8 @@ pub fn accept_row(
         return Err(RejectReason::SkuMissing);
     }
     let quantity = parse::quantity(field_of(header, record, Column::Quantity)).ok_or(RejectReason::QuantityInvalid)?;
-    let price = parse::price_cents_in(text, span_of(header, record, Column::UnitPrice))
-        .ok_or(RejectReason::UnitPriceInvalid)?;
+    let price =
+        parse::price_cents(field_of(header, record, Column::UnitPrice)).ok_or(RejectReason::UnitPriceInvalid)?;
 
     chunk.hour.push(parse::hour_start(time));
     chunk.ids.extend_from_slice(order_id);

@@ -155,74 +155,6 @@ fn plain_price_cents(s: &[u8]) -> Option<i128> {
     (cents <= MAX_PRICE_CENTS).then_some(cents)
 }
 
-/// [`price_cents`] of the field `text[from..to]`. A price of up to 8 bytes that ends at least 8 bytes into
-/// `text` (every unit price but a line's first field) is read as one 64-bit word with no branch per byte:
-/// its point is found and taken out, its digits are checked and converted all at once ([`eight_digits`]).
-/// The loop of [`plain_price_cents`] mispredicted its exit on most rows, as price lengths vary. Anything
-/// this does not accept goes to [`price_cents`], which decides.
-#[inline(always)]
-pub fn price_cents_in(text: &[u8], (from, to): (usize, usize)) -> Option<i128> {
-    let n = to - from;
-    if n == 0 || n > 8 || to < 8 {
-        return price_cents(&text[from..to]);
-    }
-    word_price_cents(u64::from_le_bytes(text[to - 8..to].try_into().expect("8 bytes")), n)
-        .or_else(|| price_cents(&text[from..to]))
-}
-
-/// `'0'` in every byte.
-const ZEROS: u64 = 0x3030_3030_3030_3030;
-
-/// The price whose `n` bytes (1 to 8) are the top bytes of `word` (the bytes below are not looked at), when
-/// it is digits with at most one point that is neither its first nor its last byte and has at most three
-/// fraction digits, the third a zero; `None` for anything else.
-#[inline(always)]
-fn word_price_cents(word: u64, n: usize) -> Option<i128> {
-    // The bytes below the price become leading zeros.
-    let below_price = (1u64 << (8 * (8 - n))) - 1;
-    let word = (word & !below_price) | (ZEROS & below_price);
-    let points = word ^ 0x2E2E_2E2E_2E2E_2E2E; // a zero byte where a point is
-    let points = points.wrapping_sub(0x0101_0101_0101_0101) & !points & 0x8080_8080_8080_8080;
-    if points == 0 {
-        return eight_digits(word).map(|v| i128::from(v) * 100);
-    }
-    // The first point (the lowest byte is the price's first): taken out by moving the bytes before it up
-    // one, with a leading zero in the lowest byte. A second point stays in and fails the digit check.
-    let at = points.trailing_zeros() / 8;
-    if 8 * at as usize <= 8 * (8 - n) {
-        return None; // the price starts with its point
-    }
-    let before = (1u64 << (8 * at)) - 1;
-    let after = u64::MAX.checked_shl(8 * at + 8).unwrap_or(0);
-    let value = eight_digits((word & after) | ((word & before) << 8) | 0x30)?;
-    match 7 - at {
-        1 => Some(i128::from(value) * 10),
-        2 => Some(i128::from(value)),
-        3 if value % 10 == 0 => Some(i128::from(value / 10)),
-        _ => None, // a point at the end, or a third significant fraction digit, or more
-    }
-}
-
-/// The number whose 8 decimal digits are the bytes of `word`, the first in the lowest byte; `None` unless
-/// every byte is `'0'..='9'`.
-#[inline(always)]
-fn eight_digits(word: u64) -> Option<u64> {
-    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
-    // A high nibble of 3, and a low one that does not carry into it when 6 is added: '0'..='9'.
-    if word & HIGH != ZEROS || word.wrapping_add(0x0606_0606_0606_0606) & HIGH != ZEROS {
-        return None;
-    }
-    // Pairs, then fours, then the eight (the well-known SWAR conversion).
-    let v = word - ZEROS;
-    let v = v.wrapping_mul(10).wrapping_add(v >> 8);
-    const MASK: u64 = 0x0000_00FF_0000_00FF;
-    let v = (v & MASK)
-        .wrapping_mul(100 + (1_000_000 << 32))
-        .wrapping_add(((v >> 16) & MASK).wrapping_mul(1 + (10_000 << 32)))
-        >> 32;
-    Some(v)
-}
-
 /// [`price_cents`] of any input: each rule checked on its own.
 fn price_cents_checked(s: &[u8]) -> Option<i128> {
     let (int, frac) = match s.iter().position(|&b| b == b'.') {
@@ -448,40 +380,6 @@ mod tests {
             [("487.74", 48774), ("318.750", 31875), ("12", 1200), ("0.5", 50), ("1000000000000", MAX_PRICE_CENTS)]
         {
             assert_eq!(plain_price_cents(s.as_bytes()), Some(want), "{s}");
-        }
-    }
-
-    #[test]
-    fn the_word_price_parser_agrees_with_the_checked_one() {
-        // The same random strings, as the last field of a text with other bytes before them: whatever is
-        // accepted, with the same value as the checked parser's, and nothing it rejects.
-        let mut x = 11u64;
-        let mut taken = 0;
-        for _ in 0..200_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let len = (x % 11) as usize;
-            let s: Vec<u8> = (0..len).map(|i| b"0000123456789..x-"[((x >> (3 * i + 5)) % 17) as usize]).collect();
-            let text = [b"9.9,9.,".as_slice(), &s[..], b",x"].concat();
-            let span = (7, 7 + len);
-            assert_eq!(price_cents_in(&text, span), price_cents_checked(&s), "{:?}", String::from_utf8_lossy(&s));
-            if (1..=8).contains(&len) {
-                let word = u64::from_le_bytes(text[span.1 - 8..span.1].try_into().unwrap());
-                if let Some(cents) = word_price_cents(word, len) {
-                    taken += 1;
-                    assert_eq!(price_cents_checked(&s), Some(cents), "{:?}", String::from_utf8_lossy(&s));
-                }
-            }
-        }
-        assert!(taken > 10_000, "{taken}");
-        for (s, want) in [("487.74", 48774), ("318.750", 31875), ("12", 1200), ("0.5", 50), ("99999999", 9999999900)] {
-            let word = u64::from_le_bytes(format!("{s:>8}").as_bytes().try_into().unwrap());
-            assert_eq!(word_price_cents(word, s.len()), Some(want), "{s}");
-        }
-        for s in ["12.", ".5", "1.2.3", "19.999", "1.0000", "1 2", "-1"] {
-            let word = u64::from_le_bytes(format!("{s:>8}").as_bytes().try_into().unwrap());
-            assert_eq!(word_price_cents(word, s.len()), None, "{s}");
         }
     }
 
