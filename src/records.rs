@@ -502,44 +502,18 @@ fn scan_line(text: &[u8], spans: &mut [(usize, usize)]) -> (Scan, usize) {
         }
     };
     use classes::{BLOCK, STRIDE};
-    const UNROLL: usize = 4;
     while let Some(block) = text.get(at..at + BLOCK) {
         let (breaks, quotes, commas) = classes::masks(block);
         // The mask bits of the bytes before the first line break, then before the first quote.
         let before = if breaks == 0 { u64::MAX } else { (breaks & breaks.wrapping_neg()) - 1 };
         let quotes = quotes & before;
         let limit = if quotes == 0 { before } else { (quotes & quotes.wrapping_neg()) - 1 };
-        let commas = commas & limit;
-        match spans.get_mut(n..n + UNROLL) {
-            // Room for UNROLL more fields: the first UNROLL commas are written without a branch per comma
-            // (slots past the block's commas get junk that the count leaves out, or later fields replace);
-            // the loop that ran once per comma mispredicted its exit in most blocks.
-            Some(room) => {
-                let mut rest = commas;
-                for slot in room {
-                    let comma = at + (rest.trailing_zeros() / STRIDE) as usize;
-                    *slot = (from, comma);
-                    let found = rest != 0;
-                    n += usize::from(found);
-                    from = std::hint::select_unpredictable(found, comma + 1, from);
-                    rest &= rest.wrapping_sub(1);
-                }
-                while rest != 0 {
-                    let comma = at + (rest.trailing_zeros() / STRIDE) as usize;
-                    field(spans, &mut n, (from, comma));
-                    from = comma + 1;
-                    rest &= rest - 1;
-                }
-            }
-            None => {
-                let mut rest = commas;
-                while rest != 0 {
-                    let comma = at + (rest.trailing_zeros() / STRIDE) as usize;
-                    field(spans, &mut n, (from, comma));
-                    from = comma + 1;
-                    rest &= rest - 1;
-                }
-            }
+        let mut commas = commas & limit;
+        while commas != 0 {
+            let comma = at + (commas.trailing_zeros() / STRIDE) as usize;
+            field(spans, &mut n, (from, comma));
+            from = comma + 1;
+            commas &= commas - 1;
         }
         if quotes != 0 {
             match quoted(spans, &mut n, &mut from, at + (quotes.trailing_zeros() / STRIDE) as usize) {
