@@ -112,7 +112,10 @@ impl fmt::Display for RejectReason {
 /// A resolved header: where each known column sits in a record.
 #[derive(Clone, Debug)]
 pub struct Header {
-    positions: [Option<usize>; 11],
+    /// The field of each column in [`Column::ALL`]'s order, `width` for a missing one: a record of `width`
+    /// fields has no such field, so [`Record::span`] gives an empty span for it, and validation takes no
+    /// branch on whether the column is there (an `Option` per column was an outlined `map_or` call each).
+    fields: [usize; 11],
     /// Number of fields every data row must have.
     pub width: usize,
     /// Columns the contract does not know, trimmed, in file order.
@@ -148,11 +151,14 @@ impl Header {
         if !missing.is_empty() {
             return Err(InputError::MissingColumns { missing: missing.iter().map(|s| s.to_string()).collect() });
         }
-        Ok(Header { positions, width: record.len(), ignored })
+        let width = record.len();
+        Ok(Header { fields: positions.map(|p| p.unwrap_or(width)), width, ignored })
     }
 
+    #[cfg(test)]
     fn position(&self, column: Column) -> Option<usize> {
-        self.positions[column as usize]
+        let at = self.fields[column as usize];
+        (at < self.width).then_some(at)
     }
 }
 
@@ -578,7 +584,7 @@ pub fn accept_row(
     /// The trimmed field of a column, as a span of `text` (empty when the header has no such column).
     #[inline(always)]
     fn span_of(header: &Header, record: &Record<'_>, c: Column) -> (usize, usize) {
-        header.position(c).map_or((0, 0), |i| trim_span(record.text(), record.span(i)))
+        trim_span(record.text(), record.span(header.fields[c as usize]))
     }
     #[inline(always)]
     fn field_of<'r>(header: &Header, record: &Record<'r>, c: Column) -> &'r [u8] {
