@@ -70,6 +70,10 @@ pub const BUF_SIZE: usize = 256 * 1024;
 
 /// Wraps a raw input: gzip (by magic bytes, multi-member) is decoded on the fly, and a leading UTF-8 BOM of
 /// the text is dropped.
+///
+/// Plain text is read straight from `reader` after the first block (the one looked at for the magic bytes):
+/// behind a `BufReader` of [`BUF_SIZE`], the record reader's reads (a little under [`BUF_SIZE`], after the
+/// unread end of the previous buffer) were copied a second time, through the `BufReader`'s own buffer.
 pub fn decoded(reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
     let mut buffered = BufReader::with_capacity(BUF_SIZE, reader);
     let head = buffered.fill_buf()?;
@@ -77,7 +81,8 @@ pub fn decoded(reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>>
         let decoder = flate2::bufread::MultiGzDecoder::new(buffered);
         skip_bom(Box::new(TagDecodeErrors(decoder)))
     } else {
-        skip_bom(Box::new(buffered))
+        let head = head.to_vec();
+        skip_bom(Box::new(io::Cursor::new(head).chain(buffered.into_inner())))
     }
 }
 
@@ -310,6 +315,33 @@ mod tests {
         }
         let err = drain(&mut prefetch(Box::new(Panics)).unwrap(), |_| 0).1.unwrap_err();
         assert!(err.to_string().contains("stopped before the end"), "{err}");
+    }
+
+    #[test]
+    fn plain_text_is_read_straight_from_the_source() {
+        /// A source that records the size of every read asked of it.
+        struct Sizes(io::Cursor<Vec<u8>>, std::sync::Arc<std::sync::Mutex<Vec<usize>>>);
+        impl Read for Sizes {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.1.lock().unwrap().push(buf.len());
+                self.0.read(buf)
+            }
+        }
+        let data: Vec<u8> = (0..3 * BUF_SIZE).map(|i| b'a' + (i % 26) as u8).collect();
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut reader = decoded(Box::new(Sizes(io::Cursor::new(data.clone()), asked.clone()))).unwrap();
+        let (mut out, mut buf) = (Vec::new(), vec![0u8; 100_000]);
+        loop {
+            let n = reader.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        assert!(out == data, "every byte once, in order");
+        let asked = asked.lock().unwrap();
+        assert_eq!(asked[0], BUF_SIZE, "the first block, for the magic bytes");
+        assert!(asked[1..].iter().all(|&n| n == buf.len()), "then the caller's reads go to the source: {asked:?}");
     }
 
     #[test]
