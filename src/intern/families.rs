@@ -45,7 +45,76 @@ pub struct Numbered {
 
 /// Splits `key` into prefix and trailing number, when it is numbered: 1 to [`MAX_DIGITS`] trailing ASCII
 /// digits after a prefix of at most [`MAX_PREFIX`] bytes (which never ends in a digit).
+///
+/// A key of at least 16 bytes, or of 8 to 15 whose last 8 bytes are not all digits (nearly every id), is
+/// read a word at a time ([`split_words`]); the others byte by byte.
+#[inline]
 pub fn split(key: &[u8]) -> Option<Numbered> {
+    match split_words(key) {
+        Some(words) => words,
+        None => split_bytes(key),
+    }
+}
+
+/// The high bit of each byte of `word` that is not an ASCII digit.
+#[inline(always)]
+fn non_digits(word: u64) -> u64 {
+    const LOW: u64 = 0x0F0F_0F0F_0F0F_0F0F;
+    // A byte is a digit when its high nibble is 3 and its low nibble plus 6 does not reach 16 (no byte
+    // carries into the next).
+    let x = ((word & !LOW) ^ 0x3030_3030_3030_3030) | (((word & LOW) + 0x0606_0606_0606_0606) & 0x1010_1010_1010_1010);
+    // Each nonzero byte to 0x80.
+    (((x & 0x7F7F_7F7F_7F7F_7F7F) + 0x7F7F_7F7F_7F7F_7F7F) | x) & 0x8080_8080_8080_8080
+}
+
+/// The value of 8 ASCII digits, the first in the lowest byte.
+#[inline(always)]
+fn eight_digits(word: u64) -> u64 {
+    let v = word - 0x3030_3030_3030_3030;
+    let v = v * 10 + (v >> 8); // pairs of digits in every other byte
+    let v = (v & 0x00FF_0000_00FF) * (100 + (1_000_000 << 32)) + ((v >> 16) & 0x00FF_0000_00FF) * (1 + (10_000 << 32));
+    v >> 32
+}
+
+/// The digits that end `word` (its high bytes) as a number: the bytes below them are replaced by zeros.
+#[inline(always)]
+fn trailing_number(word: u64, digits: usize) -> u64 {
+    let below = u64::MAX.checked_shr(8 * digits as u32).unwrap_or(0);
+    eight_digits((word & !below) | (0x3030_3030_3030_3030 & below))
+}
+
+/// [`split`] by words: `None` when the key is too short for them to decide.
+#[inline(always)]
+fn split_words(key: &[u8]) -> Option<Option<Numbered>> {
+    let n = key.len();
+    let word = |end: usize| u64::from_le_bytes(key[end - 8..end].try_into().expect("8 bytes"));
+    if n < 8 {
+        return None;
+    }
+    let last = word(n);
+    let mut digits = (non_digits(last).leading_zeros() / 8) as usize;
+    let mut number = 0;
+    if digits == 8 {
+        if n < 16 {
+            return None;
+        }
+        let before = word(n - 8);
+        let more = (non_digits(before).leading_zeros() / 8) as usize;
+        if more > MAX_DIGITS - 8 {
+            return Some(None);
+        }
+        number = trailing_number(before, more) * 100_000_000;
+        digits += more;
+    }
+    if digits == 0 || n - digits > MAX_PREFIX {
+        return Some(None);
+    }
+    number += trailing_number(last, digits.min(8));
+    Some(crate::contract::pack(&key[..n - digits]).map(|prefix| Numbered { prefix, digits: digits as u8, number }))
+}
+
+/// [`split`] byte by byte.
+fn split_bytes(key: &[u8]) -> Option<Numbered> {
     let n = key.len();
     let digits = key.iter().rev().take(MAX_DIGITS + 1).take_while(|b| b.is_ascii_digit()).count();
     if digits == 0 || digits > MAX_DIGITS || n - digits > MAX_PREFIX {
@@ -351,6 +420,27 @@ mod tests {
         let [a, b, c] = ["C7", "C07", "C007"].map(|k| split(k.as_bytes()).unwrap());
         assert_eq!((a.number, b.number, c.number), (7, 7, 7));
         assert!(a.digits != b.digits && b.digits != c.digits);
+        // Word by word as byte by byte: keys of every length up to 24 from digits and the bytes around
+        // them, and every 8-digit run.
+        let alphabet = b"0123456789/:-A ";
+        let mut x = 88172645463325252u64;
+        for round in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 25) as usize;
+            let digits_from = (x >> 8) as usize % (len + 1);
+            let key: Vec<u8> = (0..len)
+                .map(|i| {
+                    let r = (x >> (16 + i % 40)) as usize ^ i * 7 ^ round;
+                    if i >= digits_from { b'0' + (r % 10) as u8 } else { alphabet[r % alphabet.len()] }
+                })
+                .collect();
+            assert_eq!(split(&key), split_bytes(&key), "{:?}", String::from_utf8_lossy(&key));
+        }
+        for v in [0u64, 1, 9, 10, 12345678, 99999999, 10000000, 90817263] {
+            assert_eq!(eight_digits(u64::from_le_bytes(format!("{v:08}").as_bytes().try_into().unwrap())), v);
+        }
         for key in ["C0700680", "ORD-2026112213-0000017", "0", "00", "1-2-3", "ü-042"] {
             let n = split(key.as_bytes()).unwrap();
             assert_eq!(join(n.prefix, n.digits, n.number), key.as_bytes());
