@@ -50,15 +50,10 @@ pub fn event_time_micros_with(s: &[u8], memo: &mut DateMemo) -> Option<i64> {
         }
         *memo = DateMemo { date: Some(date), days: days_from_civil(year, month, day) };
     }
-    if s[13] != b':' || s[16] != b':' || !matches!(s[10], b'T' | b't' | b' ') {
+    if !matches!(s[10], b'T' | b't' | b' ') {
         return None;
     }
-    let hour = digits(&s[11..13])? as i64;
-    let minute = digits(&s[14..16])? as i64;
-    let second = digits(&s[17..19])? as i64;
-    if hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
+    let (hour, minute, second) = time_of_day(u64::from_le_bytes(s[11..19].try_into().expect("8 bytes")))?;
     let mut rest = &s[19..];
     let mut micros: i64 = 0;
     if let Some((&b'.', frac)) = rest.split_first() {
@@ -97,6 +92,24 @@ pub fn event_time_micros_with(s: &[u8], memo: &mut DateMemo) -> Option<i64> {
     let secs = memo.days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
     // The UTC instant must stay within years 0000..=9999, so hours and partitions stay well-formed.
     (MIN_SECS..=MAX_SECS).contains(&secs).then_some(secs * 1_000_000 + micros)
+}
+
+/// `HH:MM:SS` (the 8 bytes as a little-endian word) as hours, minutes and seconds, each in range: every
+/// byte checked and the three numbers read at once.
+#[inline(always)]
+fn time_of_day(word: u64) -> Option<(i64, i64, i64)> {
+    /// The bytes of `HH:MM:SS` that are colons; the others must be digits.
+    const COLONS: u64 = 0x0000_FF00_00FF_0000;
+    const LOW: u64 = 0x0F0F_0F0F_0F0F_0F0F;
+    // A digit has the high nibble 3 and a low nibble that does not reach 16 with 6 added (no byte carries).
+    let not_digit = ((word & !LOW) ^ 0x3030_3030_3030_3030) | (((word & LOW) + 0x0606_0606_0606_0606) & 0x1010_1010_1010_1010);
+    if not_digit & !COLONS != 0 || word & COLONS != 0x0000_3A00_003A_0000 {
+        return None;
+    }
+    let d = (word & !COLONS) - 0x3030_0030_3000_3030; // each digit's value in its byte, colons 0
+    let pairs = d * 10 + (d >> 8); // bytes 0, 3 and 6 hold the two-digit numbers (at most 99: no carries)
+    let (hour, minute, second) = (pairs & 0xFF, (pairs >> 24) & 0xFF, (pairs >> 48) & 0xFF);
+    (hour <= 23 && minute <= 59 && second <= 59).then_some((hour as i64, minute as i64, second as i64))
 }
 
 /// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z in seconds since the epoch.
@@ -275,6 +288,40 @@ mod tests {
     use super::*;
 
     const BASE: i64 = 1_795_352_400_000_000; // 2026-11-22T13:00:00Z
+
+    #[test]
+    fn time_of_day_checks_every_byte() {
+        // The reference: each field parsed and range-checked byte by byte.
+        let reference = |t: &[u8; 8]| -> Option<(i64, i64, i64)> {
+            if t[2] != b':' || t[5] != b':' {
+                return None;
+            }
+            let two = |i: usize| {
+                (t[i].is_ascii_digit() && t[i + 1].is_ascii_digit()).then(|| i64::from((t[i] - b'0') * 10 + t[i + 1] - b'0'))
+            };
+            let (h, m, s) = (two(0)?, two(3)?, two(6)?);
+            (h <= 23 && m <= 59 && s <= 59).then_some((h, m, s))
+        };
+        for h in 0..100 {
+            for m in 0..100 {
+                let text = format!("{h:02}:{m:02}:{:02}", (h * 7 + m) % 100);
+                let t: [u8; 8] = text.as_bytes().try_into().unwrap();
+                assert_eq!(time_of_day(u64::from_le_bytes(t)), reference(&t), "{text}");
+            }
+        }
+        for (h, m, s) in [(0, 0, 0), (23, 59, 59), (13, 5, 9), (24, 0, 0), (9, 60, 1), (1, 2, 60), (99, 99, 99)] {
+            let text = format!("{h:02}:{m:02}:{s:02}");
+            let t: [u8; 8] = text.as_bytes().try_into().unwrap();
+            // Every byte replaced by every value.
+            for at in 0..8 {
+                for value in 0..=255u8 {
+                    let mut t = t;
+                    t[at] = value;
+                    assert_eq!(time_of_day(u64::from_le_bytes(t)), reference(&t), "{:?}", String::from_utf8_lossy(&t));
+                }
+            }
+        }
+    }
 
     #[test]
     fn event_times() {
