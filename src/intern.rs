@@ -649,16 +649,20 @@ impl IdInterners {
         let mut candidates = [(None, None); BATCH];
         for first in (0..rows).step_by(BATCH) {
             let batch = first..rows.min(first + BATCH);
+            // Whether a long key is in the batch: only those have the next two levels of prefetches.
+            let mut long = false;
             for row in batch.clone() {
-                probes[row - first] =
+                let probe =
                     (!repeats(row)).then(|| (self.orders.probe(order_id(row)), self.customers.probe(customer_id(row))));
+                long |= matches!(probe, Some((Probe::Long(_), _) | (_, Probe::Long(_))));
+                probes[row - first] = probe;
             }
             let (probes, candidates) = (&probes[..batch.len()], &mut candidates[..batch.len()]);
             for &(order, customer) in probes.iter().flatten() {
                 self.orders.prefetch_slot(order);
                 self.customers.prefetch_slot(customer);
             }
-            for (probe, found) in probes.iter().zip(candidates.iter_mut()) {
+            for (probe, found) in probes.iter().zip(candidates.iter_mut()).filter(|_| long) {
                 *found = match *probe {
                     Some((order, customer)) => (self.orders.candidate(order), self.customers.candidate(customer)),
                     None => (None, None),
@@ -670,7 +674,7 @@ impl IdInterners {
                     self.customers.prefetch_block(index);
                 }
             }
-            for &(order, customer) in candidates.iter() {
+            for &(order, customer) in candidates.iter().filter(|_| long) {
                 if let Some(index) = order {
                     self.orders.prefetch_key(index);
                 }
