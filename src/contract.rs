@@ -211,8 +211,8 @@ impl Dim {
     }
 }
 
-/// One dimension's dictionary: raw field bytes -> canonical code, and canonical code -> normalised value.
-/// Two spellings that normalise to the same value (`Email`, `email`) share one code.
+/// One dimension's dictionary: raw field bytes (untrimmed) -> canonical code, and canonical code -> normalised
+/// value. Two spellings that normalise to the same value (`Email`, `email`, ` email`) share one code.
 ///
 /// Dimension values are short, so a raw value of up to 15 bytes is looked up as one packed `u128` (bytes
 /// and length): hashing and comparing it costs a few instructions and no memory access outside the table.
@@ -364,8 +364,9 @@ impl DimDictionary {
             }
             return code;
         }
-        // `raw` was validated as UTF-8 with the whole record.
-        let value = dim.normalise(std::str::from_utf8(raw).unwrap_or_default());
+        // `raw` was validated as UTF-8 with the whole record. It is looked up untrimmed (so that the hot path
+        // need not trim it): ` DE` and `DE` are two raw values with one code.
+        let value = dim.normalise(std::str::from_utf8(trim(raw)).unwrap_or_default());
         let next = self.values.len() as u32;
         let code = *self.canonical.entry(value.clone()).or_insert(next);
         if code == next {
@@ -397,8 +398,8 @@ const MAX_PAIRS: usize = MAX_CACHE_SLOTS / 4;
 
 /// A cache of the codes of two dimension values that lie exactly one byte apart in the text, keyed by the
 /// bytes from the start of the first to the end of the second (at most 15, packed as [`pack`] does, with
-/// the length) and where the first ends. The one byte between the two values (a comma, or a space left
-/// by trimming) is part of the key but of neither value, so the key determines both values: a hit gives
+/// the length) and where the first ends. The values are untrimmed, so the one byte between them is the
+/// comma; it is part of the key but of neither value, so the key determines both values: a hit gives
 /// the same codes as looking up each value in its own [`DimDictionary`], which is what fills it. Quoted
 /// fields (two or more bytes apart) and csv_core's fields (back to back) are looked up value by value.
 #[derive(Default, Debug)]
@@ -439,7 +440,7 @@ impl Dictionaries {
         &self.dims[dim as usize].values[code as usize]
     }
 
-    /// The code of the (trimmed) field `text[span]` of `dim`.
+    /// The code of the field `text[span]` (untrimmed) of `dim`.
     #[inline(always)]
     fn code(&mut self, dim: Dim, text: &[u8], (from, to): (usize, usize)) -> u32 {
         self.dims[dim as usize].code_packed(dim, &text[from..to], pack_in(text, (from, to)))
@@ -591,27 +592,58 @@ pub fn accept_row(
         let (from, to) = span_of(header, record, c);
         &record.text()[from..to]
     }
-    let time = parse::event_time_micros_with(field_of(header, record, Column::EventTime), &mut dicts.dates)
+    /// The field as it stands, untrimmed.
+    #[inline(always)]
+    fn raw_of<'r>(header: &Header, record: &Record<'r>, c: Column) -> &'r [u8] {
+        let (from, to) = record.span(header.fields[c as usize]);
+        &record.text()[from..to]
+    }
+    // A time, quantity or price is parsed untrimmed first: what parses there starts and ends with a digit (or
+    // a time's `Z`), so trimming would not have changed it. Only a field that does not parse is trimmed
+    // and parsed again.
+    #[inline(always)]
+    fn parsed<'r, T>(
+        header: &Header,
+        record: &Record<'r>,
+        c: Column,
+        mut parse: impl FnMut(&'r [u8]) -> Option<T>,
+    ) -> Option<T> {
+        parse(raw_of(header, record, c)).or_else(|| retrimmed(header, record, c, parse))
+    }
+    #[cold]
+    #[inline(never)]
+    fn retrimmed<'r, T>(
+        header: &Header,
+        record: &Record<'r>,
+        c: Column,
+        mut parse: impl FnMut(&'r [u8]) -> Option<T>,
+    ) -> Option<T> {
+        let (raw, trimmed) = (raw_of(header, record, c), field_of(header, record, c));
+        if trimmed.len() == raw.len() {
+            return None;
+        }
+        parse(trimmed)
+    }
+    let time = parsed(header, record, Column::EventTime, |t| parse::event_time_micros_with(t, &mut dicts.dates))
         .ok_or(RejectReason::EventTimeInvalid)?;
     let order_id = field_of(header, record, Column::OrderId);
     if order_id.is_empty() {
         return Err(RejectReason::OrderIdMissing);
     }
-    let sku = field_of(header, record, Column::Sku);
-    if sku.is_empty() {
+    if field_of(header, record, Column::Sku).is_empty() {
         return Err(RejectReason::SkuMissing);
     }
-    let quantity = parse::quantity(field_of(header, record, Column::Quantity)).ok_or(RejectReason::QuantityInvalid)?;
-    let price =
-        parse::price_cents(field_of(header, record, Column::UnitPrice)).ok_or(RejectReason::UnitPriceInvalid)?;
+    let quantity = parsed(header, record, Column::Quantity, parse::quantity).ok_or(RejectReason::QuantityInvalid)?;
+    let price = parsed(header, record, Column::UnitPrice, parse::price_cents).ok_or(RejectReason::UnitPriceInvalid)?;
 
     chunk.hour.push(parse::hour_start(time));
     chunk.ids.extend_from_slice(order_id);
     chunk.id_ends.push(chunk.ids.len() as u32);
     chunk.ids.extend_from_slice(field_of(header, record, Column::CustomerId));
     chunk.id_ends.push(chunk.ids.len() as u32);
+    // Dimension values are looked up untrimmed ([`DimDictionary::code_slow`] trims a value it has not seen).
     for (pair, (a, b)) in DIM_PAIRS.into_iter().enumerate() {
-        let spans = (span_of(header, record, a.column()), span_of(header, record, b.column()));
+        let spans = (record.span(header.fields[a.column() as usize]), record.span(header.fields[b.column() as usize]));
         let (code_a, code_b) = dicts.pair_codes(pair, text, spans.0, spans.1);
         chunk.dims[a as usize].push(code_a);
         chunk.dims[b as usize].push(code_b);
@@ -691,6 +723,86 @@ mod tests {
         assert_eq!(dicts.value(Dim::Country, country[0]), "DE");
         assert_eq!(dicts.value(Dim::Channel, chunk.dims[Dim::Channel as usize][0]), "email");
         assert_eq!(dicts.value(Dim::Device, chunk.dims[Dim::Device as usize][0]), "unknown");
+    }
+
+    /// Fields are looked up and parsed untrimmed where that cannot change the answer: every field padded with
+    /// whitespace (ASCII and Unicode, one or both sides, side by side with its pair or quoted apart) must
+    /// give the same reject reason, or the same row with the same dimension values, as the bare field.
+    #[test]
+    fn padded_fields_give_the_same_rows_as_bare_ones() {
+        let names = "event_time,order_id,customer_id,sku,category,quantity,unit_price,channel,campaign,country,device";
+        let h = header(&names.split(',').collect::<Vec<_>>()).unwrap();
+        let bare: &[[&str; 11]] = &[
+            ["2026-11-22T13:05:09Z", "o1", "c1", "SKU-1", "toys", "2", "1.50", "Email", "winback", "de", "mobile"],
+            ["2026-11-22 14:05:09", "o2", "", "SKU-2", "home garden", "1", "12", "web", "", "US", ""],
+            ["2026-11-22T14:05:09+01:00", "o3", "c3", "SKU-3", "", "0", "0.5", "", "x", "", "tablet"],
+            [
+                "2026-11-22T13:05:09.25Z",
+                "o4",
+                "c4",
+                "a-rather-long-sku-value",
+                "electronics",
+                "7",
+                "9.99",
+                "affiliate",
+                "partner_42",
+                "FR",
+                "desktop",
+            ],
+            ["bad", "o5", "c5", "s", "c", "1", "1", "a", "b", "c", "d"],
+            ["2026-11-22T13:05:09Z", "", "c6", "s", "c", "1", "1", "a", "b", "c", "d"],
+            ["2026-11-22T13:05:09Z", "o7", "c7", "", "c", "1", "1", "a", "b", "c", "d"],
+            ["2026-11-22T13:05:09Z", "o8", "c8", "s", "c", "x", "1", "a", "b", "c", "d"],
+            ["2026-11-22T13:05:09Z", "o9", "c9", "s", "c", "1", "1.234", "a", "b", "c", "d"],
+        ];
+        let pads = ["", " ", "\t", "  ", "\u{a0}", "\u{3000}"];
+        let mut text = format!("{names}\n");
+        let mut x = 5u64;
+        for row in bare {
+            text.push_str(&row.join(","));
+            text.push('\n');
+            for round in 0..40 {
+                let fields: Vec<String> = row
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let (before, after) = (pads[x as usize % pads.len()], pads[(x >> 8) as usize % pads.len()]);
+                        let padded = format!("{before}{f}{after}");
+                        // Some fields quoted, so that a pair's values are not one byte apart.
+                        if round % 5 == 4 && i % 3 == 0 {
+                            format!("\"{padded}\"")
+                        } else {
+                            padded
+                        }
+                    })
+                    .collect();
+                text.push_str(&fields.join(","));
+                text.push('\n');
+            }
+        }
+        let mut reader = crate::records::RecordReader::new(text.as_bytes(), 1 << 20);
+        reader.next_record().unwrap().expect("the header");
+        let mut dicts = Dictionaries::default();
+        let mut results = Vec::new();
+        while reader.next_record().unwrap().is_some() {
+            let mut chunk = Chunk::default();
+            let result = accept_row(&h, &reader.record(), &mut dicts, &mut chunk);
+            let values: Vec<String> = Dim::ALL
+                .iter()
+                .flat_map(|&d| chunk.dims[d as usize].first().map(|&c| dicts.value(d, c).to_string()))
+                .collect();
+            results.push((result, chunk.hour, chunk.ids, chunk.id_ends, values, chunk.quantity, chunk.revenue));
+        }
+        assert_eq!(results.len(), bare.len() * 41);
+        for (i, group) in results.chunks(41).enumerate() {
+            for (j, padded) in group.iter().enumerate().skip(1) {
+                assert_eq!(padded, &group[0], "row {i} ({:?}), padding {j}", bare[i]);
+            }
+        }
+        assert!(results.chunks(41).filter(|g| g[0].0.is_ok()).count() == 4, "four bare rows are valid");
     }
 
     #[test]

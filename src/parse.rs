@@ -102,7 +102,8 @@ fn time_of_day(word: u64) -> Option<(i64, i64, i64)> {
     const COLONS: u64 = 0x0000_FF00_00FF_0000;
     const LOW: u64 = 0x0F0F_0F0F_0F0F_0F0F;
     // A digit has the high nibble 3 and a low nibble that does not reach 16 with 6 added (no byte carries).
-    let not_digit = ((word & !LOW) ^ 0x3030_3030_3030_3030) | (((word & LOW) + 0x0606_0606_0606_0606) & 0x1010_1010_1010_1010);
+    let not_digit =
+        ((word & !LOW) ^ 0x3030_3030_3030_3030) | (((word & LOW) + 0x0606_0606_0606_0606) & 0x1010_1010_1010_1010);
     if not_digit & !COLONS != 0 || word & COLONS != 0x0000_3A00_003A_0000 {
         return None;
     }
@@ -297,7 +298,8 @@ mod tests {
                 return None;
             }
             let two = |i: usize| {
-                (t[i].is_ascii_digit() && t[i + 1].is_ascii_digit()).then(|| i64::from((t[i] - b'0') * 10 + t[i + 1] - b'0'))
+                (t[i].is_ascii_digit() && t[i + 1].is_ascii_digit())
+                    .then(|| i64::from((t[i] - b'0') * 10 + t[i + 1] - b'0'))
             };
             let (h, m, s) = (two(0)?, two(3)?, two(6)?);
             (h <= 23 && m <= 59 && s <= 59).then_some((h, m, s))

@@ -835,7 +835,11 @@ mod tests {
             let mut text: Vec<u8> = (0..len)
                 .map(|i| {
                     let r = (x >> (i % 50)) as usize ^ i.wrapping_mul(31);
-                    if r % 16 == 0 { alphabet[(r >> 4) % alphabet.len()] } else { b'x' }
+                    if r.is_multiple_of(16) {
+                        alphabet[(r >> 4) % alphabet.len()]
+                    } else {
+                        b'x'
+                    }
                 })
                 .collect();
             text[0] = b'"';

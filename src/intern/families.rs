@@ -432,8 +432,12 @@ mod tests {
             let digits_from = (x >> 8) as usize % (len + 1);
             let key: Vec<u8> = (0..len)
                 .map(|i| {
-                    let r = (x >> (16 + i % 40)) as usize ^ i * 7 ^ round;
-                    if i >= digits_from { b'0' + (r % 10) as u8 } else { alphabet[r % alphabet.len()] }
+                    let r = (x >> (16 + i % 40)) as usize ^ (i * 7) ^ round;
+                    if i >= digits_from {
+                        b'0' + (r % 10) as u8
+                    } else {
+                        alphabet[r % alphabet.len()]
+                    }
                 })
                 .collect();
             assert_eq!(split(&key), split_bytes(&key), "{:?}", String::from_utf8_lossy(&key));
