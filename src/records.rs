@@ -410,6 +410,16 @@ mod classes {
             // SAFETY: SSE2 is always present on x86_64.
             unsafe { _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8))) as u32 as u64 }
         }
+
+        /// The mask of the bytes equal to any of three (one mask extraction).
+        #[inline(always)]
+        pub fn equal_any(v: Loaded, [a, b, c]: [u8; 3]) -> u64 {
+            // SAFETY: SSE2 is always present on x86_64.
+            unsafe {
+                let eq = |byte: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8));
+                _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(eq(a), eq(b)), eq(c))) as u32 as u64
+            }
+        }
     }
 
     /// NEON (part of aarch64): compare 16 bytes at once; narrowing the comparison by 4 bits gives a
@@ -431,8 +441,25 @@ mod classes {
         #[inline(always)]
         pub fn equal(v: Loaded, byte: u8) -> u64 {
             // SAFETY: NEON is always present on aarch64.
+            narrow(unsafe { vceqq_u8(v, vdupq_n_u8(byte)) })
+        }
+
+        /// The mask of the bytes equal to any of three (one narrowing).
+        #[inline(always)]
+        pub fn equal_any(v: Loaded, [a, b, c]: [u8; 3]) -> u64 {
+            // SAFETY: NEON is always present on aarch64.
+            narrow(unsafe {
+                let eq = |byte: u8| vceqq_u8(v, vdupq_n_u8(byte));
+                vorrq_u8(vorrq_u8(eq(a), eq(b)), eq(c))
+            })
+        }
+
+        /// A nibble per byte of a comparison result, one bit of it kept.
+        #[inline(always)]
+        fn narrow(hit: uint8x16_t) -> u64 {
+            // SAFETY: NEON is always present on aarch64.
             unsafe {
-                let hit = vreinterpretq_u16_u8(vceqq_u8(v, vdupq_n_u8(byte)));
+                let hit = vreinterpretq_u16_u8(hit);
                 vget_lane_u64::<0>(vreinterpret_u64_u8(vshrn_n_u16::<4>(hit))) & 0x1111_1111_1111_1111
             }
         }
@@ -454,6 +481,11 @@ mod classes {
         pub fn equal(word: Loaded, byte: u8) -> u64 {
             super::swar_equal(word, byte)
         }
+
+        #[inline(always)]
+        pub fn equal_any(word: Loaded, [a, b, c]: [u8; 3]) -> u64 {
+            equal(word, a) | equal(word, b) | equal(word, c)
+        }
     }
 
     pub use arch::{BLOCK, STRIDE};
@@ -463,6 +495,14 @@ mod classes {
     pub fn masks(block: &[u8]) -> (u64, u64, u64) {
         let v = arch::load(block);
         (arch::equal(v, b'\n') | arch::equal(v, b'\r'), arch::equal(v, b'"'), arch::equal(v, b','))
+    }
+
+    /// The masks of the bytes that end or interrupt a plain run of fields (line breaks and quotes
+    /// together), and of commas: most blocks have none of the first, and need nothing more.
+    #[inline(always)]
+    pub fn stops_and_commas(block: &[u8]) -> (u64, u64) {
+        let v = arch::load(block);
+        (arch::equal_any(v, [b'\n', b'\r', b'"']), arch::equal(v, b','))
     }
 
     /// 0x80 in every byte of `word` that equals `byte`, 0 elsewhere. Exact (no borrow runs between bytes).
@@ -509,6 +549,19 @@ fn scan_line(text: &[u8], spans: &mut [(usize, usize)]) -> (Scan, usize) {
     };
     use classes::{BLOCK, STRIDE};
     while let Some(block) = text.get(at..at + BLOCK) {
+        let (stops, commas) = classes::stops_and_commas(block);
+        if stops == 0 {
+            // Only commas (most blocks of a line).
+            let mut commas = commas;
+            while commas != 0 {
+                let comma = at + (commas.trailing_zeros() / STRIDE) as usize;
+                field(spans, &mut n, (from, comma));
+                from = comma + 1;
+                commas &= commas - 1;
+            }
+            at += BLOCK;
+            continue;
+        }
         let (breaks, quotes, commas) = classes::masks(block);
         // The mask bits of the bytes before the first line break, then before the first quote.
         let before = if breaks == 0 { u64::MAX } else { (breaks & breaks.wrapping_neg()) - 1 };
@@ -904,6 +957,11 @@ mod tests {
                         want.2 |= if is_comma { bit } else { 0 };
                     }
                     assert_eq!((breaks, quotes, commas), want, "byte {value:#x} at {pos} among {background:#x}");
+                    assert_eq!(
+                        classes::stops_and_commas(&block),
+                        (want.0 | want.1, want.2),
+                        "byte {value:#x} at {pos}"
+                    );
                 }
             }
             // The portable SWAR test, on every byte value next to every background.
