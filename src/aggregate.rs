@@ -441,7 +441,9 @@ fn radix_sort<T: Copy + Default>(
         for count in counts.iter_mut() {
             (*count, at) = (at, at + *count);
         }
-        spare.clear();
+        // Every slot is written below: only a length change touches memory here (clearing and refilling
+        // zeroed the whole buffer on every pass).
+        spare.truncate(items.len());
         spare.resize(items.len(), T::default());
         for &item in items.iter() {
             let slot = &mut counts[digit_of(item)];
