@@ -892,9 +892,7 @@ mod tests {
         let (mut expected, mut want) = (IdInterners::default(), Vec::new());
         fill(&mut expected);
         for order in &rows {
-            chunk.ids.extend_from_slice(order.as_bytes());
-            chunk.id_ends.push(chunk.ids.len() as u32);
-            chunk.id_ends.push(chunk.ids.len() as u32);
+            chunk.push_ids(order.as_bytes(), b"");
             chunk.hour.push(0);
             want.push(expected.orders.intern(order.as_bytes()));
         }
@@ -927,10 +925,7 @@ mod tests {
                 _ => format!("order-{n:x}-{}", "z".repeat(n % 9)),
             };
             let customer = if row % 7 == 0 { String::new() } else { format!("C{}", (row / 3 * 31 + row % 4 / 3) % 97) };
-            chunk.ids.extend_from_slice(order.as_bytes());
-            chunk.id_ends.push(chunk.ids.len() as u32);
-            chunk.ids.extend_from_slice(customer.as_bytes());
-            chunk.id_ends.push(chunk.ids.len() as u32);
+            chunk.push_ids(order.as_bytes(), customer.as_bytes());
             chunk.hour.push(0);
             want.0.push(expected.orders.intern(order.as_bytes()));
             want.1.push(expected.customers.intern(customer.as_bytes()));
