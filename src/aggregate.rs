@@ -1155,9 +1155,7 @@ mod tests {
             for n in [0, 1, 2, 1000, 5000] {
                 let keys: Vec<u64> = (0..n)
                     .map(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
+                        crate::testing::xorshift(&mut x);
                         // Few distinct keys (many ties), spread over the whole width.
                         ((x % 7) * 0x9E37_79B9) & mask
                     })
@@ -1176,9 +1174,7 @@ mod tests {
     fn random_chunks(seed: u64, chunks: usize, rows: usize) -> Vec<Chunk> {
         let mut x = seed;
         let mut next = |n: u32| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            crate::testing::xorshift(&mut x);
             (x % u64::from(n)) as u32
         };
         let mut order = 0;
@@ -1275,9 +1271,7 @@ mod tests {
     fn bulk_bitmaps_equal_the_crates() {
         let mut x = 11u64;
         let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            crate::testing::xorshift(&mut x);
             x
         };
         let bytes = &mut Vec::new();
@@ -1320,9 +1314,7 @@ mod tests {
             for len in [255, 256, 1000, 5000] {
                 let ids: Vec<u32> = (0..len)
                     .map(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
+                        crate::testing::xorshift(&mut x);
                         (x % (u64::from(max) + 1)) as u32
                     })
                     .collect();

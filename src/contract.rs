@@ -819,9 +819,7 @@ mod tests {
                     .iter()
                     .enumerate()
                     .map(|(i, f)| {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
+                        crate::testing::xorshift(&mut x);
                         let (before, after) = (pads[x as usize % pads.len()], pads[(x >> 8) as usize % pads.len()]);
                         let padded = format!("{before}{f}{after}");
                         // Some fields quoted, so that a pair's values are not one byte apart.
@@ -918,9 +916,7 @@ mod tests {
         let mut reference: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
         let mut x = 12345u64;
         for _ in 0..200_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            crate::testing::xorshift(&mut x);
             let raw = format!("SKU-{:05}", (x % 6000) * (x % 3 + 1));
             let next = reference.len() as u32;
             let want = *reference.entry(raw.clone()).or_insert(next);
@@ -946,9 +942,7 @@ mod tests {
         let (mut dicts, mut chunk) = (Dictionaries::default(), Chunk::default());
         let mut x = 99u64;
         let mut next = |n: usize| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            crate::testing::xorshift(&mut x);
             (x % n as u64) as usize
         };
         // `a` and `a\0` differ only in the length the key holds.

@@ -719,9 +719,7 @@ mod tests {
     fn same_is_slice_equality() {
         let mut x = 3u64;
         for _ in 0..100_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            crate::testing::xorshift(&mut x);
             let len = (x % 40) as usize;
             let a: Vec<u8> = (0..len).map(|i| b"ab"[((x >> (i % 60)) & 1) as usize]).collect();
             let mut b = a.clone();

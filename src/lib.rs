@@ -27,3 +27,15 @@ pub mod summary;
 pub mod tables;
 
 pub use error::{Error, InputError, Result};
+
+/// Helpers shared by the unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// xorshift64: advances `x` and returns it. The tests' repeatable source of random inputs.
+    pub fn xorshift(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+}

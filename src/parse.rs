@@ -413,9 +413,7 @@ mod tests {
         let mut x = 5u64;
         let mut accepted = 0;
         for _ in 0..200_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            crate::testing::xorshift(&mut x);
             let len = (x % 19) as usize;
             let s: Vec<u8> = (0..len).map(|i| b"0000123456789..x-"[((x >> (3 * i + 5)) % 17) as usize]).collect();
             if let Some(cents) = plain_price_cents(&s) {

@@ -880,9 +880,7 @@ mod tests {
         let alphabet = b"ab,,  \"\n\rxyz";
         let mut x = 7u64;
         for _ in 0..100_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            crate::testing::xorshift(&mut x);
             let len = 1 + (x % 60) as usize;
             // Mostly plain bytes, so that quotes close both within and past the short search.
             let mut text: Vec<u8> = (0..len)

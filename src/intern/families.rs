@@ -425,9 +425,7 @@ mod tests {
         let alphabet = b"0123456789/:-A ";
         let mut x = 88172645463325252u64;
         for round in 0..200_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            crate::testing::xorshift(&mut x);
             let len = (x % 25) as usize;
             let digits_from = (x >> 8) as usize % (len + 1);
             let key: Vec<u8> = (0..len)
@@ -471,9 +469,7 @@ mod tests {
     fn sequential_numbers_move_to_pages_and_random_ones_stay_hashed() {
         let mut x = 88172645463325252u64;
         let mut random = move |below: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            crate::testing::xorshift(&mut x);
             x % below
         };
         let mut keys = Vec::new();
