@@ -548,17 +548,20 @@ fn scan_line(text: &[u8], spans: &mut [(usize, usize)]) -> (Scan, usize) {
         }
     };
     use classes::{BLOCK, STRIDE};
+    // The fields that end at the commas of `commas`, a mask of the block at `at`.
+    let split = |spans: &mut [(usize, usize)], n: &mut usize, from: &mut usize, at: usize, mut commas: u64| {
+        while commas != 0 {
+            let comma = at + (commas.trailing_zeros() / STRIDE) as usize;
+            field(spans, n, (*from, comma));
+            *from = comma + 1;
+            commas &= commas - 1;
+        }
+    };
     while let Some(block) = text.get(at..at + BLOCK) {
         let (stops, commas) = classes::stops_and_commas(block);
         if stops == 0 {
             // Only commas (most blocks of a line).
-            let mut commas = commas;
-            while commas != 0 {
-                let comma = at + (commas.trailing_zeros() / STRIDE) as usize;
-                field(spans, &mut n, (from, comma));
-                from = comma + 1;
-                commas &= commas - 1;
-            }
+            split(spans, &mut n, &mut from, at, commas);
             at += BLOCK;
             continue;
         }
@@ -567,13 +570,7 @@ fn scan_line(text: &[u8], spans: &mut [(usize, usize)]) -> (Scan, usize) {
         let before = if breaks == 0 { u64::MAX } else { (breaks & breaks.wrapping_neg()) - 1 };
         let quotes = quotes & before;
         let limit = if quotes == 0 { before } else { (quotes & quotes.wrapping_neg()) - 1 };
-        let mut commas = commas & limit;
-        while commas != 0 {
-            let comma = at + (commas.trailing_zeros() / STRIDE) as usize;
-            field(spans, &mut n, (from, comma));
-            from = comma + 1;
-            commas &= commas - 1;
-        }
+        split(spans, &mut n, &mut from, at, commas & limit);
         if quotes != 0 {
             match quoted(spans, &mut n, &mut from, at + (quotes.trailing_zeros() / STRIDE) as usize) {
                 Ok(next) => at = next,
