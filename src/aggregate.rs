@@ -110,9 +110,9 @@ const PENDING_IDS: usize = 512 * 1024;
 
 impl GroupState {
     /// Merges the held-back ids of every kind into the bitmaps.
-    fn flush(&mut self, spare: &mut MergeScratch) {
+    fn flush(&mut self, scratch: &mut MergeScratch) {
         for (set, pending) in self.ids.iter_mut().zip(&mut self.pending) {
-            merge_ids(set, pending, spare);
+            merge_ids(set, pending, scratch);
             *pending = Vec::new();
         }
     }
@@ -299,9 +299,9 @@ impl Grouping {
     }
 
     /// Merges every group's held-back ids into its bitmaps.
-    fn flush(&mut self, spare: &mut MergeScratch) {
+    fn flush(&mut self, scratch: &mut MergeScratch) {
         for state in self.groups.values_mut() {
-            state.flush(spare);
+            state.flush(scratch);
         }
         self.pending = 0;
     }
