@@ -22,12 +22,12 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use roaring::RoaringBitmap;
 
-use crate::contract::{Chunk, Dictionaries, Dim, GUEST};
-use crate::error::{InputError, Result};
+use crate::contract::{Chunk, Dim, GUEST};
+use crate::error::Result;
 use crate::tables::{Metric, TableSpec};
 
 /// Largest revenue that fits decimal(18,2), in cents.
-const MAX_DECIMAL_18_2: i128 = 999_999_999_999_999_999;
+pub const MAX_DECIMAL_18_2: i128 = 999_999_999_999_999_999;
 
 /// What a distinct-count metric counts, and the chunk column holding its id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,7 +71,7 @@ impl Distinct {
 
 /// Dimension codes a group key holds at most: a grouping's keys (a joint grouping has the keys of all its
 /// tables).
-const MAX_KEYS: usize = 4;
+pub const MAX_KEYS: usize = 4;
 
 /// Group key: hour start (µs) and up to [`MAX_KEYS`] dimension codes (the unused ones 0).
 type GroupKey = (i64, [u32; MAX_KEYS]);
@@ -619,13 +619,20 @@ fn sort_ids(ids: &mut Vec<u32>, spare: &mut Vec<u32>) {
     radix_sort(ids, spare, &mut counts, 0..32 - max.leading_zeros(), 8, u64::from);
 }
 
-/// One finished insight table: the spec and its rows as a DataFrame with the output schema.
-pub struct Table {
-    pub spec: &'static TableSpec,
-    pub frame: DataFrame,
-    /// The `hour_start` (µs) of every row, in row order; used to split the table into hour partitions.
-    pub hours: Vec<i64>,
+/// One group of a table at the end of a run: its hour, key codes (the table's keys, in order; the rest 0),
+/// sums, and the sets of codes of each distinct kind the table counts (indexed by [`DISTINCT_KINDS`]; the
+/// others empty). Guests are not in the customer sets; products are `sku` dimension codes.
+pub struct FinalGroup {
+    pub hour: i64,
+    pub codes: [u32; MAX_KEYS],
+    pub lines: i64,
+    pub units: i64,
+    pub revenue: i128,
+    pub sets: [RoaringBitmap; 3],
 }
+
+/// The distinct kinds, in the order of [`FinalGroup::sets`]: order codes, customer codes, sku codes.
+pub const DISTINCT_KINDS: [&str; 3] = ["orders", "customers", "products"];
 
 /// Aggregates chunks into the insight tables.
 pub struct Engine {
@@ -785,16 +792,26 @@ impl Engine {
         tables
     }
 
-    /// Finishes every table. Tables of a run without valid rows have zero rows.
-    pub fn finish(self, dicts: &Dictionaries) -> Result<Vec<Table>> {
-        // Only the sizes of the sets are kept, so a table's sets never exist all at once.
-        let totals = |_: &TableSpec, g: GroupState| Totals {
-            lines: g.lines,
-            units: g.units,
-            revenue: g.revenue,
-            distinct: Distinct::ALL.map(|d| g.ids[d as usize].len() as i64),
-        };
-        self.merged(totals).into_iter().map(|(spec, groups)| label(spec, groups, dicts)).collect()
+    /// Every table's groups with their sets (see [`FinalGroup`]), each table's sorted by hour, then keys.
+    pub fn finish(self) -> Vec<(&'static TableSpec, Vec<FinalGroup>)> {
+        let keep = |_: &TableSpec, g: GroupState| (g.lines, g.units, g.revenue, g.ids);
+        self.merged(keep)
+            .into_iter()
+            .map(|(spec, groups)| {
+                let groups = groups
+                    .into_iter()
+                    .map(|((hour, codes), (lines, units, revenue, sets))| FinalGroup {
+                        hour,
+                        codes,
+                        lines,
+                        units,
+                        revenue,
+                        sets,
+                    })
+                    .collect();
+                (spec, groups)
+            })
+            .collect()
     }
 }
 
@@ -816,38 +833,6 @@ fn chunk_frame(chunk: &mut Chunk) -> Result<DataFrame> {
     Ok(DataFrame::new(height, columns)?)
 }
 
-/// One merged group, in Rust, before labelling.
-struct Group {
-    hour: i64,
-    keys: Vec<String>,
-    rank: i64,
-    lines: i64,
-    units: i64,
-    revenue: i128,
-    distinct: [i64; 3],
-}
-
-impl Group {
-    fn metric(&self, m: Metric) -> MetricValue {
-        match m {
-            Metric::Orders => MetricValue::Int(self.distinct[Distinct::Orders as usize]),
-            Metric::Customers => MetricValue::Int(self.distinct[Distinct::Customers as usize]),
-            Metric::Products => MetricValue::Int(self.distinct[Distinct::Products as usize]),
-            Metric::OrderLines => MetricValue::Int(self.lines),
-            Metric::Units => MetricValue::Int(self.units),
-            Metric::Revenue => MetricValue::Cents(self.revenue),
-            Metric::AvgOrderValue => {
-                MetricValue::Cents(div_round_half_away(self.revenue, self.distinct[Distinct::Orders as usize] as i128))
-            }
-        }
-    }
-}
-
-enum MetricValue {
-    Int(i64),
-    Cents(i128),
-}
-
 /// `num / den` rounded half away from zero (den > 0).
 pub fn div_round_half_away(num: i128, den: i128) -> i128 {
     if den == 0 {
@@ -859,90 +844,6 @@ pub fn div_round_half_away(num: i128, den: i128) -> i128 {
     } else {
         q
     }
-}
-
-/// Turns the merged state of a table into its output: dimension codes become strings, distinct counts and
-/// derived metrics are computed, top-N is applied, rows are sorted by `hour_start` then the dimensions (or
-/// rank).
-/// A table's group once summed up: its sums and the size of each distinct set.
-struct Totals {
-    lines: i64,
-    units: i64,
-    revenue: i128,
-    distinct: [i64; 3],
-}
-
-fn label(spec: &'static TableSpec, groups: Vec<(GroupKey, Totals)>, dicts: &Dictionaries) -> Result<Table> {
-    let mut groups: Vec<Group> = groups
-        .into_iter()
-        .map(|((hour, codes), g)| Group {
-            hour,
-            keys: spec.keys.iter().zip(codes).map(|(dim, code)| dicts.value(*dim, code).to_string()).collect(),
-            rank: 0,
-            lines: g.lines,
-            units: g.units,
-            revenue: g.revenue,
-            distinct: g.distinct,
-        })
-        .collect();
-    if let Some(n) = spec.top {
-        groups.sort_by(|a, b| a.hour.cmp(&b.hour).then(b.revenue.cmp(&a.revenue)).then(a.keys.cmp(&b.keys)));
-        let mut kept = Vec::with_capacity(groups.len());
-        let mut current = None;
-        let mut rank = 0;
-        for mut g in groups {
-            if current != Some(g.hour) {
-                current = Some(g.hour);
-                rank = 0;
-            }
-            rank += 1;
-            if rank <= n as i64 {
-                g.rank = rank;
-                kept.push(g);
-            }
-        }
-        groups = kept;
-    } else {
-        groups.sort_by(|a, b| a.hour.cmp(&b.hour).then(a.keys.cmp(&b.keys)));
-    }
-    for g in &groups {
-        if g.revenue > MAX_DECIMAL_18_2 {
-            return Err(InputError::RevenueOverflow {
-                message: format!("table {} has revenue {} cents in one group", spec.name, g.revenue),
-            }
-            .into());
-        }
-    }
-    let frame = build_frame(spec, &groups)?;
-    Ok(Table { spec, frame, hours: groups.iter().map(|g| g.hour).collect() })
-}
-
-fn build_frame(spec: &TableSpec, groups: &[Group]) -> Result<DataFrame> {
-    let mut columns = Vec::new();
-    let hours = Int64Chunked::from_vec("hour_start".into(), groups.iter().map(|g| g.hour).collect());
-    columns.push(hours.into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)).into_series().into_column());
-    if spec.top.is_some() {
-        columns.push(Column::new("rank".into(), groups.iter().map(|g| g.rank).collect::<Vec<_>>()));
-    }
-    for (k, dim) in spec.keys.iter().enumerate() {
-        let values: Vec<&str> = groups.iter().map(|g| g.keys[k].as_str()).collect();
-        columns.push(Column::new(dim.name().into(), values));
-    }
-    for &metric in spec.metrics {
-        let values = groups.iter().map(|g| g.metric(metric));
-        let column = match metric.column_type() {
-            crate::tables::ColumnType::Decimal => {
-                let cents: Vec<i128> = values.map(|v| if let MetricValue::Cents(c) = v { c } else { 0 }).collect();
-                Int128Chunked::from_vec(metric.name().into(), cents).into_decimal(18, 2)?.into_series().into_column()
-            }
-            _ => {
-                let ints: Vec<i64> = values.map(|v| if let MetricValue::Int(n) = v { n } else { 0 }).collect();
-                Column::new(metric.name().into(), ints)
-            }
-        };
-        columns.push(column);
-    }
-    Ok(DataFrame::new(groups.len(), columns)?)
 }
 
 #[cfg(test)]

@@ -18,10 +18,14 @@ A row that breaks the contract is written to rejects/<name>.csv with its line an
 (field_count, invalid_utf8, event_time_invalid, order_id_missing, sku_missing, quantity_invalid,
 unit_price_invalid); a file without a required column fails as a whole.
 
-Outputs under --out (Parquet, zstd; one file per table per UTC hour):
+Outputs under --out (Parquet, zstd), one exact row set per UTC hour and per day, merged over every
+source file run into the same --out (late rows, several exports per hour):
   hourly_kpis | channel_performance | category_sales | geo_device | top_products
-    /dt=YYYY-MM-DD/hour=HH/<name>.parquet
+    /dt=YYYY-MM-DD/hour=HH/data.parquet
+  daily_kpis | daily_channel_performance | daily_category_sales | daily_geo_device | daily_top_products
+    /dt=YYYY-MM-DD/data.parquet
   rejects/<name>.csv    summaries/<name>.json (written last; also printed to stdout)
+  _state/               mergeable per-source states and day manifests (not for BI)
 
 s3:// inputs and outputs use the standard AWS configuration (AWS_ENDPOINT_URL for S3-compatible servers).
 Exit codes: 0 succeeded, 2 input rejected as a whole (a failed summary is written), 1 any other error.";
@@ -50,6 +54,26 @@ pub enum Command {
     /// Run the real Lambda handler once on an event file, without the Lambda runtime API.
     #[command(after_long_help = INVOKE_HELP)]
     Invoke(InvokeArgs),
+    /// Remove a source: its rows leave every hour and day table they fed (as an S3 ObjectRemoved event does).
+    Forget(ForgetArgs),
+    /// Recompute and republish every hour and day from the stored states (recovery, or after an upgrade).
+    Rebuild(RebuildArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    /// The source as it was run: a local path (the file may be gone) or s3://bucket/key.
+    pub source: String,
+    /// The output directory, or s3://bucket/prefix/.
+    #[arg(long)]
+    pub out: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RebuildArgs {
+    /// The output directory, or s3://bucket/prefix/.
+    #[arg(long)]
+    pub out: String,
 }
 
 const INVOKE_HELP: &str = "\

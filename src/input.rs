@@ -17,6 +17,9 @@ pub struct SourceInfo {
     pub bytes: u64,
     pub etag: Option<String>,
     pub version_id: Option<String>,
+    /// The S3 event's `sequencer` for this object (orders the versions of one key; null locally).
+    #[serde(default)]
+    pub sequencer: Option<String>,
 }
 
 /// An opened input: the raw byte stream (possibly gzip) and its description.
@@ -31,7 +34,7 @@ pub fn open_local(path: &Path) -> Result<Input> {
     let file = File::open(path).map_err(read_err)?;
     let bytes = file.metadata().map_err(read_err)?.len();
     let abs = std::fs::canonicalize(path).map_err(read_err)?;
-    let info = SourceInfo { uri: format!("file://{}", abs.display()), bytes, etag: None, version_id: None };
+    let info = SourceInfo { uri: format!("file://{}", abs.display()), bytes, etag: None, version_id: None, sequencer: None };
     Ok(Input { reader: Box::new(file), info })
 }
 

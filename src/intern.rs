@@ -53,6 +53,15 @@ pub struct Interner {
     last_added: Vec<u8>,
     scratch: Vec<u8>,
     hasher: foldhash::fast::FixedState,
+    /// The 128-bit hash ([`id_hash`]) of every code's key, by code: what the mergeable hour states keep of
+    /// an id ([`crate::partial`]), computed once when the code is assigned.
+    hashes: Vec<u128>,
+}
+
+/// The 128-bit hash an id is kept as in the mergeable states: XXH3-128 of its bytes (seed 0). Stable across
+/// versions and machines; two distinct ids collide with probability about n^2 / 2^129.
+pub fn id_hash(key: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(key)
 }
 
 /// Keys per front-coded block.
@@ -74,6 +83,7 @@ impl Default for Interner {
             last_added: Vec::new(),
             scratch: Vec::new(),
             hasher: foldhash::fast::FixedState::default(),
+            hashes: Vec::new(),
         }
     }
 }
@@ -483,6 +493,20 @@ impl Interner {
 
     /// [`Interner::intern`] with the key's probe already computed.
     pub fn intern_probed(&mut self, key: &[u8], probe: Probe) -> u32 {
+        let before = self.len;
+        let code = self.lookup_probed(key, probe);
+        if self.len > before {
+            self.hashes.push(id_hash(key));
+        }
+        code
+    }
+
+    /// The 128-bit hash of every code's key, indexed by code ([`id_hash`]).
+    pub fn hashes(&self) -> &[u128] {
+        &self.hashes
+    }
+
+    fn lookup_probed(&mut self, key: &[u8], probe: Probe) -> u32 {
         match probe {
             Probe::Numbered { family, number } => {
                 let family = match family {
@@ -494,7 +518,7 @@ impl Interner {
                     // Its family did not fit (another key of this batch took the last room): as before families.
                     None => {
                         let probe = self.general_probe(key);
-                        self.intern_probed(key, probe)
+                        self.lookup_probed(key, probe)
                     }
                 }
             }
@@ -577,6 +601,7 @@ impl Interner {
             + self.shards.iter().map(|t| t.slots.capacity() * 8).sum::<usize>()
             + self.short.iter().map(|t| t.slots.capacity() * std::mem::size_of::<ShortEntry>()).sum::<usize>()
             + self.long_codes.capacity() * 4
+            + self.hashes.capacity() * 16
     }
 }
 

@@ -37,6 +37,10 @@ pub struct ObjectRef {
     /// Decoded key.
     pub key: String,
     pub version_id: Option<String>,
+    /// The event's `sequencer`: orders the events of one key (a newer upload or deletion wins).
+    pub sequencer: Option<String>,
+    /// An `ObjectRemoved` (or EventBridge "Object Deleted") event: the source is forgotten.
+    pub removed: bool,
 }
 
 /// What an event is.
@@ -96,7 +100,9 @@ fn s3_notification(v: &Value) -> std::result::Result<Vec<ObjectRef>, String> {
             let bucket = str_at(r, &["s3", "bucket", "name"]).ok_or("record without s3.bucket.name")?;
             let raw = str_at(r, &["s3", "object", "key"]).ok_or("record without s3.object.key")?;
             let version_id = str_at(r, &["s3", "object", "versionId"]).filter(|s| !s.is_empty()).map(String::from);
-            Ok(ObjectRef { bucket: bucket.to_string(), key: decode_key(raw)?, version_id })
+            let sequencer = str_at(r, &["s3", "object", "sequencer"]).filter(|s| !s.is_empty()).map(String::from);
+            let removed = str_at(r, &["eventName"]).is_some_and(|n| n.starts_with("ObjectRemoved"));
+            Ok(ObjectRef { bucket: bucket.to_string(), key: decode_key(raw)?, version_id, sequencer, removed })
         })
         .collect()
 }
@@ -132,14 +138,23 @@ pub fn parse_event(v: &Value) -> Event {
             };
         }
     }
+    let detail_type = v.get("detail-type").and_then(Value::as_str);
     if v.get("source").and_then(Value::as_str) == Some("aws.s3")
-        && v.get("detail-type").and_then(Value::as_str) == Some("Object Created")
+        && matches!(detail_type, Some("Object Created" | "Object Deleted"))
     {
         let bucket = str_at(v, &["detail", "bucket", "name"]);
         let key = str_at(v, &["detail", "object", "key"]);
         if let (Some(bucket), Some(key)) = (bucket, key) {
             let version_id = str_at(v, &["detail", "object", "version-id"]).map(String::from);
-            return Event::Objects(vec![ObjectRef { bucket: bucket.into(), key: key.into(), version_id }]);
+            let sequencer = str_at(v, &["detail", "object", "sequencer"]).map(String::from);
+            let removed = detail_type == Some("Object Deleted");
+            return Event::Objects(vec![ObjectRef {
+                bucket: bucket.into(),
+                key: key.into(),
+                version_id,
+                sequencer,
+                removed,
+            }]);
         }
     }
     Event::Unrecognized(describe(v))
@@ -180,6 +195,8 @@ fn type_name(v: &Value) -> &'static str {
 pub enum Outcome {
     Succeeded { summary_uri: String, rows_read: u64, rows_rejected: u64 },
     Failed { summary_uri: String, error_kind: String },
+    /// The object was deleted: its state left every hour and day it fed, which were published again.
+    Removed { tables_published: usize },
     Skipped { reason: String },
 }
 
@@ -291,9 +308,15 @@ impl Handler {
             tracing::info!(suffixes = ?self.config.input_suffixes, "key has no accepted suffix; skipped");
             return skip("suffix");
         }
+        if object.removed {
+            return self.remove(object).await;
+        }
         let input = match s3::open_object(&self.client, &object.bucket, &object.key, object.version_id.as_deref()).await
         {
-            Ok(Some(input)) => input,
+            Ok(Some(mut input)) => {
+                input.info.sequencer = object.sequencer.clone();
+                input
+            }
             Ok(None) => {
                 tracing::warn!("object does not exist (deleted before processing?); skipped");
                 return skip("missing");
@@ -363,6 +386,32 @@ impl Handler {
         })
     }
 
+    /// Forgets a deleted object's source (see [`pipeline::forget`]).
+    async fn remove(self: &Arc<Self>, object: &ObjectRef) -> Result<Outcome> {
+        let me = Arc::clone(self);
+        let uri = format!("s3://{}/{}", object.bucket, object.key);
+        let sequencer = object.sequencer.clone();
+        let handle = tokio::runtime::Handle::current();
+        let span = tracing::Span::current();
+        let task_uri = uri.clone();
+        let published = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| {
+                let sink = S3Sink::new(me.client.clone(), &me.config.output_bucket, &me.config.output_prefix, handle);
+                pipeline::forget(&sink, &task_uri, sequencer)
+            })
+        })
+        .await
+        .map_err(|e| Error::Storage { uri, message: format!("worker panicked: {e}"), retryable: false })?;
+        match published {
+            Ok(p) => Ok(Outcome::Removed { tables_published: p.outputs.len() }),
+            Err(Error::Superseded { .. }) => Ok(Outcome::Skipped { reason: "superseded".into() }),
+            Err(e) => {
+                tracing::error!(error = %e, retryable = e.is_retryable(), "removing the source failed");
+                Err(e)
+            }
+        }
+    }
+
     fn summary_uri(&self, summary: &Summary) -> String {
         let name = crate::output::output_name(&summary.source.uri);
         format!("s3://{}/{}{}", self.config.output_bucket, self.config.output_prefix, crate::output::summary_key(&name))
@@ -405,13 +454,15 @@ mod tests {
     #[test]
     fn event_shapes() {
         let s3 = json!({"Records": [{"eventSource": "aws:s3", "s3": {"bucket": {"name": "in"},
-            "object": {"key": "a+b.csv", "versionId": "v1"}}}]});
+            "object": {"key": "a+b.csv", "versionId": "v1", "sequencer": "0055AED6DCD90281E5"}}}]});
         assert_eq!(
             parse_event(&s3),
             Event::Objects(vec![ObjectRef {
                 bucket: "in".into(),
                 key: "a b.csv".into(),
-                version_id: Some("v1".into())
+                version_id: Some("v1".into()),
+                sequencer: Some("0055AED6DCD90281E5".into()),
+                removed: false,
             }])
         );
         assert_eq!(parse_event(&json!({"Service": "Amazon S3", "Event": "s3:TestEvent"})), Event::Test);
@@ -419,8 +470,26 @@ mod tests {
             "detail": {"bucket": {"name": "in"}, "object": {"key": "a+b.csv"}}});
         assert_eq!(
             parse_event(&eb),
-            Event::Objects(vec![ObjectRef { bucket: "in".into(), key: "a+b.csv".into(), version_id: None }])
+            Event::Objects(vec![ObjectRef {
+                bucket: "in".into(),
+                key: "a+b.csv".into(),
+                version_id: None,
+                sequencer: None,
+                removed: false
+            }])
         );
+        let removed = json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectRemoved:Delete",
+            "s3": {"bucket": {"name": "in"}, "object": {"key": "x.csv", "sequencer": "0A"}}}]});
+        match parse_event(&removed) {
+            Event::Objects(o) => assert!(o[0].removed && o[0].sequencer.as_deref() == Some("0A")),
+            other => panic!("{other:?}"),
+        }
+        let eb_deleted = json!({"source": "aws.s3", "detail-type": "Object Deleted",
+            "detail": {"bucket": {"name": "in"}, "object": {"key": "x.csv", "sequencer": "0B"}}});
+        match parse_event(&eb_deleted) {
+            Event::Objects(o) => assert!(o[0].removed && o[0].sequencer.as_deref() == Some("0B")),
+            other => panic!("{other:?}"),
+        }
         let sqs = json!({"Records": [
             {"eventSource": "aws:sqs", "messageId": "m1", "body": s3.to_string()},
             {"eventSource": "aws:sqs", "messageId": "m2", "body": "not json"}]});

@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context};
 use clap::Parser;
 use tracing::Instrument;
 
-use hourly_insights::cli::{Cli, Command, CostArgs, GenerateArgs, InvokeArgs, RunArgs};
+use hourly_insights::cli::{Cli, Command, CostArgs, ForgetArgs, GenerateArgs, InvokeArgs, RebuildArgs, RunArgs};
 use hourly_insights::config::Config;
 use hourly_insights::generate::{generate, GenerateOptions};
 use hourly_insights::lambda::Handler;
@@ -34,6 +34,8 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate_cmd(args).map(|()| ExitCode::SUCCESS),
         Command::Invoke(args) => invoke(args),
         Command::Cost(args) => cost(args).map(|()| ExitCode::SUCCESS),
+        Command::Forget(args) => forget(args).map(|()| ExitCode::SUCCESS),
+        Command::Rebuild(args) => rebuild(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -97,12 +99,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         _ => input::open_local(std::path::Path::new(&args.input))
             .with_context(|| format!("cannot open input {}", args.input))?,
     };
-    let sink: Box<dyn Sink> = match (&out_s3, &rt, client) {
-        (Some(uri), Some(rt), Some(client)) => {
-            Box::new(S3Sink::new(client, &uri.bucket, &uri.key, rt.handle().clone()))
-        }
-        _ => Box::new(LocalDir::new(&args.out).with_context(|| format!("cannot use output directory {}", args.out))?),
-    };
+    let sink = open_sink(&args.out, rt.as_ref(), client)?;
     let options = pipeline::Options {
         chunk_rows: args.chunk_rows.map(|n| n.max(1)),
         max_record_bytes: args.max_record_mib.max(1) << 20,
@@ -117,6 +114,69 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_INPUT_REJECTED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sink of an `--out` argument: `s3://bucket/prefix/` (with a runtime and client) or a directory.
+fn open_sink(
+    out: &str,
+    rt: Option<&tokio::runtime::Runtime>,
+    client: Option<aws_sdk_s3::Client>,
+) -> anyhow::Result<Box<dyn Sink>> {
+    Ok(match (S3Uri::parse(out), rt, client) {
+        (Some(uri), Some(rt), Some(client)) => Box::new(S3Sink::new(client, &uri.bucket, &uri.key, rt.handle().clone())),
+        (Some(_), _, _) => bail!("internal: no S3 client for {out}"),
+        _ => Box::new(LocalDir::new(out).with_context(|| format!("cannot use output directory {out}"))?),
+    })
+}
+
+/// A runtime and an S3 client when `out` is in S3.
+fn s3_for(out: &str) -> anyhow::Result<(Option<tokio::runtime::Runtime>, Option<aws_sdk_s3::Client>)> {
+    if S3Uri::parse(out).is_none() {
+        return Ok((None, None));
+    }
+    let rt = runtime()?;
+    let client = rt.block_on(s3::client_from_env());
+    Ok((Some(rt), Some(client)))
+}
+
+/// The URI a source had when it was run: `s3://…` as given, a local path as `file://` + its absolute path
+/// (the file itself may be gone).
+fn source_uri(source: &str) -> anyhow::Result<String> {
+    if S3Uri::parse(source).is_some() {
+        return Ok(source.to_string());
+    }
+    let path = std::path::Path::new(source);
+    let abs = match std::fs::canonicalize(path) {
+        Ok(abs) => abs,
+        Err(_) if path.is_absolute() => path.to_path_buf(),
+        Err(_) => std::env::current_dir().context("cannot read the current directory")?.join(path),
+    };
+    Ok(format!("file://{}", abs.display()))
+}
+
+fn forget(args: ForgetArgs) -> anyhow::Result<()> {
+    let uri = source_uri(&args.source)?;
+    let (rt, client) = s3_for(&args.out)?;
+    let sink = open_sink(&args.out, rt.as_ref(), client)?;
+    let name = hourly_insights::output::output_name(&uri);
+    if sink.get(&hourly_insights::publish::record_key(&name))?.is_none() {
+        bail!("{uri} has no state under {} (was it run with this --out?)", args.out);
+    }
+    let published = pipeline::forget(sink.as_ref(), &uri, None)?;
+    println!("{}", serde_json::to_string_pretty(&serde_json::json!({"forgotten": uri, "outputs": published.outputs}))?);
+    Ok(())
+}
+
+fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
+    let (rt, client) = s3_for(&args.out)?;
+    let sink = open_sink(&args.out, rt.as_ref(), client)?;
+    let (days, published) = hourly_insights::publish::rebuild(sink.as_ref())?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({"days": days, "tables_written": published.outputs.len(),
+            "partials_read": published.partials_read}))?
+    );
+    Ok(())
 }
 
 fn invoke(args: InvokeArgs) -> anyhow::Result<ExitCode> {

@@ -1,7 +1,7 @@
 //! Output writing: the public layout, Parquet encoding of the tables, and the rejects file.
 //!
 //! Layout under the output root (identical locally and in S3):
-//! - `<table>/dt=YYYY-MM-DD/hour=HH/<name>.parquet`: one file per table per hour present;
+//! - the published tables and the states behind them: see [`crate::publish`];
 //! - `rejects/<name>.csv`: when the run has rejects;
 //! - `summaries/<name>.json`: written last; its presence means the source's outputs are complete.
 //!
@@ -12,10 +12,8 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use crate::aggregate::Table;
 use crate::contract::RejectReason;
 use crate::error::{Error, Result};
-use crate::parse;
 
 /// The output file name stem of a source: the sanitised file name without `.csv`/`.gz`, a dash, and 16 hex
 /// digits of the FNV-1a 64 hash of the full source URI (stable across versions and machines).
@@ -38,12 +36,6 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// Key of a table's Parquet file for one hour.
-pub fn table_key(table: &str, hour_start: i64, name: &str) -> String {
-    let (dt, hour) = parse::partition_values(hour_start);
-    format!("{table}/dt={dt}/hour={hour}/{name}.parquet")
-}
-
 pub fn rejects_key(name: &str) -> String {
     format!("rejects/{name}.csv")
 }
@@ -60,25 +52,6 @@ pub fn parquet_bytes(frame: &mut DataFrame) -> Result<Vec<u8>> {
         .with_statistics(StatisticsOptions::full())
         .finish(frame)?;
     Ok(buf)
-}
-
-/// One hour's slice of a table.
-pub struct HourPart {
-    pub hour_start: i64,
-    pub frame: DataFrame,
-}
-
-/// Splits a table (rows sorted by hour) into one frame per hour present.
-pub fn split_by_hour(table: &Table) -> Vec<HourPart> {
-    let mut parts = Vec::new();
-    let mut start = 0;
-    while start < table.hours.len() {
-        let hour = table.hours[start];
-        let len = table.hours[start..].iter().take_while(|&&h| h == hour).count();
-        parts.push(HourPart { hour_start: hour, frame: table.frame.slice(start as i64, len) });
-        start += len;
-    }
-    parts
 }
 
 /// Streams rejected rows to a temporary CSV file (`line,reason,record`).
@@ -147,8 +120,6 @@ mod tests {
 
     #[test]
     fn keys() {
-        let hour = 1_795_352_400_000_000;
-        assert_eq!(table_key("hourly_kpis", hour, "x"), "hourly_kpis/dt=2026-11-22/hour=13/x.parquet");
         assert_eq!(rejects_key("x"), "rejects/x.csv");
         assert_eq!(summary_key("x"), "summaries/x.json");
     }

@@ -7,27 +7,29 @@
 //! channels ([`StageMode::Threads`]). On one CPU they all run one after the other on the calling thread,
 //! chunk by chunk ([`StageMode::Inline`]): threads taking turns on one core only add switches and evict
 //! each other's data from the cache.
-//! Outputs are written in a fixed order: Parquet tables, rejects, removal of this source's stale outputs
-//! (found through its previous summary), and the summary last.
+//! Outputs are written in a fixed order: the run's partial states and their publication into the hour and
+//! day tables ([`crate::publish`]), the rejects file, and the summary last.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use polars::error::PolarsError;
 
-use crate::aggregate::{Engine, Table};
+use crate::aggregate::{Engine, MAX_DECIMAL_18_2};
 use crate::contract::{accept_row, Chunk, Dictionaries, Header, RejectReason};
 use crate::error::{Error, InputError, Result};
 use crate::input::{self, Input, SourceInfo};
 use crate::intern::IdInterners;
 use crate::output::{self, RejectsWriter};
 use crate::parse;
+use crate::partial::{self, Partial};
+use crate::publish::{self, Published, Version};
 use crate::records::{RecordReader, Refill};
 use crate::storage::{Body, Sink};
-use crate::summary::{reason_counts, ErrorInfo, OutputFile, Rows, Status, Summary, Totals};
-use crate::tables::{Metric, TABLES};
+use crate::summary::{reason_counts, ErrorInfo, HourNumbers, Rows, Status, Summary, Totals};
+use crate::tables::TABLES;
 
 /// Valid rows per chunk when the stages run on their own threads. Five chunks can be alive at once (filling,
 /// two queued, interning, aggregating), so this sets the memory not spent on distinct keys; measured on
@@ -144,7 +146,10 @@ struct Processed {
     rows: Rows,
     rejects_by_reason: BTreeMap<RejectReason, u64>,
     rejects: Option<tempfile::NamedTempFile>,
-    tables: Vec<Table>,
+    /// One partial state per hour present.
+    partials: Vec<Partial>,
+    /// This source's own numbers per hour (for the summary).
+    by_hour: Vec<HourNumbers>,
 }
 
 /// Runs the whole pipeline on one input and writes every output to `sink`. Returns the summary, which is
@@ -174,19 +179,24 @@ pub fn run_guarded(
         tracing::warn!("source changed while it was processed; standing down for the newer object");
         return Err(Error::Superseded { uri: source.uri.clone() });
     }
-    let previous = previous_outputs(sink, &name)?;
-    let (summary, written) = match processed {
-        Ok(p) => write_outputs(p, sink, &name, &source)?,
+    let version = Version {
+        sequencer: source.sequencer.clone(),
+        version_id: source.version_id.clone(),
+        etag: source.etag.clone(),
+    };
+    let summary = match processed {
+        Ok(p) => {
+            let published = publish::commit(sink, &name, &source.uri, &version, "present", &p.partials)?;
+            write_outputs(p, published, sink, &name, &source)?
+        }
         Err(Error::Input(e)) => {
             tracing::error!(kind = e.kind(), error = %e, "input rejected as a whole");
-            (failed_summary(&source, &e), BTreeSet::new())
+            let published = publish::commit(sink, &name, &source.uri, &version, "failed", &[])?;
+            sink.delete(&output::rejects_key(&name))?;
+            Summary { outputs: published.outputs, ..failed_summary(&source, &e) }
         }
         Err(e) => return Err(e),
     };
-    for stale in previous.difference(&written) {
-        tracing::info!(key = %stale, "removing output the new run no longer produces");
-        sink.delete(stale)?;
-    }
     let duration_ms = started.elapsed().as_millis() as u64;
     let summary = Summary {
         duration_ms,
@@ -208,17 +218,17 @@ pub fn run_guarded(
     Ok(summary)
 }
 
-/// Keys of the outputs the previous run of this source wrote, from its summary.
-fn previous_outputs(sink: &dyn Sink, name: &str) -> Result<BTreeSet<String>> {
-    let Some(bytes) = sink.get(&output::summary_key(name))? else {
-        return Ok(BTreeSet::new());
-    };
-    let Ok(previous) = serde_json::from_slice::<Summary>(&bytes) else {
-        tracing::warn!(name, "previous summary is unreadable; stale outputs cannot be found");
-        return Ok(BTreeSet::new());
-    };
-    let uris = previous.outputs.iter().map(|o| o.uri.as_str()).chain(previous.rejects_uri.as_deref());
-    Ok(uris.filter_map(|u| sink.key_of(u)).collect())
+/// Removes a source: its partial states leave every hour and day they fed, which are published again, and
+/// its summary and rejects file are deleted. `sequencer` is the deletion event's, so that an older upload's
+/// late run cannot bring the source back. Returns what was published.
+pub fn forget(sink: &dyn Sink, uri: &str, sequencer: Option<String>) -> Result<Published> {
+    let name = output::output_name(uri);
+    let version = Version { sequencer, ..Version::default() };
+    let published = publish::commit(sink, &name, uri, &version, "deleted", &[])?;
+    sink.delete(&output::rejects_key(&name))?;
+    sink.delete(&output::summary_key(&name))?;
+    tracing::info!(source = uri, tables = published.outputs.len(), "source forgotten");
+    Ok(published)
 }
 
 fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options) -> Result<Processed> {
@@ -291,9 +301,48 @@ fn records<R: Refill>(
         groups_mb = engine.state_bytes() as f64 / 1e6,
         "distinct-key state"
     );
-    let tables = engine.finish(&v.dicts)?;
+    let partials = partial::from_groups(engine.finish(), &v.dicts, ids.orders.hashes(), ids.customers.hashes());
+    let by_hour = own_numbers(&partials)?;
     let rejects = v.rejects.map(RejectsWriter::finish).transpose()?;
-    Ok(Processed { header: v.header, rows: v.rows, rejects_by_reason: v.by_reason, rejects, tables })
+    Ok(Processed { header: v.header, rows: v.rows, rejects_by_reason: v.by_reason, rejects, partials, by_hour })
+}
+
+/// This source's numbers per hour, from its own partials; a revenue that does not fit decimal(18,2) in any
+/// group of an hour, or in the source's part of a day, fails the file as a whole.
+fn own_numbers(partials: &[Partial]) -> Result<Vec<HourNumbers>> {
+    let mut numbers = Vec::with_capacity(partials.len());
+    let mut days: BTreeMap<i64, i128> = BTreeMap::new();
+    for p in partials {
+        let tables = partial::merge(&[p]);
+        for (spec, rows) in &tables {
+            if let Some(row) = rows.iter().find(|r| r.revenue > MAX_DECIMAL_18_2) {
+                return Err(InputError::RevenueOverflow {
+                    message: format!("table {} has revenue {} cents in one group", spec.name, row.revenue),
+                }
+                .into());
+            }
+        }
+        let kpis = tables.iter().find(|(s, _)| s.name == "hourly_kpis").and_then(|(_, rows)| rows.first());
+        if let Some(k) = kpis {
+            *days.entry(partial::day_of(p.hour_start)).or_default() += k.revenue;
+            numbers.push(HourNumbers {
+                hour: parse::format_rfc3339(p.hour_start),
+                order_lines: k.lines,
+                orders: k.distinct[0],
+                customers: k.distinct[1],
+                units: k.units,
+                revenue: parse::format_cents(k.revenue),
+                revenue_cents: k.revenue,
+            });
+        }
+    }
+    if let Some((day, cents)) = days.iter().find(|(_, &c)| c > MAX_DECIMAL_18_2) {
+        return Err(InputError::RevenueOverflow {
+            message: format!("the day {} has revenue {cents} cents", &parse::format_rfc3339(*day)[..10]),
+        }
+        .into());
+    }
+    Ok(numbers)
 }
 
 /// The validation stage: how it reads, and what it found besides the chunks it hands on.
@@ -468,63 +517,35 @@ fn outcome<T>(validated: Result<()>, aggregated: Result<T>) -> Result<T> {
     }
 }
 
-fn write_outputs(
-    p: Processed,
-    sink: &dyn Sink,
-    name: &str,
-    source: &SourceInfo,
-) -> Result<(Summary, BTreeSet<String>)> {
-    let mut written = BTreeSet::new();
-    let mut outputs = Vec::new();
-    for table in &p.tables {
-        for mut part in output::split_by_hour(table) {
-            let key = output::table_key(table.spec.name, part.hour_start, name);
-            let bytes = output::parquet_bytes(&mut part.frame)?;
-            sink.put(&key, Body::Bytes(&bytes), "application/vnd.apache.parquet")?;
-            outputs.push(OutputFile {
-                table: table.spec.name.to_string(),
-                uri: sink.uri(&key),
-                rows: part.frame.height() as u64,
-            });
-            written.insert(key);
-        }
-    }
+fn write_outputs(p: Processed, published: Published, sink: &dyn Sink, name: &str, source: &SourceInfo) -> Result<Summary> {
+    let rejects_key = output::rejects_key(name);
     let rejects_uri = match &p.rejects {
         Some(file) => {
-            let key = output::rejects_key(name);
-            sink.put(&key, Body::File(file.path()), "text/csv")?;
-            written.insert(key.clone());
-            Some(sink.uri(&key))
+            sink.put(&rejects_key, Body::File(file.path()), "text/csv")?;
+            Some(sink.uri(&rejects_key))
         }
-        None => None,
+        None => {
+            sink.delete(&rejects_key)?;
+            None
+        }
     };
-    let kpis = p.tables.iter().find(|t| t.spec.name == "hourly_kpis");
     let empty = Summary::empty(Status::Succeeded, source.clone());
-    let summary = Summary {
+    let totals = Totals {
+        orders: p.by_hour.iter().map(|h| h.orders).sum(),
+        units: p.by_hour.iter().map(|h| h.units).sum(),
+        revenue: parse::format_cents(p.by_hour.iter().map(|h| h.revenue_cents).sum()),
+    };
+    Ok(Summary {
         rows: p.rows,
         rejects_by_reason: reason_counts(&p.rejects_by_reason),
         ignored_columns: p.header.ignored,
-        hours: kpis.map(|t| t.hours.iter().map(|&h| parse::format_rfc3339(h)).collect()).unwrap_or_default(),
-        totals: match kpis {
-            Some(kpis) => totals(kpis)?,
-            None => empty.totals.clone(),
-        },
-        outputs,
+        hours: p.by_hour.iter().map(|h| h.hour.clone()).collect(),
+        by_hour: p.by_hour,
+        totals,
+        outputs: published.outputs,
+        partials_read: published.partials_read,
         rejects_uri,
         ..empty
-    };
-    Ok((summary, written))
-}
-
-/// Totals from the hourly KPI table, summed exactly.
-fn totals(kpis: &Table) -> Result<Totals> {
-    let frame = &kpis.frame;
-    let sum_i64 = |m: Metric| -> Result<i64> { Ok(frame.column(m.name())?.i64()?.into_no_null_iter().sum()) };
-    let revenue: i128 = frame.column(Metric::Revenue.name())?.decimal()?.physical().into_no_null_iter().sum();
-    Ok(Totals {
-        orders: sum_i64(Metric::Orders)?,
-        units: sum_i64(Metric::Units)?,
-        revenue: parse::format_cents(revenue),
     })
 }
 

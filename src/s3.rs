@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::input::{Input, SourceInfo};
-use crate::storage::{Body, Sink};
+use crate::storage::{Body, Condition, Head, Sink};
 
 /// Body chunks buffered between the download task and the parser.
 pub const CHANNEL_CHUNKS: usize = 16;
@@ -98,6 +98,7 @@ pub async fn open_object(client: &Client, bucket: &str, key: &str, version_id: O
         bytes: out.content_length().unwrap_or(0).max(0) as u64,
         etag: out.e_tag().map(str::to_string),
         version_id: out.version_id().map(str::to_string),
+        sequencer: None,
     };
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
     let task = BodyTask {
@@ -373,6 +374,100 @@ impl Sink for S3Sink {
         })
     }
 
+    fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
+        let uri = self.uri(key);
+        self.handle.block_on(async {
+            match self.client.get_object().bucket(&self.bucket).key(self.full_key(key)).send().await {
+                Ok(out) => {
+                    let etag = out.e_tag().unwrap_or_default().to_string();
+                    let bytes = out.body.collect().await.map_err(|e| Error::Storage {
+                        uri: uri.clone(),
+                        message: format!("reading body: {e}"),
+                        retryable: true,
+                    })?;
+                    Ok(Some((bytes.into_bytes().to_vec(), etag)))
+                }
+                Err(e) if is_missing(&e) => Ok(None),
+                Err(e) => Err(storage_error(uri.clone(), "GetObject", &e)),
+            }
+        })
+    }
+
+    fn head(&self, key: &str) -> Result<Option<Head>> {
+        let uri = self.uri(key);
+        self.handle.block_on(async {
+            match self.client.head_object().bucket(&self.bucket).key(self.full_key(key)).send().await {
+                Ok(out) => Ok(Some(Head {
+                    etag: out.e_tag().unwrap_or_default().to_string(),
+                    generation: out.metadata().and_then(|m| m.get(GENERATION)).and_then(|g| g.parse().ok()),
+                })),
+                Err(e) if e.as_service_error().is_some_and(|se| se.is_not_found())
+                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(storage_error(uri.clone(), "HeadObject", &e)),
+            }
+        })
+    }
+
+    fn put_if(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        content_type: &str,
+        condition: &Condition,
+        generation: Option<u64>,
+    ) -> Result<bool> {
+        let uri = self.uri(key);
+        self.handle.block_on(async {
+            let mut put = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(self.full_key(key))
+                .content_type(content_type)
+                .body(ByteStream::from(bytes.to_vec()));
+            put = match condition {
+                Condition::Absent => put.if_none_match("*"),
+                Condition::Matches(etag) => put.if_match(etag),
+            };
+            if let Some(g) = generation {
+                put = put.metadata(GENERATION, g.to_string());
+            }
+            match put.send().await {
+                Ok(_) => Ok(true),
+                // 412: the condition failed; 409: a concurrent conditional write of the key won.
+                Err(e) if e.raw_response().is_some_and(|r| matches!(r.status().as_u16(), 409 | 412)) => Ok(false),
+                Err(e) => Err(storage_error(uri.clone(), "PutObject (conditional)", &e)),
+            }
+        })
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let uri = self.uri(prefix);
+        self.handle.block_on(async {
+            let mut keys = Vec::new();
+            let mut pages = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(self.full_key(prefix))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| storage_error(uri.clone(), "ListObjectsV2", &e))?;
+                for object in page.contents() {
+                    if let Some(key) = object.key().and_then(|k| k.strip_prefix(&self.prefix)) {
+                        keys.push(key.to_string());
+                    }
+                }
+            }
+            keys.sort();
+            Ok(keys)
+        })
+    }
+
     fn delete(&self, key: &str) -> Result<()> {
         let uri = self.uri(key);
         self.handle.block_on(async {
@@ -387,6 +482,10 @@ impl Sink for S3Sink {
         })
     }
 }
+
+/// The user metadata (`x-amz-meta-generation`) a published table carries: the day manifest generation it
+/// was computed from (see [`crate::publish`]).
+const GENERATION: &str = "generation";
 
 /// An S3 client from the standard AWS configuration (environment, profile, instance role). When a
 /// custom endpoint is configured (`AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3`), path-style addressing is

@@ -16,6 +16,23 @@ pub enum Body<'a> {
     File(&'a Path),
 }
 
+/// What [`Sink::head`] tells of an object: its entity tag and the publication generation it was written
+/// with (see [`crate::publish`]), if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub etag: String,
+    pub generation: Option<u64>,
+}
+
+/// The condition of a conditional write ([`Sink::put_if`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Condition {
+    /// Only if no object has the key (S3 `If-None-Match: *`).
+    Absent,
+    /// Only if the object's entity tag is this one (S3 `If-Match`).
+    Matches(String),
+}
+
 /// A destination for outputs. Writes of one key are atomic: a reader sees the old object or the new one.
 pub trait Sink: Send + Sync {
     /// The full URI of a key (`file:///…` or `s3://…`).
@@ -26,6 +43,23 @@ pub trait Sink: Send + Sync {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// Deletes `key`; deleting a missing key is not an error.
     fn delete(&self, key: &str) -> Result<()>;
+    /// Reads a small object with its entity tag, or `None` when it does not exist.
+    fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>>;
+    /// The entity tag and generation of an object, or `None` when it does not exist.
+    fn head(&self, key: &str) -> Result<Option<Head>>;
+    /// Stores `bytes` under `key` only if `condition` holds at the moment of the write (atomically), with
+    /// `generation` recorded on the object. `Ok(false)` when the condition failed: another writer got there
+    /// first, and the caller reads again and retries.
+    fn put_if(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        content_type: &str,
+        condition: &Condition,
+        generation: Option<u64>,
+    ) -> Result<bool>;
+    /// The keys that start with `prefix`, sorted.
+    fn list(&self, prefix: &str) -> Result<Vec<String>>;
 
     /// The key of a URI this sink produced, if it is one of its own.
     fn key_of(&self, uri: &str) -> Option<String> {
@@ -33,7 +67,15 @@ pub trait Sink: Send + Sync {
     }
 }
 
-/// A local directory.
+/// The entity tag of a local object: 16 hex digits of the XXH3-64 hash of its bytes.
+fn local_etag(bytes: &[u8]) -> String {
+    format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(bytes))
+}
+
+/// A local directory. Conditional writes and the reads they are checked against hold an exclusive `flock`
+/// on `<root>/.lock`, so they are atomic across threads and processes sharing the directory; an object's
+/// generation is kept in a hidden file beside it (`.<file>.meta`, which query engines skip as they skip
+/// every name starting with a dot).
 pub struct LocalDir {
     root: PathBuf,
 }
@@ -50,6 +92,27 @@ impl LocalDir {
     pub fn path(&self, key: &str) -> PathBuf {
         self.root.join(key)
     }
+
+    fn meta_path(&self, key: &str) -> PathBuf {
+        let path = self.path(key);
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        path.with_file_name(format!(".{name}.meta"))
+    }
+
+    /// Holds the directory's lock until the returned file is dropped.
+    fn lock(&self) -> Result<fs::File> {
+        let path = self.root.join(".lock");
+        let err = |source| Error::Write { path: path.clone(), source };
+        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(err)?;
+        file.lock().map_err(err)?;
+        Ok(file)
+    }
+
+    fn head_unlocked(&self, key: &str) -> Result<Option<Head>> {
+        let Some(bytes) = self.get(key)? else { return Ok(None) };
+        let generation = fs::read_to_string(self.meta_path(key)).ok().and_then(|m| m.trim().parse().ok());
+        Ok(Some(Head { etag: local_etag(&bytes), generation }))
+    }
 }
 
 impl Sink for LocalDir {
@@ -63,7 +126,9 @@ impl Sink for LocalDir {
             if let Some(parent) = path.parent() {
                 fs::create_dir_all(parent)?;
             }
-            let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+            static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
             match body {
                 Body::Bytes(bytes) => fs::write(&tmp, bytes)?,
                 Body::File(src) => {
@@ -101,6 +166,84 @@ impl Sink for LocalDir {
             Err(source) => Err(Error::Write { path, source }),
         }
     }
+
+    fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
+        Ok(self.get(key)?.map(|bytes| {
+            let etag = local_etag(&bytes);
+            (bytes, etag)
+        }))
+    }
+
+    fn head(&self, key: &str) -> Result<Option<Head>> {
+        let _lock = self.lock()?;
+        self.head_unlocked(key)
+    }
+
+    fn put_if(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        content_type: &str,
+        condition: &Condition,
+        generation: Option<u64>,
+    ) -> Result<bool> {
+        let _lock = self.lock()?;
+        let current = self.head_unlocked(key)?;
+        let holds = match (condition, &current) {
+            (Condition::Absent, None) => true,
+            (Condition::Matches(etag), Some(head)) => &head.etag == etag,
+            _ => false,
+        };
+        if !holds {
+            return Ok(false);
+        }
+        let meta = self.meta_path(key);
+        match generation {
+            Some(g) => {
+                if let Some(parent) = meta.parent() {
+                    fs::create_dir_all(parent).map_err(|source| Error::Write { path: meta.clone(), source })?;
+                }
+                fs::write(&meta, g.to_string()).map_err(|source| Error::Write { path: meta.clone(), source })?
+            }
+            None => {
+                let _ = fs::remove_file(&meta);
+            }
+        }
+        self.put(key, Body::Bytes(bytes), content_type)?;
+        Ok(true)
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
+        let mut dirs = vec![self.root.clone()];
+        while let Some(dir) = dirs.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(Error::Read { uri: dir.display().to_string(), source }),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|source| Error::Read { uri: dir.display().to_string(), source })?;
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') || name.contains(".tmp-") {
+                    continue;
+                }
+                let key = path.strip_prefix(&self.root).map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_default();
+                if path.is_dir() {
+                    // Only directories that can hold keys with the prefix.
+                    let dir_key = format!("{key}/");
+                    if dir_key.starts_with(prefix) || prefix.starts_with(&dir_key) {
+                        dirs.push(path);
+                    }
+                } else if key.starts_with(prefix) {
+                    keys.push(key);
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
 }
 
 #[cfg(test)]
@@ -118,5 +261,25 @@ mod tests {
         sink.delete("a/b/c.txt").unwrap();
         assert_eq!(sink.get("a/b/c.txt").unwrap(), None);
         assert!(!sink.path("a").exists(), "empty directories are removed");
+    }
+
+    #[test]
+    fn conditional_writes_hold_only_when_their_condition_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = LocalDir::new(dir.path()).unwrap();
+        assert!(sink.put_if("m/x.json", b"1", "t", &Condition::Absent, Some(1)).unwrap());
+        assert!(!sink.put_if("m/x.json", b"2", "t", &Condition::Absent, Some(2)).unwrap(), "it exists");
+        let head = sink.head("m/x.json").unwrap().unwrap();
+        assert_eq!(head.generation, Some(1));
+        assert!(!sink.put_if("m/x.json", b"3", "t", &Condition::Matches("\"0\"".into()), None).unwrap());
+        assert!(sink.put_if("m/x.json", b"3", "t", &Condition::Matches(head.etag.clone()), Some(3)).unwrap());
+        let (bytes, etag) = sink.get_tagged("m/x.json").unwrap().unwrap();
+        assert_eq!((bytes.as_slice(), etag.as_str() != head.etag), (&b"3"[..], true));
+        assert_eq!(sink.head("m/x.json").unwrap().unwrap().generation, Some(3));
+        assert!(!sink.put_if("m/x.json", b"4", "t", &Condition::Matches(head.etag), None).unwrap(), "stale tag");
+        sink.put("m/y/z.bin", Body::Bytes(b"z"), "t").unwrap();
+        assert_eq!(sink.list("m/").unwrap(), ["m/x.json", "m/y/z.bin"], "hidden metadata files are not listed");
+        assert_eq!(sink.list("m/y").unwrap(), ["m/y/z.bin"]);
+        assert!(sink.list("nothing/").unwrap().is_empty());
     }
 }

@@ -38,6 +38,23 @@ pub struct Totals {
     pub revenue: String,
 }
 
+/// This source's own numbers in one hour (for audit: the published tables hold every source's together).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HourNumbers {
+    /// RFC 3339 hour start.
+    pub hour: String,
+    pub order_lines: i64,
+    /// Distinct orders of this source in the hour.
+    pub orders: i64,
+    /// Distinct non-empty customers of this source in the hour.
+    pub customers: i64,
+    pub units: i64,
+    /// Exact decimal string.
+    pub revenue: String,
+    #[serde(skip)]
+    pub revenue_cents: i128,
+}
+
 /// One Parquet file written.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OutputFile {
@@ -57,8 +74,15 @@ pub struct Summary {
     pub ignored_columns: Vec<String>,
     /// RFC 3339 starts of the UTC hours present, ascending.
     pub hours: Vec<String>,
+    /// This source's own numbers per hour, ascending.
+    #[serde(default)]
+    pub by_hour: Vec<HourNumbers>,
     pub totals: Totals,
+    /// The hour and day tables this run published (recomputed from every source's state).
     pub outputs: Vec<OutputFile>,
+    /// Partial states of other sources (or of this one's earlier runs) read to compute them.
+    #[serde(default)]
+    pub partials_read: usize,
     pub rejects_uri: Option<String>,
     pub duration_ms: u64,
     pub version: String,
@@ -86,8 +110,10 @@ impl Summary {
             rejects_by_reason: reason_counts(&BTreeMap::new()),
             ignored_columns: Vec::new(),
             hours: Vec::new(),
+            by_hour: Vec::new(),
             totals: Totals { revenue: "0.00".into(), ..Totals::default() },
             outputs: Vec::new(),
+            partials_read: 0,
             rejects_uri: None,
             duration_ms: 0,
             version: env!("CARGO_PKG_VERSION").to_string(),

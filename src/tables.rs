@@ -65,6 +65,8 @@ impl Metric {
 pub enum ColumnType {
     /// Timestamp with microsecond precision, UTC.
     Timestamp,
+    /// A calendar date (the UTC day).
+    Date,
     Int64,
     String,
     /// decimal(18,2).
@@ -76,6 +78,7 @@ impl ColumnType {
     pub fn sql(self) -> &'static str {
         match self {
             ColumnType::Timestamp => "timestamp",
+            ColumnType::Date => "date",
             ColumnType::Int64 => "bigint",
             ColumnType::String => "string",
             ColumnType::Decimal => "decimal(18,2)",
@@ -96,10 +99,44 @@ pub struct TableSpec {
     pub description: &'static str,
 }
 
+/// The period a table's rows are per: every table is published per UTC hour and, as `daily_<name>`, per
+/// UTC day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Period {
+    Hour,
+    Day,
+}
+
+impl Period {
+    pub const ALL: [Period; 2] = [Period::Hour, Period::Day];
+
+    /// The first column: `hour_start` (timestamp) or `day` (date).
+    pub fn column(self) -> (&'static str, ColumnType) {
+        match self {
+            Period::Hour => ("hour_start", ColumnType::Timestamp),
+            Period::Day => ("day", ColumnType::Date),
+        }
+    }
+}
+
 impl TableSpec {
-    /// The output columns, in order, with their types.
+    /// The name of the table for `period`: `name` per hour, `daily_<name>` per day (`hourly_kpis` becomes
+    /// `daily_kpis`).
+    pub fn table_name(&self, period: Period) -> String {
+        match period {
+            Period::Hour => self.name.to_string(),
+            Period::Day => format!("daily_{}", self.name.strip_prefix("hourly_").unwrap_or(self.name)),
+        }
+    }
+
+    /// The output columns of the hourly table, in order, with their types.
     pub fn columns(&self) -> Vec<(&'static str, ColumnType)> {
-        let mut cols = vec![("hour_start", ColumnType::Timestamp)];
+        self.columns_of(Period::Hour)
+    }
+
+    /// The output columns of the table for `period`, in order, with their types.
+    pub fn columns_of(&self, period: Period) -> Vec<(&'static str, ColumnType)> {
+        let mut cols = vec![period.column()];
         if self.top.is_some() {
             cols.push(("rank", ColumnType::Int64));
         }
@@ -175,5 +212,10 @@ mod tests {
         assert_eq!(cols("category_sales"), ["hour_start", "category", "orders", "units", "revenue", "products"]);
         assert_eq!(cols("geo_device"), ["hour_start", "country", "device", "orders", "customers", "revenue"]);
         assert_eq!(cols("top_products"), ["hour_start", "rank", "sku", "orders", "units", "revenue"]);
+        let top = TABLES.iter().find(|t| t.name == "top_products").unwrap();
+        assert_eq!(top.table_name(Period::Day), "daily_top_products");
+        assert_eq!(TABLES[0].table_name(Period::Day), "daily_kpis");
+        let daily: Vec<_> = top.columns_of(Period::Day).iter().map(|c| c.0).collect();
+        assert_eq!(daily, ["day", "rank", "sku", "orders", "units", "revenue"]);
     }
 }

@@ -1,0 +1,516 @@
+//! Mergeable partial states: what one source contributes to one UTC hour, enough to recompute every
+//! table of that hour (and, merged with the day's other hours, of its day) exactly, together with the
+//! contributions of any other sources.
+//!
+//! A [`Partial`] holds, per table, every group (before any top-N cut) with its additive sums (order lines,
+//! units, revenue in cents) and, for each distinct count the table has, the set of ids in the group. Ids are
+//! kept as 128-bit hashes ([`crate::intern::id_hash`], XXH3-128, as ClickHouse's `uniqExact` keeps strings):
+//! each partial has one dictionary per kind (orders, customers, products) listing the hashes of the ids
+//! present in its hour, and a group's set is a Roaring bitmap of positions in that dictionary. Merging
+//! partials ([`merge`]) unions the dictionaries and the sets, and adds the sums: it is associative and
+//! commutative, so any number of files (or byte ranges of one file) can feed an hour or a day.
+//!
+//! The stored form ([`Partial::encode`]) is documented in README ("Partial states").
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use polars::prelude::*;
+use roaring::RoaringBitmap;
+
+use crate::aggregate::{div_round_half_away, FinalGroup, MAX_DECIMAL_18_2};
+use crate::contract::{Dictionaries, Dim};
+use crate::error::{Error, InputError, Result};
+use crate::intern::id_hash;
+use crate::tables::{ColumnType, Metric, Period, TableSpec, TABLES};
+
+/// The first bytes of a stored partial (format version 1).
+const MAGIC: &[u8; 8] = b"HIPART01";
+
+/// Microseconds in an hour and in a day.
+pub const HOUR_MICROS: i64 = 3_600_000_000;
+pub const DAY_MICROS: i64 = 24 * HOUR_MICROS;
+
+/// The start of the UTC day of an instant (µs).
+pub fn day_of(micros: i64) -> i64 {
+    micros.div_euclid(DAY_MICROS) * DAY_MICROS
+}
+
+/// One group of a table in a partial.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupPartial {
+    /// The table's key values, in the order of its keys.
+    pub keys: Vec<String>,
+    pub lines: i64,
+    pub units: i64,
+    pub revenue: i128,
+    /// Positions in the partial's dictionaries, per kind (orders, customers, products).
+    pub sets: [RoaringBitmap; 3],
+}
+
+/// One table's groups in a partial, sorted by keys.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TablePartial {
+    pub name: String,
+    pub groups: Vec<GroupPartial>,
+}
+
+/// One source's contribution to one hour.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Partial {
+    pub hour_start: i64,
+    /// Hashes of the ids present, per kind: orders, customers (guests excluded), products (skus).
+    pub ids: [Vec<u128>; 3],
+    pub tables: Vec<TablePartial>,
+}
+
+/// The partials of a run, one per hour present, from the engine's final groups: codes become dictionary
+/// positions, dimension codes become their values.
+pub fn from_groups(
+    groups: Vec<(&'static TableSpec, Vec<FinalGroup>)>,
+    dicts: &Dictionaries,
+    order_hashes: &[u128],
+    customer_hashes: &[u128],
+) -> Vec<Partial> {
+    let hours: BTreeSet<i64> = groups.iter().flat_map(|(_, g)| g.iter().map(|g| g.hour)).collect();
+    let sku_hash = |code: u32| id_hash(dicts.value(Dim::Sku, code).as_bytes());
+    let mut position: [Vec<u32>; 3] = Default::default();
+    let mut partials = Vec::with_capacity(hours.len());
+    for hour in hours {
+        let in_hour = || groups.iter().flat_map(|(_, g)| g.iter().filter(|g| g.hour == hour));
+        let mut ids: [Vec<u128>; 3] = Default::default();
+        for kind in 0..3 {
+            let mut present = RoaringBitmap::new();
+            for g in in_hour() {
+                present |= &g.sets[kind];
+            }
+            let pos = &mut position[kind];
+            if let Some(max) = present.max() {
+                if pos.len() <= max as usize {
+                    pos.resize(max as usize + 1, 0);
+                }
+            }
+            ids[kind] = present
+                .iter()
+                .enumerate()
+                .map(|(i, code)| {
+                    pos[code as usize] = i as u32;
+                    match kind {
+                        0 => order_hashes[code as usize],
+                        1 => customer_hashes[code as usize],
+                        _ => sku_hash(code),
+                    }
+                })
+                .collect();
+        }
+        let tables = groups
+            .iter()
+            .map(|(spec, gs)| {
+                let mut groups: Vec<GroupPartial> = gs
+                    .iter()
+                    .filter(|g| g.hour == hour)
+                    .map(|g| GroupPartial {
+                        keys: spec.keys.iter().zip(g.codes).map(|(d, c)| dicts.value(*d, c).to_string()).collect(),
+                        lines: g.lines,
+                        units: g.units,
+                        revenue: g.revenue,
+                        sets: std::array::from_fn(|kind| {
+                            let pos = &position[kind];
+                            // Positions follow codes in order, so the mapped set is sorted.
+                            RoaringBitmap::from_sorted_iter(g.sets[kind].iter().map(|c| pos[c as usize]))
+                                .expect("positions are ascending")
+                        }),
+                    })
+                    .collect();
+                groups.sort_by(|a, b| a.keys.cmp(&b.keys));
+                TablePartial { name: spec.name.to_string(), groups }
+            })
+            .collect();
+        partials.push(Partial { hour_start: hour, ids, tables });
+    }
+    partials
+}
+
+/// A corrupt stored partial.
+fn corrupt(what: &str) -> Error {
+    Error::Internal { message: format!("a stored partial state is corrupt: {what}") }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| corrupt("truncated"))?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn i64(&mut self) -> Result<i64> {
+        Ok(i64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn i128(&mut self) -> Result<i128> {
+        Ok(i128::from_le_bytes(self.take(16)?.try_into().expect("16 bytes")))
+    }
+    fn string(&mut self) -> Result<String> {
+        let n = self.u32()? as usize;
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| corrupt("a key is not UTF-8"))
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+impl Partial {
+    /// The stored form: little-endian, `HIPART01`, the hour start (i64 µs), three dictionaries (u64 count,
+    /// then 16 bytes per hash), the tables (u32 count; each: name, u32 group count; each group: u32 key
+    /// count and keys, lines i64, units i64, revenue i128 cents, then per kind a u32 length and the set in
+    /// Roaring's portable serialization). Strings are a u32 length and UTF-8 bytes. The bytes depend only on
+    /// the content, so equal partials have equal bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.ids.iter().map(|d| d.len() * 16).sum::<usize>());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.hour_start.to_le_bytes());
+        for dict in &self.ids {
+            out.extend_from_slice(&(dict.len() as u64).to_le_bytes());
+            for h in dict {
+                out.extend_from_slice(&h.to_le_bytes());
+            }
+        }
+        out.extend_from_slice(&(self.tables.len() as u32).to_le_bytes());
+        for table in &self.tables {
+            put_str(&mut out, &table.name);
+            out.extend_from_slice(&(table.groups.len() as u32).to_le_bytes());
+            for g in &table.groups {
+                out.extend_from_slice(&(g.keys.len() as u32).to_le_bytes());
+                for k in &g.keys {
+                    put_str(&mut out, k);
+                }
+                out.extend_from_slice(&g.lines.to_le_bytes());
+                out.extend_from_slice(&g.units.to_le_bytes());
+                out.extend_from_slice(&g.revenue.to_le_bytes());
+                for set in &g.sets {
+                    out.extend_from_slice(&(set.serialized_size() as u32).to_le_bytes());
+                    set.serialize_into(&mut out).expect("writing to a Vec");
+                }
+            }
+        }
+        out
+    }
+
+    /// Reads the stored form back, checking every length and every set against its dictionary.
+    pub fn decode(bytes: &[u8]) -> Result<Partial> {
+        let mut r = Reader { bytes, at: 0 };
+        if r.take(MAGIC.len())? != MAGIC {
+            return Err(corrupt("not a partial state of this format (magic bytes)"));
+        }
+        let hour_start = r.i64()?;
+        let mut ids: [Vec<u128>; 3] = Default::default();
+        for dict in &mut ids {
+            let n = usize::try_from(r.u64()?).map_err(|_| corrupt("dictionary size"))?;
+            let raw = r.take(n.checked_mul(16).ok_or_else(|| corrupt("dictionary size"))?)?;
+            *dict = raw.chunks_exact(16).map(|c| u128::from_le_bytes(c.try_into().expect("16 bytes"))).collect();
+        }
+        let n_tables = r.u32()?;
+        let mut tables = Vec::new();
+        for _ in 0..n_tables {
+            let name = r.string()?;
+            let n_groups = r.u32()?;
+            let mut groups = Vec::new();
+            for _ in 0..n_groups {
+                let n_keys = r.u32()?;
+                let keys = (0..n_keys).map(|_| r.string()).collect::<Result<Vec<_>>>()?;
+                let (lines, units, revenue) = (r.i64()?, r.i64()?, r.i128()?);
+                let mut sets: [RoaringBitmap; 3] = Default::default();
+                for (kind, set) in sets.iter_mut().enumerate() {
+                    let n = r.u32()? as usize;
+                    *set = RoaringBitmap::deserialize_from(r.take(n)?).map_err(|_| corrupt("a set"))?;
+                    if set.max().is_some_and(|m| m as usize >= ids[kind].len()) {
+                        return Err(corrupt("a set refers past its dictionary"));
+                    }
+                }
+                groups.push(GroupPartial { keys, lines, units, revenue, sets });
+            }
+            tables.push(TablePartial { name, groups });
+        }
+        if r.at != bytes.len() {
+            return Err(corrupt("trailing bytes"));
+        }
+        Ok(Partial { hour_start, ids, tables })
+    }
+}
+
+/// One row of a finished table, before ranking: its key values, sums and distinct counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub keys: Vec<String>,
+    pub lines: i64,
+    pub units: i64,
+    pub revenue: i128,
+    /// Distinct orders, customers, products.
+    pub distinct: [i64; 3],
+}
+
+/// Where each partial's dictionary positions of one kind go in the merged dictionary: `None` for the
+/// partial whose dictionary the merged one starts with (its positions stay), a position per entry for
+/// the others.
+fn merge_dicts(dicts: &[&[u128]]) -> Vec<Option<Vec<u32>>> {
+    let Some(base) = (0..dicts.len()).max_by_key(|&i| (dicts[i].len(), std::cmp::Reverse(i))) else {
+        return Vec::new();
+    };
+    // Only the smaller dictionaries are hashed; the largest is scanned once against them.
+    let mut found: hashbrown::HashMap<u128, u32, foldhash::fast::FixedState> = Default::default();
+    for (i, d) in dicts.iter().enumerate() {
+        if i != base {
+            for &h in d.iter() {
+                found.insert(h, u32::MAX);
+            }
+        }
+    }
+    if !found.is_empty() {
+        for (at, h) in dicts[base].iter().enumerate() {
+            if let Some(slot) = found.get_mut(h) {
+                *slot = at as u32;
+            }
+        }
+    }
+    let mut next = dicts[base].len() as u32;
+    dicts
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            (i != base).then(|| {
+                d.iter()
+                    .map(|h| {
+                        let slot = found.get_mut(h).expect("every entry was added");
+                        if *slot == u32::MAX {
+                            *slot = next;
+                            next += 1;
+                        }
+                        *slot
+                    })
+                    .collect()
+            })
+        })
+        .collect()
+}
+
+/// The rows of every table of [`TABLES`] over the union of `parts` (any hours, any sources): groups with
+/// equal keys are merged, sums added, sets unioned through the merged dictionaries. Rows are sorted by keys.
+pub fn merge(parts: &[&Partial]) -> Vec<(&'static TableSpec, Vec<Row>)> {
+    let remaps: [Vec<Option<Vec<u32>>>; 3] = std::array::from_fn(|kind| {
+        let dicts: Vec<&[u128]> = parts.iter().map(|p| p.ids[kind].as_slice()).collect();
+        merge_dicts(&dicts)
+    });
+    TABLES
+        .iter()
+        .map(|spec| {
+            let mut merged: BTreeMap<&[String], (i64, i64, i128, [RoaringBitmap; 3])> = BTreeMap::new();
+            let mut mapped = Vec::new();
+            for (p, part) in parts.iter().enumerate() {
+                let Some(table) = part.tables.iter().find(|t| t.name == spec.name) else { continue };
+                for g in &table.groups {
+                    let acc = merged.entry(g.keys.as_slice()).or_default();
+                    acc.0 += g.lines;
+                    acc.1 += g.units;
+                    acc.2 += g.revenue;
+                    for kind in 0..3 {
+                        match &remaps[kind][p] {
+                            None => acc.3[kind] |= &g.sets[kind],
+                            Some(remap) => {
+                                mapped.clear();
+                                mapped.extend(g.sets[kind].iter().map(|i| remap[i as usize]));
+                                mapped.sort_unstable();
+                                acc.3[kind] |= RoaringBitmap::from_sorted_iter(mapped.iter().copied())
+                                    .expect("sorted positions");
+                            }
+                        }
+                    }
+                }
+            }
+            let rows = merged
+                .into_iter()
+                .map(|(keys, (lines, units, revenue, sets))| Row {
+                    keys: keys.to_vec(),
+                    lines,
+                    units,
+                    revenue,
+                    distinct: sets.map(|s| s.len() as i64),
+                })
+                .collect();
+            (spec, rows)
+        })
+        .collect()
+}
+
+/// A table's output frame for one period (`hour_start` or `day` first): the top-N cut and ranking where
+/// the table has one (by revenue descending, keys ascending), rows sorted by keys otherwise. A revenue that
+/// does not fit decimal(18,2) is an error.
+pub fn frame(spec: &TableSpec, period: Period, start: i64, mut rows: Vec<Row>) -> Result<DataFrame> {
+    if let Some(row) = rows.iter().find(|r| r.revenue > MAX_DECIMAL_18_2) {
+        return Err(InputError::RevenueOverflow {
+            message: format!("table {} has revenue {} cents in one group", spec.table_name(period), row.revenue),
+        }
+        .into());
+    }
+    let mut ranks = Vec::new();
+    if let Some(n) = spec.top {
+        rows.sort_by(|a, b| b.revenue.cmp(&a.revenue).then_with(|| a.keys.cmp(&b.keys)));
+        rows.truncate(n);
+        ranks = (1..=rows.len() as i64).collect();
+    } else {
+        rows.sort_by(|a, b| a.keys.cmp(&b.keys));
+    }
+    let height = rows.len();
+    let mut columns = Vec::new();
+    let (first, _) = period.column();
+    columns.push(match period {
+        Period::Hour => Int64Chunked::from_vec(first.into(), vec![start; height])
+            .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+            .into_series()
+            .into_column(),
+        Period::Day => {
+            let days = i32::try_from(start.div_euclid(DAY_MICROS)).map_err(|_| corrupt("day out of range"))?;
+            Int32Chunked::from_vec(first.into(), vec![days; height]).into_date().into_series().into_column()
+        }
+    });
+    if spec.top.is_some() {
+        columns.push(Column::new("rank".into(), ranks));
+    }
+    for (k, dim) in spec.keys.iter().enumerate() {
+        let values: Vec<&str> = rows.iter().map(|r| r.keys[k].as_str()).collect();
+        columns.push(Column::new(dim.name().into(), values));
+    }
+    for &metric in spec.metrics {
+        let column = match metric.column_type() {
+            ColumnType::Decimal => {
+                let cents: Vec<i128> = rows.iter().map(|r| cents_of(metric, r)).collect();
+                Int128Chunked::from_vec(metric.name().into(), cents).into_decimal(18, 2)?.into_series().into_column()
+            }
+            _ => Column::new(metric.name().into(), rows.iter().map(|r| count_of(metric, r)).collect::<Vec<i64>>()),
+        };
+        columns.push(column);
+    }
+    Ok(DataFrame::new(height, columns)?)
+}
+
+fn count_of(metric: Metric, r: &Row) -> i64 {
+    match metric {
+        Metric::Orders => r.distinct[0],
+        Metric::Customers => r.distinct[1],
+        Metric::Products => r.distinct[2],
+        Metric::OrderLines => r.lines,
+        Metric::Units => r.units,
+        Metric::Revenue | Metric::AvgOrderValue => 0,
+    }
+}
+
+fn cents_of(metric: Metric, r: &Row) -> i128 {
+    match metric {
+        Metric::Revenue => r.revenue,
+        Metric::AvgOrderValue => div_round_half_away(r.revenue, i128::from(r.distinct[0])),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::xorshift;
+
+    /// A partial of one table with random groups over a dictionary of `n` random hashes drawn from `pool`.
+    fn random_partial(seed: u64, pool: &[u128], n: usize) -> Partial {
+        let mut x = seed;
+        let mut picked: Vec<u128> = (0..n).map(|_| pool[(xorshift(&mut x) % pool.len() as u64) as usize]).collect();
+        picked.sort_unstable();
+        picked.dedup();
+        let groups = ["a", "b", "c"]
+            .iter()
+            .map(|k| GroupPartial {
+                keys: vec![k.to_string(), "x".into()],
+                lines: 3,
+                units: 4,
+                revenue: 500,
+                sets: std::array::from_fn(|_| {
+                    (0..picked.len() as u32).filter(|_| xorshift(&mut x).is_multiple_of(3)).collect()
+                }),
+            })
+            .collect();
+        Partial {
+            hour_start: 0,
+            ids: [picked.clone(), picked.clone(), picked],
+            tables: vec![TablePartial { name: "channel_performance".into(), groups }],
+        }
+    }
+
+    /// The distinct hashes of each group of the channel table, over all `parts`, the obvious way.
+    fn reference(parts: &[&Partial]) -> BTreeMap<Vec<String>, [usize; 3]> {
+        let mut sets: BTreeMap<Vec<String>, [BTreeSet<u128>; 3]> = BTreeMap::new();
+        for p in parts {
+            for g in &p.tables[0].groups {
+                let acc = sets.entry(g.keys.clone()).or_default();
+                for kind in 0..3 {
+                    acc[kind].extend(g.sets[kind].iter().map(|i| p.ids[kind][i as usize]));
+                }
+            }
+        }
+        sets.into_iter().map(|(k, s)| (k, s.map(|s| s.len()))).collect()
+    }
+
+    #[test]
+    fn merging_is_exact_associative_and_commutative() {
+        let mut x = 99;
+        let pool: Vec<u128> = (0..500).map(|_| u128::from(xorshift(&mut x)) << 64 | u128::from(xorshift(&mut x))).collect();
+        let parts: Vec<Partial> = (0..5).map(|i| random_partial(i + 1, &pool, 50 + 80 * i as usize)).collect();
+        let all: Vec<&Partial> = parts.iter().collect();
+        let rows = |parts: &[&Partial]| merge(parts).into_iter().find(|(s, _)| s.name == "channel_performance").unwrap().1;
+        let want = reference(&all);
+        let got: BTreeMap<Vec<String>, [usize; 3]> =
+            rows(&all).into_iter().map(|r| (r.keys, r.distinct.map(|d| d as usize))).collect();
+        assert_eq!(got, want);
+        let mut reversed = all.clone();
+        reversed.reverse();
+        assert_eq!(rows(&reversed), rows(&all), "commutative");
+        for r in rows(&all) {
+            assert_eq!((r.lines, r.units, r.revenue), (15, 20, 2500), "sums are added");
+        }
+    }
+
+    #[test]
+    fn partials_round_trip_and_reject_corruption() {
+        let mut x = 5;
+        let pool: Vec<u128> = (0..300).map(|_| u128::from(xorshift(&mut x)) * 3).collect();
+        let p = random_partial(3, &pool, 200);
+        let bytes = p.encode();
+        assert_eq!(Partial::decode(&bytes).unwrap(), p);
+        assert_eq!(p.encode(), bytes, "the same content gives the same bytes");
+        for cut in [0, 7, 8, 20, bytes.len() - 1] {
+            assert!(Partial::decode(&bytes[..cut]).is_err(), "truncated at {cut}");
+        }
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(Partial::decode(&extra).is_err());
+    }
+
+    #[test]
+    fn merged_dictionaries_keep_the_largest_and_append_the_rest() {
+        let remaps = merge_dicts(&[&[5, 6], &[1, 2, 3, 4], &[4, 7, 1]]);
+        assert_eq!(remaps, vec![Some(vec![4, 5]), None, Some(vec![3, 6, 0])]);
+    }
+
+    #[test]
+    fn days_start_at_utc_midnight() {
+        let hour = 1_795_352_400_000_000; // 2026-11-22T13:00Z
+        assert_eq!(crate::parse::format_rfc3339(day_of(hour)), "2026-11-22T00:00:00Z");
+        assert_eq!(day_of(day_of(hour)), day_of(hour));
+    }
+}

@@ -1,0 +1,442 @@
+//! Publication: from the partial states of every source to exactly one row set per hour and per day.
+//!
+//! Stored under the output root (README, "Output layout"):
+//! - `_state/sources/<name>.json`: the [`SourceRecord`] of a source, the version it was last built from
+//!   (S3 event `sequencer`, version id, ETag) and the keys of its partials. Updated by compare-and-swap.
+//! - `_state/dt=YYYY-MM-DD/hour=HH/<name>-<digest>.partial`: one source's [`Partial`] of one hour, named by
+//!   its content, never rewritten.
+//! - `_state/dt=YYYY-MM-DD/manifest.json`: the [`DayManifest`], which partials make up each hour of the
+//!   day, and a generation number raised by every change. Updated by compare-and-swap.
+//! - `<table>/dt=…/hour=…/data.parquet` and `daily_<table>/dt=…/data.parquet`: the published tables, each
+//!   computed from one generation of its day's manifest and carrying that generation.
+//!
+//! No lock service: every shared object is changed with a conditional write ([`Sink::put_if`], S3
+//! `If-Match` / `If-None-Match`), retried after reading again when another writer got there first. A
+//! table is replaced only by one computed from a newer generation ([`put_newer`]), so however runs
+//! interleave, each hour and day ends up computed from the last generation of its manifest, which lists
+//! every source's latest partials. Versions of one source are ordered by the S3 event's `sequencer`: an
+//! older version's run, finishing after a newer one's, stands down ([`supersedes`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::output;
+use crate::parse;
+use crate::partial::{self, Partial, DAY_MICROS, HOUR_MICROS};
+use crate::storage::{Body, Condition, Sink};
+use crate::summary::OutputFile;
+use crate::tables::Period;
+
+/// How often a conditional write is retried after losing to another writer before the run gives up
+/// (with a retryable error). Each retry first reads the object again, so this bounds contention, not time.
+const CAS_ATTEMPTS: usize = 200;
+
+/// What a source's state was built from.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Version {
+    /// The S3 event's `sequencer` (hex; orders the events of one key), `None` for a run started by hand.
+    pub sequencer: Option<String>,
+    pub version_id: Option<String>,
+    pub etag: Option<String>,
+}
+
+/// Whether a run of version `incoming` may replace state built from `stored`. S3 documents that the
+/// sequencers of one key compare as hex strings once the shorter is left-padded with zeros. A run started
+/// by hand (no sequencer) always may, and any event may replace what a hand-started run stored. Equal
+/// sequencers are the same event again (a retry), which may redo its work.
+pub fn supersedes(incoming: Option<&str>, stored: Option<&str>) -> bool {
+    match (incoming, stored) {
+        (Some(a), Some(b)) => {
+            let (a, b) = (a.to_ascii_uppercase(), b.to_ascii_uppercase());
+            let width = a.len().max(b.len());
+            format!("{a:0>width$}") >= format!("{b:0>width$}")
+        }
+        _ => true,
+    }
+}
+
+/// What a source's latest version contributes: `present` with partials, or `failed` / `deleted` with none.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SourceRecord {
+    pub format: u32,
+    pub uri: String,
+    pub status: String,
+    pub version: Version,
+    /// Partial keys by hour (RFC 3339 hour start).
+    pub partials: BTreeMap<String, String>,
+}
+
+/// One source's entry in a day manifest: its partials of that day by hour (`HH`); none is a tombstone,
+/// which keeps the version that removed them so an older one cannot bring them back.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Entry {
+    pub uri: String,
+    pub version: Version,
+    pub partials: BTreeMap<String, String>,
+}
+
+/// Which partials make up each hour of one UTC day.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DayManifest {
+    pub format: u32,
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    /// Raised by every change; the published tables carry the generation they were computed from.
+    pub generation: u64,
+    /// Every hour (`HH`) that ever had a partial: published again (empty) when its last source leaves.
+    pub hours: BTreeSet<String>,
+    /// Entries by source name.
+    pub sources: BTreeMap<String, Entry>,
+}
+
+pub fn record_key(name: &str) -> String {
+    format!("_state/sources/{name}.json")
+}
+
+pub fn manifest_key(day: &str) -> String {
+    format!("_state/dt={day}/manifest.json")
+}
+
+/// Key of a table's published file for one hour or day.
+pub fn table_key(table: &str, period: Period, start: i64) -> String {
+    let (dt, hour) = parse::partition_values(start);
+    match period {
+        Period::Hour => format!("{table}/dt={dt}/hour={hour}/data.parquet"),
+        Period::Day => format!("{table}/dt={dt}/data.parquet"),
+    }
+}
+
+fn partial_key(name: &str, hour_start: i64, bytes: &[u8]) -> String {
+    let (dt, hour) = parse::partition_values(hour_start);
+    format!("_state/dt={dt}/hour={hour}/{name}-{:016x}.partial", xxhash_rust::xxh3::xxh3_64(bytes))
+}
+
+/// `YYYY-MM-DD` and `HH` of an RFC 3339 hour start.
+fn day_and_hour(hour: &str) -> (String, String) {
+    (hour.get(..10).unwrap_or_default().to_string(), hour.get(11..13).unwrap_or_default().to_string())
+}
+
+/// The µs start of a day and hour.
+fn start_of(day: &str, hour: Option<&str>) -> Result<i64> {
+    let text = format!("{day}T{}:00:00Z", hour.unwrap_or("00"));
+    parse::event_time_micros(text.as_bytes())
+        .ok_or_else(|| Error::Internal { message: format!("not a day or hour in the state: {text}") })
+}
+
+/// What a commit did.
+#[derive(Debug, Default)]
+pub struct Published {
+    /// The tables this run wrote (others may have been written by a run with newer state).
+    pub outputs: Vec<OutputFile>,
+    /// State objects read from storage to compute them (the run's own partials are used from memory).
+    pub partials_read: usize,
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(sink: &dyn Sink, key: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::Internal { message: format!("{} is not readable: {e}", sink.uri(key)) })
+}
+
+fn lost_races(uri: String) -> Error {
+    Error::Storage { uri, message: format!("still losing to other writers after {CAS_ATTEMPTS} attempts"), retryable: true }
+}
+
+/// Replaces the contribution of source `name` by `partials` (none for a failed or deleted source) and
+/// publishes every hour and day it had or has. Returns [`Error::Superseded`] when a newer version of the
+/// source has already been recorded (nothing is changed then).
+pub fn commit(
+    sink: &dyn Sink,
+    name: &str,
+    uri: &str,
+    version: &Version,
+    status: &str,
+    partials: &[Partial],
+) -> Result<Published> {
+    let record_key = record_key(name);
+    let check = |stored: Option<&SourceRecord>| -> Result<()> {
+        match stored {
+            Some(r) if !supersedes(version.sequencer.as_deref(), r.version.sequencer.as_deref()) => {
+                tracing::warn!(
+                    stored = r.version.sequencer.as_deref().unwrap_or(""),
+                    incoming = version.sequencer.as_deref().unwrap_or(""),
+                    "a newer version of this source is already recorded; standing down"
+                );
+                Err(Error::Superseded { uri: uri.to_string() })
+            }
+            _ => Ok(()),
+        }
+    };
+    let read_record = || -> Result<Option<(SourceRecord, String)>> {
+        sink.get_tagged(&record_key)?.map(|(b, etag)| Ok((parse_json(sink, &record_key, &b)?, etag))).transpose()
+    };
+    check(read_record()?.as_ref().map(|(r, _)| r))?;
+
+    // The partials first: a manifest never names a partial that is not stored.
+    let mut own: HashMap<String, &Partial> = HashMap::new();
+    let mut keys = BTreeMap::new();
+    for p in partials {
+        let bytes = p.encode();
+        let key = partial_key(name, p.hour_start, &bytes);
+        sink.put(&key, Body::Bytes(&bytes), "application/octet-stream")?;
+        keys.insert(parse::format_rfc3339(p.hour_start), key.clone());
+        own.insert(key, p);
+    }
+    let record = SourceRecord {
+        format: 1,
+        uri: uri.to_string(),
+        status: status.to_string(),
+        version: version.clone(),
+        partials: keys.clone(),
+    };
+    let record_bytes = serde_json::to_vec(&record).expect("a record serialises");
+    let mut previous = None;
+    for attempt in 0.. {
+        if attempt == CAS_ATTEMPTS {
+            return Err(lost_races(sink.uri(&record_key)));
+        }
+        let stored = read_record()?;
+        check(stored.as_ref().map(|(r, _)| r))?;
+        let condition = stored.as_ref().map_or(Condition::Absent, |(_, etag)| Condition::Matches(etag.clone()));
+        if sink.put_if(&record_key, &record_bytes, "application/json", &condition, None)? {
+            previous = stored.map(|(r, _)| r);
+            break;
+        }
+    }
+
+    // Every day the source had or has, with the hours of it that change.
+    let mut days: BTreeMap<String, (BTreeMap<String, String>, BTreeSet<String>)> = BTreeMap::new();
+    for (hour, key) in &keys {
+        let (day, hh) = day_and_hour(hour);
+        let (now, touched) = days.entry(day).or_default();
+        now.insert(hh.clone(), key.clone());
+        touched.insert(hh);
+    }
+    let previous_keys: Vec<String> = previous.iter().flat_map(|r| r.partials.values().cloned()).collect();
+    for hour in previous.iter().flat_map(|r| r.partials.keys()) {
+        let (day, hh) = day_and_hour(hour);
+        days.entry(day).or_default().1.insert(hh);
+    }
+
+    let mut published = Published::default();
+    for (day, (now, touched)) in &days {
+        let entry = Entry { uri: uri.to_string(), version: version.clone(), partials: now.clone() };
+        let Some(manifest) = update_manifest(sink, day, name, &entry)? else { continue };
+        publish_day(sink, manifest, touched, &own, &mut published)?;
+    }
+    // Partials of the previous version that no manifest names any more.
+    let kept: BTreeSet<&String> = keys.values().collect();
+    for key in previous_keys.iter().filter(|k| !kept.contains(k)) {
+        sink.delete(key)?;
+    }
+    Ok(published)
+}
+
+/// Sets `name`'s entry of `day`'s manifest to `entry`, unless a newer version's entry is there. Returns the
+/// manifest as stored afterwards, or `None` when a newer version owns the entry (its run publishes).
+fn update_manifest(sink: &dyn Sink, day: &str, name: &str, entry: &Entry) -> Result<Option<DayManifest>> {
+    let key = manifest_key(day);
+    for _ in 0..CAS_ATTEMPTS {
+        let stored = sink.get_tagged(&key)?;
+        let (mut manifest, condition) = match &stored {
+            Some((bytes, etag)) => (parse_json::<DayManifest>(sink, &key, bytes)?, Condition::Matches(etag.clone())),
+            None => (DayManifest { format: 1, day: day.to_string(), ..DayManifest::default() }, Condition::Absent),
+        };
+        match manifest.sources.get(name) {
+            Some(e) if !supersedes(entry.version.sequencer.as_deref(), e.version.sequencer.as_deref()) => {
+                return Ok(None);
+            }
+            Some(e) if e == entry => return Ok(Some(manifest)),
+            _ => {}
+        }
+        manifest.sources.insert(name.to_string(), entry.clone());
+        manifest.hours.extend(entry.partials.keys().cloned());
+        manifest.generation += 1;
+        let bytes = serde_json::to_vec(&manifest).expect("a manifest serialises");
+        if sink.put_if(&key, &bytes, "application/json", &condition, None)? {
+            return Ok(Some(manifest));
+        }
+    }
+    Err(lost_races(sink.uri(&key)))
+}
+
+/// Reads `day`'s manifest, or `None` when there is none.
+pub fn read_manifest(sink: &dyn Sink, day: &str) -> Result<Option<DayManifest>> {
+    let key = manifest_key(day);
+    sink.get(&key)?.map(|b| parse_json(sink, &key, &b)).transpose()
+}
+
+/// Publishes the hours `hours` of a day and the day itself from `manifest`. A partial that is gone (a newer
+/// version of its source replaced it after this manifest was read) sends it back to the newest manifest.
+fn publish_day(
+    sink: &dyn Sink,
+    mut manifest: DayManifest,
+    hours: &BTreeSet<String>,
+    own: &HashMap<String, &Partial>,
+    published: &mut Published,
+) -> Result<()> {
+    for _ in 0..CAS_ATTEMPTS {
+        match publish_from(sink, &manifest, hours, own, published) {
+            Err(Gone) => {
+                let newer = read_manifest(sink, &manifest.day)?.ok_or_else(|| Error::Internal {
+                    message: format!("the manifest of {} disappeared", manifest.day),
+                })?;
+                if newer.generation <= manifest.generation {
+                    return Err(Error::Internal {
+                        message: format!("a partial of {} named by its manifest is missing", manifest.day),
+                    });
+                }
+                manifest = newer;
+            }
+            Ok(result) => return result,
+        }
+    }
+    Err(lost_races(sink.uri(&manifest_key(&manifest.day))))
+}
+
+/// A partial named by a manifest was not found.
+struct Gone;
+
+fn publish_from(
+    sink: &dyn Sink,
+    manifest: &DayManifest,
+    hours: &BTreeSet<String>,
+    own: &HashMap<String, &Partial>,
+    published: &mut Published,
+) -> std::result::Result<Result<()>, Gone> {
+    let mut loaded: HashMap<&str, Partial> = HashMap::new();
+    let mut by_hour: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for entry in manifest.sources.values() {
+        for (hh, key) in &entry.partials {
+            by_hour.entry(hh.as_str()).or_default().push(key.as_str());
+            if own.contains_key(key) {
+                continue;
+            }
+            match sink.get(key) {
+                Ok(Some(bytes)) => match Partial::decode(&bytes) {
+                    Ok(p) => {
+                        published.partials_read += 1;
+                        loaded.insert(key.as_str(), p);
+                    }
+                    Err(e) => return Ok(Err(e)),
+                },
+                Ok(None) => return Err(Gone),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+    }
+    let get = |key: &str| -> &Partial { own.get(key).copied().unwrap_or_else(|| &loaded[key]) };
+    let day_start = match start_of(&manifest.day, None) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut write = |period: Period, start: i64, parts: Vec<&Partial>| -> Result<()> {
+        for (spec, rows) in partial::merge(&parts) {
+            let mut frame = partial::frame(spec, period, start, rows)?;
+            let table = spec.table_name(period);
+            let key = table_key(&table, period, start);
+            let bytes = output::parquet_bytes(&mut frame)?;
+            if put_newer(sink, &key, &bytes, manifest.generation)? {
+                published.outputs.push(OutputFile { table, uri: sink.uri(&key), rows: frame.height() as u64 });
+            }
+        }
+        Ok(())
+    };
+    for hh in hours {
+        let start = match start_of(&manifest.day, Some(hh)) {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e)),
+        };
+        debug_assert_eq!(partial::day_of(start), day_start);
+        debug_assert!(start - day_start < DAY_MICROS && (start - day_start) % HOUR_MICROS == 0);
+        let parts = by_hour.get(hh.as_str()).map(|keys| keys.iter().map(|k| get(k)).collect()).unwrap_or_default();
+        if let Err(e) = write(Period::Hour, start, parts) {
+            return Ok(Err(e));
+        }
+    }
+    let all: Vec<&Partial> = by_hour.values().flatten().map(|k| get(k)).collect();
+    Ok(write(Period::Day, day_start, all))
+}
+
+/// Stores a published table computed from `generation` unless the stored one was computed from the same or
+/// a newer generation: a compare-and-swap on the object's entity tag, so an older computation that
+/// finishes late never replaces a newer one. Returns whether it wrote.
+pub fn put_newer(sink: &dyn Sink, key: &str, bytes: &[u8], generation: u64) -> Result<bool> {
+    for _ in 0..CAS_ATTEMPTS {
+        let condition = match sink.head(key)? {
+            Some(head) if head.generation.unwrap_or(0) >= generation => return Ok(false),
+            Some(head) => Condition::Matches(head.etag),
+            None => Condition::Absent,
+        };
+        if sink.put_if(key, bytes, "application/vnd.apache.parquet", &condition, Some(generation))? {
+            return Ok(true);
+        }
+    }
+    Err(lost_races(sink.uri(key)))
+}
+
+/// Recomputes and republishes every hour and day from the stored states (after an upgrade of the output
+/// format, or to recover): each day's manifest generation is raised, so every table is rewritten.
+/// Returns the days rebuilt and what was written.
+pub fn rebuild(sink: &dyn Sink) -> Result<(Vec<String>, Published)> {
+    let mut published = Published::default();
+    let mut days = Vec::new();
+    for key in sink.list("_state/dt=")? {
+        let Some(day) = key.strip_prefix("_state/dt=").and_then(|k| k.strip_suffix("/manifest.json")) else {
+            continue;
+        };
+        let manifest = bump(sink, day)?;
+        let hours = manifest.hours.clone();
+        publish_day(sink, manifest, &hours, &HashMap::new(), &mut published)?;
+        tracing::info!(day, "day rebuilt from its states");
+        days.push(day.to_string());
+    }
+    Ok((days, published))
+}
+
+/// Raises the generation of `day`'s manifest, changing nothing else.
+fn bump(sink: &dyn Sink, day: &str) -> Result<DayManifest> {
+    let key = manifest_key(day);
+    for _ in 0..CAS_ATTEMPTS {
+        let (bytes, etag) = sink
+            .get_tagged(&key)?
+            .ok_or_else(|| Error::Internal { message: format!("{} disappeared", sink.uri(&key)) })?;
+        let mut manifest: DayManifest = parse_json(sink, &key, &bytes)?;
+        manifest.generation += 1;
+        let bytes = serde_json::to_vec(&manifest).expect("a manifest serialises");
+        if sink.put_if(&key, &bytes, "application/json", &Condition::Matches(etag), None)? {
+            return Ok(manifest);
+        }
+    }
+    Err(lost_races(sink.uri(&key)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequencers_compare_as_padded_hex() {
+        assert!(supersedes(Some("0055AED6DCD90281E6"), Some("0055AED6DCD90281E5")));
+        assert!(!supersedes(Some("0055AED6DCD90281E5"), Some("0055AED6DCD90281E6")));
+        assert!(supersedes(Some("0055AED6DCD90281E5"), Some("0055AED6DCD90281E5")), "the same event again");
+        // Different lengths: left-padded with zeros first.
+        assert!(supersedes(Some("100"), Some("FF")));
+        assert!(!supersedes(Some("FF"), Some("100")));
+        assert!(supersedes(Some("ab"), Some("AA")), "hex case does not matter");
+        assert!(supersedes(None, Some("FF")), "a run by hand always may");
+        assert!(supersedes(Some("01"), None));
+    }
+
+    #[test]
+    fn keys_follow_the_layout() {
+        let hour = 1_795_352_400_000_000; // 2026-11-22T13:00Z
+        assert_eq!(table_key("hourly_kpis", Period::Hour, hour), "hourly_kpis/dt=2026-11-22/hour=13/data.parquet");
+        assert_eq!(table_key("daily_kpis", Period::Day, hour), "daily_kpis/dt=2026-11-22/data.parquet");
+        assert_eq!(manifest_key("2026-11-22"), "_state/dt=2026-11-22/manifest.json");
+        assert!(partial_key("x-1", hour, b"abc").starts_with("_state/dt=2026-11-22/hour=13/x-1-"));
+        assert_eq!(day_and_hour("2026-11-22T13:00:00Z"), ("2026-11-22".into(), "13".into()));
+        assert_eq!(start_of("2026-11-22", Some("13")).unwrap(), hour);
+    }
+}
