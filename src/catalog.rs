@@ -2,12 +2,12 @@
 //! from the Parquet files: `template.yaml` holds the generated block between two marker lines, and a test
 //! fails when it differs (`UPDATE_TEMPLATE=1 cargo test --release catalog` rewrites it).
 //!
-//! Each insight table gets partition projection on `dt` (date) and `hour` (two digits), so Athena sees a
-//! new hour as soon as its files exist, with no crawler and no `MSCK REPAIR`.
+//! Each hourly table gets partition projection on `dt` (date) and `hour` (two digits), each daily table on
+//! `dt`, so Athena sees a new hour or day as soon as its file exists, with no crawler and no `MSCK REPAIR`.
 
 use std::fmt::Write;
 
-use crate::tables::{TableSpec, TABLES};
+use crate::tables::{Period, TableSpec, TABLES};
 
 /// First line of the generated block in `template.yaml`.
 pub const BEGIN: &str = "  # BEGIN GENERATED GLUE TABLES (src/catalog.rs; do not edit by hand)";
@@ -18,7 +18,7 @@ pub const END: &str = "  # END GENERATED GLUE TABLES";
 pub const SUMMARY_COLUMNS: &[(&str, &str)] = &[
     ("status", "string"),
     ("error", "struct<kind:string,message:string>"),
-    ("source", "struct<uri:string,bytes:bigint,etag:string,version_id:string>"),
+    ("source", "struct<uri:string,bytes:bigint,etag:string,version_id:string,sequencer:string>"),
     ("rows", "struct<read:bigint,valid:bigint,rejected:bigint>"),
     (
         "rejects_by_reason",
@@ -27,8 +27,13 @@ pub const SUMMARY_COLUMNS: &[(&str, &str)] = &[
     ),
     ("ignored_columns", "array<string>"),
     ("hours", "array<string>"),
+    (
+        "by_hour",
+        "array<struct<hour:string,order_lines:bigint,orders:bigint,customers:bigint,units:bigint,revenue:string>>",
+    ),
     ("totals", "struct<orders:bigint,units:bigint,revenue:string>"),
     ("outputs", "array<struct<table:string,uri:string,rows:bigint>>"),
+    ("partials_read", "bigint"),
     ("rejects_uri", "string"),
     ("duration_ms", "bigint"),
     ("version", "string"),
@@ -63,25 +68,37 @@ fn table_preamble(out: &mut String, name: &str, description: &str, classificatio
     let _ = writeln!(out, "          classification: {classification}");
 }
 
-fn insight_table(out: &mut String, spec: &TableSpec) {
-    let name = spec.name;
-    table_preamble(out, name, spec.description, "parquet");
+fn insight_table(out: &mut String, spec: &TableSpec, period: Period) {
+    let name = spec.table_name(period);
+    let description = match period {
+        Period::Hour => spec.description.to_string(),
+        Period::Day => format!("{} (per UTC day)", spec.description.replace("hour", "day")),
+    };
+    table_preamble(out, &name, &description, "parquet");
     let _ = writeln!(out, "          projection.enabled: \"true\"");
     let _ = writeln!(out, "          projection.dt.type: date");
     let _ = writeln!(out, "          projection.dt.format: yyyy-MM-dd");
     let _ = writeln!(out, "          projection.dt.range: 2020-01-01,NOW");
     let _ = writeln!(out, "          projection.dt.interval: \"1\"");
     let _ = writeln!(out, "          projection.dt.interval.unit: DAYS");
-    let _ = writeln!(out, "          projection.hour.type: integer");
-    let _ = writeln!(out, "          projection.hour.range: 0,23");
-    let _ = writeln!(out, "          projection.hour.digits: \"2\"");
+    let partitions = match period {
+        Period::Hour => {
+            let _ = writeln!(out, "          projection.hour.type: integer");
+            let _ = writeln!(out, "          projection.hour.range: 0,23");
+            let _ = writeln!(out, "          projection.hour.digits: \"2\"");
+            "dt=${!dt}/hour=${!hour}/"
+        }
+        Period::Day => "dt=${!dt}/",
+    };
     let _ = writeln!(
         out,
-        "          storage.location.template: !Sub \"s3://${{OutputBucket}}/${{OutputPrefix}}{name}/dt=${{!dt}}/hour=${{!hour}}/\""
+        "          storage.location.template: !Sub \"s3://${{OutputBucket}}/${{OutputPrefix}}{name}/{partitions}\""
     );
     let _ = writeln!(out, "        PartitionKeys:");
     let _ = writeln!(out, "          - {{Name: dt, Type: string}}");
-    let _ = writeln!(out, "          - {{Name: hour, Type: string}}");
+    if period == Period::Hour {
+        let _ = writeln!(out, "          - {{Name: hour, Type: string}}");
+    }
     let _ = writeln!(out, "        StorageDescriptor:");
     let _ = writeln!(out, "          Location: !Sub \"s3://${{OutputBucket}}/${{OutputPrefix}}{name}/\"");
     let _ = writeln!(out, "          InputFormat: org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat");
@@ -90,7 +107,7 @@ fn insight_table(out: &mut String, spec: &TableSpec) {
     let _ =
         writeln!(out, "            SerializationLibrary: org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe");
     let _ = writeln!(out, "          Columns:");
-    for (column, ty) in spec.columns() {
+    for (column, ty) in spec.columns_of(period) {
         let _ = writeln!(out, "            - {{Name: {column}, Type: \"{}\"}}", ty.sql());
     }
 }
@@ -114,8 +131,10 @@ fn summaries_table(out: &mut String) {
 pub fn glue_tables_yaml() -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{BEGIN}");
-    for spec in TABLES {
-        insight_table(&mut out, spec);
+    for period in Period::ALL {
+        for spec in TABLES {
+            insight_table(&mut out, spec, period);
+        }
     }
     summaries_table(&mut out);
     let _ = writeln!(out, "{END}");
@@ -130,6 +149,7 @@ mod tests {
     fn logical_ids() {
         assert_eq!(logical_id("hourly_kpis"), "GlueTableHourlyKpis");
         assert_eq!(logical_id("summaries"), "GlueTableSummaries");
+        assert_eq!(logical_id("daily_kpis"), "GlueTableDailyKpis");
     }
 
     #[test]

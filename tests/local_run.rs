@@ -81,6 +81,10 @@ fn rows_of(path: &Path) -> (Vec<(String, DataType)>, Vec<String>) {
                         let micros = c.datetime().unwrap().physical().get(i).unwrap();
                         format_rfc3339(micros)[11..13].to_string()
                     }
+                    DataType::Date => {
+                        let days = c.date().unwrap().physical().get(i).unwrap();
+                        format_rfc3339(i64::from(days) * 86_400_000_000)[..10].to_string()
+                    }
                     DataType::Decimal(_, _) => format_cents(c.decimal().unwrap().physical().get(i).unwrap()),
                     DataType::Int64 => c.i64().unwrap().get(i).unwrap().to_string(),
                     DataType::String => c.str().unwrap().get(i).unwrap().to_string(),
@@ -195,7 +199,7 @@ fn fixture_gives_the_hand_checked_tables_schema_and_summary() {
     assert_eq!(summary["source"]["etag"], Value::Null);
     assert_eq!(summary["source"]["version_id"], Value::Null);
     assert_eq!(summary["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(summary["outputs"].as_array().unwrap().len(), 10, "5 tables x 2 hours");
+    assert_eq!(summary["outputs"].as_array().unwrap().len(), 15, "5 tables x 2 hours, and 5 daily tables");
 
     let name = summary["source"]["uri"].as_str().map(hourly_insights::output::output_name).unwrap();
     assert!(name.starts_with("orders-2026-11-22T13-"), "{name}");
@@ -205,26 +209,34 @@ fn fixture_gives_the_hand_checked_tables_schema_and_summary() {
 
     let decimal = DataType::Decimal(18, 2);
     let utc = DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC));
+    let schema_of = |spec: &hourly_insights::tables::TableSpec, period| -> Vec<(String, DataType)> {
+        spec.columns_of(period)
+            .iter()
+            .map(|(n, t)| {
+                let dtype = match t {
+                    hourly_insights::tables::ColumnType::Timestamp => utc.clone(),
+                    hourly_insights::tables::ColumnType::Date => DataType::Date,
+                    hourly_insights::tables::ColumnType::Int64 => DataType::Int64,
+                    hourly_insights::tables::ColumnType::String => DataType::String,
+                    hourly_insights::tables::ColumnType::Decimal => decimal.clone(),
+                };
+                (n.to_string(), dtype)
+            })
+            .collect()
+    };
+    for spec in hourly_insights::tables::TABLES {
+        let daily = spec.table_name(hourly_insights::tables::Period::Day);
+        let (schema, rows) = rows_of(&out.path().join(format!("{daily}/dt=2026-11-22/data.parquet")));
+        assert_eq!(schema, schema_of(spec, hourly_insights::tables::Period::Day), "schema of {daily}");
+        assert!(!rows.is_empty() && rows.iter().all(|r| r.starts_with("2026-11-22|")), "{daily}: {rows:?}");
+    }
     for (table, expected) in EXPECTED {
         let spec = hourly_insights::tables::TABLES.iter().find(|t| t.name == *table).unwrap();
         let mut rows = Vec::new();
         for hour in ["12", "13"] {
-            let path = out.path().join(format!("{table}/dt=2026-11-22/hour={hour}/{name}.parquet"));
+            let path = out.path().join(format!("{table}/dt=2026-11-22/hour={hour}/data.parquet"));
             let (schema, part) = rows_of(&path);
-            let want: Vec<(String, DataType)> = spec
-                .columns()
-                .iter()
-                .map(|(n, t)| {
-                    let dtype = match t {
-                        hourly_insights::tables::ColumnType::Timestamp => utc.clone(),
-                        hourly_insights::tables::ColumnType::Int64 => DataType::Int64,
-                        hourly_insights::tables::ColumnType::String => DataType::String,
-                        hourly_insights::tables::ColumnType::Decimal => decimal.clone(),
-                    };
-                    (n.to_string(), dtype)
-                })
-                .collect();
-            assert_eq!(schema, want, "schema of {table}");
+            assert_eq!(schema, schema_of(spec, hourly_insights::tables::Period::Hour), "schema of {table}");
             assert!(part.iter().all(|r| r.starts_with(hour)), "{table} hour={hour} holds only its hour");
             rows.extend(part);
         }
@@ -286,31 +298,37 @@ fn rerun_is_byte_identical_and_removes_stale_outputs() {
     assert_eq!(without_summaries(&first), without_summaries(&second), "same input, same bytes");
     assert!(first.keys().any(|k| k.contains("hour=12")));
 
-    // A corrected file without the late rows of hour 12 and without rejects: hour 12 and the rejects go.
+    // A corrected file without the late rows of hour 12 and without rejects: hour 12 is published again
+    // without them (no rows), its state and the rejects go.
     let text = fs::read_to_string(fixture("fixtures/bad/bom-crlf.csv").as_path()).unwrap();
     fs::write(&input, text).unwrap();
     let (code, summary, _) = run(&input, &out, &[]);
     assert_eq!(code, 0);
     assert_eq!(summary["rejects_uri"], Value::Null);
     let third = tree(&out);
-    assert!(!third.keys().any(|k| k.contains("hour=12") || k.starts_with("rejects/")), "{:?}", third.keys());
-    assert_eq!(third.keys().filter(|k| k.ends_with(".parquet")).count(), 5);
+    assert!(!third.keys().any(|k| k.starts_with("rejects/") || k.starts_with("_state/dt=2026-11-22/hour=12/")));
+    assert_eq!(third.keys().filter(|k| k.ends_with(".parquet")).count(), 15);
+    let kpis = |hour: &str| rows_of(&out.join(format!("hourly_kpis/dt=2026-11-22/hour={hour}/data.parquet"))).1;
+    assert_eq!(kpis("12"), Vec::<String>::new(), "hour 12 has no rows left");
+    assert_eq!(kpis("13"), ["13|3|3|4|18.50|2|6.17"]);
 
-    // Another source in the same directory is left alone.
+    // Another source in the same directory adds to the same hours; the first one's state is untouched.
     let other = work.path().join("other.csv");
     fs::copy(fixture(FIXTURE), &other).unwrap();
     run(&other, &out, &[]);
     let fourth = tree(&out);
-    assert!(third.keys().all(|k| fourth.contains_key(k)), "outputs of the first source are untouched");
+    assert!(third.keys().filter(|k| k.starts_with("_state/sources/")).all(|k| fourth.get(k) == third.get(k)));
+    assert_eq!(kpis("12"), ["12|3|4|8|288.49|2|96.16"], "only the other source has rows in hour 12");
 
-    // Failing as a whole removes the source's previous outputs: no table claims data the summary denies.
+    // Failing as a whole removes the source's contribution: no table claims data the summary denies.
     fs::write(&input, "not,a,header\n").unwrap();
     let (code, summary, _) = run(&input, &out, &[]);
     assert_eq!(code, 2);
     assert_eq!(summary["error"]["kind"], "missing_columns");
-    let fifth = tree(&out);
+    assert_eq!(kpis("13"), ["13|19|23|48|1599.48|11|84.18"], "the other source's numbers alone");
     let name = hourly_insights::output::output_name(summary["source"]["uri"].as_str().unwrap());
-    assert!(!fifth.keys().any(|k| k.ends_with(&format!("{name}.parquet"))));
+    let fifth = tree(&out);
+    assert!(!fifth.keys().any(|k| k.starts_with("_state/dt=") && k.contains(&name)), "its partials are gone");
     assert!(fifth.contains_key(&format!("summaries/{name}.json")));
 }
 
@@ -391,7 +409,7 @@ fn bom_crlf_and_quoted_newlines_parse_into_the_right_values() {
     let out = tempfile::tempdir().unwrap();
     let (_, summary, _) = run(&fixture("fixtures/bad/quoted-newlines.csv"), out.path(), &[]);
     let name = hourly_insights::output::output_name(summary["source"]["uri"].as_str().unwrap());
-    let (_, rows) = rows_of(&out.path().join(format!("channel_performance/dt=2026-11-22/hour=13/{name}.parquet")));
+    let (_, rows) = rows_of(&out.path().join("channel_performance/dt=2026-11-22/hour=13/data.parquet"));
     assert_eq!(rows, ["13|app|unknown|2|2|2|4.50|2", "13|web|spring, \"sale\"|1|1|2|10.00|1"]);
     let rejects = fs::read_to_string(out.path().join(format!("rejects/{name}.csv"))).unwrap();
     assert!(rejects.starts_with("line,reason,record\n8,order_id_missing,"), "{rejects}");
@@ -466,7 +484,7 @@ fn many_small_chunks_and_either_stage_mode_give_the_same_tables_as_one_chunk() {
     assert!(gen.status.success());
     let (_, one, _) = run(&input, &work.path().join("one"), &["--chunk-rows", "1000000", "--stages", "threads"]);
     let a = parquet_by_partition(&work.path().join("one"));
-    assert_eq!(a.len(), 10);
+    assert_eq!(a.len(), 15);
     let rejects =
         |dir: &str| tree(&work.path().join(dir)).into_iter().filter(|(k, _)| k.contains("rejects")).collect::<Vec<_>>();
     for (dir, args) in [
