@@ -1,6 +1,8 @@
 //! The Lambda handler against a real S3 protocol server (s3s-fs on loopback, started here), through the
 //! real aws-sdk-s3 client with a custom endpoint and path-style addressing. No SDK mocks.
 
+#[path = "support/reference.rs"]
+mod reference;
 #[path = "support/s3_server.rs"]
 mod s3_server;
 
@@ -16,7 +18,7 @@ use aws_sdk_s3::config::{BehaviorVersion, Builder, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use hourly_insights::config::Config;
-use hourly_insights::lambda::Handler;
+use hourly_insights::lambda::{Handler, ObjectRef, Outcome};
 use hourly_insights::output::output_name;
 use hourly_insights::storage::LocalDir;
 use hourly_insights::{input, pipeline};
@@ -542,4 +544,102 @@ async fn run_command_reads_and_writes_s3_uris() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no such object"), "{stderr}");
+}
+
+const H12: i64 = 1_795_348_800_000_000; // 2026-11-22T12:00Z
+const H13: i64 = H12 + 3_600_000_000;
+
+/// An S3 notification for one key, with the event name and sequencer S3 would give it.
+fn notification(key: &str, event_name: &str, sequencer: &str) -> Value {
+    json!({"Records": [{"eventSource": "aws:s3", "eventName": event_name,
+        "s3": {"bucket": {"name": IN}, "object": {"key": key, "sequencer": sequencer}}}]})
+}
+
+/// Eight exports of the same hours (sharing order and customer ids), each run by its own handler call at
+/// the same moment: the published hours and day are the exact merge of all eight, however their
+/// conditional writes interleave. Run twice, the second time with every file corrected at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_concurrent_runs_of_one_hour_publish_the_exact_merge() {
+    let w = world().await;
+    let h = handler(&w);
+    let mut contended = 0;
+    for round in 0..2u64 {
+        let mut all = Vec::new();
+        for i in 0..8u64 {
+            let lines = reference::random_lines(100 * round + i, &[H12, H13, H13], 300, i * 50..i * 50 + 200, 0..150);
+            let key = format!("exports/part-{i}.csv");
+            put(&w, IN, &key, reference::csv_text(&lines, &[]).into_bytes()).await;
+            all.extend(lines);
+        }
+        let before = w.server.preconditions_failed.load(Ordering::SeqCst);
+        let runs: Vec<_> = (0..8)
+            .map(|i| {
+                let h = Arc::clone(&h);
+                let object = ObjectRef {
+                    bucket: IN.into(),
+                    key: format!("exports/part-{i}.csv"),
+                    version_id: None,
+                    sequencer: Some(format!("{:018X}", 10 * round + 1)),
+                    removed: false,
+                };
+                tokio::spawn(async move { h.process(&object, "concurrent").await })
+            })
+            .collect();
+        for run in runs {
+            let outcome = run.await.unwrap().unwrap();
+            assert!(matches!(outcome, Outcome::Succeeded { .. }), "{outcome:?}");
+        }
+        contended += w.server.preconditions_failed.load(Ordering::SeqCst) - before;
+        let files = listing(&w, OUT).await;
+        let ctx = format!("round {round}");
+        reference::assert_tables(&reference::published(&files, "insights/"), &reference::expected(&all), &ctx);
+        let manifest: Value = serde_json::from_slice(&files["insights/_state/dt=2026-11-22/manifest.json"]).unwrap();
+        assert_eq!(manifest["sources"].as_object().unwrap().len(), 8, "{ctx}");
+    }
+    eprintln!("conditional writes that lost to another writer and were retried: {contended}");
+}
+
+/// With versioning, an older version's run can finish after a newer one's (a slow run, a retry, a replay
+/// from the failure queue): ordered by the events' sequencers, the newer version's numbers stand, and a
+/// deletion stands against an older upload's late event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_versions_late_run_does_not_replace_the_newer_one() {
+    let w = world().await;
+    let h = handler(&w);
+    let key = "exports/versions.csv";
+    let v1 = reference::random_lines(1, &[H12, H13], 400, 0..200, 0..100);
+    let v2 = reference::random_lines(2, &[H13], 400, 100..300, 50..150);
+    let tables = |files: &BTreeMap<String, Vec<u8>>| reference::published(files, "insights/");
+    put(&w, IN, key, reference::csv_text(&v2, &[]).into_bytes()).await;
+    let r = h.handle(notification(key, "ObjectCreated:Put", "0055AED6DCD90281E6"), "v2").await.unwrap();
+    assert_eq!(r["results"][0]["outcome"], "succeeded", "{r}");
+    reference::assert_tables(&tables(&listing(&w, OUT).await), &reference::expected(&v2), "v2");
+
+    // v1's event arrives late while v1's bytes are what the run reads.
+    put(&w, IN, key, reference::csv_text(&v1, &[]).into_bytes()).await;
+    let r = h.handle(notification(key, "ObjectCreated:Put", "0055AED6DCD90281E5"), "v1").await.unwrap();
+    assert_eq!(r["results"][0]["outcome"], "skipped", "{r}");
+    assert_eq!(r["results"][0]["reason"], "superseded");
+    let after = listing(&w, OUT).await;
+    reference::assert_tables(&tables(&after), &reference::expected(&v2), "v2 stands");
+    let record: Value =
+        serde_json::from_slice(&after[&format!("insights/_state/sources/{}.json", output_name(&format!("s3://{IN}/{key}")))])
+            .unwrap();
+    assert_eq!(record["version"]["sequencer"], "0055AED6DCD90281E6", "the record names what the state was built from");
+
+    // A deletion older than v2 changes nothing; a newer one removes the source everywhere.
+    let r = h.handle(notification(key, "ObjectRemoved:Delete", "0055AED6DCD90281E0"), "old-delete").await.unwrap();
+    assert_eq!(r["results"][0]["reason"], "superseded", "{r}");
+    let r = h.handle(notification(key, "ObjectRemoved:Delete", "0055AED6DCD90281F0"), "delete").await.unwrap();
+    assert_eq!(r["results"][0]["outcome"], "removed", "{r}");
+    let after = listing(&w, OUT).await;
+    reference::assert_tables(&tables(&after), &BTreeMap::new(), "deleted");
+    assert!(summary_of(&w, key).await.is_none(), "the deleted source's summary is gone");
+    assert!(!after.keys().any(|k| k.ends_with(".partial")), "{:?}", after.keys());
+
+    // v2's event delivered again after the deletion: the deletion stands.
+    put(&w, IN, key, reference::csv_text(&v2, &[]).into_bytes()).await;
+    let r = h.handle(notification(key, "ObjectCreated:Put", "0055AED6DCD90281E6"), "replay").await.unwrap();
+    assert_eq!(r["results"][0]["reason"], "superseded", "{r}");
+    reference::assert_tables(&tables(&listing(&w, OUT).await), &BTreeMap::new(), "still deleted");
 }

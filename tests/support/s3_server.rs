@@ -36,6 +36,8 @@ pub type TruncateRule = Box<dyn FnMut(&str, &str, Option<&str>) -> Option<usize>
 pub struct S3Server {
     pub addr: SocketAddr,
     pub requests: Arc<AtomicUsize>,
+    /// Conditional writes answered 412 Precondition Failed (another writer got there first).
+    pub preconditions_failed: Arc<AtomicUsize>,
     pub faults: Arc<Mutex<Option<FaultRule>>>,
     pub truncations: Arc<Mutex<Option<TruncateRule>>>,
 }
@@ -66,18 +68,20 @@ pub async fn start(root: &Path, bind: &str) -> S3Server {
     let listener = TcpListener::bind(bind).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let requests = Arc::new(AtomicUsize::new(0));
+    let preconditions_failed = Arc::new(AtomicUsize::new(0));
     let faults: Arc<Mutex<Option<FaultRule>>> = Arc::new(Mutex::new(None));
     let truncations: Arc<Mutex<Option<TruncateRule>>> = Arc::new(Mutex::new(None));
-    let (count, rule, cuts) = (requests.clone(), faults.clone(), truncations.clone());
+    let (count, rule, cuts, failed) =
+        (requests.clone(), faults.clone(), truncations.clone(), preconditions_failed.clone());
     let writes = Arc::new(tokio::sync::RwLock::new(()));
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
-            let (s3, count, rule, cuts, writes) =
-                (s3.clone(), count.clone(), rule.clone(), cuts.clone(), writes.clone());
+            let (s3, count, rule, cuts, writes, failed) =
+                (s3.clone(), count.clone(), rule.clone(), cuts.clone(), writes.clone(), failed.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |req: Request<Incoming>| {
-                    let (s3, writes) = (s3.clone(), writes.clone());
+                    let (s3, writes, failed) = (s3.clone(), writes.clone(), failed.clone());
                     let writing = !matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD);
                     let n = count.fetch_add(1, Ordering::SeqCst);
                     let target = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
@@ -100,7 +104,12 @@ pub async fn start(root: &Path, bind: &str) -> S3Server {
                         } else {
                             (None, Some(writes.read().await))
                         };
+                        // Conditional writes (If-Match / If-None-Match) are checked by s3s-fs; holding the
+                        // write lock makes the check and the write one atomic step, as S3 does.
                         let response = s3.call(req.map(s3s::Body::from)).await?;
+                        if response.status() == StatusCode::PRECONDITION_FAILED {
+                            failed.fetch_add(1, Ordering::SeqCst);
+                        }
                         let Some(cut) = cut else { return Ok(response) };
                         // The headers (Content-Length included) go out as they are; the body stops after
                         // `cut` bytes with an error, so hyper aborts the connection mid-body.
@@ -114,7 +123,7 @@ pub async fn start(root: &Path, bind: &str) -> S3Server {
             });
         }
     });
-    S3Server { addr, requests, faults, truncations }
+    S3Server { addr, requests, preconditions_failed, faults, truncations }
 }
 
 /// A response body that sends its bytes, then fails. It waits a moment before failing, so that hyper has
