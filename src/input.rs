@@ -34,7 +34,8 @@ pub fn open_local(path: &Path) -> Result<Input> {
     let file = File::open(path).map_err(read_err)?;
     let bytes = file.metadata().map_err(read_err)?.len();
     let abs = std::fs::canonicalize(path).map_err(read_err)?;
-    let info = SourceInfo { uri: format!("file://{}", abs.display()), bytes, etag: None, version_id: None, sequencer: None };
+    let info =
+        SourceInfo { uri: format!("file://{}", abs.display()), bytes, etag: None, version_id: None, sequencer: None };
     Ok(Input { reader: Box::new(file), info })
 }
 

@@ -193,11 +193,22 @@ fn type_name(v: &Value) -> &'static str {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
-    Succeeded { summary_uri: String, rows_read: u64, rows_rejected: u64 },
-    Failed { summary_uri: String, error_kind: String },
+    Succeeded {
+        summary_uri: String,
+        rows_read: u64,
+        rows_rejected: u64,
+    },
+    Failed {
+        summary_uri: String,
+        error_kind: String,
+    },
     /// The object was deleted: its state left every hour and day it fed, which were published again.
-    Removed { tables_published: usize },
-    Skipped { reason: String },
+    Removed {
+        tables_published: usize,
+    },
+    Skipped {
+        reason: String,
+    },
 }
 
 /// One object's result, in the handler's response.

@@ -123,7 +123,9 @@ fn open_sink(
     client: Option<aws_sdk_s3::Client>,
 ) -> anyhow::Result<Box<dyn Sink>> {
     Ok(match (S3Uri::parse(out), rt, client) {
-        (Some(uri), Some(rt), Some(client)) => Box::new(S3Sink::new(client, &uri.bucket, &uri.key, rt.handle().clone())),
+        (Some(uri), Some(rt), Some(client)) => {
+            Box::new(S3Sink::new(client, &uri.bucket, &uri.key, rt.handle().clone()))
+        }
         (Some(_), _, _) => bail!("internal: no S3 client for {out}"),
         _ => Box::new(LocalDir::new(out).with_context(|| format!("cannot use output directory {out}"))?),
     })

@@ -323,15 +323,15 @@ pub fn merge(parts: &[&Partial]) -> Vec<(&'static TableSpec, Vec<Row>)> {
                     acc.0 += g.lines;
                     acc.1 += g.units;
                     acc.2 += g.revenue;
-                    for kind in 0..3 {
-                        match &remaps[kind][p] {
-                            None => acc.3[kind] |= &g.sets[kind],
+                    for ((remaps, set), merged) in remaps.iter().zip(&g.sets).zip(&mut acc.3) {
+                        match &remaps[p] {
+                            None => *merged |= set,
                             Some(remap) => {
                                 mapped.clear();
-                                mapped.extend(g.sets[kind].iter().map(|i| remap[i as usize]));
+                                mapped.extend(set.iter().map(|i| remap[i as usize]));
                                 mapped.sort_unstable();
-                                acc.3[kind] |= RoaringBitmap::from_sorted_iter(mapped.iter().copied())
-                                    .expect("sorted positions");
+                                *merged |=
+                                    RoaringBitmap::from_sorted_iter(mapped.iter().copied()).expect("sorted positions");
                             }
                         }
                     }
@@ -458,8 +458,8 @@ mod tests {
         for p in parts {
             for g in &p.tables[0].groups {
                 let acc = sets.entry(g.keys.clone()).or_default();
-                for kind in 0..3 {
-                    acc[kind].extend(g.sets[kind].iter().map(|i| p.ids[kind][i as usize]));
+                for ((acc, set), ids) in acc.iter_mut().zip(&g.sets).zip(&p.ids) {
+                    acc.extend(set.iter().map(|i| ids[i as usize]));
                 }
             }
         }
@@ -469,10 +469,12 @@ mod tests {
     #[test]
     fn merging_is_exact_associative_and_commutative() {
         let mut x = 99;
-        let pool: Vec<u128> = (0..500).map(|_| u128::from(xorshift(&mut x)) << 64 | u128::from(xorshift(&mut x))).collect();
+        let pool: Vec<u128> =
+            (0..500).map(|_| u128::from(xorshift(&mut x)) << 64 | u128::from(xorshift(&mut x))).collect();
         let parts: Vec<Partial> = (0..5).map(|i| random_partial(i + 1, &pool, 50 + 80 * i as usize)).collect();
         let all: Vec<&Partial> = parts.iter().collect();
-        let rows = |parts: &[&Partial]| merge(parts).into_iter().find(|(s, _)| s.name == "channel_performance").unwrap().1;
+        let rows =
+            |parts: &[&Partial]| merge(parts).into_iter().find(|(s, _)| s.name == "channel_performance").unwrap().1;
         let want = reference(&all);
         let got: BTreeMap<Vec<String>, [usize; 3]> =
             rows(&all).into_iter().map(|r| (r.keys, r.distinct.map(|d| d as usize))).collect();

@@ -517,7 +517,13 @@ fn outcome<T>(validated: Result<()>, aggregated: Result<T>) -> Result<T> {
     }
 }
 
-fn write_outputs(p: Processed, published: Published, sink: &dyn Sink, name: &str, source: &SourceInfo) -> Result<Summary> {
+fn write_outputs(
+    p: Processed,
+    published: Published,
+    sink: &dyn Sink,
+    name: &str,
+    source: &SourceInfo,
+) -> Result<Summary> {
     let rejects_key = output::rejects_key(name);
     let rejects_uri = match &p.rejects {
         Some(file) => {

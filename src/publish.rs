@@ -140,7 +140,11 @@ fn parse_json<T: for<'de> Deserialize<'de>>(sink: &dyn Sink, key: &str, bytes: &
 }
 
 fn lost_races(uri: String) -> Error {
-    Error::Storage { uri, message: format!("still losing to other writers after {CAS_ATTEMPTS} attempts"), retryable: true }
+    Error::Storage {
+        uri,
+        message: format!("still losing to other writers after {CAS_ATTEMPTS} attempts"),
+        retryable: true,
+    }
 }
 
 /// Replaces the contribution of source `name` by `partials` (none for a failed or deleted source) and

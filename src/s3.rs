@@ -401,8 +401,9 @@ impl Sink for S3Sink {
                     etag: out.e_tag().unwrap_or_default().to_string(),
                     generation: out.metadata().and_then(|m| m.get(GENERATION)).and_then(|g| g.parse().ok()),
                 })),
-                Err(e) if e.as_service_error().is_some_and(|se| se.is_not_found())
-                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) =>
+                Err(e)
+                    if e.as_service_error().is_some_and(|se| se.is_not_found())
+                        || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) =>
                 {
                     Ok(None)
                 }

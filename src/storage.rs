@@ -229,7 +229,8 @@ impl Sink for LocalDir {
                 if name.starts_with('.') || name.contains(".tmp-") {
                     continue;
                 }
-                let key = path.strip_prefix(&self.root).map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_default();
+                let key =
+                    path.strip_prefix(&self.root).map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_default();
                 if path.is_dir() {
                     // Only directories that can hold keys with the prefix.
                     let dir_key = format!("{key}/");

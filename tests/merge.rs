@@ -119,7 +119,8 @@ fn several_files_per_hour_give_exact_hours_and_days() {
     assert_eq!(tables(&out)["hourly_kpis/dt=2026-11-22/hour=12"], Vec::<String>::new());
 
     // Deleting b (the file is gone, as after an S3 delete): its rows leave hour 13 and the day.
-    let b_name = hourly_insights::output::output_name(&format!("file://{}", fs::canonicalize(&files[1]).unwrap().display()));
+    let b_name =
+        hourly_insights::output::output_name(&format!("file://{}", fs::canonicalize(&files[1]).unwrap().display()));
     fs::remove_file(&files[1]).unwrap();
     let forgot = bin().arg("forget").arg(&files[1]).arg("--out").arg(&out).output().unwrap();
     assert!(forgot.status.success(), "{}", String::from_utf8_lossy(&forgot.stderr));
@@ -127,8 +128,7 @@ fn several_files_per_hour_give_exact_hours_and_days() {
     assert_tables(&tables(&out), &want, "b deleted");
     let left = tree(&out);
     assert!(!left.keys().any(|k| k.contains(&b_name) && !k.starts_with("_state/sources/")), "{:?}", left.keys());
-    let record: serde_json::Value =
-        serde_json::from_slice(&left[&format!("_state/sources/{b_name}.json")]).unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&left[&format!("_state/sources/{b_name}.json")]).unwrap();
     assert_eq!(record["status"], "deleted", "the deletion is recorded, so an older version cannot come back");
     let again = bin().arg("forget").arg(&files[1]).arg("--out").arg(&out).output().unwrap();
     assert!(again.status.success(), "forgetting twice is harmless");
@@ -162,9 +162,7 @@ fn rerunning_a_file_changes_no_byte() {
     // Hidden files hold the generation a table was computed from: a rerun may publish the same bytes again
     // under the newer generation of its day.
     let hidden = |k: &str| k.rsplit('/').next().unwrap().starts_with('.');
-    let changed: Vec<&String> = first
-        .keys()
-        .filter(|k| !k.starts_with("summaries/") && !hidden(k) && first[*k] != second[*k])
-        .collect();
+    let changed: Vec<&String> =
+        first.keys().filter(|k| !k.starts_with("summaries/") && !hidden(k) && first[*k] != second[*k]).collect();
     assert!(changed.is_empty(), "changed by the rerun: {changed:?}");
 }

@@ -622,9 +622,10 @@ async fn an_older_versions_late_run_does_not_replace_the_newer_one() {
     assert_eq!(r["results"][0]["reason"], "superseded");
     let after = listing(&w, OUT).await;
     reference::assert_tables(&tables(&after), &reference::expected(&v2), "v2 stands");
-    let record: Value =
-        serde_json::from_slice(&after[&format!("insights/_state/sources/{}.json", output_name(&format!("s3://{IN}/{key}")))])
-            .unwrap();
+    let record: Value = serde_json::from_slice(
+        &after[&format!("insights/_state/sources/{}.json", output_name(&format!("s3://{IN}/{key}")))],
+    )
+    .unwrap();
     assert_eq!(record["version"]["sequencer"], "0055AED6DCD90281E6", "the record names what the state was built from");
 
     // A deletion older than v2 changes nothing; a newer one removes the source everywhere.

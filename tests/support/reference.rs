@@ -86,7 +86,9 @@ pub fn random_lines(
 
 /// The lines as an export (header and RFC 3339 times), followed by `bad` rows (which must be rejected).
 pub fn csv_text(lines: &[Line], bad: &[&str]) -> String {
-    let mut out = String::from("event_time,order_id,customer_id,sku,category,quantity,unit_price,channel,campaign,country,device\n");
+    let mut out = String::from(
+        "event_time,order_id,customer_id,sku,category,quantity,unit_price,channel,campaign,country,device\n",
+    );
     for l in lines {
         let cat = if l.category.contains(',') { format!("\"{}\"", l.category) } else { l.category.clone() };
         out.push_str(&format!(
@@ -236,7 +238,9 @@ pub fn parquet_rows(bytes: &[u8]) -> Vec<String> {
             df.columns()
                 .iter()
                 .map(|c| match c.dtype() {
-                    DataType::Datetime(_, _) => format_rfc3339(c.datetime().unwrap().physical().get(i).unwrap())[..13].to_string(),
+                    DataType::Datetime(_, _) => {
+                        format_rfc3339(c.datetime().unwrap().physical().get(i).unwrap())[..13].to_string()
+                    }
                     DataType::Date => {
                         format_rfc3339(i64::from(c.date().unwrap().physical().get(i).unwrap()) * DAY)[..10].to_string()
                     }
