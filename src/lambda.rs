@@ -397,8 +397,14 @@ impl Handler {
         })
     }
 
-    /// Forgets a deleted object's source (see [`pipeline::forget`]).
+    /// Forgets a deleted object's source (see [`pipeline::forget`]), unless the key still has a current
+    /// object: then a noncurrent version was deleted, or the key was uploaded again (whose own event
+    /// processes it).
     async fn remove(self: &Arc<Self>, object: &ObjectRef) -> Result<Outcome> {
+        if s3::still_exists(&self.client, &object.bucket, &object.key).await? {
+            tracing::info!("the key still has a current object (a noncurrent version was deleted); kept");
+            return Ok(Outcome::Skipped { reason: "still_exists".into() });
+        }
         let me = Arc::clone(self);
         let uri = format!("s3://{}/{}", object.bucket, object.key);
         let sequencer = object.sequencer.clone();

@@ -123,6 +123,20 @@ pub async fn still_current(client: &Client, bucket: &str, key: &str, etag: Optio
     }
 }
 
+/// Whether `s3://bucket/key` has a current object.
+pub async fn still_exists(client: &Client, bucket: &str, key: &str) -> Result<bool> {
+    match client.head_object().bucket(bucket).key(key).send().await {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error().is_some_and(|se| se.is_not_found())
+                || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(storage_error(format!("s3://{bucket}/{key}"), "HeadObject", &e)),
+    }
+}
+
 fn is_missing(e: &SdkError<aws_sdk_s3::operation::get_object::GetObjectError>) -> bool {
     e.as_service_error()
         .is_some_and(|se| se.is_no_such_key() || matches!(se.code(), Some("NoSuchVersion" | "NoSuchBucket")))

@@ -299,6 +299,23 @@ async fn sqs_batches_report_only_failed_messages() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_event_withdraws_the_source_from_its_hours() {
+    let w = world().await;
+    put(&w, IN, FIXTURE_KEY, std::fs::read(manifest(FIXTURE)).unwrap()).await;
+    let h = handler(&w);
+    h.handle(event("s3-put.json"), "put").await.unwrap();
+    let r = h.handle(event("s3-delete.json"), "early").await.unwrap();
+    assert_eq!(r["results"][0]["reason"], "still_exists", "{r}");
+    w.client.delete_object().bucket(IN).key(FIXTURE_KEY).send().await.unwrap();
+    let r = h.handle(event("s3-delete.json"), "delete").await.unwrap();
+    assert_eq!(r["results"][0]["outcome"], "removed", "{r}");
+    assert_eq!(r["results"][0]["tables_published"], 15, "two hours and the day, published again");
+    let files = listing(&w, OUT).await;
+    reference::assert_tables(&reference::published(&files, "insights/"), &BTreeMap::new(), "deleted");
+    assert!(!files.keys().any(|k| k.contains("/summaries/") || k.contains("/rejects/")), "{:?}", files.keys());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eventbridge_test_and_unknown_events() {
     let w = world().await;
     put(&w, IN, FIXTURE_KEY, std::fs::read(manifest(FIXTURE)).unwrap()).await;
@@ -628,7 +645,11 @@ async fn an_older_versions_late_run_does_not_replace_the_newer_one() {
     .unwrap();
     assert_eq!(record["version"]["sequencer"], "0055AED6DCD90281E6", "the record names what the state was built from");
 
-    // A deletion older than v2 changes nothing; a newer one removes the source everywhere.
+    // A noncurrent version deleted while the key still has an object: nothing changes.
+    let r = h.handle(notification(key, "ObjectRemoved:Delete", "0055AED6DCD90281F0"), "old-version").await.unwrap();
+    assert_eq!(r["results"][0]["reason"], "still_exists", "{r}");
+    // Once the object is gone, a deletion older than v2 changes nothing; a newer one removes the source.
+    w.client.delete_object().bucket(IN).key(key).send().await.unwrap();
     let r = h.handle(notification(key, "ObjectRemoved:Delete", "0055AED6DCD90281E0"), "old-delete").await.unwrap();
     assert_eq!(r["results"][0]["reason"], "superseded", "{r}");
     let r = h.handle(notification(key, "ObjectRemoved:Delete", "0055AED6DCD90281F0"), "delete").await.unwrap();
