@@ -34,6 +34,7 @@ pub const SUMMARY_COLUMNS: &[(&str, &str)] = &[
     ("totals", "struct<orders:bigint,units:bigint,revenue:string>"),
     ("outputs", "array<struct<table:string,uri:string,rows:bigint>>"),
     ("partials_read", "bigint"),
+    ("requests", "struct<get:bigint,head:bigint,put:bigint,put_conflicts:bigint,delete:bigint,list:bigint>"),
     ("rejects_uri", "string"),
     ("duration_ms", "bigint"),
     ("version", "string"),

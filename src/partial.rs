@@ -165,11 +165,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
 impl Partial {
     /// The stored form: little-endian, `HIPART01`, the hour start (i64 µs), three dictionaries (u64 count,
     /// then 16 bytes per hash), the tables (u32 count; each: name, u32 group count; each group: u32 key
@@ -178,33 +173,66 @@ impl Partial {
     /// the content, so equal partials have equal bytes.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + self.ids.iter().map(|d| d.len() * 16).sum::<usize>());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&self.hour_start.to_le_bytes());
-        for dict in &self.ids {
-            out.extend_from_slice(&(dict.len() as u64).to_le_bytes());
-            for h in dict {
-                out.extend_from_slice(&h.to_le_bytes());
-            }
-        }
-        out.extend_from_slice(&(self.tables.len() as u32).to_le_bytes());
-        for table in &self.tables {
-            put_str(&mut out, &table.name);
-            out.extend_from_slice(&(table.groups.len() as u32).to_le_bytes());
-            for g in &table.groups {
-                out.extend_from_slice(&(g.keys.len() as u32).to_le_bytes());
-                for k in &g.keys {
-                    put_str(&mut out, k);
-                }
-                out.extend_from_slice(&g.lines.to_le_bytes());
-                out.extend_from_slice(&g.units.to_le_bytes());
-                out.extend_from_slice(&g.revenue.to_le_bytes());
-                for set in &g.sets {
-                    out.extend_from_slice(&(set.serialized_size() as u32).to_le_bytes());
-                    set.serialize_into(&mut out).expect("writing to a Vec");
-                }
-            }
-        }
+        self.encode_into(&mut out).expect("writing to a Vec");
         out
+    }
+
+    /// Writes the stored form ([`Partial::encode`]) to `out`, piece by piece (a large state is never held
+    /// whole in memory twice).
+    pub fn encode_into(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let str_bytes = |s: &str| [&(s.len() as u32).to_le_bytes()[..], s.as_bytes()].concat();
+        out.write_all(MAGIC)?;
+        out.write_all(&self.hour_start.to_le_bytes())?;
+        for dict in &self.ids {
+            out.write_all(&(dict.len() as u64).to_le_bytes())?;
+            for h in dict {
+                out.write_all(&h.to_le_bytes())?;
+            }
+        }
+        out.write_all(&(self.tables.len() as u32).to_le_bytes())?;
+        for table in &self.tables {
+            out.write_all(&str_bytes(&table.name))?;
+            out.write_all(&(table.groups.len() as u32).to_le_bytes())?;
+            for g in &table.groups {
+                out.write_all(&(g.keys.len() as u32).to_le_bytes())?;
+                for k in &g.keys {
+                    out.write_all(&str_bytes(k))?;
+                }
+                out.write_all(&g.lines.to_le_bytes())?;
+                out.write_all(&g.units.to_le_bytes())?;
+                out.write_all(&g.revenue.to_le_bytes())?;
+                for set in &g.sets {
+                    out.write_all(&(set.serialized_size() as u32).to_le_bytes())?;
+                    set.serialize_into(&mut *out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the stored form to a temporary file; returns it with the XXH3-64 digest of its bytes.
+    pub fn encode_to_temp(&self) -> Result<(tempfile::NamedTempFile, u64)> {
+        struct Hashing<W> {
+            inner: W,
+            hasher: xxhash_rust::xxh3::Xxh3,
+        }
+        impl<W: std::io::Write> std::io::Write for Hashing<W> {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                let n = self.inner.write(buf)?;
+                self.hasher.update(&buf[..n]);
+                Ok(n)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                self.inner.flush()
+            }
+        }
+        let err = |source| Error::Write { path: std::env::temp_dir(), source };
+        let file = tempfile::NamedTempFile::new().map_err(err)?;
+        let writer = std::io::BufWriter::with_capacity(256 * 1024, file.reopen().map_err(err)?);
+        let mut out = Hashing { inner: writer, hasher: xxhash_rust::xxh3::Xxh3::new() };
+        self.encode_into(&mut out).map_err(err)?;
+        std::io::Write::flush(&mut out).map_err(err)?;
+        Ok((file, out.hasher.digest()))
     }
 
     /// Reads the stored form back, checking every length and every set against its dictionary.
@@ -314,37 +342,47 @@ pub fn merge(parts: &[&Partial]) -> Vec<(&'static TableSpec, Vec<Row>)> {
     TABLES
         .iter()
         .map(|spec| {
-            let mut merged: BTreeMap<&[String], (i64, i64, i128, [RoaringBitmap; 3])> = BTreeMap::new();
-            let mut mapped = Vec::new();
+            // Each group's contributions, by keys; a group's sets are unioned one group at a time, so the
+            // merge holds at most one group's union besides the partials.
+            let mut merged: BTreeMap<&[String], Vec<(usize, &GroupPartial)>> = BTreeMap::new();
             for (p, part) in parts.iter().enumerate() {
                 let Some(table) = part.tables.iter().find(|t| t.name == spec.name) else { continue };
                 for g in &table.groups {
-                    let acc = merged.entry(g.keys.as_slice()).or_default();
-                    acc.0 += g.lines;
-                    acc.1 += g.units;
-                    acc.2 += g.revenue;
-                    for ((remaps, set), merged) in remaps.iter().zip(&g.sets).zip(&mut acc.3) {
-                        match &remaps[p] {
-                            None => *merged |= set,
-                            Some(remap) => {
+                    merged.entry(g.keys.as_slice()).or_default().push((p, g));
+                }
+            }
+            let mut mapped = Vec::new();
+            let rows = merged
+                .into_iter()
+                .map(|(keys, feeds)| {
+                    let distinct = std::array::from_fn(|kind| {
+                        if let [(_, g)] = feeds.as_slice() {
+                            return g.sets[kind].len() as i64;
+                        }
+                        // The partial whose positions stay (if it feeds this group) is the union's start.
+                        let mut union = feeds
+                            .iter()
+                            .find(|(p, _)| remaps[kind][*p].is_none())
+                            .map(|(_, g)| g.sets[kind].clone())
+                            .unwrap_or_default();
+                        for (p, g) in &feeds {
+                            if let Some(remap) = &remaps[kind][*p] {
                                 mapped.clear();
-                                mapped.extend(set.iter().map(|i| remap[i as usize]));
+                                mapped.extend(g.sets[kind].iter().map(|i| remap[i as usize]));
                                 mapped.sort_unstable();
-                                *merged |=
+                                union |=
                                     RoaringBitmap::from_sorted_iter(mapped.iter().copied()).expect("sorted positions");
                             }
                         }
+                        union.len() as i64
+                    });
+                    Row {
+                        keys: keys.to_vec(),
+                        lines: feeds.iter().map(|(_, g)| g.lines).sum(),
+                        units: feeds.iter().map(|(_, g)| g.units).sum(),
+                        revenue: feeds.iter().map(|(_, g)| g.revenue).sum(),
+                        distinct,
                     }
-                }
-            }
-            let rows = merged
-                .into_iter()
-                .map(|(keys, (lines, units, revenue, sets))| Row {
-                    keys: keys.to_vec(),
-                    lines,
-                    units,
-                    revenue,
-                    distinct: sets.map(|s| s.len() as i64),
                 })
                 .collect();
             (spec, rows)
@@ -495,6 +533,9 @@ mod tests {
         let bytes = p.encode();
         assert_eq!(Partial::decode(&bytes).unwrap(), p);
         assert_eq!(p.encode(), bytes, "the same content gives the same bytes");
+        let (file, digest) = p.encode_to_temp().unwrap();
+        assert_eq!(std::fs::read(file.path()).unwrap(), bytes);
+        assert_eq!(digest, xxhash_rust::xxh3::xxh3_64(&bytes));
         for cut in [0, 7, 8, 20, bytes.len() - 1] {
             assert!(Partial::decode(&bytes[..cut]).is_err(), "truncated at {cut}");
         }

@@ -175,6 +175,8 @@ pub fn run_guarded(
     tracing::info!(bytes = source.bytes, "processing input");
 
     let processed = process(input.reader, &source, options);
+    let counted = crate::storage::Counting::new(sink);
+    let sink: &dyn Sink = &counted;
     if !still_current()? {
         tracing::warn!("source changed while it was processed; standing down for the newer object");
         return Err(Error::Superseded { uri: source.uri.clone() });
@@ -205,6 +207,10 @@ pub fn run_guarded(
         ..summary
     };
     let key = output::summary_key(&name);
+    // The summary's own PUT is counted in it.
+    let mut requests = counted.requests();
+    requests.put += 1;
+    let summary = Summary { requests, ..summary };
     sink.put(&key, Body::Bytes(summary.to_json_line().as_bytes()), "application/json")?;
     tracing::info!(
         status = ?summary.status,
@@ -302,6 +308,8 @@ fn records<R: Refill>(
         "distinct-key state"
     );
     let partials = partial::from_groups(engine.finish(), &v.dicts, ids.orders.hashes(), ids.customers.hashes());
+    // The id state is the largest of a run: gone before the partials are stored and published.
+    drop(ids);
     let by_hour = own_numbers(&partials)?;
     let rejects = v.rejects.map(RejectsWriter::finish).transpose()?;
     Ok(Processed { header: v.header, rows: v.rows, rejects_by_reason: v.by_reason, rejects, partials, by_hour })

@@ -108,9 +108,10 @@ pub fn table_key(table: &str, period: Period, start: i64) -> String {
     }
 }
 
-fn partial_key(name: &str, hour_start: i64, bytes: &[u8]) -> String {
+/// Key of a partial state: named by the XXH3-64 `digest` of its stored bytes.
+fn partial_key(name: &str, hour_start: i64, digest: u64) -> String {
     let (dt, hour) = parse::partition_values(hour_start);
-    format!("_state/dt={dt}/hour={hour}/{name}-{:016x}.partial", xxhash_rust::xxh3::xxh3_64(bytes))
+    format!("_state/dt={dt}/hour={hour}/{name}-{digest:016x}.partial")
 }
 
 /// `YYYY-MM-DD` and `HH` of an RFC 3339 hour start.
@@ -181,9 +182,9 @@ pub fn commit(
     let mut own: HashMap<String, &Partial> = HashMap::new();
     let mut keys = BTreeMap::new();
     for p in partials {
-        let bytes = p.encode();
-        let key = partial_key(name, p.hour_start, &bytes);
-        sink.put(&key, Body::Bytes(&bytes), "application/octet-stream")?;
+        let (file, digest) = p.encode_to_temp()?;
+        let key = partial_key(name, p.hour_start, digest);
+        sink.put(&key, Body::File(file.path()), "application/octet-stream")?;
         keys.insert(parse::format_rfc3339(p.hour_start), key.clone());
         own.insert(key, p);
     }
@@ -439,7 +440,7 @@ mod tests {
         assert_eq!(table_key("hourly_kpis", Period::Hour, hour), "hourly_kpis/dt=2026-11-22/hour=13/data.parquet");
         assert_eq!(table_key("daily_kpis", Period::Day, hour), "daily_kpis/dt=2026-11-22/data.parquet");
         assert_eq!(manifest_key("2026-11-22"), "_state/dt=2026-11-22/manifest.json");
-        assert!(partial_key("x-1", hour, b"abc").starts_with("_state/dt=2026-11-22/hour=13/x-1-"));
+        assert_eq!(partial_key("x-1", hour, 0xab), "_state/dt=2026-11-22/hour=13/x-1-00000000000000ab.partial");
         assert_eq!(day_and_hour("2026-11-22T13:00:00Z"), ("2026-11-22".into(), "13".into()));
         assert_eq!(start_of("2026-11-22", Some("13")).unwrap(), hour);
     }

@@ -67,6 +67,93 @@ pub trait Sink: Send + Sync {
     }
 }
 
+/// Requests a run made of its sink, by kind (what S3 bills per request).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Requests {
+    /// GetObject.
+    pub get: u64,
+    /// HeadObject.
+    pub head: u64,
+    /// PutObject (conditional ones included; a multipart upload counts as one).
+    pub put: u64,
+    /// Conditional writes that lost to another writer (412 / 409) and were retried.
+    pub put_conflicts: u64,
+    /// DeleteObject.
+    pub delete: u64,
+    /// ListObjectsV2 calls.
+    pub list: u64,
+}
+
+/// A sink that counts the requests made of another.
+pub struct Counting<'a> {
+    inner: &'a dyn Sink,
+    counts: std::sync::Mutex<Requests>,
+}
+
+impl<'a> Counting<'a> {
+    pub fn new(inner: &'a dyn Sink) -> Self {
+        Counting { inner, counts: Default::default() }
+    }
+
+    pub fn requests(&self) -> Requests {
+        self.counts.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn count(&self, f: impl FnOnce(&mut Requests)) {
+        if let Ok(mut c) = self.counts.lock() {
+            f(&mut c);
+        }
+    }
+}
+
+impl Sink for Counting<'_> {
+    fn uri(&self, key: &str) -> String {
+        self.inner.uri(key)
+    }
+    fn put(&self, key: &str, body: Body<'_>, content_type: &str) -> Result<()> {
+        self.count(|c| c.put += 1);
+        self.inner.put(key, body, content_type)
+    }
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.count(|c| c.get += 1);
+        self.inner.get(key)
+    }
+    fn delete(&self, key: &str) -> Result<()> {
+        self.count(|c| c.delete += 1);
+        self.inner.delete(key)
+    }
+    fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
+        self.count(|c| c.get += 1);
+        self.inner.get_tagged(key)
+    }
+    fn head(&self, key: &str) -> Result<Option<Head>> {
+        self.count(|c| c.head += 1);
+        self.inner.head(key)
+    }
+    fn put_if(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        content_type: &str,
+        condition: &Condition,
+        generation: Option<u64>,
+    ) -> Result<bool> {
+        let written = self.inner.put_if(key, bytes, content_type, condition, generation)?;
+        self.count(|c| {
+            c.put += 1;
+            c.put_conflicts += u64::from(!written);
+        });
+        Ok(written)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.count(|c| c.list += 1);
+        self.inner.list(prefix)
+    }
+    fn key_of(&self, uri: &str) -> Option<String> {
+        self.inner.key_of(uri)
+    }
+}
+
 /// The entity tag of a local object: 16 hex digits of the XXH3-64 hash of its bytes.
 fn local_etag(bytes: &[u8]) -> String {
     format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(bytes))

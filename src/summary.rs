@@ -83,6 +83,9 @@ pub struct Summary {
     /// Partial states of other sources (or of this one's earlier runs) read to compute them.
     #[serde(default)]
     pub partials_read: usize,
+    /// Requests this run made of the output storage (S3 bills them).
+    #[serde(default)]
+    pub requests: crate::storage::Requests,
     pub rejects_uri: Option<String>,
     pub duration_ms: u64,
     pub version: String,
@@ -114,6 +117,7 @@ impl Summary {
             totals: Totals { revenue: "0.00".into(), ..Totals::default() },
             outputs: Vec::new(),
             partials_read: 0,
+            requests: Default::default(),
             rejects_uri: None,
             duration_ms: 0,
             version: env!("CARGO_PKG_VERSION").to_string(),
