@@ -506,6 +506,11 @@ impl Interner {
         &self.hashes
     }
 
+    /// Takes the hashes out (the interner records no more of them).
+    pub fn take_hashes(&mut self) -> Vec<u128> {
+        std::mem::take(&mut self.hashes)
+    }
+
     fn lookup_probed(&mut self, key: &[u8], probe: Probe) -> u32 {
         match probe {
             Probe::Numbered { family, number } => {

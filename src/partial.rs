@@ -63,62 +63,115 @@ pub struct Partial {
     pub tables: Vec<TablePartial>,
 }
 
+/// A dictionary may list ids that no set of its partial holds; it is taken whole (no remapping) when
+/// its ids' codes run from 0 to at most this many times the number of ids present (the hour that holds most
+/// of a file's ids), and made of the present ids alone otherwise.
+const WHOLE_RANGE: u64 = 5;
+const WHOLE_RANGE_OF: u64 = 4;
+
 /// The partials of a run, one per hour present, from the engine's final groups: codes become dictionary
 /// positions, dimension codes become their values.
+///
+/// A dictionary lists the hashes of the hour's ids in code order. Where the hour holds most of the file's
+/// codes, it lists every code from 0 up to the hour's largest (a few ids of other hours included, held by
+/// no set), so every set is the engine's own, with no remapping; otherwise it lists only the hour's ids,
+/// and each set is mapped to their positions (ascending, as codes are).
 pub fn from_groups(
-    groups: Vec<(&'static TableSpec, Vec<FinalGroup>)>,
+    mut groups: Vec<(&'static TableSpec, Vec<FinalGroup>)>,
     dicts: &Dictionaries,
-    order_hashes: &[u128],
-    customer_hashes: &[u128],
+    order_hashes: Vec<u128>,
+    customer_hashes: Vec<u128>,
 ) -> Vec<Partial> {
-    let hours: BTreeSet<i64> = groups.iter().flat_map(|(_, g)| g.iter().map(|g| g.hour)).collect();
+    let hours: Vec<i64> =
+        groups.iter().flat_map(|(_, g)| g.iter().map(|g| g.hour)).collect::<BTreeSet<_>>().into_iter().collect();
     let sku_hash = |code: u32| id_hash(dicts.value(Dim::Sku, code).as_bytes());
+    fn of_hour(gs: &[FinalGroup], hour: i64) -> impl Iterator<Item = &FinalGroup> {
+        gs.iter().filter(move |g| g.hour == hour)
+    }
+    // First every hour's ids of each kind, and whether its dictionary is taken whole.
+    let mut present: Vec<[RoaringBitmap; 3]> = Vec::with_capacity(hours.len());
+    let mut whole: Vec<[bool; 3]> = Vec::with_capacity(hours.len());
+    for &hour in &hours {
+        let sets: [RoaringBitmap; 3] = std::array::from_fn(|kind| {
+            // Each table's groups of an hour hold all its rows, so the union over any one table that counts
+            // this kind holds every id of it: the one with the fewest groups is the cheapest to union.
+            let smallest = groups
+                .iter()
+                .filter(|(_, gs)| of_hour(gs, hour).any(|g| !g.sets[kind].is_empty()))
+                .min_by_key(|(_, gs)| of_hour(gs, hour).count());
+            let mut union = RoaringBitmap::new();
+            for g in smallest.into_iter().flat_map(|(_, gs)| of_hour(gs, hour)) {
+                union |= &g.sets[kind];
+            }
+            union
+        });
+        whole.push(std::array::from_fn(|kind| {
+            sets[kind].max().is_some_and(|max| u64::from(max) < sets[kind].len() * WHOLE_RANGE / WHOLE_RANGE_OF)
+        }));
+        present.push(sets);
+    }
+    // The last hour that takes a kind's hashes whole takes the vector itself; earlier ones copy.
+    let mut hashes = [Some(order_hashes), Some(customer_hashes)];
+    let last_whole: [Option<usize>; 2] = std::array::from_fn(|kind| whole.iter().rposition(|w| w[kind]));
     let mut position: [Vec<u32>; 3] = Default::default();
     let mut partials = Vec::with_capacity(hours.len());
-    for hour in hours {
-        let in_hour = || groups.iter().flat_map(|(_, g)| g.iter().filter(|g| g.hour == hour));
+    for (h, &hour) in hours.iter().enumerate() {
         let mut ids: [Vec<u128>; 3] = Default::default();
         for kind in 0..3 {
-            let mut present = RoaringBitmap::new();
-            for g in in_hour() {
-                present |= &g.sets[kind];
+            let Some(max) = present[h][kind].max() else { continue };
+            let end = max as usize + 1;
+            if whole[h][kind] {
+                ids[kind] = match kind {
+                    2 => (0..=max).map(sku_hash).collect(),
+                    _ if last_whole[kind] == Some(h) => {
+                        let mut all = hashes[kind].take().expect("the hashes are taken once");
+                        all.truncate(end);
+                        all
+                    }
+                    _ => hashes[kind].as_ref().expect("taken by a later hour")[..end].to_vec(),
+                };
+                continue;
             }
             let pos = &mut position[kind];
-            if let Some(max) = present.max() {
-                if pos.len() <= max as usize {
-                    pos.resize(max as usize + 1, 0);
-                }
+            if pos.len() < end {
+                pos.resize(end, 0);
             }
-            ids[kind] = present
+            ids[kind] = present[h][kind]
                 .iter()
                 .enumerate()
                 .map(|(i, code)| {
                     pos[code as usize] = i as u32;
                     match kind {
-                        0 => order_hashes[code as usize],
-                        1 => customer_hashes[code as usize],
-                        _ => sku_hash(code),
+                        2 => sku_hash(code),
+                        _ => hashes[kind].as_ref().expect("taken by a later hour")[code as usize],
                     }
                 })
                 .collect();
         }
         let tables = groups
-            .iter()
+            .iter_mut()
             .map(|(spec, gs)| {
+                // Groups are sorted by hour: this hour's come first.
+                let n = gs.iter().take_while(|g| g.hour == hour).count();
                 let mut groups: Vec<GroupPartial> = gs
-                    .iter()
-                    .filter(|g| g.hour == hour)
+                    .drain(..n)
                     .map(|g| GroupPartial {
                         keys: spec.keys.iter().zip(g.codes).map(|(d, c)| dicts.value(*d, c).to_string()).collect(),
                         lines: g.lines,
                         units: g.units,
                         revenue: g.revenue,
-                        sets: std::array::from_fn(|kind| {
-                            let pos = &position[kind];
-                            // Positions follow codes in order, so the mapped set is sorted.
-                            RoaringBitmap::from_sorted_iter(g.sets[kind].iter().map(|c| pos[c as usize]))
-                                .expect("positions are ascending")
-                        }),
+                        sets: {
+                            let mut sets = g.sets;
+                            for (kind, set) in sets.iter_mut().enumerate() {
+                                if !whole[h][kind] {
+                                    let pos = &position[kind];
+                                    // Positions follow codes in order, so the mapped set is sorted.
+                                    *set = RoaringBitmap::from_sorted_iter(set.iter().map(|c| pos[c as usize]))
+                                        .expect("positions are ascending");
+                                }
+                            }
+                            sets
+                        },
                     })
                     .collect();
                 groups.sort_by(|a, b| a.keys.cmp(&b.keys));
@@ -183,10 +236,13 @@ impl Partial {
         let str_bytes = |s: &str| [&(s.len() as u32).to_le_bytes()[..], s.as_bytes()].concat();
         out.write_all(MAGIC)?;
         out.write_all(&self.hour_start.to_le_bytes())?;
+        let mut block = Vec::with_capacity(4096 * 16);
         for dict in &self.ids {
             out.write_all(&(dict.len() as u64).to_le_bytes())?;
-            for h in dict {
-                out.write_all(&h.to_le_bytes())?;
+            for hashes in dict.chunks(4096) {
+                block.clear();
+                block.extend(hashes.iter().flat_map(|h| h.to_le_bytes()));
+                out.write_all(&block)?;
             }
         }
         out.write_all(&(self.tables.len() as u32).to_le_bytes())?;
@@ -305,9 +361,19 @@ fn merge_dicts(dicts: &[&[u128]]) -> Vec<Option<Vec<u32>>> {
         }
     }
     if !found.is_empty() {
-        for (at, h) in dicts[base].iter().enumerate() {
-            if let Some(slot) = found.get_mut(h) {
-                *slot = at as u32;
+        // A bit per low 20 bits of the hashes looked for (128 KiB, cache-resident) answers most of the
+        // largest dictionary's entries without a hash-table probe.
+        const FILTER_BITS: u32 = 20;
+        let mut filter = vec![0u64; 1 << (FILTER_BITS - 6)];
+        let bit = |h: u128| (h as u32 & ((1 << FILTER_BITS) - 1)) as usize;
+        for &h in found.keys() {
+            filter[bit(h) >> 6] |= 1 << (bit(h) & 63);
+        }
+        for (at, &h) in dicts[base].iter().enumerate() {
+            if filter[bit(h) >> 6] & (1 << (bit(h) & 63)) != 0 {
+                if let Some(slot) = found.get_mut(&h) {
+                    *slot = at as u32;
+                }
             }
         }
     }
@@ -359,22 +425,27 @@ pub fn merge(parts: &[&Partial]) -> Vec<(&'static TableSpec, Vec<Row>)> {
                         if let [(_, g)] = feeds.as_slice() {
                             return g.sets[kind].len() as i64;
                         }
-                        // The partial whose positions stay (if it feeds this group) is the union's start.
-                        let mut union = feeds
-                            .iter()
-                            .find(|(p, _)| remaps[kind][*p].is_none())
-                            .map(|(_, g)| g.sets[kind].clone())
-                            .unwrap_or_default();
+                        // The partials mapped into the merged dictionary are unioned; the one whose
+                        // positions stay is counted against that union, without a copy of its set.
+                        let mut others = RoaringBitmap::new();
+                        let mut base = None;
                         for (p, g) in &feeds {
-                            if let Some(remap) = &remaps[kind][*p] {
-                                mapped.clear();
-                                mapped.extend(g.sets[kind].iter().map(|i| remap[i as usize]));
-                                mapped.sort_unstable();
-                                union |=
-                                    RoaringBitmap::from_sorted_iter(mapped.iter().copied()).expect("sorted positions");
+                            match &remaps[kind][*p] {
+                                None => base = Some(&g.sets[kind]),
+                                Some(remap) => {
+                                    mapped.clear();
+                                    mapped.extend(g.sets[kind].iter().map(|i| remap[i as usize]));
+                                    mapped.sort_unstable();
+                                    others |= RoaringBitmap::from_sorted_iter(mapped.iter().copied())
+                                        .expect("sorted positions");
+                                }
                             }
                         }
-                        union.len() as i64
+                        let union = match base {
+                            Some(b) => b.len() + others.len() - b.intersection_len(&others),
+                            None => others.len(),
+                        };
+                        union as i64
                     });
                     Row {
                         keys: keys.to_vec(),

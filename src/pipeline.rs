@@ -188,7 +188,9 @@ pub fn run_guarded(
     };
     let summary = match processed {
         Ok(p) => {
+            let started = Instant::now();
             let published = publish::commit(sink, &name, &source.uri, &version, "present", &p.partials)?;
+            tracing::debug!(ms = started.elapsed().as_millis() as u64, "states stored and hours published");
             write_outputs(p, published, sink, &name, &source)?
         }
         Err(Error::Input(e)) => {
@@ -294,7 +296,7 @@ fn records<R: Refill>(
         rows: Rows::default(),
         by_reason: BTreeMap::new(),
     };
-    let (engine, ids) = match stages {
+    let (engine, mut ids) = match stages {
         Stages::Inline => inline(&mut reader, &mut v)?,
         Stages::Threads => threaded(&mut reader, &mut v)?,
     };
@@ -307,7 +309,12 @@ fn records<R: Refill>(
         groups_mb = engine.state_bytes() as f64 / 1e6,
         "distinct-key state"
     );
-    let partials = partial::from_groups(engine.finish(), &v.dicts, ids.orders.hashes(), ids.customers.hashes());
+    let started = Instant::now();
+    let groups = engine.finish();
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "groups summed up");
+    let (orders, customers) = (ids.orders.take_hashes(), ids.customers.take_hashes());
+    let partials = partial::from_groups(groups, &v.dicts, orders, customers);
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, hours = partials.len(), "partial states built");
     // The id state is the largest of a run: gone before the partials are stored and published.
     drop(ids);
     let by_hour = own_numbers(&partials)?;

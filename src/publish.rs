@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::output;
 use crate::parse;
 use crate::partial::{self, Partial, DAY_MICROS, HOUR_MICROS};
-use crate::storage::{Body, Condition, Sink};
+use crate::storage::{Condition, Sink};
 use crate::summary::OutputFile;
 use crate::tables::Period;
 
@@ -181,13 +181,15 @@ pub fn commit(
     // The partials first: a manifest never names a partial that is not stored.
     let mut own: HashMap<String, &Partial> = HashMap::new();
     let mut keys = BTreeMap::new();
+    let started = std::time::Instant::now();
     for p in partials {
         let (file, digest) = p.encode_to_temp()?;
         let key = partial_key(name, p.hour_start, digest);
-        sink.put(&key, Body::File(file.path()), "application/octet-stream")?;
+        sink.put_temp(&key, file, "application/octet-stream")?;
         keys.insert(parse::format_rfc3339(p.hour_start), key.clone());
         own.insert(key, p);
     }
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "partials stored");
     let record = SourceRecord {
         format: 1,
         uri: uri.to_string(),
@@ -337,7 +339,10 @@ fn publish_from(
         Err(e) => return Ok(Err(e)),
     };
     let mut write = |period: Period, start: i64, parts: Vec<&Partial>| -> Result<()> {
-        for (spec, rows) in partial::merge(&parts) {
+        let started = std::time::Instant::now();
+        let merged = partial::merge(&parts);
+        tracing::debug!(?period, ms = started.elapsed().as_millis() as u64, parts = parts.len(), "merged");
+        for (spec, rows) in merged {
             let mut frame = partial::frame(spec, period, start, rows)?;
             let table = spec.table_name(period);
             let key = table_key(&table, period, start);

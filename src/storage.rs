@@ -39,6 +39,11 @@ pub trait Sink: Send + Sync {
     fn uri(&self, key: &str) -> String;
     /// Stores `body` under `key`, replacing any previous object.
     fn put(&self, key: &str, body: Body<'_>, content_type: &str) -> Result<()>;
+    /// Stores a finished temporary file under `key` (a directory may move it into place instead of
+    /// copying it).
+    fn put_temp(&self, key: &str, file: tempfile::NamedTempFile, content_type: &str) -> Result<()> {
+        self.put(key, Body::File(file.path()), content_type)
+    }
     /// Reads a small object, or `None` when it does not exist.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// Deletes `key`; deleting a missing key is not an error.
@@ -113,6 +118,10 @@ impl Sink for Counting<'_> {
     fn put(&self, key: &str, body: Body<'_>, content_type: &str) -> Result<()> {
         self.count(|c| c.put += 1);
         self.inner.put(key, body, content_type)
+    }
+    fn put_temp(&self, key: &str, file: tempfile::NamedTempFile, content_type: &str) -> Result<()> {
+        self.count(|c| c.put += 1);
+        self.inner.put_temp(key, file, content_type)
     }
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.count(|c| c.get += 1);
@@ -254,6 +263,18 @@ impl Sink for LocalDir {
         }
     }
 
+    fn put_temp(&self, key: &str, file: tempfile::NamedTempFile, content_type: &str) -> Result<()> {
+        let path = self.path(key);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|source| Error::Write { path: path.clone(), source })?;
+        }
+        // A rename within one file system; a copy when the temporary directory is on another.
+        match file.persist(&path) {
+            Ok(_) => Ok(()),
+            Err(e) => self.put(key, Body::File(e.file.path()), content_type),
+        }
+    }
+
     fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
         Ok(self.get(key)?.map(|bytes| {
             let etag = local_etag(&bytes);
@@ -345,6 +366,11 @@ mod tests {
         sink.put("a/b/c.txt", Body::Bytes(b"hello"), "text/plain").unwrap();
         assert_eq!(sink.get("a/b/c.txt").unwrap().as_deref(), Some(&b"hello"[..]));
         assert_eq!(sink.key_of(&sink.uri("a/b/c.txt")).as_deref(), Some("a/b/c.txt"));
+        let mut temp = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut temp, b"moved").unwrap();
+        sink.put_temp("a/t.bin", temp, "x").unwrap();
+        assert_eq!(sink.get("a/t.bin").unwrap().as_deref(), Some(&b"moved"[..]));
+        sink.delete("a/t.bin").unwrap();
         sink.delete("a/b/c.txt").unwrap();
         sink.delete("a/b/c.txt").unwrap();
         assert_eq!(sink.get("a/b/c.txt").unwrap(), None);
