@@ -166,3 +166,27 @@ fn rerunning_a_file_changes_no_byte() {
         first.keys().filter(|k| !k.starts_with("summaries/") && !hidden(k) && first[*k] != second[*k]).collect();
     assert!(changed.is_empty(), "changed by the rerun: {changed:?}");
 }
+
+#[test]
+fn concurrent_local_runs_into_one_directory_publish_the_exact_merge() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let mut all = Vec::new();
+    let mut paths = Vec::new();
+    for i in 0..6u64 {
+        let lines = random_lines(40 + i, &[H12, H13, H13], 2000, i * 200..i * 200 + 800, 0..400);
+        let path = work.path().join(format!("part-{i}.csv"));
+        fs::write(&path, csv_text(&lines, &[])).unwrap();
+        all.extend(lines);
+        paths.push(path);
+    }
+    // Six processes at once: the directory's conditional writes hold an flock, as S3 applies If-Match.
+    let children: Vec<_> = paths
+        .iter()
+        .map(|p| bin().arg("run").arg(p).arg("--out").arg(&out).stdout(std::process::Stdio::null()).spawn().unwrap())
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    assert_tables(&tables(&out), &expected(&all), "six concurrent processes");
+}
