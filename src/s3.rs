@@ -123,6 +123,11 @@ pub async fn still_current(client: &Client, bucket: &str, key: &str, etag: Optio
     }
 }
 
+/// Whether a response is 403 Forbidden.
+fn is_forbidden(response: Option<&aws_sdk_s3::config::http::HttpResponse>) -> bool {
+    response.is_some_and(|r| r.status().as_u16() == 403)
+}
+
 /// Whether `s3://bucket/key` has a current object.
 pub async fn still_exists(client: &Client, bucket: &str, key: &str) -> Result<bool> {
     match client.head_object().bucket(bucket).key(key).send().await {
@@ -262,6 +267,23 @@ impl S3Sink {
         format!("{}{}", self.prefix, key)
     }
 
+    /// Whether `key` exists, by listing exactly its name. A role may list the output bucket only under its
+    /// prefix (an `s3:prefix` condition), and S3 then answers a GET or HEAD of a missing key with 403, not
+    /// 404 (the request carries no prefix): a 403 is a missing key when this listing does not show it.
+    async fn listed(&self, key: &str) -> Result<bool> {
+        let full = self.full_key(key);
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&full)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| storage_error(self.uri(key), "ListObjectsV2 (after 403)", &e))?;
+        Ok(out.contents().iter().any(|o| o.key() == Some(full.as_str())))
+    }
+
     async fn put_multipart(&self, key: &str, path: &Path, content_type: &str) -> Result<()> {
         let uri = self.uri(key);
         let full = self.full_key(key);
@@ -371,21 +393,7 @@ impl Sink for S3Sink {
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let uri = self.uri(key);
-        self.handle.block_on(async {
-            match self.client.get_object().bucket(&self.bucket).key(self.full_key(key)).send().await {
-                Ok(out) => {
-                    let bytes = out.body.collect().await.map_err(|e| Error::Storage {
-                        uri: uri.clone(),
-                        message: format!("reading body: {e}"),
-                        retryable: true,
-                    })?;
-                    Ok(Some(bytes.into_bytes().to_vec()))
-                }
-                Err(e) if is_missing(&e) => Ok(None),
-                Err(e) => Err(storage_error(uri.clone(), "GetObject", &e)),
-            }
-        })
+        Ok(self.get_tagged(key)?.map(|(bytes, _)| bytes))
     }
 
     fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
@@ -402,6 +410,7 @@ impl Sink for S3Sink {
                     Ok(Some((bytes.into_bytes().to_vec(), etag)))
                 }
                 Err(e) if is_missing(&e) => Ok(None),
+                Err(e) if is_forbidden(e.raw_response()) && !self.listed(key).await? => Ok(None),
                 Err(e) => Err(storage_error(uri.clone(), "GetObject", &e)),
             }
         })
@@ -421,6 +430,7 @@ impl Sink for S3Sink {
                 {
                     Ok(None)
                 }
+                Err(e) if is_forbidden(e.raw_response()) && !self.listed(key).await? => Ok(None),
                 Err(e) => Err(storage_error(uri.clone(), "HeadObject", &e)),
             }
         })

@@ -298,6 +298,42 @@ async fn sqs_batches_report_only_failed_messages() {
     assert_eq!(summary_of(&w, FIXTURE_KEY).await.unwrap()["status"], "succeeded");
 }
 
+/// As deployed, the role may list the output bucket only under its prefix, so S3 answers a GET or HEAD of a
+/// missing output key with 403 AccessDenied, not 404. The first run of a source reads a record, a manifest
+/// and tables that do not exist yet: it must still succeed, with the same outputs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_outputs_answered_403_as_in_a_real_account_are_missing() {
+    let w = world().await;
+    let root = w._root.path().join("s3");
+    let forbidden = Arc::new(AtomicUsize::new(0));
+    let count = forbidden.clone();
+    w.server.set_faults(Some(Box::new(move |method, target, _| {
+        let path = target.strip_prefix(&format!("/{OUT}/"))?;
+        let (key, query) = path.split_once('?').unwrap_or((path, ""));
+        let object_read = matches!(query, "" | "x-id=GetObject") && !key.is_empty();
+        if !matches!(method, "GET" | "HEAD") || !object_read {
+            return None;
+        }
+        let key = key.replace("%3D", "=").replace("%2F", "/");
+        (!root.join(OUT).join(&key).exists()).then(|| {
+            count.fetch_add(1, Ordering::SeqCst);
+            403
+        })
+    })));
+    put(&w, IN, FIXTURE_KEY, std::fs::read(manifest(FIXTURE)).unwrap()).await;
+    let h = handler(&w);
+    let r = h.handle(event("s3-put.json"), "iam").await.unwrap();
+    assert_eq!(r["results"][0]["outcome"], "succeeded", "{r}");
+    // A second run reads what exists (200) and still meets no 403 it cannot explain.
+    let r = h.handle(event("s3-put.json"), "iam-again").await.unwrap();
+    assert_eq!(r["results"][0]["outcome"], "succeeded", "{r}");
+    let n = forbidden.load(Ordering::SeqCst);
+    assert!(n >= 17, "record, manifest and 15 tables were read before they existed: {n} 403s");
+    w.server.set_faults(None);
+    let remote = listing(&w, OUT).await;
+    assert_eq!(parquet_by_partition(remote), parquet_by_partition(local_run(&manifest(FIXTURE))));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_event_withdraws_the_source_from_its_hours() {
     let w = world().await;

@@ -90,10 +90,12 @@ pub async fn start(root: &Path, bind: &str) -> S3Server {
                     let cut = cuts.lock().unwrap().as_mut().and_then(|f| f(req.method().as_str(), &target, range));
                     async move {
                         if let Some(status) = injected {
-                            let body =
-                                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>ServiceUnavailable</Code>\
-                                        <Message>injected fault</Message></Error>";
-                            let mut resp = Response::new(s3s::Body::from(body.to_string()));
+                            let code = if status == 403 { "AccessDenied" } else { "ServiceUnavailable" };
+                            let body = format!(
+                                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code>\
+                                 <Message>injected fault</Message></Error>"
+                            );
+                            let mut resp = Response::new(s3s::Body::from(body));
                             *resp.status_mut() = StatusCode::from_u16(status).unwrap();
                             return Ok::<_, s3s::HttpError>(resp);
                         }
