@@ -297,28 +297,28 @@ impl S3Sink {
             .await
             .map_err(|e| storage_error(uri.clone(), "CreateMultipartUpload", &e))?;
         let upload_id = created.upload_id().unwrap_or_default().to_string();
-        let result = self.upload_parts(&full, &upload_id, path, &uri).await;
-        match result {
-            Ok(parts) => {
-                self.client
-                    .complete_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(&full)
-                    .upload_id(&upload_id)
-                    .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-                    .send()
-                    .await
-                    .map_err(|e| storage_error(uri.clone(), "CompleteMultipartUpload", &e))?;
-                Ok(())
-            }
-            Err(e) => {
-                let abort = self.client.abort_multipart_upload().bucket(&self.bucket).key(&full).upload_id(&upload_id);
-                if let Err(abort_err) = abort.send().await {
-                    tracing::warn!(error = %DisplayErrorContext(&abort_err), "could not abort multipart upload");
-                }
-                Err(e)
+        // Every way out but a completed upload aborts it, so no parts are left billed and invisible.
+        let result = match self.upload_parts(&full, &upload_id, path, &uri).await {
+            Ok(parts) => self
+                .client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&full)
+                .upload_id(&upload_id)
+                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| storage_error(uri.clone(), "CompleteMultipartUpload", &e)),
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            let abort = self.client.abort_multipart_upload().bucket(&self.bucket).key(&full).upload_id(&upload_id);
+            if let Err(abort_err) = abort.send().await {
+                tracing::warn!(error = %DisplayErrorContext(&abort_err), "could not abort multipart upload");
             }
         }
+        result
     }
 
     async fn upload_parts(&self, full: &str, upload_id: &str, path: &Path, uri: &str) -> Result<Vec<CompletedPart>> {

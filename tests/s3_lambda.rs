@@ -409,6 +409,46 @@ async fn large_rejects_use_multipart_upload() {
     assert!(w.server.requests.load(Ordering::SeqCst) - before >= 4, "create + 2 parts + complete");
 }
 
+/// A multipart upload whose CompleteMultipartUpload fails (after the SDK's retries) is aborted, so no
+/// upload is left open; the run fails with a retryable error and writes no summary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multipart_upload_that_cannot_complete_is_aborted() {
+    let w = world().await;
+    let opts = hourly_insights::generate::GenerateOptions { rows: 70_000, seed: 5, hour_start: H13, dirty: 1.0 };
+    let mut data = Vec::new();
+    hourly_insights::generate::generate(&opts, &mut data).unwrap();
+    put(&w, IN, "exports/all-dirty.csv", data).await;
+    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let log = seen.clone();
+    w.server.set_faults(Some(Box::new(move |method, target, _| {
+        let upload = target.contains("uploadId=");
+        if upload {
+            log.lock().unwrap().push((method.to_string(), target.to_string()));
+        }
+        // POST ?uploadId= is CompleteMultipartUpload.
+        (upload && method == "POST").then_some(500)
+    })));
+    let mut h = Handler::new(w.client.clone(), config());
+    h.multipart = Some((5 * 1024 * 1024, 5 * 1024 * 1024));
+    let ev = json!({"Records": [{"eventSource": "aws:s3",
+        "s3": {"bucket": {"name": IN}, "object": {"key": "exports/all-dirty.csv"}}}]});
+    let err = Arc::new(h).handle(ev, "abort").await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("CompleteMultipartUpload"), "{err}");
+    let seen = seen.lock().unwrap();
+    let completes = seen.iter().filter(|(m, _)| m == "POST").count();
+    let aborts: Vec<_> = seen.iter().filter(|(m, _)| m == "DELETE").collect();
+    assert!(completes >= 1, "{seen:?}");
+    assert_eq!(aborts.len(), 1, "the upload is aborted once: {seen:?}");
+    w.server.set_faults(None);
+    // The aborted upload has no parts left (S3 answers NoSuchUpload; s3s-fs lists no parts).
+    let upload_id = aborts[0].1.split("uploadId=").nth(1).unwrap().split('&').next().unwrap().to_string();
+    let key = aborts[0].1.split('?').next().unwrap().strip_prefix(&format!("/{OUT}/")).unwrap().to_string();
+    let parts = w.client.list_parts().bucket(OUT).key(&key).upload_id(&upload_id).send().await;
+    assert!(parts.as_ref().map_or(true, |p| p.parts().is_empty()), "{parts:?}");
+    assert!(summary_of(&w, "exports/all-dirty.csv").await.is_none(), "no summary over a failed write");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_s3_faults_are_retried_to_success() {
     let w = world().await;
