@@ -170,6 +170,28 @@ mod tests {
         }
     }
 
+    /// The deployed permissions stay least-privilege: the function has its own role (not the one SAM would
+    /// generate with logs on every log group), no statement has a `*` resource, logs go to its own log
+    /// group only, and incomplete multipart uploads of the output bucket are aborted after a day.
+    #[test]
+    fn template_permissions_are_scoped() {
+        let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml")).unwrap();
+        let function =
+            template.split("\n  InsightsFunction:\n").nth(1).unwrap().split("\n  GlueDatabase:").next().unwrap();
+        assert!(function.contains("      Role: !GetAtt InsightsFunctionRole.Arn"), "an explicit role");
+        assert!(!function.contains("      Policies:"), "no policies for SAM to put in a generated role");
+        assert!(!template.contains("AWSLambdaBasicExecutionRole"));
+        for line in template.lines().filter(|l| l.trim_start().starts_with("Resource:")) {
+            assert!(!line.contains("\"*\"") && !line.trim_end().ends_with(": *"), "a * resource: {line}");
+        }
+        let role =
+            template.split("  InsightsFunctionRole:\n").nth(1).unwrap().split("\n  InsightsFunction:").next().unwrap();
+        let logs = role.split("- Sid: OwnLogGroupOnly").nth(1).unwrap().split("- Sid:").next().unwrap();
+        assert!(logs.contains("Resource: !GetAtt FunctionLogGroup.Arn"), "{logs}");
+        assert!(template.contains("AbortIncompleteMultipartUpload:\n              DaysAfterInitiation: 1"));
+        assert!(template.contains("Events: [s3:ObjectCreated:*, s3:ObjectRemoved:*]"), "deletions reach the function");
+    }
+
     /// `template.yaml` holds exactly the generated block.
     #[test]
     fn template_glue_tables_match_the_parquet_schema() {
