@@ -40,13 +40,24 @@ pub fn init(format: LogFormat, filter: EnvFilter, target: Target) {
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match (format, target) {
         (LogFormat::Json, _) => registry.with(JsonLayer { target }).try_init(),
-        (LogFormat::Text, Target::Stderr) => {
-            registry.with(tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr)).try_init()
-        }
+        (LogFormat::Text, Target::Stderr) => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_ansi(colour(std::io::IsTerminal::is_terminal(&std::io::stderr()), |k| std::env::var_os(k)))
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
         (LogFormat::Text, Target::Stdout) => registry
             .with(tracing_subscriber::fmt::layer().with_target(false).with_ansi(false).with_writer(std::io::stdout))
             .try_init(),
     };
+}
+
+/// Whether text logs are coloured: only on a terminal, and not when `NO_COLOR` is set to anything but the
+/// empty string (no-color.org).
+fn colour(terminal: bool, env: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    terminal && env("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Command-line logging: `RUST_LOG` or `info`, to stderr.
@@ -145,4 +156,19 @@ fn now_rfc3339_millis() -> String {
     let micros = now.as_micros() as i64;
     let base = crate::parse::format_rfc3339(micros);
     format!("{}.{:03}Z", base.trim_end_matches('Z'), now.subsec_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        let none = |_: &str| None;
+        let set = |v: &'static str| move |k: &str| (k == "NO_COLOR").then(|| std::ffi::OsString::from(v));
+        assert!(colour(true, none));
+        assert!(!colour(false, none), "a pipe or a file gets no escapes");
+        assert!(!colour(true, set("1")));
+        assert!(colour(true, set("")), "an empty NO_COLOR does not count");
+    }
 }

@@ -505,6 +505,24 @@ fn many_small_chunks_and_either_stage_mode_give_the_same_tables_as_one_chunk() {
 }
 
 #[test]
+fn logs_on_a_pipe_have_no_colour_escapes() {
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_hourly-insights"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("NO_COLOR")
+        .env("RUST_LOG", "info")
+        .arg("run")
+        .arg(FIXTURE)
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("run finished"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no ANSI escapes in a log written to a pipe: {stderr:?}");
+}
+
+#[test]
 fn cli_errors_and_help() {
     let out = tempfile::tempdir().unwrap();
     let missing = bin().args(["run", "no/such/file.csv", "--out"]).arg(out.path()).output().unwrap();
