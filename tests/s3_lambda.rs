@@ -435,7 +435,7 @@ async fn a_multipart_upload_that_cannot_complete_is_aborted() {
     let err = Arc::new(h).handle(ev, "abort").await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert!(err.to_string().contains("CompleteMultipartUpload"), "{err}");
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().unwrap().clone();
     let completes = seen.iter().filter(|(m, _)| m == "POST").count();
     let aborts: Vec<_> = seen.iter().filter(|(m, _)| m == "DELETE").collect();
     assert!(completes >= 1, "{seen:?}");
