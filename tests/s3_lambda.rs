@@ -637,6 +637,27 @@ async fn run_command_reads_and_writes_s3_uris() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no such object"), "{stderr}");
+
+    // rebuild and forget on an s3:// output: the same tables again, then none.
+    let parquet_of = |files: BTreeMap<String, Vec<u8>>| -> BTreeMap<String, Vec<u8>> {
+        files.into_iter().filter(|(k, _)| k.ends_with(".parquet")).collect()
+    };
+    let before = parquet_of(listing(&w, OUT).await);
+    let mut cmd = cli(&w);
+    cmd.args(["rebuild", "--out", &format!("s3://{OUT}/adhoc/")]).env("RUST_LOG", "warn");
+    let output = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["days"], json!(["2026-11-22"]));
+    assert_eq!(report["tables_written"], 15, "every hour and day rewritten");
+    assert_eq!(parquet_of(listing(&w, OUT).await), before, "the same bytes");
+    let mut cmd = cli(&w);
+    cmd.args(["forget", &format!("s3://{IN}/exports/orders.csv.gz"), "--out", &format!("s3://{OUT}/adhoc/")]);
+    let output = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let files = listing(&w, OUT).await;
+    reference::assert_tables(&reference::published(&files, "adhoc/"), &BTreeMap::new(), "forgotten");
+    assert!(!files.keys().any(|k| k.starts_with("adhoc/summaries/")), "{:?}", files.keys());
 }
 
 const H12: i64 = 1_795_348_800_000_000; // 2026-11-22T12:00Z
