@@ -116,6 +116,10 @@ pub struct InvokeArgs {
     /// The event JSON file (e.g. fixtures/events/s3-put.json).
     #[arg(long)]
     pub event: PathBuf,
+    /// The invocation's time limit in milliseconds from now, as Lambda's deadline: a file that cannot be
+    /// finished in it stops before writing anything, with an error Lambda would retry.
+    #[arg(long)]
+    pub deadline_ms: Option<u64>,
 }
 
 const GENERATE_HELP: &str = "\

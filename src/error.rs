@@ -53,6 +53,8 @@ pub enum Error {
     Internal { message: String },
     #[error("{uri} changed while it was being processed; the run for the newer object writes the outputs")]
     Superseded { uri: String },
+    #[error("stopped before the invocation deadline: {message}")]
+    Deadline { message: String },
 }
 
 impl Error {
@@ -61,6 +63,8 @@ impl Error {
         match self {
             Error::Storage { retryable, .. } => *retryable,
             Error::Read { .. } => true,
+            // A retry with more time (or a later run of the same source) completes it.
+            Error::Deadline { .. } => true,
             _ => false,
         }
     }

@@ -246,6 +246,18 @@ impl Handler {
 
     /// Handles one invocation. `Err` means "retry me" (transient trouble); everything else is `Ok`.
     pub async fn handle(self: &Arc<Self>, event: Value, request_id: &str) -> Result<Value> {
+        self.handle_until(event, request_id, None).await
+    }
+
+    /// [`Handler::handle`] for an invocation that must end by `deadline` (Lambda's): a run that cannot
+    /// finish in the time left stops before writing anything, with a retryable error (see
+    /// [`crate::pipeline::Options::deadline`]).
+    pub async fn handle_until(
+        self: &Arc<Self>,
+        event: Value,
+        request_id: &str,
+        deadline: Option<std::time::SystemTime>,
+    ) -> Result<Value> {
         let cold = self.cold.swap(false, Ordering::Relaxed);
         if cold {
             tracing::info!(coldStart = true, "first invocation of this process");
@@ -263,7 +275,7 @@ impl Handler {
                 let mut results = Vec::new();
                 let mut first_error = None;
                 for object in objects {
-                    match self.process(&object, request_id).await {
+                    match self.process_until(&object, request_id, deadline).await {
                         Ok(outcome) => results.push(ObjectResult { bucket: object.bucket, key: object.key, outcome }),
                         Err(e) => {
                             first_error.get_or_insert(e);
@@ -282,7 +294,7 @@ impl Handler {
                         Ok(objects) => {
                             let mut ok = true;
                             for object in objects {
-                                if let Err(e) = self.process(&object, request_id).await {
+                                if let Err(e) = self.process_until(&object, request_id, deadline).await {
                                     tracing::error!(message_id = %id, error = %e, "SQS message failed; it will be retried");
                                     ok = false;
                                 }
@@ -305,11 +317,26 @@ impl Handler {
 
     /// Processes one object. `Err` only for trouble worth retrying (or unexpected failures).
     pub async fn process(self: &Arc<Self>, object: &ObjectRef, request_id: &str) -> Result<Outcome> {
-        let span = tracing::info_span!("object", bucket = %object.bucket, key = %object.key);
-        self.process_inner(object, request_id).instrument(span).await
+        self.process_until(object, request_id, None).await
     }
 
-    async fn process_inner(self: &Arc<Self>, object: &ObjectRef, request_id: &str) -> Result<Outcome> {
+    /// [`Handler::process`] with the invocation's deadline.
+    pub async fn process_until(
+        self: &Arc<Self>,
+        object: &ObjectRef,
+        request_id: &str,
+        deadline: Option<std::time::SystemTime>,
+    ) -> Result<Outcome> {
+        let span = tracing::info_span!("object", bucket = %object.bucket, key = %object.key);
+        self.process_inner(object, request_id, deadline).instrument(span).await
+    }
+
+    async fn process_inner(
+        self: &Arc<Self>,
+        object: &ObjectRef,
+        request_id: &str,
+        deadline: Option<std::time::SystemTime>,
+    ) -> Result<Outcome> {
         let skip = |reason: &str| Ok(Outcome::Skipped { reason: reason.to_string() });
         if self.config.is_output(&object.bucket, &object.key) {
             tracing::warn!("object is inside the output location; skipped (loop guard)");
@@ -351,8 +378,12 @@ impl Handler {
                     sink.multipart_threshold = threshold;
                     sink.part_size = part;
                 }
-                let options =
-                    Options { request_id: Some(request_id), memory_mb: me.config.memory_mb, ..me.options.clone() };
+                let options = Options {
+                    request_id: Some(request_id),
+                    memory_mb: me.config.memory_mb,
+                    deadline,
+                    ..me.options.clone()
+                };
                 let (bucket, key, etag) = (object.bucket.clone(), object.key.clone(), input.info.etag.clone());
                 // Pinned to a version, the object cannot change under us; otherwise a re-upload may have.
                 let pinned = object.version_id.is_some();

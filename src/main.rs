@@ -72,7 +72,11 @@ fn lambda_main() -> ExitCode {
         lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
             let handler = Arc::clone(&handler);
             async move {
-                handler.handle(event.payload, &event.context.request_id).await.map_err(lambda_runtime::Error::from)
+                let deadline = Some(event.context.deadline()).filter(|_| event.context.deadline > 0);
+                handler
+                    .handle_until(event.payload, &event.context.request_id, deadline)
+                    .await
+                    .map_err(lambda_runtime::Error::from)
             }
         }))
         .await
@@ -193,7 +197,8 @@ fn invoke(args: InvokeArgs) -> anyhow::Result<ExitCode> {
     let mut handler = Handler::new(rt.block_on(s3::client_from_env().instrument(span.clone())), config);
     handler.metrics_to_stderr = true;
     let handler = Arc::new(handler);
-    match rt.block_on(handler.handle(event, &request_id).instrument(span)) {
+    let deadline = args.deadline_ms.map(|ms| std::time::SystemTime::now() + std::time::Duration::from_millis(ms));
+    match rt.block_on(handler.handle_until(event, &request_id, deadline).instrument(span)) {
         Ok(response) => {
             println!("{}", serde_json::to_string_pretty(&response)?);
             Ok(ExitCode::SUCCESS)

@@ -82,6 +82,10 @@ pub struct Options {
     pub max_record_bytes: u64,
     /// How the stages after reading share the CPU.
     pub stages: StageMode,
+    /// When the invocation ends (Lambda's deadline). A run that cannot finish before it, as projected
+    /// from its progress plus a margin for the writes ([`needed_time`]), stops with [`Error::Deadline`]
+    /// before writing anything.
+    pub deadline: Option<std::time::SystemTime>,
 }
 
 /// How validation, id interning and aggregation run.
@@ -136,8 +140,45 @@ impl Default for Options {
             memory_mb: None,
             max_record_bytes: 32 * 1024 * 1024,
             stages: StageMode::Auto,
+            deadline: None,
         }
     }
+}
+
+/// The time a run that has taken `elapsed` and read `fraction` of its input (when known) still needs:
+/// the rest of the input at the pace so far, plus a margin for storing and publishing (1 s and a quarter
+/// of the time so far: the state to write grows with the input).
+pub fn needed_time(elapsed: Duration, fraction: Option<f64>) -> Duration {
+    let rest = match fraction {
+        Some(f) if f > 0.0 && f < 1.0 => elapsed.mul_f64((1.0 - f) / f),
+        _ => Duration::ZERO,
+    };
+    rest + Duration::from_secs(1) + elapsed / 4
+}
+
+/// `Err(Error::Deadline)` when the time left before `deadline` is less than [`needed_time`].
+fn check_deadline(
+    deadline: Option<std::time::SystemTime>,
+    started: Instant,
+    fraction: Option<f64>,
+    at: &str,
+) -> Result<()> {
+    let Some(deadline) = deadline else { return Ok(()) };
+    let elapsed = started.elapsed();
+    let left = deadline.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    let needed = needed_time(elapsed, fraction);
+    if needed <= left {
+        return Ok(());
+    }
+    let message = format!(
+        "{at} after {:.1} s, {:.1} s were left and about {:.1} s more are needed; nothing was written. A complete \
+         run later (Lambda's retry, or a function with a longer Timeout) writes the outputs.",
+        elapsed.as_secs_f64(),
+        left.as_secs_f64(),
+        needed.as_secs_f64()
+    );
+    tracing::error!(%message, "stopping before the invocation deadline");
+    Err(Error::Deadline { message })
 }
 
 /// What reading and aggregating an input produced.
@@ -174,7 +215,8 @@ pub fn run_guarded(
     let _enter = span.enter();
     tracing::info!(bytes = source.bytes, "processing input");
 
-    let processed = process(input.reader, &source, options);
+    let processed = process(input.reader, &source, options, started);
+    check_deadline(options.deadline, started, None, "the input was read")?;
     let counted = crate::storage::Counting::new(sink);
     let sink: &dyn Sink = &counted;
     if !still_current()? {
@@ -239,7 +281,12 @@ pub fn forget(sink: &dyn Sink, uri: &str, sequencer: Option<String>) -> Result<P
     Ok(published)
 }
 
-fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options) -> Result<Processed> {
+fn process(
+    reader: Box<dyn Read + Send>,
+    source: &SourceInfo,
+    options: &Options,
+    started: Instant,
+) -> Result<Processed> {
     let read_err = |e: std::io::Error| match input::decode_error(&e) {
         Some(d) => Error::Input(InputError::CorruptInput { message: d.to_string() }),
         None => Error::Read { uri: source.uri.clone(), source: e },
@@ -250,10 +297,19 @@ fn process(reader: Box<dyn Read + Send>, source: &SourceInfo, options: &Options)
         // On one CPU, reading and gzip decoding run on the parsing thread too: a reader thread would only take
         // turns with it on the core, and hand over a buffer (a wake-up and a switch) every 256 KiB. Measured
         // on 1 GB, one core, paired runs: CPU time -5%.
-        Stages::Inline => records(RecordReader::new(decoded, options.max_record_bytes), stages, options, &read_err),
+        Stages::Inline => {
+            records(RecordReader::new(decoded, options.max_record_bytes), stages, options, &read_err, source, started)
+        }
         Stages::Threads => {
             let prefetched = input::prefetch(decoded).map_err(read_err)?;
-            records(RecordReader::new(prefetched, options.max_record_bytes), stages, options, &read_err)
+            records(
+                RecordReader::new(prefetched, options.max_record_bytes),
+                stages,
+                options,
+                &read_err,
+                source,
+                started,
+            )
         }
     }
 }
@@ -264,6 +320,8 @@ fn records<R: Refill>(
     stages: Stages,
     options: &Options,
     read_err: &dyn Fn(std::io::Error) -> Error,
+    source: &SourceInfo,
+    started: Instant,
 ) -> Result<Processed> {
     // No record at all: a 0-byte file, an empty gzip body, or only blank lines.
     let Some((_, first)) = reader.read().map_err(read_err)? else {
@@ -295,6 +353,9 @@ fn records<R: Refill>(
         rejects: None,
         rows: Rows::default(),
         by_reason: BTreeMap::new(),
+        deadline: options.deadline,
+        started,
+        input_bytes: source.bytes,
     };
     let (engine, mut ids) = match stages {
         Stages::Inline => inline(&mut reader, &mut v)?,
@@ -371,6 +432,11 @@ struct Validation<'a> {
     rejects: Option<RejectsWriter>,
     rows: Rows,
     by_reason: BTreeMap<RejectReason, u64>,
+    deadline: Option<std::time::SystemTime>,
+    started: Instant,
+    /// The input's stored size: the decoded offset over it is the fraction read for a plain file (a
+    /// compressed one's decoded offset outgrows it, and the fraction is then unknown).
+    input_bytes: u64,
 }
 
 /// What the later stages report for the progress log.
@@ -441,6 +507,11 @@ fn validate<R: Refill>(
                 };
                 writer.write(line, reason, &record.to_byte_record())?;
             }
+        }
+        if v.rows.read.is_multiple_of(65_536) && v.deadline.is_some() {
+            let done = reader.offset() as f64 / v.input_bytes.max(1) as f64;
+            let at = format!("at line {line} ({:.0}% of the input read)", (done * 100.0).min(100.0));
+            check_deadline(v.deadline, v.started, (done < 1.0).then_some(done), &at)?;
         }
         if v.rows.read.is_multiple_of(65_536) && last_progress.elapsed() >= v.progress_every {
             last_progress = Instant::now();
@@ -607,6 +678,24 @@ mod tests {
         assert_eq!(maps(), before, "a chunk-sized block comes from the heap, not from a map of its own");
         drop(chunk);
         assert!(free_heap() >= 12 << 20, "the freed block stays in the heap for the next chunk");
+    }
+
+    #[test]
+    fn the_time_needed_is_the_rest_at_the_pace_so_far_plus_a_margin() {
+        let s = Duration::from_secs;
+        assert_eq!(needed_time(s(4), Some(0.5)), s(4) + s(1) + s(1), "half done: as long again, plus the margin");
+        assert_eq!(needed_time(s(4), None), s(2), "unknown progress (compressed input): the margin only");
+        assert_eq!(needed_time(s(0), Some(0.0)), s(1));
+        let now = std::time::SystemTime::now();
+        let started = Instant::now();
+        assert!(check_deadline(None, started, Some(0.1), "x").is_ok());
+        assert!(check_deadline(Some(now + s(60)), started, Some(0.5), "x").is_ok());
+        let stop = check_deadline(Some(now + Duration::from_millis(500)), started, Some(0.5), "at line 7");
+        assert!(
+            matches!(&stop, Err(Error::Deadline { message }) if message.starts_with("at line 7 after")),
+            "{stop:?}"
+        );
+        assert!(stop.unwrap_err().is_retryable());
     }
 
     #[test]

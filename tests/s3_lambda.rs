@@ -544,6 +544,40 @@ async fn persistent_s3_faults_end_in_a_retryable_error_and_no_summary() {
     assert_eq!(summary_of(&w, FIXTURE_KEY).await.unwrap()["status"], "succeeded");
 }
 
+/// An invocation whose deadline comes before the file can be finished stops before writing anything, with
+/// an error Lambda retries; the same file with time enough succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_cannot_finish_before_the_deadline_stops_before_writing() {
+    let w = world().await;
+    let opts = hourly_insights::generate::GenerateOptions { rows: 600_000, seed: 3, hour_start: H13, dirty: 0.0 };
+    let mut data = Vec::new();
+    hourly_insights::generate::generate(&opts, &mut data).unwrap();
+    put(&w, IN, FIXTURE_KEY, data).await;
+    let invoke = |deadline_ms: &str| {
+        let mut cmd = cli(&w);
+        cmd.args(["invoke", "--event", "fixtures/events/s3-put.json", "--deadline-ms", deadline_ms])
+            .env("OUTPUT_BUCKET", OUT)
+            .env("RUST_LOG", "error");
+        cmd
+    };
+    let mut cmd = invoke("400");
+    let output = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Lambda would retry"), "{stderr}");
+    assert!(
+        stderr.contains("stopped before the invocation deadline") && stderr.contains("nothing was written"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("% of the input read"), "stopped while reading, from the projected time: {stderr}");
+    assert!(listing(&w, OUT).await.is_empty(), "no write after the cut-off");
+
+    let mut cmd = invoke("120000");
+    let output = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(summary_of(&w, FIXTURE_KEY).await.unwrap()["status"], "succeeded");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invoke_command_runs_the_handler_with_json_logs_and_metrics() {
     let w = world().await;
