@@ -142,6 +142,10 @@ pub struct RunArgs {
     /// Largest record (MiB) accepted before the file fails as corrupt (guards against unclosed quotes).
     #[arg(long, default_value_t = 32)]
     pub max_record_mib: u64,
+    /// Largest rejects file (MiB) kept in temporary space; a file with more rejected rows fails as a whole
+    /// (`rejects_too_large`) instead of running out of disk.
+    #[arg(long, default_value_t = pipeline::MAX_REJECTS_MIB, env = "MAX_REJECTS_MIB")]
+    pub max_rejects_mib: u64,
     /// How reading, validation, id interning and aggregation share the CPU: `threads` (one thread each, for
     /// two or more cores), `inline` (one after the other on one thread, for one core), or `auto` (`inline` when
     /// this process may use one CPU only). The Lambda handler always uses `auto`, which there also picks

@@ -22,6 +22,8 @@ pub struct Config {
     pub function_name: String,
     /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` in MB (for the cost estimate), if known.
     pub memory_mb: Option<u32>,
+    /// `MAX_REJECTS_MIB`: the largest rejects file kept in /tmp (default 256).
+    pub max_rejects_mib: u64,
 }
 
 /// A configuration problem, with what to do about it.
@@ -67,7 +69,14 @@ impl Config {
             })?),
             None => None,
         };
+        let max_rejects_mib = match var("MAX_REJECTS_MIB") {
+            None => crate::pipeline::MAX_REJECTS_MIB,
+            Some(v) => v.parse::<u64>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                ConfigError(format!("MAX_REJECTS_MIB '{v}' is not a positive number of MiB (default 256)"))
+            })?,
+        };
         Ok(Config {
+            max_rejects_mib,
             output_bucket,
             output_prefix,
             input_suffixes,

@@ -20,6 +20,8 @@ pub enum InputError {
     CorruptInput { message: String },
     #[error("a revenue total does not fit decimal(18,2): {message}")]
     RevenueOverflow { message: String },
+    #[error("the rejected rows do not fit the space for temporary files: {message}")]
+    RejectsTooLarge { message: String },
 }
 
 impl InputError {
@@ -32,6 +34,7 @@ impl InputError {
             InputError::DuplicateColumn { .. } => "duplicate_column",
             InputError::CorruptInput { .. } => "corrupt_input",
             InputError::RevenueOverflow { .. } => "revenue_overflow",
+            InputError::RejectsTooLarge { .. } => "rejects_too_large",
         }
     }
 }

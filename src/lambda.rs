@@ -234,14 +234,8 @@ pub struct Handler {
 
 impl Handler {
     pub fn new(client: Client, config: Config) -> Self {
-        Handler {
-            client,
-            config,
-            options: Options::default(),
-            cold: AtomicBool::new(true),
-            multipart: None,
-            metrics_to_stderr: false,
-        }
+        let options = Options { max_rejects_bytes: config.max_rejects_mib << 20, ..Options::default() };
+        Handler { client, config, options, cold: AtomicBool::new(true), multipart: None, metrics_to_stderr: false }
     }
 
     /// Handles one invocation. `Err` means "retry me" (transient trouble); everything else is `Ok`.

@@ -107,6 +107,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let options = pipeline::Options {
         chunk_rows: args.chunk_rows.map(|n| n.max(1)),
         max_record_bytes: args.max_record_mib.max(1) << 20,
+        max_rejects_bytes: args.max_rejects_mib.max(1) << 20,
         stages: args.stages,
         ..Default::default()
     };

@@ -13,7 +13,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use crate::contract::RejectReason;
-use crate::error::{Error, Result};
+use crate::error::{Error, InputError, Result};
 
 /// The output file name stem of a source: the sanitised file name without `.csv`/`.gz`, a dash, and 16 hex
 /// digits of the FNV-1a 64 hash of the full source URI (stable across versions and machines).
@@ -59,22 +59,36 @@ pub struct RejectsWriter {
     file: tempfile::NamedTempFile,
     writer: csv::Writer<std::io::BufWriter<std::fs::File>>,
     pub count: u64,
+    /// The most the file may hold (checked as it grows, so it may pass it by one buffer): a file of rejects
+    /// larger than the temporary space fails the input as a whole, with a clear error, instead of an
+    /// unexplained write error (Lambda's /tmp holds 512 MB).
+    max_bytes: u64,
 }
 
 impl RejectsWriter {
-    pub fn new() -> Result<Self> {
+    pub fn new(max_bytes: u64) -> Result<Self> {
         let tmp_err = |source| Error::Write { path: std::env::temp_dir(), source };
         let file = tempfile::NamedTempFile::new().map_err(tmp_err)?;
         let handle = file.reopen().map_err(tmp_err)?;
         let mut writer = csv::Writer::from_writer(std::io::BufWriter::with_capacity(64 * 1024, handle));
         writer.write_record(["line", "reason", "record"]).map_err(|e| csv_err(file.path(), e))?;
-        Ok(RejectsWriter { file, writer, count: 0 })
+        Ok(RejectsWriter { file, writer, count: 0, max_bytes })
     }
 
     /// Records one rejected row: its 1-based start line, the reason, and its fields re-joined as CSV text
     /// (bytes that are not UTF-8 are replaced by U+FFFD).
     pub fn write(&mut self, line: u64, reason: RejectReason, record: &csv::ByteRecord) -> Result<()> {
         let path = self.file.path().to_path_buf();
+        if self.writer.get_ref().get_ref().metadata().is_ok_and(|m| m.len() > self.max_bytes) {
+            return Err(InputError::RejectsTooLarge {
+                message: format!(
+                    "more than {} MiB of rejects by line {line}; fix the export, or raise --max-rejects-mib \
+                     (MAX_REJECTS_MIB in Lambda, whose /tmp holds 512 MB)",
+                    self.max_bytes >> 20
+                ),
+            }
+            .into());
+        }
         let mut joined = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
         joined.write_byte_record(record).map_err(|e| csv_err(&path, e))?;
         let mut joined = joined.into_inner().map_err(|e| csv_err(&path, e.into_error().into()))?;
@@ -126,7 +140,7 @@ mod tests {
 
     #[test]
     fn rejects_rejoin_records() {
-        let mut w = RejectsWriter::new().unwrap();
+        let mut w = RejectsWriter::new(1 << 30).unwrap();
         let rec = csv::ByteRecord::from(vec![&b"a,b"[..], b"say \"hi\"", b"multi\nline", b"\xff"]);
         w.write(7, RejectReason::FieldCount, &rec).unwrap();
         let file = w.finish().unwrap();

@@ -86,7 +86,13 @@ pub struct Options {
     /// from its progress plus a margin for the writes ([`needed_time`]), stops with [`Error::Deadline`]
     /// before writing anything.
     pub deadline: Option<std::time::SystemTime>,
+    /// The largest rejects file kept in temporary space; more fails the input as `rejects_too_large`.
+    pub max_rejects_bytes: u64,
 }
+
+/// The default of [`Options::max_rejects_bytes`]: half of Lambda's 512 MB /tmp, leaving room for the partial
+/// states a run writes there too.
+pub const MAX_REJECTS_MIB: u64 = 256;
 
 /// How validation, id interning and aggregation run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -141,6 +147,7 @@ impl Default for Options {
             max_record_bytes: 32 * 1024 * 1024,
             stages: StageMode::Auto,
             deadline: None,
+            max_rejects_bytes: MAX_REJECTS_MIB << 20,
         }
     }
 }
@@ -355,6 +362,7 @@ fn records<R: Refill>(
         by_reason: BTreeMap::new(),
         deadline: options.deadline,
         started,
+        max_rejects_bytes: options.max_rejects_bytes,
         input_bytes: source.bytes,
     };
     let (engine, mut ids) = match stages {
@@ -434,6 +442,7 @@ struct Validation<'a> {
     by_reason: BTreeMap<RejectReason, u64>,
     deadline: Option<std::time::SystemTime>,
     started: Instant,
+    max_rejects_bytes: u64,
     /// The input's stored size: the decoded offset over it is the fraction read for a plain file (a
     /// compressed one's decoded offset outgrows it, and the fraction is then unknown).
     input_bytes: u64,
@@ -503,7 +512,7 @@ fn validate<R: Refill>(
                 *v.by_reason.entry(reason).or_default() += 1;
                 let writer = match &mut v.rejects {
                     Some(w) => w,
-                    None => v.rejects.insert(RejectsWriter::new()?),
+                    None => v.rejects.insert(RejectsWriter::new(v.max_rejects_bytes)?),
                 };
                 writer.write(line, reason, &record.to_byte_record())?;
             }

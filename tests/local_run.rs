@@ -438,6 +438,33 @@ fn a_record_that_never_ends_fails_the_file_instead_of_filling_memory() {
 }
 
 #[test]
+fn rejects_beyond_the_temporary_space_fail_the_file_clearly() {
+    let work = tempfile::tempdir().unwrap();
+    let input = work.path().join("dirty.csv");
+    let gen = bin()
+        .args(["generate", "--rows", "40000", "--seed", "4", "--dirty", "1", "--output"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(gen.status.success());
+    let out = work.path().join("out");
+    let (code, summary, output) = run(&input, &out, &["--max-rejects-mib", "1"]);
+    assert_eq!(code, 2, "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(summary["error"]["kind"], "rejects_too_large");
+    let message = summary["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("more than 1 MiB of rejects by line") && message.contains("--max-rejects-mib"),
+        "{message}"
+    );
+    assert_eq!(summary["outputs"], serde_json::json!([]));
+    assert!(!tree(&out).keys().any(|k| k.starts_with("rejects/") || k.ends_with(".partial")), "nothing half-kept");
+    // With the default limit the same file keeps every rejected row.
+    let (code, summary, _) = run(&input, &work.path().join("default"), &[]);
+    assert_eq!(code, 0);
+    assert_eq!(summary["rows"]["rejected"], 40000);
+}
+
+#[test]
 fn reject_lines_count_every_line_ending_and_blank_line() {
     for (file, want) in [("crlf-rejects.csv", vec!["3", "5", "8"]), ("cr-only.csv", vec!["2", "4"])] {
         let out = tempfile::tempdir().unwrap();
