@@ -190,6 +190,18 @@ mod tests {
         assert!(logs.contains("Resource: !GetAtt FunctionLogGroup.Arn"), "{logs}");
         assert!(template.contains("AbortIncompleteMultipartUpload:\n              DaysAfterInitiation: 1"));
         assert!(template.contains("Events: [s3:ObjectCreated:*, s3:ObjectRemoved:*]"), "deletions reach the function");
+        for (alarm, metric) in [
+            ("FunctionErrorsAlarm", "MetricName: Errors"),
+            ("FunctionThrottlesAlarm", "MetricName: Throttles"),
+            ("FunctionDurationAlarm", "MetricName: Duration"),
+            ("FailedEventsAlarm", "MetricName: ApproximateNumberOfMessagesVisible"),
+            ("FilesFailedAlarm", "MetricName: FilesFailed"),
+        ] {
+            let body = template.split(&format!("\n  {alarm}:\n")).nth(1).unwrap_or_else(|| panic!("{alarm}"));
+            let body = body.split("\n\n").next().unwrap();
+            assert!(body.contains(metric) && body.contains("AlarmActions: [!Ref AlarmTopic]"), "{alarm}: {body}");
+        }
+        assert!(function.contains("ReservedConcurrentExecutions: !If [HasReservedConcurrency"));
     }
 
     /// `template.yaml` holds exactly the generated block.
