@@ -22,6 +22,10 @@ pub enum InputError {
     RevenueOverflow { message: String },
     #[error("the rejected rows do not fit the space for temporary files: {message}")]
     RejectsTooLarge { message: String },
+    #[error("the input is not UTF-8 text: {message}")]
+    UnsupportedEncoding { message: String },
+    #[error("the input is compressed in a format this program does not read: {message}")]
+    UnsupportedCompression { message: String },
 }
 
 impl InputError {
@@ -35,6 +39,8 @@ impl InputError {
             InputError::CorruptInput { .. } => "corrupt_input",
             InputError::RevenueOverflow { .. } => "revenue_overflow",
             InputError::RejectsTooLarge { .. } => "rejects_too_large",
+            InputError::UnsupportedEncoding { .. } => "unsupported_encoding",
+            InputError::UnsupportedCompression { .. } => "unsupported_compression",
         }
     }
 }

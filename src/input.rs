@@ -51,6 +51,64 @@ impl std::fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// The input is in a form this program does not read (an `io::Error` of kind `Unsupported` carries it).
+#[derive(Debug)]
+pub enum Unsupported {
+    /// Text in an encoding other than UTF-8 (named).
+    Encoding(String),
+    /// A compression format other than gzip (named).
+    Compression(String),
+}
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unsupported::Encoding(e) => write!(f, "{e}"),
+            Unsupported::Compression(c) => write!(f, "{c}"),
+        }
+    }
+}
+
+impl std::error::Error for Unsupported {}
+
+/// Whether an I/O error says the input is in an unsupported form.
+pub fn unsupported(e: &io::Error) -> Option<&Unsupported> {
+    e.get_ref().and_then(|inner| inner.downcast_ref::<Unsupported>())
+}
+
+fn unsupported_error(u: Unsupported) -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, u)
+}
+
+/// Compression formats recognised by their magic bytes but not decoded: (magic, name).
+const OTHER_COMPRESSIONS: &[(&[u8], &str)] =
+    &[(&[0x28, 0xb5, 0x2f, 0xfd], "zstd"), (b"BZh", "bzip2"), (&[0xfd, b'7', b'z', b'X', b'Z', 0x00], "xz")];
+
+/// The encoding of a text's first bytes when it is UTF-16 or UTF-32 (by byte order mark, or by the NUL
+/// bytes that ASCII characters have in those encodings), else `None`.
+pub fn wide_encoding(head: &[u8]) -> Option<&'static str> {
+    match head {
+        [0xff, 0xfe, 0, 0, ..] => return Some("UTF-32LE (with byte order mark)"),
+        [0, 0, 0xfe, 0xff, ..] => return Some("UTF-32BE (with byte order mark)"),
+        [0xff, 0xfe, ..] => return Some("UTF-16LE (with byte order mark)"),
+        [0xfe, 0xff, ..] => return Some("UTF-16BE (with byte order mark)"),
+        _ => {}
+    }
+    let n = head.len().min(64) / 4 * 4;
+    if n < 8 {
+        return None;
+    }
+    let zero_at = |i: usize| (0..n).filter(|&j| j % 4 == i).all(|j| head[j] == 0);
+    let nonzero_at = |i: usize| (0..n).filter(|&j| j % 4 == i).any(|j| head[j] != 0);
+    match (zero_at(0), zero_at(1), zero_at(2), zero_at(3)) {
+        (false, true, true, true) if nonzero_at(0) => Some("UTF-32LE (no byte order mark)"),
+        (true, true, true, false) if nonzero_at(3) => Some("UTF-32BE (no byte order mark)"),
+        (false, true, false, true) => Some("UTF-16LE (no byte order mark)"),
+        (true, false, true, false) => Some("UTF-16BE (no byte order mark)"),
+        _ => None,
+    }
+}
+
 /// Whether an I/O error came from decoding the input rather than reading it.
 pub fn decode_error(e: &io::Error) -> Option<&DecodeError> {
     e.get_ref().and_then(|inner| inner.downcast_ref::<DecodeError>())
@@ -81,6 +139,11 @@ pub const BUF_SIZE: usize = 256 * 1024;
 pub fn decoded(reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
     let mut buffered = BufReader::with_capacity(BUF_SIZE, reader);
     let head = buffered.fill_buf()?;
+    if let Some((_, name)) = OTHER_COMPRESSIONS.iter().find(|(magic, _)| head.starts_with(magic)) {
+        return Err(unsupported_error(Unsupported::Compression(format!(
+            "{name} (recognised by its magic bytes); only gzip is decoded: recompress it with gzip or upload it plain"
+        ))));
+    }
     if head.starts_with(&[0x1f, 0x8b]) {
         let decoder = flate2::bufread::MultiGzDecoder::new(buffered);
         skip_bom(Box::new(TagDecodeErrors(decoder)))
@@ -92,22 +155,24 @@ pub fn decoded(reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>>
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// Reads the text's first bytes: a UTF-16 or UTF-32 text fails as unsupported, a UTF-8 BOM is dropped.
 fn skip_bom(mut reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
-    let mut prefix = Vec::with_capacity(3);
-    while prefix.len() < 3 {
-        let mut byte = [0u8; 3];
-        let want = 3 - prefix.len();
-        let n = reader.read(&mut byte[..want])?;
+    let mut prefix = Vec::with_capacity(64);
+    let mut chunk = [0u8; 64];
+    while prefix.len() < 64 {
+        let n = reader.read(&mut chunk[..64 - prefix.len()])?;
         if n == 0 {
             break;
         }
-        prefix.extend_from_slice(&byte[..n]);
-        if !BOM.starts_with(&prefix) {
-            break;
-        }
+        prefix.extend_from_slice(&chunk[..n]);
     }
-    if prefix == BOM {
-        prefix.clear();
+    if let Some(encoding) = wide_encoding(&prefix) {
+        return Err(unsupported_error(Unsupported::Encoding(format!(
+            "{encoding}; save or export it as UTF-8 (the byte order mark is optional)"
+        ))));
+    }
+    if prefix.starts_with(BOM) {
+        prefix.drain(..BOM.len());
     }
     Ok(Box::new(io::Cursor::new(prefix).chain(reader)))
 }
@@ -226,6 +291,25 @@ impl crate::records::Refill for PrefetchReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wide_encodings_are_told_apart_from_utf8_and_binary() {
+        let text = "event_time,order_id,sku\n";
+        let utf16le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let utf16be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let utf32le: Vec<u8> = text.chars().flat_map(|c| (c as u32).to_le_bytes()).collect();
+        let utf32be: Vec<u8> = text.chars().flat_map(|c| (c as u32).to_be_bytes()).collect();
+        assert_eq!(wide_encoding(&utf16le), Some("UTF-16LE (no byte order mark)"));
+        assert_eq!(wide_encoding(&utf16be), Some("UTF-16BE (no byte order mark)"));
+        assert_eq!(wide_encoding(&utf32le), Some("UTF-32LE (no byte order mark)"));
+        assert_eq!(wide_encoding(&utf32be), Some("UTF-32BE (no byte order mark)"));
+        assert_eq!(wide_encoding(&[&[0xff, 0xfe][..], &utf16le].concat()), Some("UTF-16LE (with byte order mark)"));
+        assert_eq!(wide_encoding(&[&[0xfe, 0xff][..], &utf16be].concat()), Some("UTF-16BE (with byte order mark)"));
+        assert_eq!(wide_encoding(text.as_bytes()), None);
+        assert_eq!(wide_encoding("\u{feff}événement,x\n".as_bytes()), None, "UTF-8 with its BOM");
+        assert_eq!(wide_encoding(b"ab"), None, "too short to tell");
+        assert_eq!(wide_encoding(&[0u8; 64]), None, "all NUL is binary, not text");
+    }
     use std::io::Write;
 
     fn gzip(data: &[u8]) -> Vec<u8> {

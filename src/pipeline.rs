@@ -294,9 +294,15 @@ fn process(
     options: &Options,
     started: Instant,
 ) -> Result<Processed> {
-    let read_err = |e: std::io::Error| match input::decode_error(&e) {
-        Some(d) => Error::Input(InputError::CorruptInput { message: d.to_string() }),
-        None => Error::Read { uri: source.uri.clone(), source: e },
+    let read_err = |e: std::io::Error| match (input::decode_error(&e), input::unsupported(&e)) {
+        (Some(d), _) => Error::Input(InputError::CorruptInput { message: d.to_string() }),
+        (_, Some(input::Unsupported::Encoding(m))) => {
+            Error::Input(InputError::UnsupportedEncoding { message: m.clone() })
+        }
+        (_, Some(input::Unsupported::Compression(m))) => {
+            Error::Input(InputError::UnsupportedCompression { message: m.clone() })
+        }
+        (None, None) => Error::Read { uri: source.uri.clone(), source: e },
     };
     let stages = options.stages.resolve(options.memory_mb);
     let decoded = input::decoded(reader).map_err(read_err)?;

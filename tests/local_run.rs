@@ -368,6 +368,12 @@ fn bad_inputs_fail_clearly_or_lose_nothing() {
         ("cr-only.csv", 0, "succeeded", None, [2, 0, 2], &[("order_id_missing", 2)]),
         // Each row's revenue fits decimal(18,2) in every finer table; only the hour's total does not.
         ("revenue-overflow.csv", 2, "failed", Some("revenue_overflow"), [0, 0, 0], &[]),
+        ("utf16le-bom.csv", 2, "failed", Some("unsupported_encoding"), [0, 0, 0], &[]),
+        ("utf16be.csv", 2, "failed", Some("unsupported_encoding"), [0, 0, 0], &[]),
+        ("utf32le.csv", 2, "failed", Some("unsupported_encoding"), [0, 0, 0], &[]),
+        ("zstd-input.csv.zst", 2, "failed", Some("unsupported_compression"), [0, 0, 0], &[]),
+        ("bzip2-input.csv.bz2", 2, "failed", Some("unsupported_compression"), [0, 0, 0], &[]),
+        ("xz-input.csv.xz", 2, "failed", Some("unsupported_compression"), [0, 0, 0], &[]),
     ];
     // Every case in both stage modes: input read on a thread of its own (threads) or on the parsing thread
     // (inline).
@@ -396,6 +402,67 @@ fn bad_inputs_fail_clearly_or_lose_nothing() {
         }
         let files = tree(out.path());
         assert!(files.keys().any(|k| k.starts_with("summaries/")), "{ctx}: a summary is always written");
+    }
+}
+
+#[test]
+fn unsupported_encodings_and_compressions_are_named() {
+    for (file, needle) in [
+        ("utf16le-bom.csv", "UTF-16LE (with byte order mark)"),
+        ("utf16be.csv", "UTF-16BE (no byte order mark)"),
+        ("utf32le.csv", "UTF-32LE (no byte order mark)"),
+        ("zstd-input.csv.zst", "zstd"),
+        ("bzip2-input.csv.bz2", "bzip2"),
+        ("xz-input.csv.xz", "xz"),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let (_, summary, _) = run(&fixture(&format!("fixtures/bad/{file}")), out.path(), &[]);
+        let message = summary["error"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{file}: {message}");
+    }
+}
+
+/// gzip in the shapes real tools write: several members (concatenated files), zero padding after the last
+/// member (tape and block tools), a bad CRC, an empty body. The same tables as the plain file, or a clear
+/// `corrupt_input` / `empty_file`.
+#[test]
+fn gzip_members_padding_and_checksums() {
+    use std::io::Write;
+    let plain = fs::read(fixture(FIXTURE)).unwrap();
+    let gz = |bytes: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    };
+    let cut = plain.len() / 2;
+    let cut = cut + plain[cut..].iter().position(|&b| b == b'\n').unwrap() + 1;
+    let two_members = [gz(&plain[..cut]), gz(&plain[cut..])].concat();
+    let mut padded = gz(&plain);
+    padded.extend_from_slice(&[0u8; 512]);
+    let mut bad_crc = gz(&plain);
+    let n = bad_crc.len();
+    bad_crc[n - 8] ^= 0xff; // the CRC-32 in the trailer
+    let work = tempfile::tempdir().unwrap();
+    let (_, want, _) = run(&fixture(FIXTURE), &work.path().join("plain"), &[]);
+    for (name, bytes, kind) in [
+        ("two-members.csv.gz", two_members, None),
+        ("padded.csv.gz", padded, Some("corrupt_input")),
+        ("bad-crc.csv.gz", bad_crc, Some("corrupt_input")),
+        ("empty.csv.gz", gz(b""), Some("empty_file")),
+    ] {
+        let path = work.path().join(name);
+        fs::write(&path, bytes).unwrap();
+        let (code, summary, _) = run(&path, &work.path().join(name).with_extension("out"), &[]);
+        match kind {
+            None => {
+                assert_eq!(code, 0, "{name}: {summary}");
+                assert_eq!((&summary["rows"], &summary["totals"]), (&want["rows"], &want["totals"]), "{name}");
+            }
+            Some(kind) => {
+                assert_eq!(code, 2, "{name}: {summary}");
+                assert_eq!(summary["error"]["kind"], kind, "{name}: {summary}");
+            }
+        }
     }
 }
 
