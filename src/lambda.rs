@@ -18,6 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::s3::S3EventRecord;
+use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_s3::Client;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -56,55 +59,72 @@ pub enum Event {
     Unrecognized(String),
 }
 
-/// Decodes an S3 notification key: `+` is a space, `%XX` are bytes, the result is UTF-8.
-/// (`urlencoding::decode` alone would keep `+`.)
+/// Decodes an S3 notification key: `+` is a space, `%XX` are bytes (decoded by `percent-encoding`), the
+/// result is UTF-8. A `%` not followed by two hex digits is an error (S3 never sends one).
 pub fn decode_key(raw: &str) -> std::result::Result<String, String> {
     let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-                let value = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
-                match value {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => return Err(format!("bad percent escape at byte {i} of key '{raw}'")),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
+    if let Some(at) = (0..bytes.len())
+        .find(|&i| bytes[i] == b'%' && !bytes.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)))
+    {
+        return Err(format!("bad percent escape at byte {at} of key '{raw}'"));
     }
-    String::from_utf8(out).map_err(|_| format!("key '{raw}' does not decode to UTF-8"))
-}
-
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    path.iter().try_fold(v, |v, p| v.get(p))?.as_str()
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|k| k.into_owned())
+        .map_err(|_| format!("key '{raw}' does not decode to UTF-8"))
 }
 
 fn is_test_event(v: &Value) -> bool {
     v.get("Event").and_then(Value::as_str) == Some("s3:TestEvent")
 }
 
-/// Objects of an S3 notification (`{"Records":[{"s3":…}]}`), keys decoded.
+/// The object of one typed S3 notification record.
+fn object_of(record: &S3EventRecord) -> std::result::Result<ObjectRef, String> {
+    let bucket = record.s3.bucket.name.clone().ok_or("a record without s3.bucket.name")?;
+    let raw = record.s3.object.key.as_deref().ok_or("a record without s3.object.key")?;
+    Ok(ObjectRef {
+        bucket,
+        key: decode_key(raw)?,
+        version_id: record.s3.object.version_id.clone().filter(|v| !v.is_empty()),
+        sequencer: record.s3.object.sequencer.clone().filter(|s| !s.is_empty()),
+        removed: record.event_name.as_deref().is_some_and(|n| n.starts_with("ObjectRemoved")),
+    })
+}
+
+/// Objects of an S3 notification (`{"Records":[…]}`), each record parsed as `aws_lambda_events`' typed
+/// record; an error names the record and what is wrong with it.
 fn s3_notification(v: &Value) -> std::result::Result<Vec<ObjectRef>, String> {
     let records = v.get("Records").and_then(Value::as_array).ok_or("no Records array")?;
     records
         .iter()
-        .map(|r| {
-            let bucket = str_at(r, &["s3", "bucket", "name"]).ok_or("record without s3.bucket.name")?;
-            let raw = str_at(r, &["s3", "object", "key"]).ok_or("record without s3.object.key")?;
-            let version_id = str_at(r, &["s3", "object", "versionId"]).filter(|s| !s.is_empty()).map(String::from);
-            let sequencer = str_at(r, &["s3", "object", "sequencer"]).filter(|s| !s.is_empty()).map(String::from);
-            let removed = str_at(r, &["eventName"]).is_some_and(|n| n.starts_with("ObjectRemoved"));
-            Ok(ObjectRef { bucket: bucket.to_string(), key: decode_key(raw)?, version_id, sequencer, removed })
+        .enumerate()
+        .map(|(i, r)| {
+            let record: S3EventRecord = serde_json::from_value(r.clone()).map_err(|e| format!("Records[{i}]: {e}"))?;
+            object_of(&record).map_err(|e| format!("Records[{i}]: {e}"))
         })
         .collect()
+}
+
+/// The `detail` of an EventBridge event from S3.
+#[derive(serde::Deserialize, serde::Serialize)]
+struct S3Detail {
+    bucket: S3DetailBucket,
+    object: S3DetailObject,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+struct S3DetailBucket {
+    name: String,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+struct S3DetailObject {
+    key: String,
+    #[serde(rename = "version-id", default)]
+    version_id: Option<String>,
+    #[serde(default)]
+    sequencer: Option<String>,
 }
 
 /// Classifies an event payload.
@@ -115,11 +135,16 @@ pub fn parse_event(v: &Value) -> Event {
     if let Some(records) = v.get("Records").and_then(Value::as_array) {
         let source = records.first().and_then(|r| r.get("eventSource")).and_then(Value::as_str).unwrap_or("");
         if source == "aws:sqs" {
-            let messages: Vec<_> = records
+            let batch: SqsEvent = match serde_json::from_value(v.clone()) {
+                Ok(batch) => batch,
+                Err(e) => return Event::Unrecognized(format!("SQS batch that cannot be read: {e}")),
+            };
+            let messages: Vec<_> = batch
+                .records
                 .iter()
                 .map(|m| {
-                    let id = m.get("messageId").and_then(Value::as_str).unwrap_or_default().to_string();
-                    let body = m.get("body").and_then(Value::as_str).unwrap_or_default();
+                    let id = m.message_id.clone().unwrap_or_default();
+                    let body = m.body.as_deref().unwrap_or_default();
                     let parsed = serde_json::from_str::<Value>(body)
                         .map_err(|e| format!("body is not JSON: {e}"))
                         .and_then(|b| if is_test_event(&b) { Ok(Vec::new()) } else { s3_notification(&b) });
@@ -142,20 +167,17 @@ pub fn parse_event(v: &Value) -> Event {
     if v.get("source").and_then(Value::as_str) == Some("aws.s3")
         && matches!(detail_type, Some("Object Created" | "Object Deleted"))
     {
-        let bucket = str_at(v, &["detail", "bucket", "name"]);
-        let key = str_at(v, &["detail", "object", "key"]);
-        if let (Some(bucket), Some(key)) = (bucket, key) {
-            let version_id = str_at(v, &["detail", "object", "version-id"]).map(String::from);
-            let sequencer = str_at(v, &["detail", "object", "sequencer"]).map(String::from);
-            let removed = detail_type == Some("Object Deleted");
-            return Event::Objects(vec![ObjectRef {
-                bucket: bucket.into(),
-                key: key.into(),
-                version_id,
-                sequencer,
-                removed,
-            }]);
-        }
+        return match serde_json::from_value::<EventBridgeEvent<S3Detail>>(v.clone()) {
+            Ok(event) => Event::Objects(vec![ObjectRef {
+                bucket: event.detail.bucket.name,
+                // Keys are not encoded in EventBridge events.
+                key: event.detail.object.key,
+                version_id: event.detail.object.version_id,
+                sequencer: event.detail.object.sequencer,
+                removed: detail_type == Some("Object Deleted"),
+            }]),
+            Err(e) => Event::Unrecognized(format!("EventBridge S3 event that cannot be read: {e}")),
+        };
     }
     Event::Unrecognized(describe(v))
 }
@@ -495,8 +517,16 @@ mod tests {
 
     #[test]
     fn event_shapes() {
-        let s3 = json!({"Records": [{"eventSource": "aws:s3", "s3": {"bucket": {"name": "in"},
-            "object": {"key": "a+b.csv", "versionId": "v1", "sequencer": "0055AED6DCD90281E5"}}}]});
+        // A notification record as S3 sends it.
+        let record = |name: &str, object: Value| {
+            json!({"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+                "eventTime": "2026-11-22T13:00:00.000Z", "eventName": name,
+                "userIdentity": {"principalId": "AWS:EXAMPLE"}, "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+                "responseElements": {"x-amz-request-id": "R"},
+                "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": "in"}, "object": object}})
+        };
+        let s3 = json!({"Records": [record("ObjectCreated:Put",
+            json!({"key": "a+b.csv", "versionId": "v1", "sequencer": "0055AED6DCD90281E5"}))]});
         assert_eq!(
             parse_event(&s3),
             Event::Objects(vec![ObjectRef {
@@ -520,8 +550,7 @@ mod tests {
                 removed: false
             }])
         );
-        let removed = json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectRemoved:Delete",
-            "s3": {"bucket": {"name": "in"}, "object": {"key": "x.csv", "sequencer": "0A"}}}]});
+        let removed = json!({"Records": [record("ObjectRemoved:Delete", json!({"key": "x.csv", "sequencer": "0A"}))]});
         match parse_event(&removed) {
             Event::Objects(o) => assert!(o[0].removed && o[0].sequencer.as_deref() == Some("0A")),
             other => panic!("{other:?}"),
@@ -545,5 +574,17 @@ mod tests {
         assert!(matches!(parse_event(&json!({"hello": "world"})), Event::Unrecognized(_)));
         assert!(matches!(parse_event(&json!([1, 2])), Event::Unrecognized(_)));
         assert!(matches!(parse_event(&json!({"Records": []})), Event::Unrecognized(_)));
+        // A malformed record fails with a typed error that names the record and the field.
+        let mut broken = record("ObjectCreated:Put", json!({"key": "ok.csv"}));
+        broken.as_object_mut().unwrap().remove("eventTime");
+        let two = json!({"Records": [record("ObjectCreated:Put", json!({"key": "a.csv"})), broken]});
+        match parse_event(&two) {
+            Event::Unrecognized(why) => assert!(why.contains("Records[1]") && why.contains("eventTime"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let no_key = json!({"Records": [record("ObjectCreated:Put", json!({"size": 1}))]});
+        assert!(matches!(parse_event(&no_key), Event::Unrecognized(why) if why.contains("s3.object.key")));
+        let bad_eb = json!({"source": "aws.s3", "detail-type": "Object Created", "detail": {"bucket": {}}});
+        assert!(matches!(parse_event(&bad_eb), Event::Unrecognized(why) if why.contains("EventBridge")));
     }
 }

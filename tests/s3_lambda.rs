@@ -67,6 +67,23 @@ async fn world() -> World {
     World { server, client, _root: root }
 }
 
+/// An S3 notification record as S3 sends it (every field the typed event requires), for one object.
+fn s3_event(bucket: &str, key: &str, event_name: &str, sequencer: Option<&str>) -> Value {
+    let mut object = json!({"key": key});
+    if let Some(seq) = sequencer {
+        object["sequencer"] = json!(seq);
+    }
+    json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2026-11-22T13:00:00.000Z", "eventName": event_name,
+        "userIdentity": {"principalId": "AWS:EXAMPLE"}, "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {}, "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": bucket}, "object": object}}]})
+}
+
+/// An upload notification for one key of the input bucket.
+fn put_event(key: &str) -> Value {
+    s3_event(IN, key, "ObjectCreated:Put", None)
+}
+
 fn config() -> Config {
     Config::from_lookup(|k| match k {
         "OUTPUT_BUCKET" => Some(OUT.to_string()),
@@ -261,7 +278,7 @@ async fn parallel_duplicate_deliveries_leave_one_consistent_result() {
 async fn loop_guard_missing_objects_and_other_suffixes_are_skipped() {
     let w = world().await;
     put(&w, OUT, "insights/summaries/x.csv", b"event_time\n".to_vec()).await;
-    let notification = |bucket: &str, key: &str| json!({"Records": [{"eventSource": "aws:s3", "s3": {"bucket": {"name": bucket}, "object": {"key": key}}}]});
+    let notification = |bucket: &str, key: &str| s3_event(bucket, key, "ObjectCreated:Put", None);
     let h = handler(&w);
     for (bucket, key, reason) in [
         (OUT, "insights/summaries/x.csv", "loop_guard"),
@@ -279,8 +296,7 @@ async fn loop_guard_missing_objects_and_other_suffixes_are_skipped() {
 async fn input_that_can_never_succeed_writes_a_failed_summary_and_is_not_retried() {
     let w = world().await;
     put(&w, IN, "exports/garbage.csv", std::fs::read(manifest("fixtures/bad/binary-garbage.csv")).unwrap()).await;
-    let ev = json!({"Records": [{"eventSource": "aws:s3",
-        "s3": {"bucket": {"name": IN}, "object": {"key": "exports/garbage.csv"}}}]});
+    let ev = put_event("exports/garbage.csv");
     let response = handler(&w).handle(ev, "f").await.unwrap();
     assert_eq!(response["results"][0]["outcome"], "failed");
     assert_eq!(response["results"][0]["error_kind"], "invalid_header");
@@ -371,7 +387,7 @@ async fn gzip_objects_are_decoded_while_streaming() {
     let w = world().await;
     let key = "exports/orders-2026-11-22T13.csv.gz";
     put(&w, IN, key, std::fs::read(manifest("fixtures/bad/gzip-input.csv.gz")).unwrap()).await;
-    let ev = json!({"Records": [{"eventSource": "aws:s3", "s3": {"bucket": {"name": IN}, "object": {"key": key}}}]});
+    let ev = put_event(key);
     handler(&w).handle(ev, "g").await.unwrap();
     let remote = listing(&w, OUT).await;
     assert_eq!(parquet_by_partition(remote), parquet_by_partition(local_run(&manifest(FIXTURE))));
@@ -394,8 +410,7 @@ async fn large_rejects_use_multipart_upload() {
     put(&w, IN, "exports/all-dirty.csv", data).await;
     let mut h = Handler::new(w.client.clone(), config());
     h.multipart = Some((5 * 1024 * 1024, 5 * 1024 * 1024));
-    let ev = json!({"Records": [{"eventSource": "aws:s3",
-        "s3": {"bucket": {"name": IN}, "object": {"key": "exports/all-dirty.csv"}}}]});
+    let ev = put_event("exports/all-dirty.csv");
     let before = w.server.requests.load(Ordering::SeqCst);
     Arc::new(h).handle(ev, "m").await.unwrap();
     let name = output_name(&format!("s3://{IN}/exports/all-dirty.csv"));
@@ -430,8 +445,7 @@ async fn a_multipart_upload_that_cannot_complete_is_aborted() {
     })));
     let mut h = Handler::new(w.client.clone(), config());
     h.multipart = Some((5 * 1024 * 1024, 5 * 1024 * 1024));
-    let ev = json!({"Records": [{"eventSource": "aws:s3",
-        "s3": {"bucket": {"name": IN}, "object": {"key": "exports/all-dirty.csv"}}}]});
+    let ev = put_event("exports/all-dirty.csv");
     let err = Arc::new(h).handle(ev, "abort").await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert!(err.to_string().contains("CompleteMultipartUpload"), "{err}");
@@ -697,10 +711,9 @@ async fn run_command_reads_and_writes_s3_uris() {
 const H12: i64 = 1_795_348_800_000_000; // 2026-11-22T12:00Z
 const H13: i64 = H12 + 3_600_000_000;
 
-/// An S3 notification for one key, with the event name and sequencer S3 would give it.
+/// An S3 notification for one key of the input bucket, with the event name and sequencer S3 would give it.
 fn notification(key: &str, event_name: &str, sequencer: &str) -> Value {
-    json!({"Records": [{"eventSource": "aws:s3", "eventName": event_name,
-        "s3": {"bucket": {"name": IN}, "object": {"key": key, "sequencer": sequencer}}}]})
+    s3_event(IN, key, event_name, Some(sequencer))
 }
 
 /// Eight exports of the same hours (sharing order and customer ids), each run by its own handler call at
