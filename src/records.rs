@@ -821,6 +821,32 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+        /// The same property as above, searched by proptest (which shrinks a failure to a minimal text):
+        /// fields and UTF-8 verdicts equal the `csv` crate's, whatever the read size.
+        #[test]
+        fn splitter_matches_the_csv_crate(
+            tokens in proptest::collection::vec(proptest::sample::select(vec![
+                &b"a"[..], b"bc", b",", b"\n", b"\r", b"\r\n", b"\"", b",\"a,b\"", b"\"x\"\"y\"", b"\xC3\xA9",
+                b"\xC3", b"\xFF", b" ", b"\t", b"0",
+            ]), 0..80),
+            step in 1usize..300,
+        ) {
+            let input: Vec<u8> = tokens.concat();
+            let want = reference(&input);
+            let mut reader = RecordReader::new(Trickle(&input, step), 1 << 20);
+            let mut got = Vec::new();
+            while let Some((_, record)) = reader.read().unwrap() {
+                let fields: Vec<Vec<u8>> = record.iter().map(<[u8]>::to_vec).collect();
+                let utf8 = fields.iter().all(|f| std::str::from_utf8(f).is_ok());
+                proptest::prop_assert_eq!(record.is_utf8(), utf8);
+                got.push(fields);
+            }
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
     /// Records read from the prefetch thread's buffers (handed over, with the unread tail put in their
     /// headroom or, when longer, appended to) are the same as from a plain reader: short and long lines
     /// across buffer boundaries, quoted records longer than the headroom, non-ASCII text on both sides.
