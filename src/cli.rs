@@ -58,6 +58,29 @@ pub enum Command {
     Forget(ForgetArgs),
     /// Recompute and republish every hour and day from the stored states (recovery, or after an upgrade).
     Rebuild(RebuildArgs),
+    /// Run the events waiting in the failure queue through the handler, deleting the ones that succeed.
+    #[command(after_long_help = REPLAY_HELP)]
+    Replay(ReplayArgs),
+}
+
+const REPLAY_HELP: &str = "\
+Each message is Lambda's on-failure destination record; its requestPayload (the original S3, SQS or
+EventBridge event) runs through the real handler here, with the function's configuration from the
+environment (OUTPUT_BUCKET, OUTPUT_PREFIX, ...) and the standard AWS variables. A message whose event
+succeeds is deleted; one that fails again, or holds no event, stays in the queue. Prints
+{replayed, failed, unreadable}; exit code 1 when any message stayed.";
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The failure queue's URL (the stack output FailedEventsQueueUrl).
+    #[arg(long)]
+    pub queue_url: String,
+    /// Messages to take at most.
+    #[arg(long, default_value_t = 1000)]
+    pub max: usize,
+    /// Seconds a received message stays hidden from other readers while its event runs.
+    #[arg(long, default_value_t = 900)]
+    pub visibility_seconds: i32,
 }
 
 #[derive(Args, Debug)]

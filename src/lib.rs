@@ -23,6 +23,7 @@ pub mod partial;
 pub mod pipeline;
 pub mod publish;
 pub mod records;
+pub mod replay;
 pub mod s3;
 pub mod storage;
 pub mod summary;

@@ -10,7 +10,9 @@ use anyhow::{anyhow, bail, Context};
 use clap::Parser;
 use tracing::Instrument;
 
-use hourly_insights::cli::{Cli, Command, CostArgs, ForgetArgs, GenerateArgs, InvokeArgs, RebuildArgs, RunArgs};
+use hourly_insights::cli::{
+    Cli, Command, CostArgs, ForgetArgs, GenerateArgs, InvokeArgs, RebuildArgs, ReplayArgs, RunArgs,
+};
 use hourly_insights::config::Config;
 use hourly_insights::generate::{generate, GenerateOptions};
 use hourly_insights::lambda::Handler;
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         Command::Cost(args) => cost(args).map(|()| ExitCode::SUCCESS),
         Command::Forget(args) => forget(args).map(|()| ExitCode::SUCCESS),
         Command::Rebuild(args) => rebuild(args).map(|()| ExitCode::SUCCESS),
+        Command::Replay(args) => replay(args),
     };
     match result {
         Ok(code) => code,
@@ -184,6 +187,26 @@ fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
             "partials_read": published.partials_read}))?
     );
     Ok(())
+}
+
+fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::from_env()?;
+    let rt = runtime()?;
+    let (handler, sqs) = rt.block_on(async {
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let mut handler = Handler::new(s3::client_from_env().await, config);
+        handler.metrics_to_stderr = true;
+        (Arc::new(handler), aws_sdk_sqs::Client::new(&shared))
+    });
+    let report = rt.block_on(hourly_insights::replay::replay(
+        &sqs,
+        &args.queue_url,
+        &handler,
+        args.max,
+        args.visibility_seconds,
+    ))?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(if report.failed + report.unreadable == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn invoke(args: InvokeArgs) -> anyhow::Result<ExitCode> {

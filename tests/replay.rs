@@ -1,0 +1,133 @@
+//! `hourly-insights replay` against moto's SQS and S3 (moto_server from PyPI, started here on loopback):
+//! a failure-queue message wrapping the fixture's S3 event is run through the handler and deleted, a
+//! message without an event stays.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MOTO: &str = "moto[server]==5.2.5";
+
+/// moto_server: `MOTO_SERVER`, CI's tool venv, the PATH, or a venv this test makes under target/.
+fn moto_server() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if let Some(p) = std::env::var_os("MOTO_SERVER") {
+        return p.into();
+    }
+    for candidate in [root.join(".ci/.venv/bin/moto_server"), root.join("target/moto-venv/bin/moto_server")] {
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    if Command::new("moto_server").arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok() {
+        return "moto_server".into();
+    }
+    let venv = root.join("target/moto-venv");
+    let ok = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().unwrap().success()
+        && Command::new(venv.join("bin/pip")).args(["install", "-q", MOTO]).status().unwrap().success();
+    assert!(ok, "could not install {MOTO} into {}", venv.display());
+    venv.join("bin/moto_server")
+}
+
+struct Moto(Child, String);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+fn start_moto() -> Moto {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(moto_server())
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moto_server starts");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(60), "moto_server did not listen within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto(child, format!("http://127.0.0.1:{port}"))
+}
+
+fn aws(endpoint: &str) -> aws_config::SdkConfig {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test"))
+            .load(),
+    )
+}
+
+#[test]
+fn replay_runs_the_failure_queues_events_and_deletes_the_ones_that_succeed() {
+    let moto = start_moto();
+    let shared = aws(&moto.1);
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&shared).force_path_style(true).build());
+    let sqs = aws_sdk_sqs::Client::new(&shared);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fixture =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/orders-2026-11-22T13.csv")).unwrap();
+    let event: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/events/s3-put.json")).unwrap(),
+    )
+    .unwrap();
+    let queue_url = rt.block_on(async {
+        for bucket in ["hourly-insights-input", "hourly-insights-output"] {
+            s3.create_bucket().bucket(bucket).send().await.unwrap();
+        }
+        s3.put_object()
+            .bucket("hourly-insights-input")
+            .key("exports/orders-2026-11-22T13.csv")
+            .body(fixture.into())
+            .send()
+            .await
+            .unwrap();
+        let queue = sqs.create_queue().queue_name("failed-events").send().await.unwrap();
+        let url = queue.queue_url().unwrap().to_string();
+        let record = serde_json::json!({"version": "1.0", "timestamp": "2026-11-22T14:00:00.000Z",
+            "requestContext": {"requestId": "r1", "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+            "requestPayload": event, "responseContext": {"statusCode": 200, "functionError": "Unhandled"}});
+        sqs.send_message().queue_url(&url).message_body(record.to_string()).send().await.unwrap();
+        sqs.send_message().queue_url(&url).message_body("not an event").send().await.unwrap();
+        url
+    });
+
+    let output = Command::new(env!("CARGO_BIN_EXE_hourly-insights"))
+        .args(["replay", "--queue-url", &queue_url, "--visibility-seconds", "1"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", &moto.1)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("OUTPUT_BUCKET", "hourly-insights-output")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "one message stayed: {stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report, serde_json::json!({"replayed": 1, "failed": 0, "unreadable": 1}), "{stderr}");
+
+    rt.block_on(async {
+        let listed =
+            s3.list_objects_v2().bucket("hourly-insights-output").prefix("insights/summaries/").send().await.unwrap();
+        assert_eq!(listed.contents().len(), 1, "the replayed event's summary");
+        let tables =
+            s3.list_objects_v2().bucket("hourly-insights-output").prefix("insights/hourly_kpis/").send().await.unwrap();
+        assert_eq!(tables.contents().len(), 2, "two hours published");
+        // Only the unreadable message is left (once its visibility timeout has passed).
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let left = sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).send().await.unwrap();
+        let bodies: Vec<&str> = left.messages().iter().filter_map(|m| m.body()).collect();
+        assert_eq!(bodies, ["not an event"]);
+    });
+}
