@@ -592,6 +592,57 @@ async fn a_file_that_cannot_finish_before_the_deadline_stops_before_writing() {
     assert_eq!(summary_of(&w, FIXTURE_KEY).await.unwrap()["status"], "succeeded");
 }
 
+/// gzip shapes through S3 with the body stream broken in the middle of the object: two members read as one
+/// file (the same tables as the plain file), zero padding after the last member and a bad CRC failing as
+/// `corrupt_input`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_shapes_read_from_s3_through_a_broken_body_stream() {
+    use std::io::Write;
+    let plain = std::fs::read(manifest(FIXTURE)).unwrap();
+    let gz = |bytes: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    };
+    let cut = plain.len() / 2 + plain[plain.len() / 2..].iter().position(|&b| b == b'\n').unwrap() + 1;
+    let two_members = [gz(&plain[..cut]), gz(&plain[cut..])].concat();
+    let mut padded = gz(&plain);
+    padded.extend_from_slice(&[0u8; 4096]);
+    let mut bad_crc = gz(&plain);
+    let n = bad_crc.len();
+    bad_crc[n - 8] ^= 0xff;
+    let key = "exports/orders-2026-11-22T13.csv.gz";
+    for (name, bytes, kind) in [
+        ("two members", two_members, None),
+        ("padded", padded, Some("corrupt_input")),
+        ("bad CRC", bad_crc, Some("corrupt_input")),
+    ] {
+        let w = world().await;
+        let at = 700; // inside the first member (the whole fixture is about 1,700 bytes of gzip)
+        put(&w, IN, key, bytes).await;
+        let broken = Arc::new(AtomicUsize::new(0));
+        let count = broken.clone();
+        // The first read of the object breaks halfway; the resume reads the rest.
+        w.server.set_truncations(Some(Box::new(move |method, target, _| {
+            (method == "GET" && target.contains("/exports/") && count.fetch_add(1, Ordering::SeqCst) == 0).then_some(at)
+        })));
+        let response = handler(&w).handle(put_event(key), "gz").await.unwrap();
+        w.server.set_truncations(None);
+        assert!(broken.load(Ordering::SeqCst) >= 2, "{name}: the body broke and was resumed");
+        match kind {
+            None => {
+                assert_eq!(response["results"][0]["outcome"], "succeeded", "{name}: {response}");
+                let remote = listing(&w, OUT).await;
+                assert_eq!(parquet_by_partition(remote), parquet_by_partition(local_run(&manifest(FIXTURE))), "{name}");
+            }
+            Some(kind) => {
+                assert_eq!(response["results"][0]["outcome"], "failed", "{name}: {response}");
+                assert_eq!(response["results"][0]["error_kind"], kind, "{name}");
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invoke_command_runs_the_handler_with_json_logs_and_metrics() {
     let w = world().await;

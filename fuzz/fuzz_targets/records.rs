@@ -1,0 +1,46 @@
+//! The record reader and row validation on arbitrary bytes: the reader's fields equal the `csv` crate's
+//! (flexible, no headers) whatever the bytes, and validating every record against the contract's header
+//! never panics and accepts or rejects each one.
+#![no_main]
+
+use hourly_insights::contract::{accept_row, Chunk, Dictionaries, Header};
+use hourly_insights::records::RecordReader;
+use libfuzzer_sys::fuzz_target;
+
+const HEADER: &[u8] = b"event_time,order_id,customer_id,sku,category,quantity,unit_price,channel,campaign,country,device\n";
+
+fuzz_target!(|data: &[u8]| {
+    let mut want = Vec::new();
+    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(data);
+    for record in rdr.byte_records() {
+        match record {
+            Ok(r) => want.push(r.iter().map(<[u8]>::to_vec).collect::<Vec<_>>()),
+            Err(_) => return,
+        }
+    }
+    let mut reader = RecordReader::new(data, 1 << 20);
+    let mut got = Vec::new();
+    while let Ok(Some((_, record))) = reader.read() {
+        got.push(record.iter().map(<[u8]>::to_vec).collect::<Vec<_>>());
+    }
+    assert_eq!(got, want, "fields differ from the csv crate's");
+
+    // The same bytes as the rows of an export with the full header.
+    let text = [HEADER, data].concat();
+    let mut reader = RecordReader::new(text.as_slice(), 1 << 20);
+    let Ok(Some((_, first))) = reader.read() else { return };
+    let header = Header::resolve(&first.to_byte_record()).expect("the contract's own header resolves");
+    let (mut dicts, mut chunk) = (Dictionaries::default(), Chunk::with_capacity(1024));
+    let (mut read, mut valid, mut rejected) = (0u64, 0u64, 0u64);
+    while let Ok(Some(_)) = reader.next_record() {
+        read += 1;
+        match accept_row(&header, &reader.record(), &mut dicts, &mut chunk) {
+            Ok(()) => valid += 1,
+            Err(_) => rejected += 1,
+        }
+        if chunk.is_full(1024) {
+            chunk = Chunk::with_capacity(1024);
+        }
+    }
+    assert_eq!(read, valid + rejected);
+});
