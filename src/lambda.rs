@@ -274,6 +274,15 @@ impl Handler {
         request_id: &str,
         deadline: Option<std::time::SystemTime>,
     ) -> Result<Value> {
+        // Lambda's deadline is always ahead; one already past comes from an emulator that does not set it
+        // (cargo lambda watch sends such a value): run without one rather than stop at once.
+        let deadline = deadline.filter(|d| {
+            let ahead = *d > std::time::SystemTime::now();
+            if !ahead {
+                tracing::warn!("the invocation's deadline is already past; running without a deadline");
+            }
+            ahead
+        });
         let cold = self.cold.swap(false, Ordering::Relaxed);
         if cold {
             tracing::info!(coldStart = true, "first invocation of this process");
