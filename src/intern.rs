@@ -501,12 +501,8 @@ impl Interner {
         code
     }
 
-    /// The 128-bit hash of every code's key, indexed by code ([`id_hash`]).
-    pub fn hashes(&self) -> &[u128] {
-        &self.hashes
-    }
-
-    /// Takes the hashes out (the interner records no more of them).
+    /// Takes the 128-bit hash of every code's key ([`id_hash`]), indexed by code; the interner records no more
+    /// of them.
     pub fn take_hashes(&mut self) -> Vec<u128> {
         std::mem::take(&mut self.hashes)
     }

@@ -9,6 +9,11 @@ use hourly_insights::parse::{format_cents, format_rfc3339};
 use polars::prelude::*;
 use serde_json::Value;
 
+#[path = "support/reference.rs"]
+mod reference;
+
+use reference::tree;
+
 const FIXTURE: &str = "fixtures/orders-2026-11-22T13.csv";
 
 fn bin() -> Command {
@@ -36,26 +41,6 @@ fn assert_invariant(summary: &Value) {
     assert_eq!(read.unwrap(), valid.unwrap() + rejected.unwrap(), "rows.read == valid + rejected: {rows}");
     let by_reason: u64 = summary["rejects_by_reason"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
     assert_eq!(by_reason, rejected.unwrap(), "rejects_by_reason adds up to rows.rejected");
-}
-
-/// Every file under `dir`, relative path -> bytes.
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for entry in fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                let rel = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
-                out.insert(rel, fs::read(&path).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    if dir.exists() {
-        walk(dir, dir, &mut out);
-    }
-    out
 }
 
 /// The Parquet files of a tree, keyed by `table/dt=…/hour=…` (the file name, which depends on the source,

@@ -11,7 +11,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use reference::{assert_tables, csv_text, expected, published, random_lines, Line};
+use reference::{assert_tables, csv_text, expected, published, random_lines, tree, Line};
 
 const H12: i64 = 1_795_348_800_000_000; // 2026-11-22T12:00Z
 const H13: i64 = H12 + 3_600_000_000;
@@ -28,23 +28,6 @@ fn run(input: &Path, out: &Path) -> serde_json::Value {
     let output = bin().arg("run").arg(input).arg("--out").arg(out).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).unwrap()
-}
-
-/// Every file under `dir` (hidden ones included): relative key -> bytes.
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for entry in fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                out.insert(path.strip_prefix(root).unwrap().to_string_lossy().into_owned(), fs::read(&path).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
 }
 
 fn tables(out: &Path) -> BTreeMap<String, Vec<String>> {

@@ -255,6 +255,26 @@ pub fn parquet_rows(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// Every file under `dir` (hidden ones included; none when it does not exist): relative key -> bytes.
+pub fn tree(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if dir.exists() {
+        walk(dir, dir, &mut out);
+    }
+    out
+}
+
 /// The published tables among `files` (relative key -> bytes, an optional prefix stripped):
 /// `table/dt=…[/hour=…]` -> rows.
 pub fn published(files: &BTreeMap<String, Vec<u8>>, prefix: &str) -> BTreeMap<String, Vec<String>> {
