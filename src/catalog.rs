@@ -36,6 +36,13 @@ pub const SUMMARY_COLUMNS: &[(&str, &str)] = &[
     ("partials_read", "bigint"),
     ("requests", "struct<get:bigint,head:bigint,put:bigint,put_conflicts:bigint,delete:bigint,list:bigint>"),
     ("rejects_uri", "string"),
+    ("reports", "array<string>"),
+    (
+        "digest",
+        "struct<period:string,start:string,subject:string,text:string,report:string,revenue:string,orders:bigint,\
+         customers:bigint,units:bigint,avg_order_value:string,revenue_vs_previous_pct:double,\
+         orders_vs_previous_pct:double,revenue_vs_week_pct:double,orders_vs_week_pct:double,outliers:array<string>>",
+    ),
     ("duration_ms", "bigint"),
     ("version", "string"),
     ("request_id", "string"),
@@ -202,6 +209,13 @@ mod tests {
             assert!(body.contains(metric) && body.contains("AlarmActions: [!Ref AlarmTopic]"), "{alarm}: {body}");
         }
         assert!(function.contains("ReservedConcurrentExecutions: !If [HasReservedConcurrency"));
+        // Digests: the function may publish to its own digest topic only, which the template creates
+        // encrypted, and it is told the topic's ARN.
+        let digest = role.split("- Sid: PublishDigest").nth(1).unwrap().split("- Sid:").next().unwrap();
+        assert!(digest.contains("Action: sns:Publish") && digest.contains("Resource: !Ref DigestTopic"), "{digest}");
+        assert!(function.contains("DIGEST_TOPIC_ARN: !Ref DigestTopic"));
+        let topic = template.split("\n  DigestTopic:\n").nth(1).unwrap().split("\n\n").next().unwrap();
+        assert!(topic.contains("Type: AWS::SNS::Topic") && topic.contains("KmsMasterKeyId: alias/aws/sns"), "{topic}");
     }
 
     /// `template.yaml` holds exactly the generated block.

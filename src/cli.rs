@@ -25,6 +25,7 @@ source file run into the same --out (late rows, several exports per hour):
   daily_kpis | daily_channel_performance | daily_category_sales | daily_geo_device | daily_top_products
     /dt=YYYY-MM-DD/data.parquet
   rejects/<name>.csv    summaries/<name>.json (written last; also printed to stdout)
+  reports/dt=YYYY-MM-DD[/hour=HH]/index.html, reports/latest.html   HTML reports for people
   _state/               mergeable per-source states and day manifests (not for BI)
 
 s3:// inputs and outputs use the standard AWS configuration (AWS_ENDPOINT_URL for S3-compatible servers).
@@ -61,6 +62,42 @@ pub enum Command {
     /// Run the events waiting in the failure queue through the handler, deleting the ones that succeed.
     #[command(after_long_help = REPLAY_HELP)]
     Replay(ReplayArgs),
+    /// Write the HTML reports of published hours and days (all of them by default) and print a digest.
+    #[command(after_long_help = REPORT_HELP)]
+    Report(ReportArgs),
+}
+
+const REPORT_HELP: &str = "\
+Reads the published tables under --out (a directory or s3://bucket/prefix/) and writes, beside them:
+  reports/dt=YYYY-MM-DD/hour=HH/index.html   one page per hour
+  reports/dt=YYYY-MM-DD/index.html           one page per day
+  reports/latest.html                        the newest hour (when hours are written)
+Each page is one self-contained HTML file (inline CSS and SVG; nothing is fetched) with the headline
+numbers and their change against the previous hour/day and the same one a week earlier, revenue and
+orders by hour, channels and campaigns, top products, countries and devices, and data quality.
+An hour or day outside the range of the same hour/day on the previous 4 weeks (widened by 20%) is marked.
+Runs write these pages themselves whenever they publish; this command writes them again (after an
+upgrade, or to refresh neighbours' comparisons).
+Prints the digest (the text the SNS topic receives) of --hour, of --day, or of the newest hour.";
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The output directory, or s3://bucket/prefix/.
+    #[arg(long)]
+    pub out: String,
+    /// Only this hour, as YYYY-MM-DDTHH.
+    #[arg(long, conflicts_with = "day")]
+    pub hour: Option<String>,
+    /// Only this day (and none of its hours), as YYYY-MM-DD.
+    #[arg(long)]
+    pub day: Option<String>,
+    /// Print the digest as JSON (as the summary holds it) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// The address of --out for people (e.g. https://reports.example.com/insights/): the digest links the
+    /// report under it instead of its storage URI.
+    #[arg(long, env = "REPORT_BASE_URL")]
+    pub report_base_url: Option<String>,
 }
 
 const REPLAY_HELP: &str = "\
@@ -175,6 +212,10 @@ pub struct RunArgs {
     /// `inline` for a function of 1769 MB or less.
     #[arg(long, value_enum, default_value_t = pipeline::StageMode::Auto, env = "HOURLY_INSIGHTS_STAGES")]
     pub stages: pipeline::StageMode,
+    /// The address of --out for people (e.g. https://reports.example.com/insights/): the summary's digest
+    /// links the hour's report under it instead of its storage URI.
+    #[arg(long, env = "REPORT_BASE_URL")]
+    pub report_base_url: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -6,6 +6,8 @@
 //! | `OUTPUT_PREFIX` | `insights/` | key prefix of every output (the local layout goes below it) |
 //! | `INPUT_SUFFIXES` | `.csv,.csv.gz` | keys ending otherwise are skipped (case-insensitive) |
 //! | `METRICS_NAMESPACE` | `HourlyInsights` | CloudWatch namespace of the EMF metrics |
+//! | `DIGEST_TOPIC_ARN` | unset | SNS topic the digest of each run's newest hour is published to |
+//! | `REPORT_BASE_URL` | unset | http(s) address of the output prefix for people; the digest links reports under it |
 //!
 //! The standard AWS variables (region, credentials, `AWS_ENDPOINT_URL`, …) are read by the SDK itself.
 
@@ -24,6 +26,10 @@ pub struct Config {
     pub memory_mb: Option<u32>,
     /// `MAX_REJECTS_MIB`: the largest rejects file kept in /tmp (default 256).
     pub max_rejects_mib: u64,
+    /// `DIGEST_TOPIC_ARN`: where digests are published; none when unset.
+    pub digest_topic_arn: Option<String>,
+    /// `REPORT_BASE_URL`: the digest's links are this plus the report's key; storage URIs when unset.
+    pub report_base_url: Option<String>,
 }
 
 /// A configuration problem, with what to do about it.
@@ -75,7 +81,27 @@ impl Config {
                 ConfigError(format!("MAX_REJECTS_MIB '{v}' is not a positive number of MiB (default 256)"))
             })?,
         };
+        let digest_topic_arn = var("DIGEST_TOPIC_ARN");
+        if let Some(arn) = &digest_topic_arn {
+            if !(arn.starts_with("arn:") && arn.split(':').nth(2) == Some("sns") && arn.split(':').count() == 6) {
+                return Err(ConfigError(format!(
+                    "DIGEST_TOPIC_ARN '{arn}' is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME); \
+                     leave it unset to send no digest"
+                )));
+            }
+        }
+        let report_base_url = var("REPORT_BASE_URL");
+        if let Some(url) = &report_base_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(ConfigError(format!(
+                    "REPORT_BASE_URL '{url}' must be an http(s) address of the output prefix \
+                     (e.g. https://reports.example.com/insights/); leave it unset to link storage URIs"
+                )));
+            }
+        }
         Ok(Config {
+            digest_topic_arn,
+            report_base_url,
             max_rejects_mib,
             output_bucket,
             output_prefix,
@@ -131,5 +157,17 @@ mod tests {
         assert!(err(&[("OUTPUT_BUCKET", "s3://b/x")]).contains("not a bucket name"));
         assert!(err(&[("OUTPUT_BUCKET", "bkt"), ("INPUT_SUFFIXES", ",")]).contains("INPUT_SUFFIXES"));
         assert!(err(&[("OUTPUT_BUCKET", "bkt"), ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots")]).contains("MB"));
+        assert!(err(&[("OUTPUT_BUCKET", "bkt"), ("DIGEST_TOPIC_ARN", "my-topic")]).contains("not an SNS topic ARN"));
+        assert!(err(&[("OUTPUT_BUCKET", "bkt"), ("DIGEST_TOPIC_ARN", "arn:aws:sqs:us-east-1:1:q")]).contains("SNS"));
+        assert!(err(&[("OUTPUT_BUCKET", "bkt"), ("REPORT_BASE_URL", "s3://b/x/")]).contains("http(s)"));
+        let c = cfg(&[
+            ("OUTPUT_BUCKET", "bkt"),
+            ("DIGEST_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:digest"),
+            ("REPORT_BASE_URL", "https://r.example.com/insights/"),
+        ])
+        .unwrap();
+        assert_eq!(c.digest_topic_arn.as_deref(), Some("arn:aws:sns:us-east-1:123456789012:digest"));
+        assert_eq!(c.report_base_url.as_deref(), Some("https://r.example.com/insights/"));
+        assert_eq!(cfg(&[("OUTPUT_BUCKET", "bkt")]).unwrap().digest_topic_arn, None);
     }
 }

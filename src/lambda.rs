@@ -252,12 +252,56 @@ pub struct Handler {
     pub multipart: Option<(u64, u64)>,
     /// Write EMF metric lines to stderr instead of stdout (for `invoke`, whose stdout is the response).
     pub metrics_to_stderr: bool,
+    /// Publishes digests to `DIGEST_TOPIC_ARN` (set when the topic is configured).
+    pub sns: Option<aws_sdk_sns::Client>,
 }
 
 impl Handler {
     pub fn new(client: Client, config: Config) -> Self {
-        let options = Options { max_rejects_bytes: config.max_rejects_mib << 20, ..Options::default() };
-        Handler { client, config, options, cold: AtomicBool::new(true), multipart: None, metrics_to_stderr: false }
+        let options = Options {
+            max_rejects_bytes: config.max_rejects_mib << 20,
+            report: crate::report::Options { link_base: config.report_base_url.clone() },
+            ..Options::default()
+        };
+        Handler {
+            client,
+            config,
+            options,
+            cold: AtomicBool::new(true),
+            multipart: None,
+            metrics_to_stderr: false,
+            sns: None,
+        }
+    }
+
+    /// Whether digests go to a topic: the SNS client is then needed ([`Handler::sns`]).
+    pub fn wants_sns(&self) -> bool {
+        self.config.digest_topic_arn.is_some()
+    }
+
+    /// Publishes the run's digest to `DIGEST_TOPIC_ARN`, when both are there. A failure is logged as an
+    /// ERROR and counted (`DigestsFailed`), not retried: the tables and reports are published already, and
+    /// a retry would redo the whole file for a notification.
+    async fn send_digest(&self, summary: &Summary) {
+        let (Some(topic), Some(digest)) = (&self.config.digest_topic_arn, &summary.digest) else { return };
+        let Some(sns) = &self.sns else {
+            tracing::error!("DIGEST_TOPIC_ARN is set but the handler has no SNS client; digest not sent");
+            return;
+        };
+        let sent = sns.publish().topic_arn(topic).subject(&digest.subject).message(&digest.text).send().await;
+        match sent {
+            Ok(out) => {
+                tracing::info!(message_id = out.message_id().unwrap_or(""), hour = %digest.start, "digest published")
+            }
+            Err(e) => {
+                tracing::error!(error = %aws_sdk_sns::error::DisplayErrorContext(&e), "cannot publish the digest");
+                self.emit_line(&metrics::count_metric(
+                    &self.config.metrics_namespace,
+                    &self.config.function_name,
+                    "DigestsFailed",
+                ));
+            }
+        }
     }
 
     /// Handles one invocation. `Err` means "retry me" (transient trouble); everything else is `Ok`.
@@ -436,6 +480,7 @@ impl Handler {
             }
         };
         self.emit_metrics(&summary);
+        self.send_digest(&summary).await;
         let summary_uri = self.summary_uri(&summary);
         Ok(match summary.status {
             Status::Succeeded => {
@@ -470,7 +515,7 @@ impl Handler {
         let published = tokio::task::spawn_blocking(move || {
             span.in_scope(|| {
                 let sink = S3Sink::new(me.client.clone(), &me.config.output_bucket, &me.config.output_prefix, handle);
-                pipeline::forget(&sink, &task_uri, sequencer)
+                pipeline::forget(&sink, &task_uri, sequencer, &me.options.report)
             })
         })
         .await
@@ -492,8 +537,11 @@ impl Handler {
 
     fn emit_metrics(&self, summary: &Summary) {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let doc = metrics::emf(&self.config.metrics_namespace, &self.config.function_name, summary, now);
-        // EMF must be a line of its own on stdout, outside the log formatter.
+        self.emit_line(&metrics::emf(&self.config.metrics_namespace, &self.config.function_name, summary, now));
+    }
+
+    /// Writes one EMF document: a line of its own on stdout, outside the log formatter.
+    fn emit_line(&self, doc: &Value) {
         if self.metrics_to_stderr {
             eprintln!("{doc}");
         } else {

@@ -24,6 +24,7 @@ pub mod pipeline;
 pub mod publish;
 pub mod records;
 pub mod replay;
+pub mod report;
 pub mod s3;
 pub mod storage;
 pub mod summary;

@@ -11,7 +11,7 @@ use clap::Parser;
 use tracing::Instrument;
 
 use hourly_insights::cli::{
-    Cli, Command, CostArgs, ForgetArgs, GenerateArgs, InvokeArgs, RebuildArgs, ReplayArgs, RunArgs,
+    Cli, Command, CostArgs, ForgetArgs, GenerateArgs, InvokeArgs, RebuildArgs, ReplayArgs, ReportArgs, RunArgs,
 };
 use hourly_insights::config::Config;
 use hourly_insights::generate::{generate, GenerateOptions};
@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Command::Forget(args) => forget(args).map(|()| ExitCode::SUCCESS),
         Command::Rebuild(args) => rebuild(args).map(|()| ExitCode::SUCCESS),
         Command::Replay(args) => replay(args),
+        Command::Report(args) => report(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -71,7 +72,7 @@ fn lambda_main() -> ExitCode {
         }
     };
     let result = rt.block_on(async move {
-        let handler = Arc::new(Handler::new(s3::client_from_env().await, config));
+        let handler = Arc::new(handler_from_env(config).await);
         lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
             let handler = Arc::clone(&handler);
             async move {
@@ -93,6 +94,25 @@ fn lambda_main() -> ExitCode {
     }
 }
 
+/// The handler with its S3 client, and an SNS client when digests are configured.
+async fn handler_from_env(config: Config) -> Handler {
+    let mut handler = Handler::new(s3::client_from_env().await, config);
+    if handler.wants_sns() {
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        handler.sns = Some(aws_sdk_sns::Client::new(&shared));
+    }
+    handler
+}
+
+fn report_options(base: Option<String>) -> anyhow::Result<hourly_insights::report::Options> {
+    if let Some(url) = &base {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            bail!("--report-base-url '{url}' must be an http(s) address of --out");
+        }
+    }
+    Ok(hourly_insights::report::Options { link_base: base })
+}
+
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let input_s3 = S3Uri::parse(&args.input);
     let out_s3 = S3Uri::parse(&args.out);
@@ -112,6 +132,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         max_record_bytes: args.max_record_mib.max(1) << 20,
         max_rejects_bytes: args.max_rejects_mib.max(1) << 20,
         stages: args.stages,
+        report: report_options(args.report_base_url)?,
         ..Default::default()
     };
     let summary = pipeline::run(input, sink.as_ref(), &options)?;
@@ -172,7 +193,7 @@ fn forget(args: ForgetArgs) -> anyhow::Result<()> {
     if sink.get(&hourly_insights::publish::record_key(&name))?.is_none() {
         bail!("{uri} has no state under {} (was it run with this --out?)", args.out);
     }
-    let published = pipeline::forget(sink.as_ref(), &uri, None)?;
+    let published = pipeline::forget(sink.as_ref(), &uri, None, &Default::default())?;
     println!("{}", serde_json::to_string_pretty(&serde_json::json!({"forgotten": uri, "outputs": published.outputs}))?);
     Ok(())
 }
@@ -181,6 +202,8 @@ fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
     let (rt, client) = s3_for(&args.out)?;
     let sink = open_sink(&args.out, rt.as_ref(), client)?;
     let (days, published) = hourly_insights::publish::rebuild(sink.as_ref())?;
+    let data = hourly_insights::report::Published::new(sink.as_ref());
+    hourly_insights::report::publish(&data, &published.periods, &Default::default(), false)?;
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({"days": days, "tables_written": published.outputs.len(),
@@ -194,7 +217,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let (handler, sqs) = rt.block_on(async {
         let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        let mut handler = Handler::new(s3::client_from_env().await, config);
+        let mut handler = handler_from_env(config).await;
         handler.metrics_to_stderr = true;
         (Arc::new(handler), aws_sdk_sqs::Client::new(&shared))
     });
@@ -218,7 +241,7 @@ fn invoke(args: InvokeArgs) -> anyhow::Result<ExitCode> {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let request_id = format!("local-{nanos:x}");
     let span = tracing::info_span!("Lambda runtime invoke", requestId = %request_id);
-    let mut handler = Handler::new(rt.block_on(s3::client_from_env().instrument(span.clone())), config);
+    let mut handler = rt.block_on(handler_from_env(config).instrument(span.clone()));
     handler.metrics_to_stderr = true;
     let handler = Arc::new(handler);
     let deadline = args.deadline_ms.map(|ms| std::time::SystemTime::now() + std::time::Duration::from_millis(ms));
@@ -303,5 +326,75 @@ fn generate_cmd(args: GenerateArgs) -> anyhow::Result<()> {
         }
     };
     tracing::info!(rows = report.rows, rejected = report.rejected, "generated");
+    Ok(())
+}
+
+/// Writes the reports of the published hours and days under `--out` and prints a digest.
+fn report(args: ReportArgs) -> anyhow::Result<()> {
+    use hourly_insights::publish::PeriodRef;
+    use hourly_insights::report::{self, Published};
+    use hourly_insights::tables::Period;
+    let options = report_options(args.report_base_url)?;
+    let (rt, client) = s3_for(&args.out)?;
+    let sink = open_sink(&args.out, rt.as_ref(), client)?;
+    let all = report::all_periods(sink.as_ref())?;
+    if all.is_empty() {
+        bail!("nothing is published under {} (no day manifest in _state/): run a file into it first", args.out);
+    }
+    let wanted: Vec<PeriodRef> = match (&args.hour, &args.day) {
+        (Some(hour), _) => {
+            let start = parse::event_time_micros(format!("{hour}:00:00Z").as_bytes())
+                .ok_or_else(|| anyhow!("--hour must look like 2026-11-22T13, got '{hour}'"))?;
+            let found: Vec<PeriodRef> =
+                all.iter().filter(|p| p.period == Period::Hour && p.start == start).copied().collect();
+            if found.is_empty() {
+                bail!("hour {hour} is not published under {}", args.out);
+            }
+            found
+        }
+        (None, Some(day)) => {
+            let start = parse::event_time_micros(format!("{day}T00:00:00Z").as_bytes())
+                .ok_or_else(|| anyhow!("--day must look like 2026-11-22, got '{day}'"))?;
+            let found: Vec<PeriodRef> =
+                all.iter().filter(|p| p.period == Period::Day && p.start == start).copied().collect();
+            if found.is_empty() {
+                bail!("day {day} is not published under {}", args.out);
+            }
+            found
+        }
+        (None, None) => all,
+    };
+    let data = Published::new(sink.as_ref());
+    let total = wanted.len();
+    let started = std::time::Instant::now();
+    let mut reports = 0;
+    let mut digest = None;
+    // In batches, so that a long history shows progress. Periods come in time order, so the last batch holding
+    // hours gives latest.html and the digest their newest hour.
+    for (i, batch) in wanted.chunks(48).enumerate() {
+        let written = report::publish(&data, batch, &options, true)?;
+        reports += written.reports.len();
+        if written.digest.is_some() {
+            digest = written.digest;
+        }
+        if total > 48 {
+            tracing::info!(done = (i * 48 + batch.len()), total, "writing reports");
+        }
+    }
+    let digest = match digest {
+        Some(d) => d,
+        None => {
+            // A day alone: its digest.
+            let p = wanted[0];
+            let facts = report::model::facts(&data, p.period, p.start)?;
+            report::digest::digest(&facts, &options.link(sink.as_ref(), &report::report_key(p.period, p.start)))
+        }
+    };
+    tracing::info!(reports, ms = started.elapsed().as_millis() as u64, out = %args.out, "reports written");
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&digest)?);
+    } else {
+        print!("{}", digest.text);
+    }
     Ok(())
 }

@@ -145,6 +145,24 @@ pub fn emf(namespace: &str, function_name: &str, summary: &Summary, timestamp_ms
     doc
 }
 
+/// An EMF document with one count metric of value 1 (events such as a digest that could not be sent).
+pub fn count_metric(namespace: &str, function_name: &str, name: &str) -> Value {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let mut doc = json!({
+        "_aws": {
+            "Timestamp": now,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [["FunctionName"]],
+                "Metrics": [{"Name": name, "Unit": "Count"}],
+            }],
+        },
+        "FunctionName": function_name,
+    });
+    doc[name] = json!(1);
+    doc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

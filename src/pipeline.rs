@@ -88,6 +88,8 @@ pub struct Options {
     pub deadline: Option<std::time::SystemTime>,
     /// The largest rejects file kept in temporary space; more fails the input as `rejects_too_large`.
     pub max_rejects_bytes: u64,
+    /// How the reports link to themselves (the digest's link).
+    pub report: crate::report::Options,
 }
 
 /// The default of [`Options::max_rejects_bytes`]: half of Lambda's 512 MB /tmp, leaving room for the partial
@@ -148,6 +150,7 @@ impl Default for Options {
             stages: StageMode::Auto,
             deadline: None,
             max_rejects_bytes: MAX_REJECTS_MIB << 20,
+            report: crate::report::Options::default(),
         }
     }
 }
@@ -235,21 +238,28 @@ pub fn run_guarded(
         version_id: source.version_id.clone(),
         etag: source.etag.clone(),
     };
-    let summary = match processed {
+    let (summary, periods) = match processed {
         Ok(p) => {
             let started = Instant::now();
             let published = publish::commit(sink, &name, &source.uri, &version, "present", &p.partials)?;
             tracing::debug!(ms = started.elapsed().as_millis() as u64, "states stored and hours published");
-            write_outputs(p, published, sink, &name, &source)?
+            let periods = published.periods.clone();
+            (write_outputs(p, published, sink, &name, &source)?, periods)
         }
         Err(Error::Input(e)) => {
             tracing::error!(kind = e.kind(), error = %e, "input rejected as a whole");
             let published = publish::commit(sink, &name, &source.uri, &version, "failed", &[])?;
             sink.delete(&output::rejects_key(&name))?;
-            Summary { outputs: published.outputs, ..failed_summary(&source, &e) }
+            (Summary { outputs: published.outputs, ..failed_summary(&source, &e) }, published.periods)
         }
         Err(e) => return Err(e),
     };
+    // Reports of the hours and days just published, read back from the tables; this run's summary is not
+    // stored yet, so they read it from memory.
+    let data = crate::report::Published::new(sink).with_summary(summary.clone());
+    let written = crate::report::publish(&data, &periods, &options.report, false)?;
+    let digest = written.digest.filter(|_| summary.status == Status::Succeeded);
+    let summary = Summary { reports: written.reports, digest, ..summary };
     let duration_ms = started.elapsed().as_millis() as u64;
     let summary = Summary {
         duration_ms,
@@ -277,13 +287,20 @@ pub fn run_guarded(
 
 /// Removes a source: its partial states leave every hour and day they fed, which are published again, and
 /// its summary and rejects file are deleted. `sequencer` is the deletion event's, so that an older upload's
-/// late run cannot bring the source back. Returns what was published.
-pub fn forget(sink: &dyn Sink, uri: &str, sequencer: Option<String>) -> Result<Published> {
+/// late run cannot bring the source back. Returns what was published (the reports of the hours and days it
+/// fed are written again too).
+pub fn forget(
+    sink: &dyn Sink,
+    uri: &str,
+    sequencer: Option<String>,
+    report: &crate::report::Options,
+) -> Result<Published> {
     let name = output::output_name(uri);
     let version = Version { sequencer, ..Version::default() };
     let published = publish::commit(sink, &name, uri, &version, "deleted", &[])?;
     sink.delete(&output::rejects_key(&name))?;
     sink.delete(&output::summary_key(&name))?;
+    crate::report::publish(&crate::report::Published::new(sink), &published.periods, report, false)?;
     tracing::info!(source = uri, tables = published.outputs.len(), "source forgotten");
     Ok(published)
 }

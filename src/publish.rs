@@ -126,11 +126,22 @@ fn start_of(day: &str, hour: Option<&str>) -> Result<i64> {
         .ok_or_else(|| Error::Internal { message: format!("not a day or hour in the state: {text}") })
 }
 
+/// An hour or day whose tables a run wrote, and the manifest generation they were computed from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeriodRef {
+    pub period: Period,
+    /// µs start of the hour or day.
+    pub start: i64,
+    pub generation: u64,
+}
+
 /// What a commit did.
 #[derive(Debug, Default)]
 pub struct Published {
     /// The tables this run wrote (others may have been written by a run with newer state).
     pub outputs: Vec<OutputFile>,
+    /// The hours and days those tables belong to, in the order written (their reports follow them).
+    pub periods: Vec<PeriodRef>,
     /// State objects read from storage to compute them (the run's own partials are used from memory).
     pub partials_read: usize,
 }
@@ -342,6 +353,7 @@ fn publish_from(
         let started = std::time::Instant::now();
         let merged = partial::merge(&parts);
         tracing::debug!(?period, ms = started.elapsed().as_millis() as u64, parts = parts.len(), "merged");
+        let before = published.outputs.len();
         for (spec, rows) in merged {
             let mut frame = partial::frame(spec, period, start, rows)?;
             let table = spec.table_name(period);
@@ -350,6 +362,9 @@ fn publish_from(
             if put_newer(sink, &key, &bytes, manifest.generation)? {
                 published.outputs.push(OutputFile { table, uri: sink.uri(&key), rows: frame.height() as u64 });
             }
+        }
+        if published.outputs.len() > before {
+            published.periods.push(PeriodRef { period, start, generation: manifest.generation });
         }
         Ok(())
     };
@@ -373,13 +388,35 @@ fn publish_from(
 /// a newer generation: a compare-and-swap on the object's entity tag, so an older computation that
 /// finishes late never replaces a newer one. Returns whether it wrote.
 pub fn put_newer(sink: &dyn Sink, key: &str, bytes: &[u8], generation: u64) -> Result<bool> {
+    put_newer_as(sink, key, bytes, "application/vnd.apache.parquet", generation)
+}
+
+/// [`put_newer`] for any content type (the reports use it too).
+pub fn put_newer_as(sink: &dyn Sink, key: &str, bytes: &[u8], content_type: &str, generation: u64) -> Result<bool> {
     for _ in 0..CAS_ATTEMPTS {
         let condition = match sink.head(key)? {
             Some(head) if head.generation.unwrap_or(0) >= generation => return Ok(false),
             Some(head) => Condition::Matches(head.etag),
             None => Condition::Absent,
         };
-        if sink.put_if(key, bytes, "application/vnd.apache.parquet", &condition, Some(generation))? {
+        if sink.put_if(key, bytes, content_type, &condition, Some(generation))? {
+            return Ok(true);
+        }
+    }
+    Err(lost_races(sink.uri(key)))
+}
+
+/// Stores `bytes` under `key` unless the stored object was computed from a newer generation: as
+/// [`put_newer_as`], but an object of the same generation is replaced too (a report written again by hand,
+/// after an upgrade). Returns whether it wrote.
+pub fn put_unless_newer(sink: &dyn Sink, key: &str, bytes: &[u8], content_type: &str, generation: u64) -> Result<bool> {
+    for _ in 0..CAS_ATTEMPTS {
+        let condition = match sink.head(key)? {
+            Some(head) if head.generation.unwrap_or(0) > generation => return Ok(false),
+            Some(head) => Condition::Matches(head.etag),
+            None => Condition::Absent,
+        };
+        if sink.put_if(key, bytes, content_type, &condition, Some(generation))? {
             return Ok(true);
         }
     }

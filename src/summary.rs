@@ -87,6 +87,12 @@ pub struct Summary {
     #[serde(default)]
     pub requests: crate::storage::Requests,
     pub rejects_uri: Option<String>,
+    /// The HTML reports this run wrote (its hours and days, and `reports/latest.html`).
+    #[serde(default)]
+    pub reports: Vec<String>,
+    /// The digest of the newest hour this run published (succeeded runs only; what SNS receives).
+    #[serde(default)]
+    pub digest: Option<crate::report::Digest>,
     pub duration_ms: u64,
     pub version: String,
     /// The Lambda request id of the run (null locally).
@@ -119,6 +125,8 @@ impl Summary {
             partials_read: 0,
             requests: Default::default(),
             rejects_uri: None,
+            reports: Vec::new(),
+            digest: None,
             duration_ms: 0,
             version: env!("CARGO_PKG_VERSION").to_string(),
             request_id: None,

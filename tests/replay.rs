@@ -1,6 +1,6 @@
-//! `hourly-insights replay` against moto's SQS and S3 (moto_server from PyPI, started here on loopback):
+//! Against moto (moto_server from PyPI, started here on loopback): `hourly-insights replay` with its SQS and S3,
 //! a failure-queue message wrapping the fixture's S3 event is run through the handler and deleted, a
-//! message without an event stays.
+//! message without an event stays; and a run with `DIGEST_TOPIC_ARN` publishes its digest to moto's SNS.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -129,5 +129,103 @@ fn replay_runs_the_failure_queues_events_and_deletes_the_ones_that_succeed() {
         let left = sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).send().await.unwrap();
         let bodies: Vec<&str> = left.messages().iter().filter_map(|m| m.body()).collect();
         assert_eq!(bodies, ["not an event"]);
+    });
+}
+
+/// With `DIGEST_TOPIC_ARN` set, a run publishes its newest hour's digest to the topic: moto's SNS delivers
+/// it to an SQS queue subscribed here, and the message is the summary's digest, linking the report under
+/// `REPORT_BASE_URL`.
+#[test]
+fn the_digest_of_a_run_is_published_to_the_sns_topic() {
+    let moto = start_moto();
+    let shared = aws(&moto.1);
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&shared).force_path_style(true).build());
+    let sqs = aws_sdk_sqs::Client::new(&shared);
+    let sns = aws_sdk_sns::Client::new(&shared);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixture = std::fs::read(root.join("fixtures/orders-2026-11-22T13.csv")).unwrap();
+    let (topic, queue_url) = rt.block_on(async {
+        for bucket in ["hourly-insights-input", "hourly-insights-output"] {
+            s3.create_bucket().bucket(bucket).send().await.unwrap();
+        }
+        s3.put_object()
+            .bucket("hourly-insights-input")
+            .key("exports/orders-2026-11-22T13.csv")
+            .body(fixture.into())
+            .send()
+            .await
+            .unwrap();
+        let topic = sns.create_topic().name("digest").send().await.unwrap().topic_arn().unwrap().to_string();
+        let queue = sqs.create_queue().queue_name("digest-inbox").send().await.unwrap();
+        let url = queue.queue_url().unwrap().to_string();
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap();
+        let arn = attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+        sns.subscribe().topic_arn(&topic).protocol("sqs").endpoint(arn).send().await.unwrap();
+        (topic, url)
+    });
+
+    let output = Command::new(env!("CARGO_BIN_EXE_hourly-insights"))
+        .args(["invoke", "--event"])
+        .arg(root.join("fixtures/events/s3-put.json"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", &moto.1)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("OUTPUT_BUCKET", "hourly-insights-output")
+        .env("DIGEST_TOPIC_ARN", &topic)
+        .env("REPORT_BASE_URL", "https://reports.example.test/insights/")
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("digest published"), "{stderr}");
+
+    rt.block_on(async {
+        let summaries =
+            s3.list_objects_v2().bucket("hourly-insights-output").prefix("insights/summaries/").send().await.unwrap();
+        let key = summaries.contents()[0].key().unwrap().to_string();
+        let body = s3.get_object().bucket("hourly-insights-output").key(&key).send().await.unwrap();
+        let summary: serde_json::Value =
+            serde_json::from_slice(&body.body.collect().await.unwrap().into_bytes()).unwrap();
+        let digest = &summary["digest"];
+        assert_eq!(digest["report"], "https://reports.example.test/insights/reports/dt=2026-11-22/hour=13/index.html");
+        for page in
+            ["reports/dt=2026-11-22/hour=13/index.html", "reports/dt=2026-11-22/index.html", "reports/latest.html"]
+        {
+            let head = s3.head_object().bucket("hourly-insights-output").key(format!("insights/{page}")).send().await;
+            let head = head.unwrap_or_else(|e| panic!("{page}: {e}"));
+            assert_eq!(head.content_type(), Some("text/html; charset=utf-8"), "{page}");
+        }
+
+        let received = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(5)
+            .send()
+            .await
+            .unwrap();
+        let messages = received.messages();
+        assert_eq!(messages.len(), 1, "one digest for one file");
+        let envelope: serde_json::Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
+        assert_eq!(envelope["TopicArn"], topic.as_str());
+        assert_eq!(envelope["Subject"], digest["subject"]);
+        assert_eq!(envelope["Message"], digest["text"]);
+        let text = envelope["Message"].as_str().unwrap();
+        assert!(text.starts_with("13:00–14:00 UTC, Sunday 22 November 2026\nRevenue "), "{text}");
+        assert!(
+            text.ends_with("Report: https://reports.example.test/insights/reports/dt=2026-11-22/hour=13/index.html\n")
+        );
     });
 }

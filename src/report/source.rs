@@ -1,0 +1,163 @@
+//! What a report reads: the published tables (Parquet), the day manifests and the source summaries, from
+//! any [`Sink`]. Reads are cached for the life of one [`Published`] (a report of an hour and the report of
+//! its day share most of what they read), and [`Published::prefetch`] fetches many objects at once, since
+//! on S3 each one is a round trip.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use polars::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::output;
+use crate::publish::{self, DayManifest};
+use crate::storage::Sink;
+use crate::summary::Summary;
+use crate::tables::{ColumnType, Period, TABLES};
+
+/// One row of a published table: its dimension values, and its metrics by column name (money in cents).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Group {
+    pub keys: Vec<String>,
+    pub metrics: HashMap<String, i128>,
+}
+
+impl Group {
+    /// A metric of the row, 0 when the table has no such column.
+    pub fn get(&self, metric: &str) -> i128 {
+        self.metrics.get(metric).copied().unwrap_or(0)
+    }
+}
+
+/// The rows of one published table file.
+pub type Rows = Arc<Vec<Group>>;
+
+/// Objects fetched in parallel by [`Published::prefetch`] at most.
+const PARALLEL_READS: usize = 16;
+
+/// Cached reads of one output root.
+pub struct Published<'a> {
+    sink: &'a dyn Sink,
+    objects: Mutex<HashMap<String, Option<Arc<Vec<u8>>>>>,
+    /// Summaries that are not stored yet (the current run's), by source name.
+    overrides: HashMap<String, Summary>,
+}
+
+impl<'a> Published<'a> {
+    pub fn new(sink: &'a dyn Sink) -> Self {
+        Published { sink, objects: Mutex::new(HashMap::new()), overrides: HashMap::new() }
+    }
+
+    /// Uses `summary` as the summary of its source instead of the stored one (a run's own summary is stored
+    /// after its reports).
+    pub fn with_summary(mut self, summary: Summary) -> Self {
+        self.overrides.insert(output::output_name(&summary.source.uri), summary);
+        self
+    }
+
+    pub fn sink(&self) -> &dyn Sink {
+        self.sink
+    }
+
+    fn object(&self, key: &str) -> Result<Option<Arc<Vec<u8>>>> {
+        if let Some(hit) = self.objects.lock().map_err(|_| poisoned())?.get(key) {
+            return Ok(hit.clone());
+        }
+        let value = self.sink.get(key)?.map(Arc::new);
+        self.objects.lock().map_err(|_| poisoned())?.insert(key.to_string(), value.clone());
+        Ok(value)
+    }
+
+    /// Fetches `keys` into the cache, [`PARALLEL_READS`] at a time.
+    pub fn prefetch(&self, keys: &[String]) -> Result<()> {
+        let missing: Vec<&String> = {
+            let cache = self.objects.lock().map_err(|_| poisoned())?;
+            keys.iter().filter(|k| !cache.contains_key(k.as_str())).collect()
+        };
+        for batch in missing.chunks(PARALLEL_READS) {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = batch.iter().map(|k| s.spawn(move || self.object(k))).collect();
+                handles.into_iter().try_for_each(|h| {
+                    h.join().map_err(|_| Error::Internal { message: "a report read panicked".into() })?.map(drop)
+                })
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The key of a table's file for one hour or day (`name` is the hourly table's name).
+    pub fn table_key(name: &str, period: Period, start: i64) -> Option<String> {
+        let spec = TABLES.iter().find(|t| t.name == name)?;
+        Some(publish::table_key(&spec.table_name(period), period, start))
+    }
+
+    /// The rows of table `name` (its hourly name, e.g. `hourly_kpis`) for the hour or day starting at
+    /// `start`, or `None` when nothing is published for it.
+    pub fn table(&self, name: &str, period: Period, start: i64) -> Result<Option<Rows>> {
+        let Some(key) = Self::table_key(name, period, start) else { return Ok(None) };
+        let Some(bytes) = self.object(&key)? else { return Ok(None) };
+        let spec = TABLES.iter().find(|t| t.name == name).expect("table_key found it");
+        let unreadable = |e: &dyn std::fmt::Display| Error::Internal {
+            message: format!("{} is not a readable table: {e}", self.sink.uri(&key)),
+        };
+        let frame = ParquetReader::new(std::io::Cursor::new(bytes.as_slice())).finish().map_err(|e| unreadable(&e))?;
+        let mut rows = vec![Group::default(); frame.height()];
+        for dim in spec.keys {
+            let column = frame.column(dim.name()).map_err(|e| unreadable(&e))?;
+            let values = column.str().map_err(|e| unreadable(&e))?;
+            for (row, value) in rows.iter_mut().zip(values.iter()) {
+                row.keys.push(value.unwrap_or_default().to_string());
+            }
+        }
+        let mut metrics: Vec<(&str, ColumnType)> = spec.metrics.iter().map(|m| (m.name(), m.column_type())).collect();
+        if spec.top.is_some() {
+            metrics.push(("rank", ColumnType::Int64));
+        }
+        for (name, ty) in metrics {
+            let column = frame.column(name).map_err(|e| unreadable(&e))?;
+            let values: Vec<i128> = match ty {
+                ColumnType::Decimal => {
+                    let c = column.decimal().map_err(|e| unreadable(&e))?;
+                    c.physical().iter().map(|v| v.unwrap_or(0)).collect()
+                }
+                _ => {
+                    let c = column.i64().map_err(|e| unreadable(&e))?;
+                    c.iter().map(|v| i128::from(v.unwrap_or(0))).collect()
+                }
+            };
+            for (row, value) in rows.iter_mut().zip(values) {
+                row.metrics.insert(name.to_string(), value);
+            }
+        }
+        Ok(Some(Arc::new(rows)))
+    }
+
+    /// The manifest of a day (`YYYY-MM-DD`), or `None`.
+    pub fn manifest(&self, day: &str) -> Result<Option<DayManifest>> {
+        let key = publish::manifest_key(day);
+        match self.object(&key)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::Internal { message: format!("{} is not readable: {e}", self.sink.uri(&key)) }),
+        }
+    }
+
+    /// The summary of source `name`, or `None` when it has none (yet).
+    pub fn summary(&self, name: &str) -> Result<Option<Summary>> {
+        if let Some(s) = self.overrides.get(name) {
+            return Ok(Some(s.clone()));
+        }
+        let key = output::summary_key(name);
+        match self.object(&key)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::Internal { message: format!("{} is not readable: {e}", self.sink.uri(&key)) }),
+        }
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Internal { message: "the report cache lock was poisoned".into() }
+}
