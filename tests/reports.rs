@@ -6,7 +6,6 @@
 #[path = "support/history.rs"]
 mod history;
 #[path = "support/reference.rs"]
-#[allow(dead_code)]
 mod reference;
 
 use std::fs;
@@ -30,7 +29,7 @@ fn money(s: &str) -> String {
     let (int, frac) = s.split_once('.').unwrap();
     let mut grouped = String::new();
     for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
+        if i > 0 && (int.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(c);
@@ -118,7 +117,7 @@ fn runs_write_self_contained_reports_whose_numbers_are_the_tables() {
     let html12 = fs::read_to_string(r.join("dt=2026-11-22/hour=12/index.html")).unwrap();
     let late = fixture["by_hour"].as_array().unwrap().iter().find(|h| h["hour"] == "2026-11-22T12:00:00Z").unwrap();
     assert_eq!(quality(&html12, "late"), late["order_lines"].to_string());
-    assert_eq!(html12.matches("<td title=\"file://").count(), 2, "two files fed 12:00");
+    assert_eq!(html12.matches("<td title=\"").count(), 2, "two files fed 12:00");
 
     // The day page reads the daily table.
     let day = fs::read_to_string(r.join("dt=2026-11-22/index.html")).unwrap();
@@ -127,7 +126,7 @@ fn runs_write_self_contained_reports_whose_numbers_are_the_tables() {
 
     // latest.html is the newest hour, from its own folder.
     let latest = fs::read_to_string(r.join("latest.html")).unwrap();
-    assert!(latest.contains("data-period=\"2026-11-22T13\"") && latest.contains("href=\"dt=2026-11-22/index.html\""));
+    assert!(latest.contains("data-period=\"2026-11-22T13\"") && latest.contains("href=\"dt=2026-11-22"));
 
     // A normal hour a week later is not an outlier (its range includes the previous weeks' 2,000-row hours).
     let next = run_generated(dir.path(), &out, "2026-11-29T13", 2_200, 30);
@@ -193,5 +192,5 @@ fn runs_write_self_contained_reports_whose_numbers_are_the_tables() {
     cli(&["forget", fixture_path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     let html = fs::read_to_string(r.join("dt=2026-11-22/hour=13/index.html")).unwrap();
     assert_eq!(attr(&html, "data-kpi=\"revenue\" data-value=\""), "0.00");
-    assert!(!html.contains("<td title=\"file://"), "no file feeds the hour any more");
+    assert!(!html.contains("<td title=\""), "no file feeds the hour any more");
 }

@@ -28,7 +28,9 @@ con = duckdb.connect()
 
 def table(name, where):
     path = os.path.join(out, name, where, "data.parquet")
-    return con.execute(f"SELECT * FROM read_parquet('{path}')").fetchall(), [d[0] for d in con.description]
+    # hour_start (a timestamp with time zone) would need pytz in Python; the checks do not use it.
+    select = "* EXCLUDE (hour_start)" if "/hour=" in where else "*"
+    return con.execute(f"SELECT {select} FROM read_parquet('{path}')").fetchall(), [d[0] for d in con.description]
 
 
 def plain(text):
