@@ -47,9 +47,11 @@ pub struct CostRow {
     pub instance_per_month: f64,
 }
 
-/// S3 requests of one run: one GET + one HEAD of the input, ~11 PUTs (10 tables, the summary, rejects),
-/// one GET of the previous summary.
-const S3_REQUESTS_PER_RUN: (f64, f64) = (12.0, 3.0);
+/// S3 requests of one run (PUT-priced, GET-priced), as counted in a summary's `requests` for a file of one
+/// hour with a day and four weeks of history already published (docs/benchmarks.md, "Reports"): 24 PUTs
+/// (states, records, manifest, 10 tables, 4 reports, rejects, summary) and 104 GETs + 19 HEADs, of which the
+/// four reports read about 90 (neighbouring hours, weeks, manifests, summaries), plus the input's GET.
+pub const S3_REQUESTS_PER_RUN: (f64, f64) = (24.0, 124.0);
 
 pub fn cost_rows(inputs: &CostInputs, sizes_mb: &[f64]) -> Vec<CostRow> {
     sizes_mb
@@ -179,7 +181,7 @@ mod tests {
         };
         let rows = cost_rows(&inputs, &[10.0, 1000.0]);
         assert!((rows[0].seconds_per_run - 0.1).abs() < 1e-12);
-        let s3 = 12.0 * prices::S3_PUT + 3.0 * prices::S3_GET;
+        let s3 = S3_REQUESTS_PER_RUN.0 * prices::S3_PUT + S3_REQUESTS_PER_RUN.1 * prices::S3_GET;
         assert!((rows[1].lambda_per_run - (10.0 * 0.00001 + s3)).abs() < 1e-12);
         assert!((rows[1].instance_per_month - 7.3).abs() < 1e-9);
         let md = cost_markdown(&inputs, &rows);
