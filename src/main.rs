@@ -203,7 +203,7 @@ fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
     let sink = open_sink(&args.out, rt.as_ref(), client)?;
     let (days, published) = hourly_insights::publish::rebuild(sink.as_ref())?;
     let data = hourly_insights::report::Published::new(sink.as_ref());
-    hourly_insights::report::publish(&data, &published.periods, &Default::default(), false)?;
+    hourly_insights::report::publish(&data, &published.periods, &Default::default(), None)?;
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({"days": days, "tables_written": published.outputs.len(),
@@ -365,6 +365,7 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
         (None, None) => all,
     };
     let data = Published::new(sink.as_ref());
+    let digest_hour = wanted.iter().find(|p| args.hour.is_some() && p.period == Period::Hour).map(|p| p.start);
     let total = wanted.len();
     let started = std::time::Instant::now();
     let mut reports = 0;
@@ -372,7 +373,7 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
     // In batches, so that a long history shows progress. Periods come in time order, so the last batch holding
     // hours gives latest.html and the digest their newest hour.
     for (i, batch) in wanted.chunks(48).enumerate() {
-        let written = report::publish(&data, batch, &options, true)?;
+        let written = report::publish(&data, batch, &options, digest_hour)?;
         reports += written.reports.len();
         if written.digest.is_some() {
             digest = written.digest;

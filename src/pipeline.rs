@@ -241,23 +241,31 @@ pub fn run_guarded(
     let (summary, periods) = match processed {
         Ok(p) => {
             let started = Instant::now();
-            let published = publish::commit(sink, &name, &source.uri, &version, "present", &p.partials)?;
+            let quality = publish::SourceQuality {
+                lines_by_hour: p.by_hour.iter().map(|h| (h.hour.clone(), h.order_lines)).collect(),
+                rejected: p.rows.rejected,
+                rejects_by_reason: p.rejects_by_reason.iter().map(|(r, &n)| (r.as_str().to_string(), n)).collect(),
+            };
+            let published =
+                publish::commit(sink, &name, &source.uri, &version, "present", &p.partials, Some(&quality))?;
             tracing::debug!(ms = started.elapsed().as_millis() as u64, "states stored and hours published");
             let periods = published.periods.clone();
             (write_outputs(p, published, sink, &name, &source)?, periods)
         }
         Err(Error::Input(e)) => {
             tracing::error!(kind = e.kind(), error = %e, "input rejected as a whole");
-            let published = publish::commit(sink, &name, &source.uri, &version, "failed", &[])?;
+            let published = publish::commit(sink, &name, &source.uri, &version, "failed", &[], None)?;
             sink.delete(&output::rejects_key(&name))?;
             (Summary { outputs: published.outputs, ..failed_summary(&source, &e) }, published.periods)
         }
         Err(e) => return Err(e),
     };
     // Reports of the hours and days just published, read back from the tables; this run's summary is not
-    // stored yet, so they read it from memory.
+    // stored yet, so they read it from memory. The digest is of the file's main hour (most rows).
     let data = crate::report::Published::new(sink).with_summary(summary.clone());
-    let written = crate::report::publish(&data, &periods, &options.report, false)?;
+    let main_hour =
+        summary.by_hour.iter().max_by_key(|h| h.order_lines).and_then(|h| parse::event_time_micros(h.hour.as_bytes()));
+    let written = reports(crate::report::publish(&data, &periods, &options.report, main_hour))?;
     let digest = written.digest.filter(|_| summary.status == Status::Succeeded);
     let summary = Summary { reports: written.reports, digest, ..summary };
     let duration_ms = started.elapsed().as_millis() as u64;
@@ -297,12 +305,26 @@ pub fn forget(
 ) -> Result<Published> {
     let name = output::output_name(uri);
     let version = Version { sequencer, ..Version::default() };
-    let published = publish::commit(sink, &name, uri, &version, "deleted", &[])?;
+    let published = publish::commit(sink, &name, uri, &version, "deleted", &[], None)?;
     sink.delete(&output::rejects_key(&name))?;
     sink.delete(&output::summary_key(&name))?;
-    crate::report::publish(&crate::report::Published::new(sink), &published.periods, report, false)?;
+    reports(crate::report::publish(&crate::report::Published::new(sink), &published.periods, report, None))?;
     tracing::info!(source = uri, tables = published.outputs.len(), "source forgotten");
     Ok(published)
+}
+
+/// The reports are part of publishing, but a report that cannot be built must not hold the tables hostage:
+/// trouble worth retrying (storage) fails the run, so Lambda retries it and the retry writes the pages
+/// (the tables stand; [`publish`] reports the periods of its generation again); anything else is logged as
+/// an ERROR and the run goes on without its pages.
+fn reports(result: Result<crate::report::Written>) -> Result<crate::report::Written> {
+    match result {
+        Err(e) if !e.is_retryable() => {
+            tracing::error!(error = %e, "the reports could not be written; the tables are published");
+            Ok(crate::report::Written::default())
+        }
+        other => other,
+    }
 }
 
 fn process(

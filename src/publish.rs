@@ -12,7 +12,7 @@
 //!
 //! No lock service: every shared object is changed with a conditional write ([`Sink::put_if`], S3
 //! `If-Match` / `If-None-Match`), retried after reading again when another writer got there first. A
-//! table is replaced only by one computed from a newer generation ([`put_newer`]), so however runs
+//! table is replaced only by one computed from a newer generation ([`put_generation`]), so however runs
 //! interleave, each hour and day ends up computed from the last generation of its manifest, which lists
 //! every source's latest partials. Versions of one source are ordered by the S3 event's `sequencer`: an
 //! older version's run, finishing after a newer one's, stands down ([`supersedes`]).
@@ -75,6 +75,20 @@ pub struct Entry {
     pub uri: String,
     pub version: Version,
     pub partials: BTreeMap<String, String>,
+    /// What the reports say of the source's data quality, recorded with its partials so that a report of a
+    /// generation sees exactly that generation's sources (absent in manifests written before the reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<SourceQuality>,
+}
+
+/// A source's data-quality facts, kept in the day manifests.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SourceQuality {
+    /// Valid rows by hour (RFC 3339 hour start), every hour of the file.
+    pub lines_by_hour: BTreeMap<String, i64>,
+    /// Rows the file rejected, and by reason (reasons with none left out).
+    pub rejected: u64,
+    pub rejects_by_reason: BTreeMap<String, u64>,
 }
 
 /// Which partials make up each hour of one UTC day.
@@ -159,9 +173,9 @@ fn lost_races(uri: String) -> Error {
     }
 }
 
-/// Replaces the contribution of source `name` by `partials` (none for a failed or deleted source) and
-/// publishes every hour and day it had or has. Returns [`Error::Superseded`] when a newer version of the
-/// source has already been recorded (nothing is changed then).
+/// Replaces the contribution of source `name` by `partials` (none for a failed or deleted source), with its
+/// data-quality facts, and publishes every hour and day it had or has. Returns [`Error::Superseded`] when a
+/// newer version of the source has already been recorded (nothing is changed then).
 pub fn commit(
     sink: &dyn Sink,
     name: &str,
@@ -169,6 +183,7 @@ pub fn commit(
     version: &Version,
     status: &str,
     partials: &[Partial],
+    quality: Option<&SourceQuality>,
 ) -> Result<Published> {
     let record_key = record_key(name);
     let check = |stored: Option<&SourceRecord>| -> Result<()> {
@@ -239,7 +254,12 @@ pub fn commit(
 
     let mut published = Published::default();
     for (day, (now, touched)) in &days {
-        let entry = Entry { uri: uri.to_string(), version: version.clone(), partials: now.clone() };
+        let entry = Entry {
+            uri: uri.to_string(),
+            version: version.clone(),
+            partials: now.clone(),
+            quality: quality.filter(|_| !now.is_empty()).cloned(),
+        };
         let Some(manifest) = update_manifest(sink, day, name, &entry)? else { continue };
         publish_day(sink, manifest, touched, &own, &mut published)?;
     }
@@ -354,16 +374,25 @@ fn publish_from(
         let merged = partial::merge(&parts);
         tracing::debug!(?period, ms = started.elapsed().as_millis() as u64, parts = parts.len(), "merged");
         let before = published.outputs.len();
+        let mut current = false;
         for (spec, rows) in merged {
             let mut frame = partial::frame(spec, period, start, rows)?;
             let table = spec.table_name(period);
             let key = table_key(&table, period, start);
             let bytes = output::parquet_bytes(&mut frame)?;
-            if put_newer(sink, &key, &bytes, manifest.generation)? {
-                published.outputs.push(OutputFile { table, uri: sink.uri(&key), rows: frame.height() as u64 });
+            match put_generation(sink, &key, &bytes, PARQUET, manifest.generation, false)? {
+                Stored::Written => {
+                    current = true;
+                    published.outputs.push(OutputFile { table, uri: sink.uri(&key), rows: frame.height() as u64 });
+                }
+                // Stored by this generation before (a retry after a failure later in the run): the period
+                // is still this run's to report on.
+                Stored::Same => current = true,
+                Stored::Newer => {}
             }
         }
-        if published.outputs.len() > before {
+        debug_assert!(published.outputs.len() >= before);
+        if current {
             published.periods.push(PeriodRef { period, start, generation: manifest.generation });
         }
         Ok(())
@@ -384,40 +413,39 @@ fn publish_from(
     Ok(write(Period::Day, day_start, all))
 }
 
-/// Stores a published table computed from `generation` unless the stored one was computed from the same or
-/// a newer generation: a compare-and-swap on the object's entity tag, so an older computation that
-/// finishes late never replaces a newer one. Returns whether it wrote.
-pub fn put_newer(sink: &dyn Sink, key: &str, bytes: &[u8], generation: u64) -> Result<bool> {
-    put_newer_as(sink, key, bytes, "application/vnd.apache.parquet", generation)
+const PARQUET: &str = "application/vnd.apache.parquet";
+
+/// What [`put_generation`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// The object was written.
+    Written,
+    /// An object of the same generation was there and was kept.
+    Same,
+    /// An object of a newer generation was there and was kept.
+    Newer,
 }
 
-/// [`put_newer`] for any content type (the reports use it too).
-pub fn put_newer_as(sink: &dyn Sink, key: &str, bytes: &[u8], content_type: &str, generation: u64) -> Result<bool> {
+/// Stores a published object computed from `generation` unless the stored one was computed from a newer
+/// generation (or, without `replace_same`, from the same one): a compare-and-swap on the object's entity
+/// tag, so an older computation that finishes late never replaces a newer one.
+pub fn put_generation(
+    sink: &dyn Sink,
+    key: &str,
+    bytes: &[u8],
+    content_type: &str,
+    generation: u64,
+    replace_same: bool,
+) -> Result<Stored> {
     for _ in 0..CAS_ATTEMPTS {
         let condition = match sink.head(key)? {
-            Some(head) if head.generation.unwrap_or(0) >= generation => return Ok(false),
+            Some(head) if head.generation.unwrap_or(0) > generation => return Ok(Stored::Newer),
+            Some(head) if head.generation.unwrap_or(0) == generation && !replace_same => return Ok(Stored::Same),
             Some(head) => Condition::Matches(head.etag),
             None => Condition::Absent,
         };
         if sink.put_if(key, bytes, content_type, &condition, Some(generation))? {
-            return Ok(true);
-        }
-    }
-    Err(lost_races(sink.uri(key)))
-}
-
-/// Stores `bytes` under `key` unless the stored object was computed from a newer generation: as
-/// [`put_newer_as`], but an object of the same generation is replaced too (a report written again by hand,
-/// after an upgrade). Returns whether it wrote.
-pub fn put_unless_newer(sink: &dyn Sink, key: &str, bytes: &[u8], content_type: &str, generation: u64) -> Result<bool> {
-    for _ in 0..CAS_ATTEMPTS {
-        let condition = match sink.head(key)? {
-            Some(head) if head.generation.unwrap_or(0) > generation => return Ok(false),
-            Some(head) => Condition::Matches(head.etag),
-            None => Condition::Absent,
-        };
-        if sink.put_if(key, bytes, content_type, &condition, Some(generation))? {
-            return Ok(true);
+            return Ok(Stored::Written);
         }
     }
     Err(lost_races(sink.uri(key)))
@@ -462,6 +490,23 @@ fn bump(sink: &dyn Sink, day: &str) -> Result<DayManifest> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_object_is_replaced_only_by_a_newer_generation_or_on_request_by_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = crate::storage::LocalDir::new(dir.path()).unwrap();
+        let put = |bytes: &[u8], generation, replace_same| {
+            put_generation(&sink, "t/x.html", bytes, "text/html", generation, replace_same).unwrap()
+        };
+        assert_eq!(put(b"five", 5, false), Stored::Written);
+        assert_eq!(put(b"four", 4, true), Stored::Newer, "an older generation never replaces a newer one");
+        assert_eq!(put(b"five again", 5, false), Stored::Same);
+        assert_eq!(sink.get("t/x.html").unwrap().unwrap(), b"five");
+        assert_eq!(put(b"five again", 5, true), Stored::Written, "a retry of the same generation may");
+        assert_eq!(sink.get("t/x.html").unwrap().unwrap(), b"five again");
+        assert_eq!(put(b"six", 6, false), Stored::Written);
+        assert_eq!(sink.head("t/x.html").unwrap().unwrap().generation, Some(6));
+    }
 
     #[test]
     fn sequencers_compare_as_padded_hex() {

@@ -228,4 +228,25 @@ fn the_digest_of_a_run_is_published_to_the_sns_topic() {
             text.ends_with("Report: https://reports.example.test/insights/reports/dt=2026-11-22/hour=13/index.html\n")
         );
     });
+
+    // A digest that cannot be published (here: no such topic) is an ERROR and a DigestsFailed metric, not a
+    // failed run: the tables and reports are out, and a retry would redo the whole file for a notification.
+    let output = Command::new(env!("CARGO_BIN_EXE_hourly-insights"))
+        .args(["invoke", "--event"])
+        .arg(root.join("fixtures/events/s3-put.json"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", &moto.1)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("OUTPUT_BUCKET", "hourly-insights-output")
+        .env("DIGEST_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:no-such-topic")
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("cannot publish the digest") && stderr.contains("\"DigestsFailed\":1"), "{stderr}");
 }

@@ -49,6 +49,21 @@ fn quality(html: &str, what: &str) -> String {
     html[at..html[at..].find('<').unwrap() + at].replace(',', "")
 }
 
+/// Every `href` of every page under `reports` names a page that exists.
+fn assert_links_resolve(reports: &Path) {
+    for (key, bytes) in tree(reports) {
+        if !key.ends_with(".html") {
+            continue;
+        }
+        let page = reports.join(&key);
+        let html = String::from_utf8(bytes).unwrap();
+        for href in html.split("href=\"").skip(1).map(|h| h.split('"').next().unwrap().replace("&#x2f;", "/")) {
+            let target = page.parent().unwrap().join(&href);
+            assert!(target.exists(), "{key} links {href}, which does not exist");
+        }
+    }
+}
+
 #[test]
 fn runs_write_self_contained_reports_whose_numbers_are_the_tables() {
     let dir = tempfile::tempdir().unwrap();
@@ -124,6 +139,28 @@ fn runs_write_self_contained_reports_whose_numbers_are_the_tables() {
     assert_eq!(attr(&day, "data-kpi=\"revenue\" data-value=\""), kpis(&out, "daily_kpis/dt=2026-11-22")[4]);
     assert!(day.contains("data-report=\"day\""));
 
+    // The 24-hour chart ends with this hour; every link of every page leads to a page that exists.
+    let chart = html.split("data-chart=\"revenue\"").nth(1).unwrap().split("</svg>").next().unwrap();
+    assert_eq!(chart.matches("<rect class=\"bar").count() + chart.matches("<rect class=\"missing\"").count(), 24);
+    assert!(chart.rsplit("<rect ").next().unwrap().starts_with("class=\"bar now\""), "the last column is this hour");
+    assert_links_resolve(&r);
+
+    // Reports lost after the tables were out (a run that failed or timed out while writing them) are written
+    // by the retry, whose tables are already current.
+    let before_retry = tree(&r);
+    for page in ["dt=2026-11-22/hour=12", "dt=2026-11-22/hour=13", "dt=2026-11-22"] {
+        fs::remove_file(r.join(page).join("index.html")).unwrap();
+        fs::remove_file(r.join(page).join(".index.html.meta")).unwrap();
+    }
+    let fixture_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/orders-2026-11-22T13.csv");
+    let again: Value =
+        serde_json::from_str(&cli(&["run", fixture_path.to_str().unwrap(), "--out", out.to_str().unwrap()])).unwrap();
+    assert_eq!(again["outputs"], serde_json::json!([]), "no table changed");
+    assert_eq!(again["reports"].as_array().unwrap().len(), 4, "{}", again["reports"]);
+    let after_retry = tree(&r);
+    let differ: Vec<&String> = before_retry.keys().filter(|k| before_retry.get(*k) != after_retry.get(*k)).collect();
+    assert!(differ.is_empty() && before_retry.len() == after_retry.len(), "the same pages again; differ: {differ:?}");
+
     // latest.html is the newest hour, from its own folder.
     let latest = fs::read_to_string(r.join("latest.html")).unwrap();
     assert!(latest.contains("data-period=\"2026-11-22T13\"") && latest.contains("href=\"dt=2026-11-22"));
@@ -188,7 +225,6 @@ fn runs_write_self_contained_reports_whose_numbers_are_the_tables() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("nothing is published"), "an empty output says so");
 
     // Forgetting the fixture republishes its hour's report without it.
-    let fixture_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/orders-2026-11-22T13.csv");
     cli(&["forget", fixture_path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     let html = fs::read_to_string(r.join("dt=2026-11-22/hour=13/index.html")).unwrap();
     assert_eq!(attr(&html, "data-kpi=\"revenue\" data-value=\""), "0.00");

@@ -813,6 +813,23 @@ async fn eight_concurrent_runs_of_one_hour_publish_the_exact_merge() {
         reference::assert_tables(&reference::published(&files, "insights/"), &reference::expected(&all), &ctx);
         let manifest: Value = serde_json::from_slice(&files["insights/_state/dt=2026-11-22/manifest.json"]).unwrap();
         assert_eq!(manifest["sources"].as_object().unwrap().len(), 8, "{ctx}");
+        // The reports follow the tables' generations too: whatever the interleaving, each page shows the
+        // final tables' numbers, and latest.html the newest hour.
+        let tables = reference::published(&files, "insights/");
+        for (report, table) in [
+            ("reports/dt=2026-11-22/hour=12/index.html", "hourly_kpis/dt=2026-11-22/hour=12"),
+            ("reports/dt=2026-11-22/hour=13/index.html", "hourly_kpis/dt=2026-11-22/hour=13"),
+            ("reports/dt=2026-11-22/index.html", "daily_kpis/dt=2026-11-22"),
+        ] {
+            let html = String::from_utf8_lossy(&files[&format!("insights/{report}")]);
+            let revenue = tables[table][0].split('|').nth(4).unwrap();
+            assert!(
+                html.contains(&format!("data-kpi=\"revenue\" data-value=\"{revenue}\"")),
+                "{ctx}: {report} shows the final revenue {revenue}"
+            );
+        }
+        let latest = String::from_utf8_lossy(&files["insights/reports/latest.html"]);
+        assert!(latest.contains("data-period=\"2026-11-22T13\""), "{ctx}: latest.html is the newest hour");
     }
     eprintln!("conditional writes that lost to another writer and were retried: {contended}");
 }

@@ -16,7 +16,7 @@ pub struct Digest {
     pub period: String,
     /// RFC 3339 start of the hour or day.
     pub start: String,
-    /// One line, fit for an e-mail subject (at most 100 characters, SNS's limit).
+    /// One line of ASCII, fit for an e-mail subject (under 100 characters, as SNS requires).
     pub subject: String,
     /// The whole message (a few lines, ending with the link).
     pub text: String,
@@ -61,9 +61,10 @@ pub fn digest(facts: &Facts, report: &str) -> Digest {
     let week_ago = |f: fn(&Kpis) -> i128| facts.week_ago.as_ref().map(f);
     let page = model::page(facts, "");
     let outliers: Vec<String> = page.outliers.iter().map(|o| o.text.clone()).collect();
-    let flag = if outliers.is_empty() { "" } else { " [outlier]" };
+    // First, so that a long subject cut to SNS's limit keeps it.
+    let flag = if outliers.is_empty() { "" } else { "[outlier] " };
     let subject = format!(
-        "{name}: revenue {} ({}), {} orders{flag}",
+        "{flag}{name}: revenue {} ({}), {} orders",
         model::money(k.revenue),
         versus(k.revenue, prev(|k| k.revenue), previous),
         model::count(k.orders)
@@ -101,7 +102,7 @@ pub fn digest(facts: &Facts, report: &str) -> Digest {
     Digest {
         period: what.into(),
         start: parse::format_rfc3339(facts.start),
-        subject: truncate(&subject, 100),
+        subject: truncate(&subject, 99),
         text,
         report: report.to_string(),
         revenue: parse::format_cents(k.revenue),
@@ -117,14 +118,14 @@ pub fn digest(facts: &Facts, report: &str) -> Digest {
     }
 }
 
-/// At most `max` characters (SNS subjects), cut at a character boundary with an ellipsis.
+/// At most `max` characters of ASCII (SNS subjects: printable ASCII, no line break, under 100
+/// characters): anything else becomes `?`, and a longer text is cut with `...`.
 fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
+    let ascii: String = s.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
+    if ascii.len() <= max {
+        return ascii;
     }
-    let mut out: String = s.chars().take(max - 1).collect();
-    out.push('…');
-    out
+    format!("{}...", &ascii[..max - 3])
 }
 
 #[cfg(test)]
@@ -148,15 +149,17 @@ mod tests {
             kpis: Some(k(300_000, 40)),
             previous: Some(k(250_000, 50)),
             history: vec![k(100_000, 35), k(120_000, 45)],
+            complete: true,
             ..Facts::default()
         };
         let d = digest(&facts, "https://example.test/reports/dt=2026-11-22/hour=13/index.html");
-        assert_eq!(d.subject, "2026-11-22 13:00 UTC: revenue 3,000.00 (+20.0% vs previous hour), 40 orders [outlier]");
+        assert_eq!(d.subject, "[outlier] 2026-11-22 13:00 UTC: revenue 3,000.00 (+20.0% vs previous hour), 40 orders");
         assert!(d.text.contains("Orders 40 (-20.0% vs previous hour; no last week to compare)"), "{}", d.text);
         assert!(d.text.ends_with("Report: https://example.test/reports/dt=2026-11-22/hour=13/index.html\n"));
         assert_eq!((d.revenue.as_str(), d.orders, d.revenue_vs_previous_pct), ("3000.00", 40, Some(20.0)));
         assert_eq!(d.outliers.len(), 1);
-        assert!(d.subject.chars().count() <= 100);
-        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert!(d.subject.len() < 100 && d.subject.is_ascii());
+        assert_eq!(truncate("abcdefg", 6), "abc...");
+        assert_eq!(truncate("a\nb–c", 10), "a?b?c");
     }
 }

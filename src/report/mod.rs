@@ -9,7 +9,7 @@
 //! The flow: [`source`] reads the published tables, manifests and summaries; [`model`] turns them into the
 //! facts of a period and the page to show; [`chart`] computes the SVG shapes; [`render`] fills the
 //! templates; [`digest`] writes the few lines sent to SNS. A report carries the generation of the tables it
-//! follows (as the tables do, [`crate::publish::put_newer`]), so a run that computed an older state never
+//! follows (as the tables do, [`crate::publish::put_generation`]), so a run that computed an older state never
 //! replaces a newer report. A report shows its neighbours (previous hour, last 24 hours, previous weeks) as
 //! they were when it was written; `hourly-insights report` writes them all again.
 
@@ -77,21 +77,32 @@ pub fn html(data: &Published, period: Period, start: i64, base: &str) -> Result<
     Ok((render::page(&model::page(&facts, base))?, facts))
 }
 
+/// Hours starting later than this after now are not "the newest hour" of `latest.html` and the digest: a
+/// stray row dated in the future must not take them over.
+const FUTURE_SLACK_MICROS: i64 = HOUR_MICROS;
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
+
 /// Writes the report of every period in `periods` and `latest.html` for the newest hour among them, each
-/// only over a report of an older generation; with `replace` also over one of the same generation
-/// (`hourly-insights report`). Returns what was written and the newest hour's digest.
-pub fn publish(data: &Published, periods: &[PeriodRef], options: &Options, replace: bool) -> Result<Written> {
+/// over a report of the same or an older generation only (a retry writes its pages again; a slow run never
+/// replaces a newer page). The digest is of `digest_hour` when it is among the hours (a run's main hour),
+/// else of the newest hour. Returns what was written.
+pub fn publish(
+    data: &Published,
+    periods: &[PeriodRef],
+    options: &Options,
+    digest_hour: Option<i64>,
+) -> Result<Written> {
     let sink = data.sink();
     let started = std::time::Instant::now();
     let mut written = Written::default();
     let mut newest: Option<(PeriodRef, model::Facts)> = None;
+    let mut chosen: Option<model::Facts> = None;
+    let latest_bound = now_micros() + FUTURE_SLACK_MICROS;
     let mut put = |key: &str, html: &str, generation: u64| -> Result<()> {
-        let wrote = if replace {
-            publish::put_unless_newer(sink, key, html.as_bytes(), HTML, generation)?
-        } else {
-            publish::put_newer_as(sink, key, html.as_bytes(), HTML, generation)?
-        };
-        if wrote {
+        if publish::put_generation(sink, key, html.as_bytes(), HTML, generation, true)? == publish::Stored::Written {
             written.reports.push(sink.uri(key));
         }
         Ok(())
@@ -103,14 +114,22 @@ pub fn publish(data: &Published, periods: &[PeriodRef], options: &Options, repla
         };
         let (page, facts) = html(data, p.period, p.start, base)?;
         put(&report_key(p.period, p.start), &page, p.generation)?;
-        if p.period == Period::Hour && newest.as_ref().is_none_or(|(n, _)| p.start >= n.start) {
+        if p.period != Period::Hour || p.start > latest_bound {
+            continue;
+        }
+        if digest_hour == Some(p.start) {
+            chosen = Some(facts.clone());
+        }
+        if newest.as_ref().is_none_or(|(n, _)| p.start >= n.start) {
             newest = Some((*p, facts));
         }
     }
     if let Some((p, facts)) = &newest {
         let page = render::page(&model::page(facts, ""))?;
         put(LATEST_KEY, &page, latest_generation(p.start, p.generation))?;
-        written.digest = Some(digest::digest(facts, &options.link(sink, &report_key(Period::Hour, p.start))));
+    }
+    if let Some(facts) = chosen.as_ref().or(newest.as_ref().map(|(_, f)| f)) {
+        written.digest = Some(digest::digest(facts, &options.link(sink, &report_key(Period::Hour, facts.start))));
     }
     tracing::debug!(ms = started.elapsed().as_millis() as u64, reports = written.reports.len(), "reports written");
     Ok(written)

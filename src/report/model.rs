@@ -12,6 +12,7 @@ use super::source::{Group, Published};
 use crate::error::Result;
 use crate::parse;
 use crate::partial::{day_of, DAY_MICROS, HOUR_MICROS};
+use crate::publish::SourceQuality;
 use crate::tables::Period;
 
 /// The headline numbers of one hour or day (money in cents).
@@ -75,6 +76,9 @@ pub struct Facts {
     pub rejects: BTreeMap<String, u64>,
     /// Rows of the period that arrived in a file whose newest hour is later than the row's hour.
     pub late_rows: i64,
+    /// Whether the period is over: a day is judged for outliers only once it is (an hour always is, its
+    /// export having arrived).
+    pub complete: bool,
 }
 
 fn week() -> i64 {
@@ -120,9 +124,11 @@ pub fn facts(data: &Published, period: Period, start: i64) -> Result<Facts> {
     let rows = |table: &str| -> Result<Vec<Group>> {
         Ok(data.table(table, period, start)?.map(|r| r.as_ref().clone()).unwrap_or_default())
     };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
     let mut facts = Facts {
         period: Some(period),
         start,
+        complete: period == Period::Hour || start + DAY_MICROS <= now,
         kpis: kpis(period, start)?,
         previous: kpis(period, start - step(period))?,
         week_ago: kpis(period, start - week())?,
@@ -144,49 +150,71 @@ pub fn facts(data: &Published, period: Period, start: i64) -> Result<Facts> {
     Ok(facts)
 }
 
-/// The files that fed the period (from its day's manifest), their rows in it, late rows and rejects.
+/// The files that fed the period (from its day's manifest), their rows in it, late rows and rejects: from
+/// the quality facts each source recorded in the manifest with its partials (so a report of a generation
+/// sees exactly that generation's sources), or, for a manifest written before those existed, from the
+/// source's summary.
 fn quality(data: &Published, period: Period, start: i64, dt: &str, facts: &mut Facts) -> Result<()> {
     let Some(manifest) = data.manifest(dt)? else { return Ok(()) };
     let hours_in = |start_hour: i64| match period {
         Period::Hour => start_hour == start,
         Period::Day => day_of(start_hour) == start,
     };
+    let hour_of = |h: &str| parse::event_time_micros(h.as_bytes());
     let mut feeding = Vec::new();
     for (name, entry) in &manifest.sources {
-        let fed = entry
-            .partials
-            .keys()
-            .any(|hh| crate::parse::event_time_micros(format!("{dt}T{hh}:00:00Z").as_bytes()).is_some_and(hours_in));
+        let fed = entry.partials.keys().any(|hh| hour_of(&format!("{dt}T{hh}:00:00Z")).is_some_and(hours_in));
         if fed {
-            feeding.push((name.clone(), entry.uri.clone()));
+            feeding.push((name.clone(), entry));
         }
     }
-    let keys: Vec<String> = feeding.iter().map(|(name, _)| crate::output::summary_key(name)).collect();
-    data.prefetch(&keys)?;
-    for (name, uri) in feeding {
-        let Some(summary) = data.summary(&name)? else { continue };
-        let hour_of = |h: &str| parse::event_time_micros(h.as_bytes());
-        let newest = summary.by_hour.iter().filter_map(|h| hour_of(&h.hour)).max().unwrap_or(i64::MIN);
+    let old: Vec<String> =
+        feeding.iter().filter(|(_, e)| e.quality.is_none()).map(|(name, _)| crate::output::summary_key(name)).collect();
+    data.prefetch(&old)?;
+    for (name, entry) in feeding {
+        let uri = entry.uri.clone();
+        let file = uri.rsplit('/').next().unwrap_or(&uri).to_string();
+        let quality = match &entry.quality {
+            Some(q) => Some(q.clone()),
+            None => data.summary(&name)?.map(|s| SourceQuality {
+                lines_by_hour: s.by_hour.iter().map(|h| (h.hour.clone(), h.order_lines)).collect(),
+                rejected: s.rows.rejected,
+                rejects_by_reason: s.rejects_by_reason.into_iter().filter(|(_, n)| *n > 0).collect(),
+            }),
+        };
+        let Some(q) = quality else {
+            // An old manifest whose source's summary is not stored (yet).
+            let unknown = "–".to_string();
+            facts.files.push(FileRow {
+                name: file,
+                uri,
+                rows: unknown.clone(),
+                late: unknown.clone(),
+                rejected: unknown,
+            });
+            continue;
+        };
+        let newest = q.lines_by_hour.keys().filter_map(|h| hour_of(h)).max().unwrap_or(i64::MIN);
         let (mut rows, mut late) = (0i64, 0i64);
-        for h in &summary.by_hour {
-            let Some(hs) = hour_of(&h.hour) else { continue };
+        for (hour, &lines) in &q.lines_by_hour {
+            let Some(hs) = hour_of(hour) else { continue };
             if hours_in(hs) {
-                rows += h.order_lines;
+                rows += lines;
                 if hs < newest {
-                    late += h.order_lines;
+                    late += lines;
                 }
             }
         }
-        for (reason, n) in &summary.rejects_by_reason {
+        for (reason, n) in &q.rejects_by_reason {
             *facts.rejects.entry(reason.clone()).or_default() += n;
         }
         facts.late_rows += late;
         facts.files.push(FileRow {
-            name: uri.rsplit('/').next().unwrap_or(&uri).to_string(),
+            name: file,
             uri,
             rows: count(i128::from(rows)),
             late: count(i128::from(late)),
-            rejected: count(i128::from(summary.rows.rejected)),
+            rejected: count(i128::from(q.rejected)),
         });
     }
     Ok(())
@@ -371,6 +399,8 @@ pub struct Page {
     pub week_label: &'static str,
     pub outliers: Vec<Outlier>,
     pub band_note: String,
+    /// How to read the columns.
+    pub highlight_note: &'static str,
     pub trend_title: String,
     pub revenue_chart: Svg,
     pub orders_chart: Svg,
@@ -447,7 +477,7 @@ pub fn page(facts: &Facts, base: &str) -> Page {
     let k = facts.kpis.unwrap_or_default();
     let history = |f: fn(&Kpis) -> i128| -> Vec<i128> { facts.history.iter().map(f).collect() };
     let verdict = |now: i128, f: fn(&Kpis) -> i128| -> Option<Verdict> {
-        facts.kpis.and_then(|_| outlier::judge(now, &history(f)))
+        facts.kpis.filter(|_| facts.complete).and_then(|_| outlier::judge(now, &history(f)))
     };
     let mut outliers = Vec::new();
     let (unit, previous_label, week_label) = match period {
@@ -458,7 +488,9 @@ pub fn page(facts: &Facts, base: &str) -> Page {
         let v = verdict(now, f)?;
         let direction = if v == Verdict::Above { "above" } else { "below" };
         let (low, high) = outlier::band(&history(f))?;
-        let band = format!("{} – {}", fmt(low / 100), fmt(high / 100));
+        // The bounds in the unit, rounded inwards, so that a value shown outside them is flagged and one
+        // shown inside is not.
+        let band = format!("{} – {}", fmt((low + 99).div_euclid(100)), fmt(high.div_euclid(100)));
         outliers.push(Outlier {
             metric,
             direction,
@@ -579,12 +611,17 @@ pub fn page(facts: &Facts, base: &str) -> Page {
         outliers,
         band_note: format!(
             "An outlier is a revenue or order count outside the range of the same {unit} on the previous {} weeks, \
-             widened by {}% on each side; it needs {} of those weeks with data (this {unit} has {}).",
+             widened by {}% on each side; it needs {} of those weeks with data (this {unit} has {}).{}",
             outlier::WEEKS,
             outlier::MARGIN_PERCENT,
             outlier::MIN_HISTORY,
-            facts.history.len()
+            facts.history.len(),
+            if facts.complete { "" } else { " This day is not over yet: it is judged once it is." }
         ),
+        highlight_note: match period {
+            Period::Hour => "The highlighted column is this hour; a dashed column is an hour with nothing published.",
+            Period::Day => "A dashed column is an hour with nothing published.",
+        },
         trend_title,
         revenue_chart,
         orders_chart,
@@ -668,6 +705,7 @@ mod tests {
             week_ago: None,
             history: vec![k(100_000, 35), k(120_000, 45)],
             trend: vec![(hour - HOUR_MICROS, Some(k(100_000, 40))), (hour, Some(k(300_000, 40)))],
+            complete: true,
             ..Facts::default()
         };
         let page = page(&facts, "../../");
@@ -679,6 +717,12 @@ mod tests {
         assert_eq!(page.kpis[1].outlier, None, "40 orders is inside [28, 54]");
         assert_eq!(page.outliers.len(), 1);
         assert_eq!(page.outliers[0].band, "800.00 – 1,440.00");
+        let unfinished = Facts { complete: false, ..facts.clone() };
+        assert!(super::page(&unfinished, "").outliers.is_empty(), "a period that is not over is not judged");
+        // Bounds are rounded inwards: 33 orders at least once give a lower bound of 26.4, shown as 27.
+        let low = Facts { kpis: Some(k(100_000, 26)), history: vec![k(100_000, 33), k(100_000, 40)], ..facts.clone() };
+        let flagged = super::page(&low, "");
+        assert_eq!(flagged.outliers.iter().find(|o| o.metric == "orders").unwrap().band, "27 – 48");
         assert_eq!(page.nav[0].href, "../../dt=2026-11-22/hour=12/index.html");
         assert_eq!(page.nav.last().unwrap().href, "../../latest.html");
     }

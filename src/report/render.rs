@@ -27,3 +27,36 @@ pub fn page(page: &Page) -> Result<String> {
     let ctx = context! { version => env!("CARGO_PKG_VERSION"), ..Value::from(Serde(page)) };
     template.render(ctx).map_err(|e| Error::Internal { message: format!("cannot render the report: {e:#}") })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::model::{self, Facts, Kpis};
+    use crate::report::source::Group;
+    use crate::tables::Period;
+
+    /// Values from the export (channel, campaign, SKU, country) reach the page escaped, never as markup.
+    #[test]
+    fn values_from_the_export_are_escaped() {
+        let evil = "<script>alert(\"x\")</script>&";
+        let group = |keys: Vec<&str>| Group {
+            keys: keys.into_iter().map(str::to_string).collect(),
+            metrics: [("revenue".to_string(), 100), ("orders".to_string(), 1), ("rank".to_string(), 1)].into(),
+        };
+        let facts = Facts {
+            period: Some(Period::Hour),
+            start: 1_795_352_400_000_000,
+            kpis: Some(Kpis { revenue: 100, orders: 1, ..Kpis::default() }),
+            channels: vec![group(vec![evil, evil])],
+            categories: vec![group(vec![evil])],
+            products: vec![group(vec![evil])],
+            geo: vec![group(vec![evil, evil])],
+            complete: true,
+            ..Facts::default()
+        };
+        let html = page(&model::page(&facts, "../../")).unwrap();
+        assert!(!html.contains("<script"), "markup from the data is escaped");
+        assert!(html.matches("&lt;script&gt;").count() >= 6, "every value is shown, escaped");
+        assert!(!html.contains("alert(\"x\")"), "quotes are escaped too");
+    }
+}
