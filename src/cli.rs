@@ -235,4 +235,9 @@ pub struct GenerateArgs {
     /// Output file (gzip when it ends in .gz); stdout when omitted.
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// The kind of shop whose export it looks like: `numbered` (numbered ids, a few late rows), `uuid`
+    /// (UUID order ids, opaque customer ids, a quoted free-text column, millisecond times in file order),
+    /// `spread` (times in no order, orders spanning two hours, ~20,000 campaigns).
+    #[arg(long, value_enum, default_value_t = crate::generate::Shape::Numbered)]
+    pub shape: crate::generate::Shape,
 }

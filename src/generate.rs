@@ -23,6 +23,26 @@ pub struct GenerateOptions {
     pub hour_start: i64,
     /// Fraction of rows (0..=1) that carry one defect each.
     pub dirty: f64,
+    /// The kind of shop whose export it looks like.
+    pub shape: Shape,
+}
+
+/// Shapes of export, as different shops' backends write them: the benchmarks measure each, since what is
+/// fast on one can be slow on another (docs/benchmarks.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shape {
+    /// Numbered ids (`ORD-2026112213-0000123`, `C0000042`), a few late rows, times in random order within
+    /// the hour, about 6 rows per customer. The generator's original shape (the same bytes as before).
+    #[default]
+    Numbered,
+    /// UUID order ids, opaque customer ids (`cus_…`), a quoted free-text `note` column (commas, quotes),
+    /// millisecond times in file order, about 2.5 lines per order and 25 rows per customer: a typical
+    /// e-commerce platform export.
+    Uuid,
+    /// Numbered ids, but times in no order, orders whose lines span two hours (started up to 30 minutes
+    /// before the hour, lines up to 10 minutes apart), and about 20,000 distinct campaigns (ad-platform
+    /// ids): high-cardinality groups and an hour's ids split over two hours.
+    Spread,
 }
 
 /// What the generated file contains, for checking a run against it.
@@ -91,7 +111,8 @@ const DEVICE_WEIGHTS: &[u32] = &[50, 35, 8, 4, 3];
 const PAYMENTS: &[&str] = &["card", "paypal", "klarna", "apple_pay"];
 const SKUS: u64 = 400;
 
-/// The header row the generator writes (an extra `payment_method` column is ignored by the contract).
+/// The header row the generator writes (an extra `payment_method` column is ignored by the contract; the
+/// `uuid` shape adds a `note` column, ignored too).
 pub const HEADER: &[&str] = &[
     "event_time",
     "order_id",
@@ -107,11 +128,67 @@ pub const HEADER: &[&str] = &[
     "payment_method",
 ];
 
+/// A campaign: one of the channel's names, or an ad platform's numbered id (the `spread` shape).
+#[derive(Clone, Copy)]
+enum Campaign {
+    Named(&'static str),
+    Id(u32),
+}
+
+/// Free text as shoppers type it (the `uuid` shape's `note`): commas, quotes, empty.
+const NOTES: &[&str] = &[
+    "",
+    "",
+    "",
+    "Leave at the door, please",
+    "gift wrap: \"Happy birthday, Anna!\"",
+    "call before delivery; 2nd floor, left",
+    "no plastic",
+    "Bitte beim Nachbarn abgeben, falls niemand da ist",
+];
+
+/// A random version-4 UUID, lowercase.
+fn uuid(rng: &mut Rng) -> String {
+    let (a, b) = (rng.next(), rng.next());
+    let b = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+    let a = (a & 0xffff_ffff_ffff_0fff) | 0x4000;
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// An opaque customer id for customer number `n`: `cus_` and 14 base-62 characters of a hash of it.
+fn opaque_customer(n: u64) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut h = Rng(n ^ 0xc0ff_ee00_1234_5678);
+    let mut out = String::from("cus_");
+    let mut x = h.next();
+    for i in 0..14 {
+        if i == 10 {
+            x = h.next();
+        }
+        out.push(ALPHABET[(x % 62) as usize] as char);
+        x /= 62;
+    }
+    out
+}
+
+/// `2026-11-22T13:05:09.123Z`.
+fn format_millis(micros: i64) -> String {
+    let z = parse::format_rfc3339(micros);
+    format!("{}.{:03}Z", z.trim_end_matches('Z'), micros.rem_euclid(1_000_000) / 1_000)
+}
+
 struct Order {
     id: String,
     customer: String,
     channel: usize,
-    campaign: &'static str,
+    campaign: Campaign,
     country: &'static str,
     device: &'static str,
     payment: &'static str,
@@ -123,13 +200,21 @@ struct Order {
 pub fn generate(opts: &GenerateOptions, out: impl Write) -> std::io::Result<GenerateReport> {
     let mut rng = Rng(opts.seed ^ 0x005e_ed0f_0dd5);
     let mut w = csv::WriterBuilder::new().flexible(true).from_writer(out);
-    w.write_record(HEADER)?;
+    let shape = opts.shape;
+    if shape == Shape::Uuid {
+        w.write_record(HEADER.iter().chain(&["note"]))?;
+    } else {
+        w.write_record(HEADER)?;
+    }
     let mut report = GenerateReport {
         rows: opts.rows,
         rejects_by_reason: RejectReason::ALL.iter().map(|r| (r.as_str().to_string(), 0)).collect(),
         ..GenerateReport::default()
     };
-    let customers = (opts.rows / 6).max(10);
+    let customers = match shape {
+        Shape::Uuid => (opts.rows / 25).max(10),
+        _ => (opts.rows / 6).max(10),
+    };
     let mut order: Option<Order> = None;
     let mut order_seq = 0u64;
     let mut defect = 0usize;
@@ -142,27 +227,51 @@ pub fn generate(opts: &GenerateOptions, out: impl Write) -> std::io::Result<Gene
             Some(o) if o.lines_left > 0 => o,
             _ => {
                 order_seq += 1;
-                let late = rng.below(100) < 3;
-                // Lines of an order are up to 4 s apart; keep them inside the order's hour.
-                let offset = rng.below(3600 - 5) as i64 * 1_000_000;
-                let base = if late { opts.hour_start - parse::MICROS_PER_HOUR } else { opts.hour_start };
+                let late = shape == Shape::Numbered && rng.below(100) < 3;
+                let (base, offset) = match shape {
+                    // Lines of an order are up to 4 s apart; keep them inside the order's hour.
+                    Shape::Numbered => (
+                        if late { opts.hour_start - parse::MICROS_PER_HOUR } else { opts.hour_start },
+                        rng.below(3600 - 5) as i64 * 1_000_000,
+                    ),
+                    // In file order, to the millisecond.
+                    Shape::Uuid => {
+                        (opts.hour_start, (row as i128 * 3_600_000 / opts.rows.max(1) as i128) as i64 * 1_000)
+                    }
+                    // From 30 minutes before the hour to its end, so that some orders span two hours.
+                    Shape::Spread => (opts.hour_start - 1_800_000_000, rng.below(5_400_000) as i64 * 1_000),
+                };
                 let channel = rng.weighted(CHANNEL_WEIGHTS);
+                let id = match shape {
+                    Shape::Uuid => uuid(&mut rng),
+                    _ => format!("ORD-{hour_tag}-{order_seq:07}"),
+                };
+                let guest = rng.below(100) < 12;
+                // Skewed: a few loyal customers order often.
+                let c = if guest { 0 } else { (rng.unit().powi(2) * customers as f64) as u64 };
+                let customer = match (guest, shape) {
+                    (true, _) => String::new(),
+                    (false, Shape::Uuid) => opaque_customer(c),
+                    (false, _) => format!("C{c:07}"),
+                };
+                let campaign = match shape {
+                    Shape::Spread if rng.below(2) == 0 => Campaign::Id(rng.below(20_000) as u32),
+                    _ => Campaign::Named(rng.pick(CHANNELS[channel].1)),
+                };
                 order.insert(Order {
-                    id: format!("ORD-{hour_tag}-{order_seq:07}"),
-                    customer: if rng.below(100) < 12 {
-                        String::new()
-                    } else {
-                        // Skewed: a few loyal customers order often.
-                        let c = (rng.unit().powi(2) * customers as f64) as u64;
-                        format!("C{c:07}")
-                    },
+                    id,
+                    customer,
                     channel,
-                    campaign: rng.pick(CHANNELS[channel].1),
+                    campaign,
                     country: COUNTRIES[rng.weighted(COUNTRY_WEIGHTS)],
                     device: DEVICES[rng.weighted(DEVICE_WEIGHTS)],
                     payment: rng.pick(PAYMENTS),
                     time: base + offset,
-                    lines_left: [1, 1, 1, 2, 2, 3, 4, 6][rng.below(8) as usize],
+                    // Drawn last, as the generator always did (the numbered shape keeps its bytes).
+                    lines_left: match shape {
+                        Shape::Uuid => [1, 1, 2, 2, 3, 3, 4, 4][rng.below(8) as usize],
+                        _ => [1, 1, 1, 2, 2, 3, 4, 6][rng.below(8) as usize],
+                    },
                 })
             }
         };
@@ -173,7 +282,14 @@ pub fn generate(opts: &GenerateOptions, out: impl Write) -> std::io::Result<Gene
         let category = CATEGORIES[(sku_n * 7 % CATEGORIES.len() as u64) as usize];
         let price_cents = 199 + (sku_n * 7919 % 49_800) as i128;
         let quantity = 1 + [0, 0, 0, 0, 1, 1, 2, 4][rng.below(8) as usize];
-        let time = format_time(o.time + rng.below(5) as i64 * 1_000_000, row);
+        let time = match shape {
+            Shape::Numbered => format_time(o.time + rng.below(5) as i64 * 1_000_000, row),
+            Shape::Uuid => format_millis(o.time),
+            Shape::Spread => {
+                o.time += rng.below(600) as i64 * 1_000_000;
+                format_time(o.time, row)
+            }
+        };
         let price = format_price(price_cents, row);
 
         let mut fields: Vec<Vec<u8>> = vec![
@@ -185,13 +301,19 @@ pub fn generate(opts: &GenerateOptions, out: impl Write) -> std::io::Result<Gene
             quantity.to_string().into_bytes(),
             price.into_bytes(),
             CHANNELS[o.channel].0.as_bytes().to_vec(),
-            o.campaign.as_bytes().to_vec(),
+            match o.campaign {
+                Campaign::Named(c) => c.as_bytes().to_vec(),
+                Campaign::Id(n) => format!("cmp_{n:05}").into_bytes(),
+            },
             o.country.as_bytes().to_vec(),
             o.device.as_bytes().to_vec(),
             o.payment.as_bytes().to_vec(),
         ];
         if row % 97 == 5 {
             fields[1] = format!(" {} ", o.id).into_bytes(); // stray whitespace is trimmed
+        }
+        if shape == Shape::Uuid {
+            fields.push(NOTES[rng.below(NOTES.len() as u64) as usize].as_bytes().to_vec());
         }
 
         dirty_budget += opts.dirty;
@@ -260,8 +382,55 @@ fn spoil(fields: &mut Vec<Vec<u8>>, reason: RejectReason, rng: &mut Rng) {
 mod tests {
     use super::*;
 
+    /// XXH3-64 of `generate(opts(500, 0.02))`, as the generator wrote it before the shapes existed.
+    const NUMBERED_500_DIGEST: u64 = 0xe274_8df0_5a6c_b0cd;
+
     fn opts(rows: u64, dirty: f64) -> GenerateOptions {
-        GenerateOptions { rows, seed: 7, hour_start: 1_795_352_400_000_000, dirty }
+        GenerateOptions { rows, seed: 7, hour_start: 1_795_352_400_000_000, dirty, shape: Shape::Numbered }
+    }
+
+    /// Each shape is what it says, and valid: its ids, times and extra column.
+    #[test]
+    fn shapes() {
+        let text = |shape| {
+            let mut out = Vec::new();
+            generate(&GenerateOptions { shape, ..opts(3000, 0.0) }, &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let records = |t: &str| -> Vec<csv::StringRecord> {
+            csv::Reader::from_reader(t.as_bytes()).records().map(|r| r.unwrap()).collect()
+        };
+        let uuid = text(Shape::Uuid);
+        let rows = records(&uuid);
+        assert!(uuid.starts_with("event_time,order_id,customer_id,sku,category,quantity,unit_price,channel,campaign,country,device,payment_method,note\n"));
+        let id = rows[0][1].trim();
+        assert_eq!(id.len(), 36, "{id}");
+        assert_eq!(&id[14..15], "4", "a version-4 UUID: {id}");
+        assert!(["8", "9", "a", "b"].contains(&&id[19..20]), "RFC 4122 variant: {id}");
+        assert!(rows.iter().any(|r| r[2].starts_with("cus_") && r[2].len() == 18));
+        assert!(rows.iter().any(|r| r[12].contains(',') && r[12].contains('"')), "quoted free text");
+        let times: Vec<&str> = rows.iter().map(|r| r.get(0).unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "in file order");
+        assert!(times.iter().all(|t| t.len() == 24 && t.ends_with('Z')), "milliseconds: {}", times[0]);
+        let orders: std::collections::HashSet<&str> = rows.iter().map(|r| r.get(1).unwrap().trim()).collect();
+        assert!((2.0..3.0).contains(&(rows.len() as f64 / orders.len() as f64)), "about 2.5 lines per order");
+
+        let spread = text(Shape::Spread);
+        let rows = records(&spread);
+        let hours: std::collections::BTreeSet<&str> = rows.iter().map(|r| &r[0][..13]).collect();
+        assert!(hours.len() >= 2, "{hours:?}");
+        let campaigns: std::collections::HashSet<&str> = rows.iter().map(|r| r.get(8).unwrap()).collect();
+        assert!(campaigns.len() > 500, "high-cardinality campaigns: {}", campaigns.len());
+        assert!(rows.iter().any(|r| r[1].starts_with("ORD-")));
+    }
+
+    /// The numbered shape is the generator's original: these bytes are pinned by earlier benchmarks and tests.
+    #[test]
+    fn the_numbered_shape_keeps_its_bytes() {
+        let mut out = Vec::new();
+        generate(&opts(500, 0.02), &mut out).unwrap();
+        let digest = xxhash_rust::xxh3::xxh3_64(&out);
+        assert_eq!(digest, NUMBERED_500_DIGEST, "the numbered shape changed: {digest:#x}");
     }
 
     #[test]

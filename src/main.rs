@@ -266,8 +266,13 @@ fn cost(args: CostArgs) -> anyhow::Result<()> {
         None => {
             let dir = tempfile::tempdir()?;
             let path = dir.path().join("measure.csv");
-            let opts =
-                GenerateOptions { rows: args.measure_rows, seed: 1, hour_start: 1_795_352_400_000_000, dirty: 0.001 };
+            let opts = GenerateOptions {
+                rows: args.measure_rows,
+                seed: 1,
+                hour_start: 1_795_352_400_000_000,
+                dirty: 0.001,
+                shape: Default::default(),
+            };
             generate(&opts, BufWriter::new(File::create(&path)?))?;
             let bytes = std::fs::metadata(&path)?.len() as f64;
             let sink = LocalDir::new(dir.path().join("out"))?;
@@ -299,7 +304,7 @@ fn generate_cmd(args: GenerateArgs) -> anyhow::Result<()> {
     if !(0.0..=1.0).contains(&args.dirty) {
         bail!("--dirty must be between 0 and 1, got {}", args.dirty);
     }
-    let opts = GenerateOptions { rows: args.rows, seed: args.seed, hour_start, dirty: args.dirty };
+    let opts = GenerateOptions { rows: args.rows, seed: args.seed, hour_start, dirty: args.dirty, shape: args.shape };
     let report = match &args.output {
         Some(path) => {
             let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;

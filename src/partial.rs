@@ -110,9 +110,13 @@ pub fn from_groups(
         }));
         present.push(sets);
     }
-    // The last hour that takes a kind's hashes whole takes the vector itself; earlier ones copy.
+    // The last hour that takes a kind's hashes whole takes the vector itself, if no later hour needs the
+    // hashes of that kind at all; every other hour copies what it needs.
     let mut hashes = [Some(order_hashes), Some(customer_hashes)];
-    let last_whole: [Option<usize>; 2] = std::array::from_fn(|kind| whole.iter().rposition(|w| w[kind]));
+    let last_whole: [Option<usize>; 2] = std::array::from_fn(|kind| {
+        let last_needed = present.iter().rposition(|sets| !sets[kind].is_empty());
+        whole.iter().rposition(|w| w[kind]).filter(|&h| Some(h) == last_needed)
+    });
     let mut position: [Vec<u32>; 3] = Default::default();
     let mut partials = Vec::with_capacity(hours.len());
     for (h, &hour) in hours.iter().enumerate() {

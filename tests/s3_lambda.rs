@@ -401,6 +401,7 @@ async fn large_rejects_use_multipart_upload() {
         seed: 5,
         hour_start: 1_795_352_400_000_000,
         dirty: 1.0,
+        shape: Default::default(),
     };
     let mut data = Vec::new();
     hourly_insights::generate::generate(&opts, &mut data).unwrap();
@@ -429,7 +430,13 @@ async fn large_rejects_use_multipart_upload() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multipart_upload_that_cannot_complete_is_aborted() {
     let w = world().await;
-    let opts = hourly_insights::generate::GenerateOptions { rows: 70_000, seed: 5, hour_start: H13, dirty: 1.0 };
+    let opts = hourly_insights::generate::GenerateOptions {
+        rows: 70_000,
+        seed: 5,
+        hour_start: H13,
+        dirty: 1.0,
+        shape: Default::default(),
+    };
     let mut data = Vec::new();
     hourly_insights::generate::generate(&opts, &mut data).unwrap();
     put(&w, IN, "exports/all-dirty.csv", data).await;
@@ -563,7 +570,13 @@ async fn persistent_s3_faults_end_in_a_retryable_error_and_no_summary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_that_cannot_finish_before_the_deadline_stops_before_writing() {
     let w = world().await;
-    let opts = hourly_insights::generate::GenerateOptions { rows: 600_000, seed: 3, hour_start: H13, dirty: 0.0 };
+    let opts = hourly_insights::generate::GenerateOptions {
+        rows: 600_000,
+        seed: 3,
+        hour_start: H13,
+        dirty: 0.0,
+        shape: Default::default(),
+    };
     let mut data = Vec::new();
     hourly_insights::generate::generate(&opts, &mut data).unwrap();
     put(&w, IN, FIXTURE_KEY, data).await;
