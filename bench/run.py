@@ -5,7 +5,9 @@ docs/benchmarks.md (between the results markers; the hand-written analysis aroun
 Settings (environment): BENCH_SIZES (MB, default "100 1000"), BENCH_RUNS (default 3), BENCH_MEMORY_MB (the
 ours-only memory check, default 4000; 0 skips it), BENCH_PANDAS_MAX_MB (pandas is slow and memory-hungry,
 so it runs only up to this size; default 100), BENCH_ARM64_ZIP (a Lambda zip whose size to report),
-BENCH_S3 (1, the default, also times the largest input read from a loopback S3 server; 0 skips it).
+BENCH_S3 (1, the default, also times the largest input read from a loopback S3 server; 0 skips it),
+BENCH_SHAPES (the `generate --shape` input shapes to time, default "numbered uuid spread"; the memory and S3
+checks use the first).
 """
 import importlib.metadata
 import json
@@ -20,7 +22,8 @@ import sys
 import tempfile
 
 BIN = "target/release/hourly-insights"
-ROWS_PER_MB = 9_100  # generated rows average ~110 bytes
+# Generated rows per MB of each shape (rows average ~110 bytes; the uuid shape's ~158: longer ids, a note).
+ROWS_PER_MB = {"numbered": 9_100, "uuid": 6_300, "spread": 9_000}
 GB_SECOND = 0.0000133334  # Lambda arm64 price per GB-second (us-east-1), as `hourly-insights cost`
 LAMBDA_MB = 1769  # the memory size that has one full vCPU
 DATA = "bench/data"
@@ -32,6 +35,7 @@ runs = int(os.environ.get("BENCH_RUNS", "3"))
 memory_mb = int(os.environ.get("BENCH_MEMORY_MB", "4000"))
 pandas_max = int(os.environ.get("BENCH_PANDAS_MAX_MB", "100"))
 s3_check = os.environ.get("BENCH_S3", "1") != "0"
+shapes = os.environ.get("BENCH_SHAPES", "numbered uuid spread").split()
 S3_SERVER = "target/release/examples/s3_server"
 cores = os.cpu_count()
 
@@ -40,13 +44,13 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def input_file(size):
-    path = f"{DATA}/orders-{size}mb.csv"
+def input_file(size, shape="numbered"):
+    path = f"{DATA}/orders-{size}mb.csv" if shape == "numbered" else f"{DATA}/orders-{shape}-{size}mb.csv"
     if not os.path.exists(path):
         log(f"generating {path}")
         os.makedirs(DATA, exist_ok=True)
-        subprocess.run([BIN, "generate", "--rows", str(size * ROWS_PER_MB), "--dirty", "0", "--output", path],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([BIN, "generate", "--rows", str(size * ROWS_PER_MB[shape]), "--dirty", "0", "--shape", shape,
+                        "--output", path], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return path, os.path.getsize(path) / 1e6
 
 
@@ -125,39 +129,40 @@ def key_state_mb(path, out):
     return sum(float(found.get(k, 0)) for k in ("orders_mb", "customers_mb", "groups_mb"))
 
 
-rows = []  # (size, mb, engine, cores label, wall, rss) ; wall None = tables differ
-for size in sizes:
-    path, mb = input_file(size)
-    work = tempfile.mkdtemp()
-    ours_out = f"{work}/hourly-insights"
-    subprocess.run(command("hourly-insights", path, ours_out), check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    engines = ["hourly-insights", "duckdb", "polars"] + (["pandas"] if size <= pandas_max else [])
-    for engine in engines:
-        out = f"{work}/{engine}"
-        if engine != "hourly-insights":
-            log(f"{size} MB {engine}: checking its tables equal ours")
-            subprocess.run(command(engine, path, out), check=True, stdout=subprocess.DEVNULL)
-            check = [sys.executable, "bench/peers.py", "compare", ours_out, out]
-            if subprocess.run(check, stdout=sys.stderr).returncode != 0:
-                rows.append((size, mb, engine, "", None, None))
-                continue
-        for one_core in (False, True):
-            samples = []
-            for _ in range(runs):
-                shutil.rmtree(out, ignore_errors=True)
-                samples.append(timed(command(engine, path, out), one_core))
-            wall = statistics.median(s[0] for s in samples)
-            rss = max(s[1] for s in samples)
-            label = "1" if one_core else str(cores)
-            rows.append((size, mb, engine, label, wall, rss))
-            log(f"{size} MB {engine} {label} core(s): {wall:.2f} s, {mb / wall:.0f} MB/s, {rss:.0f} MB")
-    shutil.rmtree(work, ignore_errors=True)
+rows = []  # (shape, size, mb, engine, cores label, wall, rss) ; wall None = tables differ
+for shape in shapes:
+    for size in sizes:
+        path, mb = input_file(size, shape)
+        work = tempfile.mkdtemp()
+        ours_out = f"{work}/hourly-insights"
+        subprocess.run(command("hourly-insights", path, ours_out), check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        engines = ["hourly-insights", "duckdb", "polars"] + (["pandas"] if size <= pandas_max else [])
+        for engine in engines:
+            out = f"{work}/{engine}"
+            if engine != "hourly-insights":
+                log(f"{shape} {size} MB {engine}: checking its tables equal ours")
+                subprocess.run(command(engine, path, out), check=True, stdout=subprocess.DEVNULL)
+                check = [sys.executable, "bench/peers.py", "compare", ours_out, out]
+                if subprocess.run(check, stdout=sys.stderr).returncode != 0:
+                    rows.append((shape, size, mb, engine, "", None, None))
+                    continue
+            for one_core in (False, True):
+                samples = []
+                for _ in range(runs):
+                    shutil.rmtree(out, ignore_errors=True)
+                    samples.append(timed(command(engine, path, out), one_core))
+                wall = statistics.median(s[0] for s in samples)
+                rss = max(s[1] for s in samples)
+                label = "1" if one_core else str(cores)
+                rows.append((shape, size, mb, engine, label, wall, rss))
+                log(f"{shape} {size} MB {engine} {label} core(s): {wall:.2f} s, {mb / wall:.0f} MB/s, {rss:.0f} MB")
+        shutil.rmtree(work, ignore_errors=True)
 
 memory = []  # (mb, cores label, wall, rss, state)
 memory_sizes = sorted({s for s in sizes if s >= 1000} | ({memory_mb} if memory_mb else set()))
 for size in memory_sizes:
-    path, mb = input_file(size)
+    path, mb = input_file(size, shapes[0])
     work = tempfile.mkdtemp()
     state = key_state_mb(path, f"{work}/state")
     for one_core in (False, True):
@@ -169,14 +174,14 @@ for size in memory_sizes:
 
 s3_rows = []
 if s3_check and sizes:
-    path, s3_mb = input_file(max(sizes))
+    path, s3_mb = input_file(max(sizes), shapes[0])
     s3_rows = s3_input_check(path, s3_mb)
 
 cold = json.loads(subprocess.run([sys.executable, "bench/coldstart.py", BIN, "20"], check=True,
                                  capture_output=True, text=True).stdout)
 
 # --- the report ---------------------------------------------------------------------------------------
-ours = {(r[0], r[3]): r[4] for r in rows if r[2] == "hourly-insights"}
+ours = {(r[0], r[1], r[4]): r[5] for r in rows if r[3] == "hourly-insights"}
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
            platform.machine())
 
@@ -192,18 +197,20 @@ out = [
     f"Machine: {cores} cores ({cpu}), {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
     f"{platform.system()} {platform.release()}. Peers: DuckDB {version('duckdb')}, polars {version('polars')}, "
     f"pandas {version('pandas')} (Python {platform.python_version()}). Median of {runs} runs; peak RSS is the "
-    f"max. Inputs: `hourly-insights generate --rows N --dirty 0`. Every peer's tables were checked equal to "
-    "ours before it was timed (`bench/peers.py compare`). 1 core = `taskset -c 0`, like a 1769 MB Lambda.",
+    f"max. Inputs: `hourly-insights generate --rows N --dirty 0 --shape S` (shapes: README, Commands). Every "
+    "peer's tables were checked equal to ours before it was timed (`bench/peers.py compare`). 1 core = "
+    "`taskset -c 0`, like a 1769 MB Lambda.",
     "",
-    "| input | engine | cores | wall | MB/s | peak RSS | peer time / our time |",
-    "|---:|---|---:|---:|---:|---:|---:|",
+    "| shape | input | engine | cores | wall | MB/s | peak RSS | peer time / our time |",
+    "|---|---:|---|---:|---:|---:|---:|---:|",
 ]
-for size, mb, engine, label, wall, rss in rows:
+for shape, size, mb, engine, label, wall, rss in rows:
     if wall is None:
-        out.append(f"| {mb:.0f} MB | {engine} | | tables differ: not timed | | | |")
+        out.append(f"| {shape} | {mb:.0f} MB | {engine} | | tables differ: not timed | | | |")
         continue
-    ratio = wall / ours[(size, label)]
-    out.append(f"| {mb:.0f} MB | {engine} | {label} | {wall:.2f} s | {mb / wall:.0f} | {rss:.0f} MB | {ratio:.2f} |")
+    ratio = wall / ours[(shape, size, label)]
+    out.append(f"| {shape} | {mb:.0f} MB | {engine} | {label} | {wall:.2f} s | {mb / wall:.0f} | {rss:.0f} MB | "
+               f"{ratio:.2f} |")
 
 if memory:
     out += ["", "Memory (ours): peak RSS against the distinct-key state it holds at the end (interned order and "
@@ -225,7 +232,7 @@ if s3_rows:
         server_cell = f"{served:.2f} s" if served is not None else ""
         out.append(f"| {source} | {wall:.2f} s | {cpu:.2f} s | {cpu / local_cpu:.2f} | {server_cell} |")
 
-one_core = [(r[1], r[4]) for r in rows if r[2] == "hourly-insights" and r[3] == "1"]
+one_core = [(r[2], r[5]) for r in rows if r[3] == "hourly-insights" and r[4] == "1" and r[0] == shapes[0]]
 if one_core:
     mb, wall = max(one_core)
     seconds_per_gb = wall / mb * 1000
