@@ -433,22 +433,34 @@ fn share(part: i128, total: i128) -> (String, f64) {
     (format!("{:.1}%", (p * 10.0).round() / 10.0), (p * 10.0).round() / 10.0)
 }
 
+/// Rows a share table shows: the largest by revenue, then one "others" row (an export with ad-platform
+/// campaign ids has tens of thousands of groups; the page stays readable and small).
+pub const TABLE_ROWS: usize = 20;
+/// Bars a country or device chart shows, the rest summed into one "others" bar.
+pub const CHART_BARS: usize = 12;
+
 fn share_rows(groups: &[Group], total: i128) -> Vec<ShareRow> {
     let mut rows: Vec<&Group> = groups.iter().collect();
     rows.sort_by(|a, b| b.get("revenue").cmp(&a.get("revenue")).then_with(|| a.keys.cmp(&b.keys)));
-    rows.iter()
-        .map(|g| {
-            let (share, share_width) = share(g.get("revenue"), total);
-            ShareRow {
-                keys: g.keys.clone(),
-                orders: count(g.get("orders")),
-                units: count(g.get("units")),
-                revenue: money(g.get("revenue")),
-                share,
-                share_width,
-            }
-        })
-        .collect()
+    let width = rows.first().map_or(1, |g| g.keys.len());
+    let row = |keys: Vec<String>, orders: String, units: i128, revenue: i128| {
+        let (share, share_width) = share(revenue, total);
+        ShareRow { keys, orders, units: count(units), revenue: money(revenue), share, share_width }
+    };
+    let mut out: Vec<ShareRow> = rows
+        .iter()
+        .take(TABLE_ROWS)
+        .map(|g| row(g.keys.clone(), count(g.get("orders")), g.get("units"), g.get("revenue")))
+        .collect();
+    if rows.len() > TABLE_ROWS {
+        let rest = &rows[TABLE_ROWS..];
+        let mut keys = vec![format!("{} others", count(rest.len() as i128))];
+        keys.resize(width, String::new());
+        // Distinct orders do not add up across groups; units and revenue do.
+        let units = rest.iter().map(|g| g.get("units")).sum();
+        out.push(row(keys, "–".into(), units, rest.iter().map(|g| g.get("revenue")).sum()));
+    }
+    out
 }
 
 /// Revenue by the `k`-th key of `geo` (country or device), largest first: revenue adds up exactly across
@@ -458,11 +470,15 @@ fn split(geo: &[Group], k: usize, total: i128) -> Vec<Bar> {
     for g in geo {
         *by.entry(g.keys.get(k).map_or("unknown", String::as_str)).or_default() += g.get("revenue");
     }
-    let mut rows: Vec<(&str, i128)> = by.into_iter().collect();
-    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let mut rows: Vec<(String, i128)> = by.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    if rows.len() > CHART_BARS {
+        let rest: Vec<(String, i128)> = rows.split_off(CHART_BARS - 1);
+        rows.push((format!("{} others", rest.len()), rest.iter().map(|r| r.1).sum()));
+    }
     rows.into_iter()
         .map(|(label, revenue)| Bar {
-            label: label.to_string(),
+            label,
             value: revenue as f64,
             text: format!("{} ({})", money(revenue), share(revenue, total).0),
         })
@@ -680,6 +696,28 @@ mod tests {
         assert_eq!(compact(1_500.0), "1.5k");
         assert_eq!(compact(25_000.0), "25k");
         assert_eq!(compact(2.5), "2.5");
+    }
+
+    #[test]
+    fn long_tables_keep_the_largest_rows_and_sum_the_others() {
+        let group = |i: i128| Group {
+            keys: vec![format!("c{i:02}"), "x".into()],
+            metrics: vec![("revenue", 100 * i), ("units", i), ("orders", 1)],
+        };
+        let groups: Vec<Group> = (1..=25).map(group).collect();
+        let rows = share_rows(&groups, 32_500);
+        assert_eq!(rows.len(), TABLE_ROWS + 1);
+        assert_eq!(rows[0].keys, ["c25", "x"], "largest revenue first");
+        let others = rows.last().unwrap();
+        assert_eq!(others.keys, ["5 others", ""]);
+        assert_eq!((others.units.as_str(), others.revenue.as_str(), others.orders.as_str()), ("15", "15.00", "–"));
+        let geo: Vec<Group> = (1..=15)
+            .map(|i| Group { keys: vec![format!("C{i:02}"), "d".into()], metrics: vec![("revenue", i)] })
+            .collect();
+        let bars = split(&geo, 0, 120);
+        assert_eq!(bars.len(), CHART_BARS);
+        assert_eq!(bars.last().unwrap().label, "4 others");
+        assert_eq!(bars.last().unwrap().value, 10.0, "1 + 2 + 3 + 4");
     }
 
     #[test]

@@ -41,7 +41,7 @@ mod tests {
         let evil = "<script>alert(\"x\")</script>&";
         let group = |keys: Vec<&str>| Group {
             keys: keys.into_iter().map(str::to_string).collect(),
-            metrics: [("revenue".to_string(), 100), ("orders".to_string(), 1), ("rank".to_string(), 1)].into(),
+            metrics: vec![("revenue", 100), ("orders", 1), ("rank", 1)],
         };
         let facts = Facts {
             period: Some(Period::Hour),

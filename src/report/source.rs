@@ -15,17 +15,18 @@ use crate::storage::Sink;
 use crate::summary::Summary;
 use crate::tables::{ColumnType, Period, TABLES};
 
-/// One row of a published table: its dimension values, and its metrics by column name (money in cents).
+/// One row of a published table: its dimension values, and its metrics by column name (money in cents; a
+/// handful per table, so a list).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Group {
     pub keys: Vec<String>,
-    pub metrics: HashMap<String, i128>,
+    pub metrics: Vec<(&'static str, i128)>,
 }
 
 impl Group {
     /// A metric of the row, 0 when the table has no such column.
     pub fn get(&self, metric: &str) -> i128 {
-        self.metrics.get(metric).copied().unwrap_or(0)
+        self.metrics.iter().find(|(name, _)| *name == metric).map_or(0, |(_, v)| *v)
     }
 }
 
@@ -109,7 +110,8 @@ impl<'a> Published<'a> {
                 row.keys.push(value.unwrap_or_default().to_string());
             }
         }
-        let mut metrics: Vec<(&str, ColumnType)> = spec.metrics.iter().map(|m| (m.name(), m.column_type())).collect();
+        let mut metrics: Vec<(&'static str, ColumnType)> =
+            spec.metrics.iter().map(|m| (m.name(), m.column_type())).collect();
         if spec.top.is_some() {
             metrics.push(("rank", ColumnType::Int64));
         }
@@ -126,7 +128,7 @@ impl<'a> Published<'a> {
                 }
             };
             for (row, value) in rows.iter_mut().zip(values) {
-                row.metrics.insert(name.to_string(), value);
+                row.metrics.push((name, value));
             }
         }
         Ok(Some(Arc::new(rows)))
