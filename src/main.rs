@@ -346,28 +346,21 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
     if all.is_empty() {
         bail!("nothing is published under {} (no day manifest in _state/): run a file into it first", args.out);
     }
+    // The published period named by --hour or --day, with the form it must have.
+    let only = |period: Period, text: &str, time: String, form: &str| -> anyhow::Result<Vec<PeriodRef>> {
+        let what = if period == Period::Hour { "hour" } else { "day" };
+        let start = parse::event_time_micros(time.as_bytes())
+            .ok_or_else(|| anyhow!("--{what} must look like {form}, got '{text}'"))?;
+        let found: Vec<PeriodRef> = all.iter().filter(|p| p.period == period && p.start == start).copied().collect();
+        if found.is_empty() {
+            bail!("{what} {text} is not published under {}", args.out);
+        }
+        Ok(found)
+    };
     let wanted: Vec<PeriodRef> = match (&args.hour, &args.day) {
-        (Some(hour), _) => {
-            let start = parse::event_time_micros(format!("{hour}:00:00Z").as_bytes())
-                .ok_or_else(|| anyhow!("--hour must look like 2026-11-22T13, got '{hour}'"))?;
-            let found: Vec<PeriodRef> =
-                all.iter().filter(|p| p.period == Period::Hour && p.start == start).copied().collect();
-            if found.is_empty() {
-                bail!("hour {hour} is not published under {}", args.out);
-            }
-            found
-        }
-        (None, Some(day)) => {
-            let start = parse::event_time_micros(format!("{day}T00:00:00Z").as_bytes())
-                .ok_or_else(|| anyhow!("--day must look like 2026-11-22, got '{day}'"))?;
-            let found: Vec<PeriodRef> =
-                all.iter().filter(|p| p.period == Period::Day && p.start == start).copied().collect();
-            if found.is_empty() {
-                bail!("day {day} is not published under {}", args.out);
-            }
-            found
-        }
-        (None, None) => all,
+        (Some(hour), _) => only(Period::Hour, hour, format!("{hour}:00:00Z"), "2026-11-22T13")?,
+        (None, Some(day)) => only(Period::Day, day, format!("{day}T00:00:00Z"), "2026-11-22")?,
+        (None, None) => all.clone(),
     };
     let data = Published::new(sink.as_ref());
     let digest_hour = wanted.iter().find(|p| args.hour.is_some() && p.period == Period::Hour).map(|p| p.start);

@@ -130,6 +130,17 @@ pub fn emf(namespace: &str, function_name: &str, summary: &Summary, timestamp_ms
         ("FilesSucceeded", "Count", succeeded),
         ("FilesFailed", "Count", 1 - succeeded),
     ];
+    document(namespace, function_name, &metrics, timestamp_ms)
+}
+
+/// An EMF document with one count metric of value 1 (events such as a digest that could not be sent).
+pub fn count_metric(namespace: &str, function_name: &str, name: &str) -> Value {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    document(namespace, function_name, &[(name, "Count", 1)], now)
+}
+
+/// An EMF document of `metrics` (name, unit, value), with the `FunctionName` dimension.
+fn document(namespace: &str, function_name: &str, metrics: &[(&str, &str, u64)], timestamp_ms: u64) -> Value {
     let mut doc = json!({
         "_aws": {
             "Timestamp": timestamp_ms,
@@ -142,26 +153,8 @@ pub fn emf(namespace: &str, function_name: &str, summary: &Summary, timestamp_ms
         "FunctionName": function_name,
     });
     for (name, _, value) in metrics {
-        doc[name] = json!(value);
+        doc[*name] = json!(value);
     }
-    doc
-}
-
-/// An EMF document with one count metric of value 1 (events such as a digest that could not be sent).
-pub fn count_metric(namespace: &str, function_name: &str, name: &str) -> Value {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let mut doc = json!({
-        "_aws": {
-            "Timestamp": now,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [["FunctionName"]],
-                "Metrics": [{"Name": name, "Unit": "Count"}],
-            }],
-        },
-        "FunctionName": function_name,
-    });
-    doc[name] = json!(1);
     doc
 }
 

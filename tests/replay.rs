@@ -65,6 +65,40 @@ fn aws(endpoint: &str) -> aws_config::SdkConfig {
     )
 }
 
+/// The binary with `args`, its environment cleared but for the AWS settings of moto at `endpoint`,
+/// `OUTPUT_BUCKET` and `extra`.
+fn hourly_insights(endpoint: &str, args: &[&str], extra: &[(&str, &str)]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hourly-insights"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("OUTPUT_BUCKET", "hourly-insights-output")
+        .envs(extra.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// The input and output buckets, with the fixture where fixtures/events/s3-put.json says it is.
+async fn buckets_with_the_fixture(s3: &aws_sdk_s3::Client) {
+    for bucket in ["hourly-insights-input", "hourly-insights-output"] {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+    }
+    let fixture =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/orders-2026-11-22T13.csv")).unwrap();
+    s3.put_object()
+        .bucket("hourly-insights-input")
+        .key("exports/orders-2026-11-22T13.csv")
+        .body(fixture.into())
+        .send()
+        .await
+        .unwrap();
+}
+
 #[test]
 fn replay_runs_the_failure_queues_events_and_deletes_the_ones_that_succeed() {
     let moto = start_moto();
@@ -72,23 +106,12 @@ fn replay_runs_the_failure_queues_events_and_deletes_the_ones_that_succeed() {
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&shared).force_path_style(true).build());
     let sqs = aws_sdk_sqs::Client::new(&shared);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let fixture =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/orders-2026-11-22T13.csv")).unwrap();
     let event: serde_json::Value = serde_json::from_slice(
         &std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/events/s3-put.json")).unwrap(),
     )
     .unwrap();
     let queue_url = rt.block_on(async {
-        for bucket in ["hourly-insights-input", "hourly-insights-output"] {
-            s3.create_bucket().bucket(bucket).send().await.unwrap();
-        }
-        s3.put_object()
-            .bucket("hourly-insights-input")
-            .key("exports/orders-2026-11-22T13.csv")
-            .body(fixture.into())
-            .send()
-            .await
-            .unwrap();
+        buckets_with_the_fixture(&s3).await;
         let queue = sqs.create_queue().queue_name("failed-events").send().await.unwrap();
         let url = queue.queue_url().unwrap().to_string();
         let record = serde_json::json!({"version": "1.0", "timestamp": "2026-11-22T14:00:00.000Z",
@@ -99,19 +122,11 @@ fn replay_runs_the_failure_queues_events_and_deletes_the_ones_that_succeed() {
         url
     });
 
-    let output = Command::new(env!("CARGO_BIN_EXE_hourly-insights"))
-        .args(["replay", "--queue-url", &queue_url, "--visibility-seconds", "1"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_ENDPOINT_URL", &moto.1)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("OUTPUT_BUCKET", "hourly-insights-output")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let output = hourly_insights(
+        &moto.1,
+        &["replay", "--queue-url", &queue_url, "--visibility-seconds", "1"],
+        &[("RUST_LOG", "warn")],
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "one message stayed: {stderr}");
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -144,18 +159,8 @@ fn the_digest_of_a_run_is_published_to_the_sns_topic() {
     let sns = aws_sdk_sns::Client::new(&shared);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let fixture = std::fs::read(root.join("fixtures/orders-2026-11-22T13.csv")).unwrap();
     let (topic, queue_url) = rt.block_on(async {
-        for bucket in ["hourly-insights-input", "hourly-insights-output"] {
-            s3.create_bucket().bucket(bucket).send().await.unwrap();
-        }
-        s3.put_object()
-            .bucket("hourly-insights-input")
-            .key("exports/orders-2026-11-22T13.csv")
-            .body(fixture.into())
-            .send()
-            .await
-            .unwrap();
+        buckets_with_the_fixture(&s3).await;
         let topic = sns.create_topic().name("digest").send().await.unwrap().topic_arn().unwrap().to_string();
         let queue = sqs.create_queue().queue_name("digest-inbox").send().await.unwrap();
         let url = queue.queue_url().unwrap().to_string();
@@ -171,22 +176,13 @@ fn the_digest_of_a_run_is_published_to_the_sns_topic() {
         (topic, url)
     });
 
-    let output = Command::new(env!("CARGO_BIN_EXE_hourly-insights"))
-        .args(["invoke", "--event"])
-        .arg(root.join("fixtures/events/s3-put.json"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_ENDPOINT_URL", &moto.1)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("OUTPUT_BUCKET", "hourly-insights-output")
-        .env("DIGEST_TOPIC_ARN", &topic)
-        .env("REPORT_BASE_URL", "https://reports.example.test/insights/")
-        .env("RUST_LOG", "info")
-        .output()
-        .unwrap();
+    let event = root.join("fixtures/events/s3-put.json").to_string_lossy().into_owned();
+    let digest_env = [
+        ("DIGEST_TOPIC_ARN", topic.as_str()),
+        ("REPORT_BASE_URL", "https://reports.example.test/insights/"),
+        ("RUST_LOG", "info"),
+    ];
+    let output = hourly_insights(&moto.1, &["invoke", "--event", &event], &digest_env);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("digest published"), "{stderr}");
@@ -231,21 +227,8 @@ fn the_digest_of_a_run_is_published_to_the_sns_topic() {
 
     // A digest that cannot be published (here: no such topic) is an ERROR and a DigestsFailed metric, not a
     // failed run: the tables and reports are out, and a retry would redo the whole file for a notification.
-    let output = Command::new(env!("CARGO_BIN_EXE_hourly-insights"))
-        .args(["invoke", "--event"])
-        .arg(root.join("fixtures/events/s3-put.json"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_ENDPOINT_URL", &moto.1)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("OUTPUT_BUCKET", "hourly-insights-output")
-        .env("DIGEST_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:no-such-topic")
-        .env("RUST_LOG", "info")
-        .output()
-        .unwrap();
+    let missing = [("DIGEST_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:no-such-topic"), ("RUST_LOG", "info")];
+    let output = hourly_insights(&moto.1, &["invoke", "--event", &event], &missing);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("cannot publish the digest") && stderr.contains("\"DigestsFailed\":1"), "{stderr}");
