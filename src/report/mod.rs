@@ -81,7 +81,8 @@ pub fn html(data: &Published, period: Period, start: i64, base: &str) -> Result<
 /// stray row dated in the future must not take them over.
 const FUTURE_SLACK_MICROS: i64 = HOUR_MICROS;
 
-fn now_micros() -> i64 {
+/// Now, in µs since the epoch.
+pub(crate) fn now_micros() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }
 

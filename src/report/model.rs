@@ -124,7 +124,7 @@ pub fn facts(data: &Published, period: Period, start: i64) -> Result<Facts> {
     let rows = |table: &str| -> Result<Vec<Group>> {
         Ok(data.table(table, period, start)?.map(|r| r.as_ref().clone()).unwrap_or_default())
     };
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
+    let now = super::now_micros();
     let mut facts = Facts {
         period: Some(period),
         start,

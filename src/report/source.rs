@@ -136,13 +136,7 @@ impl<'a> Published<'a> {
 
     /// The manifest of a day (`YYYY-MM-DD`), or `None`.
     pub fn manifest(&self, day: &str) -> Result<Option<DayManifest>> {
-        let key = publish::manifest_key(day);
-        match self.object(&key)? {
-            None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Error::Internal { message: format!("{} is not readable: {e}", self.sink.uri(&key)) }),
-        }
+        self.json(&publish::manifest_key(day))
     }
 
     /// The summary of source `name`, or `None` when it has none (yet).
@@ -150,12 +144,16 @@ impl<'a> Published<'a> {
         if let Some(s) = self.overrides.get(name) {
             return Ok(Some(s.clone()));
         }
-        let key = output::summary_key(name);
-        match self.object(&key)? {
+        self.json(&output::summary_key(name))
+    }
+
+    /// A stored JSON object, or `None` when there is none.
+    fn json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.object(key)? {
             None => Ok(None),
             Some(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
-                .map_err(|e| Error::Internal { message: format!("{} is not readable: {e}", self.sink.uri(&key)) }),
+                .map_err(|e| Error::Internal { message: format!("{} is not readable: {e}", self.sink.uri(key)) }),
         }
     }
 }
