@@ -55,11 +55,11 @@ impl Distinct {
         }
     }
 
-    fn id_column(self) -> &'static str {
+    fn id_column(self) -> PlSmallStr {
         match self {
-            Distinct::Orders => "order",
-            Distinct::Customers => "customer",
-            Distinct::Products => Dim::Sku.name(),
+            Distinct::Orders => "order".into(),
+            Distinct::Customers => "customer".into(),
+            Distinct::Products => dim_column(Dim::SKU),
         }
     }
 
@@ -134,7 +134,7 @@ type Groups = HashMap<GroupKey, GroupState, foldhash::fast::FixedState>;
 /// The distinct sets of `spec` that a grouping by `keys` has to gather per chunk: those it counts, except
 /// the products where `sku` is a key (a group then holds one sku).
 fn gathered<'a>(spec: &'a TableSpec, keys: &'a [Dim]) -> impl Iterator<Item = Distinct> + 'a {
-    let known = move |d: Distinct| d == Distinct::Products && keys.contains(&Dim::Sku);
+    let known = move |d: Distinct| d == Distinct::Products && keys.contains(&Dim::SKU);
     Distinct::ALL.into_iter().filter(move |&d| d.counted_by(spec) && !known(d))
 }
 
@@ -167,7 +167,7 @@ struct Grouping {
     members: Vec<usize>,
     keys: Vec<Dim>,
     /// The group columns: `hour`, then `keys`.
-    group: Vec<&'static str>,
+    group: Vec<PlSmallStr>,
     /// The ids gathered per chunk.
     distinct: Vec<Distinct>,
     groups: Groups,
@@ -196,7 +196,7 @@ impl Grouping {
             .into_iter()
             .filter(|&d| members.iter().any(|&t| gathered(&specs[t], &keys).any(|g| g == d)))
             .collect();
-        let group = std::iter::once("hour").chain(keys.iter().map(|k| k.name())).collect();
+        let group = std::iter::once("hour".into()).chain(keys.iter().map(|&k| dim_column(k))).collect();
         Grouping { members, distinct, keys, group, groups: Groups::default(), pending: 0, pending_budget: PENDING_IDS }
     }
 
@@ -224,7 +224,7 @@ impl Grouping {
                 let by = match packed {
                     Some((packed, _)) => vec![UInt64Chunked::from_vec("group".into(), packed).into_column()],
                     None => {
-                        self.group.iter().map(|&name| chunk.column(name).cloned()).collect::<PolarsResult<Vec<_>>>()?
+                        self.group.iter().map(|name| chunk.column(name).cloned()).collect::<PolarsResult<Vec<_>>>()?
                     }
                 };
                 let grouped = chunk.group_by_with_series(by, false, false)?;
@@ -251,9 +251,9 @@ impl Grouping {
         let revenue = revenue.decimal()?.physical();
         let slice_u32 = |name: &str| -> PolarsResult<&[u32]> { chunk.column(name)?.u32()?.cont_slice() };
         let hour_starts = chunk.column("hour")?.i64()?.cont_slice()?;
-        let keys: Vec<&[u32]> = self.keys.iter().map(|k| slice_u32(k.name())).collect::<PolarsResult<_>>()?;
+        let keys: Vec<&[u32]> = self.keys.iter().map(|&k| slice_u32(&dim_column(k))).collect::<PolarsResult<_>>()?;
         let ids: Vec<(Distinct, &[u32])> =
-            self.distinct.iter().map(|&d| Ok((d, slice_u32(d.id_column())?))).collect::<PolarsResult<_>>()?;
+            self.distinct.iter().map(|&d| Ok((d, slice_u32(&d.id_column())?))).collect::<PolarsResult<_>>()?;
         let mut listed = Vec::new();
         for (g, group) in groups.iter().enumerate() {
             // The group's rows of the chunk.
@@ -315,7 +315,7 @@ impl Grouping {
         let sets: Vec<Distinct> = distinct.iter().copied().filter(|d| self.distinct.contains(d)).collect();
         let sku = distinct
             .contains(&Distinct::Products)
-            .then(|| self.keys.iter().position(|&k| k == Dim::Sku))
+            .then(|| self.keys.iter().position(|&k| k == Dim::SKU))
             .flatten()
             .filter(|_| !self.distinct.contains(&Distinct::Products));
         let mut finer: Vec<(GroupKey, GroupKey, &GroupState)> =
@@ -492,7 +492,7 @@ fn packed_key(chunk: &DataFrame, hours: &HourNumbers, keys: &[Dim]) -> Result<Op
     let mut width = hours.width;
     let mut columns = Vec::with_capacity(keys.len());
     for key in keys {
-        let codes = chunk.column(key.name())?.u32()?.cont_slice()?;
+        let codes = chunk.column(&dim_column(*key))?.u32()?.cont_slice()?;
         let w = bits(u64::from(codes.iter().copied().max().unwrap_or(0)));
         width += w;
         columns.push((codes, w));
@@ -815,6 +815,12 @@ impl Engine {
     }
 }
 
+/// The column of a dimension's codes in a chunk frame: named by its index, so that no dimension name a
+/// config gives can clash with the frame's own columns.
+fn dim_column(dim: Dim) -> PlSmallStr {
+    PlSmallStr::from_string(format!("dim{}", dim.index))
+}
+
 /// Moves the chunk's columns into a DataFrame (no copy), leaving the chunk empty for reuse.
 fn chunk_frame(chunk: &mut Chunk) -> Result<DataFrame> {
     let height = chunk.len();
@@ -824,8 +830,8 @@ fn chunk_frame(chunk: &mut Chunk) -> Result<DataFrame> {
         take_u32("order", &mut chunk.order),
         take_u32("customer", &mut chunk.customer),
     ];
-    for dim in Dim::ALL {
-        columns.push(take_u32(dim.name(), &mut chunk.dims[dim as usize]));
+    for (index, codes) in chunk.dims.iter_mut().enumerate() {
+        columns.push(take_u32(&dim_column(Dim { index, name: "" }), codes));
     }
     columns.push(Int64Chunked::from_vec("quantity".into(), std::mem::take(&mut chunk.quantity)).into_column());
     let revenue = Int128Chunked::from_vec("revenue".into(), std::mem::take(&mut chunk.revenue)).into_decimal(38, 2)?;

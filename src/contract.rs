@@ -10,59 +10,51 @@ use std::fmt;
 use crate::error::InputError;
 use crate::parse;
 use crate::records::Record;
+use crate::settings::{Case, InputMapping, Settings};
 
-/// A column the contract knows about.
+/// A field of the contract, read from the export column(s) the settings map to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Column {
+pub enum Field {
     EventTime,
     OrderId,
     Sku,
     Quantity,
     UnitPrice,
     CustomerId,
-    Category,
-    Channel,
-    Campaign,
-    Country,
-    Device,
 }
 
-impl Column {
-    /// Every known column, required ones first.
-    pub const ALL: [Column; 11] = [
-        Column::EventTime,
-        Column::OrderId,
-        Column::Sku,
-        Column::Quantity,
-        Column::UnitPrice,
-        Column::CustomerId,
-        Column::Category,
-        Column::Channel,
-        Column::Campaign,
-        Column::Country,
-        Column::Device,
-    ];
+impl Field {
+    /// Every field, required ones first.
+    pub const ALL: [Field; 6] =
+        [Field::EventTime, Field::OrderId, Field::Sku, Field::Quantity, Field::UnitPrice, Field::CustomerId];
 
-    /// The header name (lowercase).
+    /// The field's name in the contract (and in a config file's `[input]`).
     pub fn name(self) -> &'static str {
         match self {
-            Column::EventTime => "event_time",
-            Column::OrderId => "order_id",
-            Column::Sku => "sku",
-            Column::Quantity => "quantity",
-            Column::UnitPrice => "unit_price",
-            Column::CustomerId => "customer_id",
-            Column::Category => "category",
-            Column::Channel => "channel",
-            Column::Campaign => "campaign",
-            Column::Country => "country",
-            Column::Device => "device",
+            Field::EventTime => "event_time",
+            Field::OrderId => "order_id",
+            Field::Sku => "sku",
+            Field::Quantity => "quantity",
+            Field::UnitPrice => "unit_price",
+            Field::CustomerId => "customer_id",
         }
     }
 
-    /// Whether a file without this column fails as a whole.
+    /// Whether a file without this field fails as a whole.
     pub fn required(self) -> bool {
-        matches!(self, Column::EventTime | Column::OrderId | Column::Sku | Column::Quantity | Column::UnitPrice)
+        self != Field::CustomerId
+    }
+
+    /// The header names the settings accept for this field.
+    pub fn accepted(self, input: &InputMapping) -> &[String] {
+        match self {
+            Field::EventTime => &input.event_time,
+            Field::OrderId => &input.order_id,
+            Field::Sku => &input.sku,
+            Field::Quantity => &input.quantity,
+            Field::UnitPrice => &input.unit_price,
+            Field::CustomerId => &input.customer_id,
+        }
     }
 }
 
@@ -109,13 +101,26 @@ impl fmt::Display for RejectReason {
     }
 }
 
-/// A resolved header: where each known column sits in a record.
+/// How the dimensions of a row are looked up: two whose columns stand side by side in the header (as
+/// `sku,category` or `channel,campaign` usually do) as one value of a [`PairDictionary`], the others one
+/// by one. Found from the header, so that any config's dimensions pair up where the export allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lookup {
+    /// Two dimensions, by index.
+    Pair(usize, usize),
+    Single(usize),
+}
+
+/// A resolved header: where each field and dimension sits in a record.
 #[derive(Clone, Debug)]
 pub struct Header {
-    /// The field of each column in [`Column::ALL`]'s order, `width` for a missing one: a record of `width`
-    /// fields has no such field, so [`Record::span`] gives an empty span for it, and validation takes no
-    /// branch on whether the column is there (an `Option` per column was an outlined `map_or` call each).
-    fields: [usize; 11],
+    /// The field of each of [`Field::ALL`], `width` for a missing one: a record of `width` fields has no
+    /// such field, so [`Record::span`] gives an empty span for it, and validation takes no branch on
+    /// whether the column is there (an `Option` per column was an outlined `map_or` call each).
+    fields: [usize; 6],
+    /// The field of each dimension (`width` for a missing one), by dimension index.
+    dims: Vec<usize>,
+    lookups: Vec<Lookup>,
     /// Number of fields every data row must have.
     pub width: usize,
     /// Columns the contract does not know, trimmed, in file order.
@@ -123,91 +128,149 @@ pub struct Header {
 }
 
 impl Header {
-    /// Resolves the header record. Names are trimmed and matched case-insensitively, in any order.
+    /// Resolves the header record against the default settings.
     pub fn resolve(record: &csv::ByteRecord) -> Result<Header, InputError> {
-        let mut positions = [None; 11];
-        let mut ignored = Vec::new();
+        Header::resolve_with(record, Settings::default_ref())
+    }
+
+    /// Resolves the header record: names are trimmed and matched case-insensitively against the names the
+    /// settings accept, in any order.
+    pub fn resolve_with(record: &csv::ByteRecord, settings: &Settings) -> Result<Header, InputError> {
+        let mut names = Vec::with_capacity(record.len());
         for (i, raw) in record.iter().enumerate() {
             let name = std::str::from_utf8(raw).map_err(|_| InputError::InvalidHeader {
                 message: format!("header field {} is not valid UTF-8", i + 1),
             })?;
-            let name = name.trim();
-            let lower = name.to_lowercase();
-            match Column::ALL.iter().position(|c| c.name() == lower) {
-                Some(k) if positions[k].is_some() => {
-                    return Err(InputError::DuplicateColumn { column: lower });
-                }
-                Some(k) => positions[k] = Some(i),
-                None if name.is_empty() => {}
-                None => ignored.push(name.to_string()),
-            }
+            names.push(name.trim().to_string());
         }
-        let missing: Vec<&str> = Column::ALL
+        let lower: Vec<String> = names.iter().map(|n| n.to_lowercase()).collect();
+        let mut used = vec![false; names.len()];
+        // The position of the one header column among `accepted`, if any; two of them is ambiguous.
+        let mut find = |what: &str, accepted: &[String]| -> Result<Option<usize>, InputError> {
+            let mut found: Option<usize> = None;
+            for want in accepted {
+                let want = want.to_lowercase();
+                for (i, _) in lower.iter().enumerate().filter(|(_, n)| **n == want) {
+                    if let Some(before) = found {
+                        return Err(InputError::DuplicateColumn {
+                            column: if names[before].to_lowercase() == lower[i] {
+                                lower[i].clone()
+                            } else {
+                                format!("{} ({} and {})", what, names[before], names[i])
+                            },
+                        });
+                    }
+                    found = Some(i);
+                    used[i] = true;
+                }
+            }
+            Ok(found)
+        };
+        let mut positions = [None; 6];
+        for (k, field) in Field::ALL.into_iter().enumerate() {
+            positions[k] = find(field.name(), field.accepted(&settings.input))?;
+        }
+        let mut dims = vec![positions[Field::Sku as usize]];
+        for spec in &settings.dimensions[1..] {
+            dims.push(find(&spec.name, &spec.columns)?);
+        }
+        let missing: Vec<String> = Field::ALL
             .iter()
-            .enumerate()
-            .filter(|(k, c)| c.required() && positions[*k].is_none())
-            .map(|(_, c)| c.name())
+            .zip(&positions)
+            .filter(|(f, p)| f.required() && p.is_none())
+            .map(|(f, _)| {
+                let accepted = f.accepted(&settings.input);
+                match accepted {
+                    [one] if one == f.name() => one.clone(),
+                    [one] => format!("{} (column {one})", f.name()),
+                    more => format!("{} (one of the columns {})", f.name(), more.join(", ")),
+                }
+            })
             .collect();
         if !missing.is_empty() {
-            return Err(InputError::MissingColumns { missing: missing.iter().map(|s| s.to_string()).collect() });
+            return Err(InputError::MissingColumns { missing });
         }
+        let ignored =
+            names.iter().zip(&used).filter(|(n, used)| !**used && !n.is_empty()).map(|(n, _)| n.clone()).collect();
         let width = record.len();
-        Ok(Header { fields: positions.map(|p| p.unwrap_or(width)), width, ignored })
+        Ok(Header {
+            fields: positions.map(|p| p.unwrap_or(width)),
+            lookups: lookups(&dims),
+            dims: dims.into_iter().map(|p| p.unwrap_or(width)).collect(),
+            width,
+            ignored,
+        })
+    }
+
+    /// The dimension lookups of a row: each pair of dimensions whose columns are neighbours, in header
+    /// order, as one lookup; every other dimension alone.
+    pub fn lookups(&self) -> usize {
+        self.lookups.len()
     }
 
     #[cfg(test)]
-    fn position(&self, column: Column) -> Option<usize> {
-        let at = self.fields[column as usize];
+    fn position(&self, field: Field) -> Option<usize> {
+        let at = self.fields[field as usize];
         (at < self.width).then_some(at)
     }
 }
 
-/// A dimension of the insight tables: a normalised string value, interned to a code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Dim {
-    Sku,
-    Category,
-    Channel,
-    Campaign,
-    Country,
-    Device,
+/// Pairs the dimensions at `positions` (by index) whose columns stand side by side, from left to right.
+fn lookups(positions: &[Option<usize>]) -> Vec<Lookup> {
+    let mut present: Vec<(usize, usize)> =
+        positions.iter().enumerate().filter_map(|(d, p)| p.map(|p| (p, d))).collect();
+    present.sort_unstable();
+    let mut lookups = Vec::new();
+    let mut i = 0;
+    while i < present.len() {
+        match present.get(i + 1) {
+            Some(&(next, d)) if next == present[i].0 + 1 => {
+                lookups.push(Lookup::Pair(present[i].1, d));
+                i += 2;
+            }
+            _ => {
+                lookups.push(Lookup::Single(present[i].1));
+                i += 1;
+            }
+        }
+    }
+    // Dimensions without a column are all `unknown`, looked up (as empty fields) one by one.
+    lookups.extend(positions.iter().enumerate().filter(|(_, p)| p.is_none()).map(|(d, _)| Lookup::Single(d)));
+    lookups
+}
+
+/// A dimension of the insight tables: its index in the settings' dimensions and its name (the column in the
+/// chunk frames and the output tables). Its values are normalised strings, interned to codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Dim {
+    pub index: usize,
+    pub name: &'static str,
 }
 
 impl Dim {
-    pub const ALL: [Dim; 6] = [Dim::Sku, Dim::Category, Dim::Channel, Dim::Campaign, Dim::Country, Dim::Device];
+    /// The `sku` dimension, first in every settings.
+    pub const SKU: Dim = Dim { index: 0, name: "sku" };
+    /// The default dimensions (without a config file), in the order of the default settings.
+    pub const CATEGORY: Dim = Dim { index: 1, name: "category" };
+    pub const CHANNEL: Dim = Dim { index: 2, name: "channel" };
+    pub const CAMPAIGN: Dim = Dim { index: 3, name: "campaign" };
+    pub const COUNTRY: Dim = Dim { index: 4, name: "country" };
+    pub const DEVICE: Dim = Dim { index: 5, name: "device" };
+    pub const DEFAULTS: [Dim; 6] = [Dim::SKU, Dim::CATEGORY, Dim::CHANNEL, Dim::CAMPAIGN, Dim::COUNTRY, Dim::DEVICE];
 
     /// The column name in the chunk frames and in the output tables.
     pub fn name(self) -> &'static str {
-        match self {
-            Dim::Sku => "sku",
-            Dim::Category => "category",
-            Dim::Channel => "channel",
-            Dim::Campaign => "campaign",
-            Dim::Country => "country",
-            Dim::Device => "device",
-        }
+        self.name
     }
+}
 
-    fn column(self) -> Column {
-        match self {
-            Dim::Sku => Column::Sku,
-            Dim::Category => Column::Category,
-            Dim::Channel => Column::Channel,
-            Dim::Campaign => Column::Campaign,
-            Dim::Country => Column::Country,
-            Dim::Device => Column::Device,
-        }
-    }
-
-    /// The normalised value of a trimmed field: SKUs keep case, countries are uppercased, the other
-    /// dimensions lowercased; an empty value becomes `unknown` (SKUs are never empty here).
-    fn normalise(self, raw: &str) -> String {
-        match self {
-            Dim::Sku => raw.to_string(),
-            _ if raw.is_empty() => "unknown".to_string(),
-            Dim::Country => raw.to_uppercase(),
-            _ => raw.to_lowercase(),
-        }
+/// The normalised value of a trimmed field: an empty value becomes `unknown`, others take `case`.
+fn normalise(case: Case, raw: &str) -> String {
+    match case {
+        _ if raw.is_empty() => "unknown".to_string(),
+        Case::Upper => raw.to_uppercase(),
+        Case::Lower => raw.to_lowercase(),
+        Case::Keep => raw.to_string(),
     }
 }
 
@@ -223,6 +286,7 @@ impl Dim {
 /// cost of validation.
 #[derive(Default, Debug)]
 struct DimDictionary {
+    case: Case,
     cache: DimCache,
     short: HashMap<u128, u32, foldhash::fast::FixedState>,
     long: HashMap<Box<[u8]>, u32, foldhash::fast::FixedState>,
@@ -337,23 +401,27 @@ impl<V: Copy + Default> DimCache<V> {
 }
 
 impl DimDictionary {
+    fn new(case: Case) -> Self {
+        DimDictionary { case, ..DimDictionary::default() }
+    }
+
     #[cfg(test)]
-    fn code(&mut self, dim: Dim, raw: &[u8]) -> u32 {
-        self.code_packed(dim, raw, pack(raw))
+    fn code(&mut self, raw: &[u8]) -> u32 {
+        self.code_packed(raw, pack(raw))
     }
 
     /// The code of `raw`, given `pack(raw)`.
     #[inline(always)]
-    fn code_packed(&mut self, dim: Dim, raw: &[u8], packed: Option<u128>) -> u32 {
+    fn code_packed(&mut self, raw: &[u8], packed: Option<u128>) -> u32 {
         if let Some(code) = packed.and_then(|p| self.cache.get(p)) {
             return code;
         }
-        self.code_slow(dim, raw, packed)
+        self.code_slow(raw, packed)
     }
 
     /// A cache miss: the maps, and a new code for a value not seen before.
     #[inline(never)]
-    fn code_slow(&mut self, dim: Dim, raw: &[u8], packed: Option<u128>) -> u32 {
+    fn code_slow(&mut self, raw: &[u8], packed: Option<u128>) -> u32 {
         let known = match packed {
             Some(p) => self.short.get(&p),
             None => self.long.get(raw),
@@ -366,7 +434,7 @@ impl DimDictionary {
         }
         // `raw` was validated as UTF-8 with the whole record. It is looked up untrimmed (so that the hot path
         // need not trim it): ` DE` and `DE` are two raw values with one code.
-        let value = dim.normalise(std::str::from_utf8(trim(raw)).unwrap_or_default());
+        let value = normalise(self.case, std::str::from_utf8(trim(raw)).unwrap_or_default());
         let next = self.values.len() as u32;
         let code = *self.canonical.entry(value.clone()).or_insert(next);
         if code == next {
@@ -385,12 +453,6 @@ impl DimDictionary {
         code
     }
 }
-
-/// Dimensions whose columns usually stand side by side in an export (`sku,category`, `channel,campaign`,
-/// `country,device`): each pair is looked up as one value in a [`PairDictionary`], three lookups per row
-/// instead of six. Every dimension is in exactly one pair.
-const DIM_PAIRS: [(Dim, Dim); 3] =
-    [(Dim::Sku, Dim::Category), (Dim::Channel, Dim::Campaign), (Dim::Country, Dim::Device)];
 
 /// Distinct pairs a [`PairDictionary`] takes (its cache then has the most slots). A pair of dimensions with
 /// more is looked up value by value for the rest of the run, where a pair cache would mostly miss.
@@ -425,52 +487,86 @@ pub const GUEST: u32 = 0;
 
 /// Per-run dimension dictionaries. Codes are stable for the whole run, so chunk results can be merged by
 /// code. (Order and customer ids are interned by [`crate::intern::IdInterners`], on a stage of their own.)
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Dictionaries {
-    dims: [DimDictionary; 6],
-    /// One per entry of [`DIM_PAIRS`].
-    pairs: [PairDictionary; 3],
+    /// One per dimension of the settings.
+    dims: Vec<DimDictionary>,
+    /// One per [`Lookup`] of the header (used by its pairs only).
+    pairs: Vec<PairDictionary>,
     /// The last event date parsed (rows share a date or two; see [`parse::DateMemo`]).
     dates: parse::DateMemo,
 }
 
+impl Default for Dictionaries {
+    /// The dictionaries of the default settings.
+    fn default() -> Self {
+        Dictionaries::new(Settings::default_ref())
+    }
+}
+
 impl Dictionaries {
+    pub fn new(settings: &Settings) -> Self {
+        Dictionaries {
+            dims: settings.dimensions.iter().map(|d| DimDictionary::new(d.case)).collect(),
+            pairs: Vec::new(),
+            dates: parse::DateMemo::default(),
+        }
+    }
+
     /// The normalised value of a dimension code.
     pub fn value(&self, dim: Dim, code: u32) -> &str {
-        &self.dims[dim as usize].values[code as usize]
+        &self.dims[dim.index].values[code as usize]
     }
 
-    /// The code of the field `text[span]` (untrimmed) of `dim`.
+    /// The code of the field `text[span]` (untrimmed) of dimension `dim`.
     #[inline(always)]
-    fn code(&mut self, dim: Dim, text: &[u8], (from, to): (usize, usize)) -> u32 {
-        self.dims[dim as usize].code_packed(dim, &text[from..to], pack_in(text, (from, to)))
+    fn code(&mut self, dim: usize, text: &[u8], (from, to): (usize, usize)) -> u32 {
+        self.dims[dim].code_packed(&text[from..to], pack_in(text, (from, to)))
     }
 
-    /// The codes of the fields `a` and `b` of text for the dimensions of `DIM_PAIRS[pair]`: from the pair's
-    /// cache when the two are close enough for a [`pair_key`] (and the pair is still cached), else value by
-    /// value.
+    /// The codes of the fields `a` and `b` of text for the dimensions `dims` of lookup `pair`: from the
+    /// pair's cache when the two are close enough for a [`pair_key`] (and the pair is still cached), else
+    /// value by value.
     #[inline(always)]
-    fn pair_codes(&mut self, pair: usize, text: &[u8], a: (usize, usize), b: (usize, usize)) -> (u32, u32) {
+    fn pair_codes(
+        &mut self,
+        pair: usize,
+        dims: (usize, usize),
+        text: &[u8],
+        a: (usize, usize),
+        b: (usize, usize),
+    ) -> (u32, u32) {
+        if pair >= self.pairs.len() {
+            self.pairs.resize_with(pair + 1, PairDictionary::default);
+        }
         // A pair that is no longer cached does not build its key.
         let key = if self.pairs[pair].full { None } else { pair_key(text, a, b) };
         match key {
             Some(key) => match self.pairs[pair].cache.get(key) {
                 Some(codes) => codes,
-                None => self.pair_miss(pair, text, a, b, key),
+                None => self.pair_miss(pair, dims, text, a, b, key),
             },
-            None => (self.code(DIM_PAIRS[pair].0, text, a), self.code(DIM_PAIRS[pair].1, text, b)),
+            None => (self.code(dims.0, text, a), self.code(dims.1, text, b)),
         }
     }
 
     /// A pair cache miss: a pair seen before (its slot was taken by another), or a new one, looked up value
     /// by value.
     #[inline(never)]
-    fn pair_miss(&mut self, pair: usize, text: &[u8], a: (usize, usize), b: (usize, usize), key: u128) -> (u32, u32) {
+    fn pair_miss(
+        &mut self,
+        pair: usize,
+        dims: (usize, usize),
+        text: &[u8],
+        a: (usize, usize),
+        b: (usize, usize),
+        key: u128,
+    ) -> (u32, u32) {
         if let Some(&codes) = self.pairs[pair].seen.get(&key) {
             self.pairs[pair].cache.put(key, codes);
             return codes;
         }
-        let codes = (self.code(DIM_PAIRS[pair].0, text, a), self.code(DIM_PAIRS[pair].1, text, b));
+        let codes = (self.code(dims.0, text, a), self.code(dims.1, text, b));
         let cached = &mut self.pairs[pair];
         if cached.seen.len() >= MAX_PAIRS {
             *cached = PairDictionary { full: true, ..PairDictionary::default() };
@@ -498,7 +594,8 @@ pub struct Chunk {
     /// Order and customer codes (filled from `ids` by [`crate::intern::IdInterners::intern_chunk`]).
     pub order: Vec<u32>,
     pub customer: Vec<u32>,
-    pub dims: [Vec<u32>; 6],
+    /// The codes of each dimension, by index (as many vectors as the run has dimensions, from the first row).
+    pub dims: Vec<Vec<u32>>,
     pub quantity: Vec<i64>,
     /// quantity * unit_price, in cents.
     pub revenue: Vec<i128>,
@@ -513,7 +610,7 @@ impl Chunk {
             id_ends: Vec::with_capacity(rows * 2),
             order: Vec::new(),
             customer: Vec::new(),
-            dims: std::array::from_fn(|_| Vec::with_capacity(rows)),
+            dims: Vec::new(),
             quantity: Vec::with_capacity(rows),
             revenue: Vec::with_capacity(rows),
         }
@@ -640,17 +737,17 @@ pub fn accept_row(
     let text = record.text();
     /// The trimmed field of a column, as a span of `text` (empty when the header has no such column).
     #[inline(always)]
-    fn span_of(header: &Header, record: &Record<'_>, c: Column) -> (usize, usize) {
+    fn span_of(header: &Header, record: &Record<'_>, c: Field) -> (usize, usize) {
         trim_span(record.text(), record.span(header.fields[c as usize]))
     }
     #[inline(always)]
-    fn field_of<'r>(header: &Header, record: &Record<'r>, c: Column) -> &'r [u8] {
+    fn field_of<'r>(header: &Header, record: &Record<'r>, c: Field) -> &'r [u8] {
         let (from, to) = span_of(header, record, c);
         &record.text()[from..to]
     }
     /// The field as it stands, untrimmed.
     #[inline(always)]
-    fn raw_of<'r>(header: &Header, record: &Record<'r>, c: Column) -> &'r [u8] {
+    fn raw_of<'r>(header: &Header, record: &Record<'r>, c: Field) -> &'r [u8] {
         let (from, to) = record.span(header.fields[c as usize]);
         &record.text()[from..to]
     }
@@ -661,7 +758,7 @@ pub fn accept_row(
     fn parsed<'r, T>(
         header: &Header,
         record: &Record<'r>,
-        c: Column,
+        c: Field,
         mut parse: impl FnMut(&'r [u8]) -> Option<T>,
     ) -> Option<T> {
         parse(raw_of(header, record, c)).or_else(|| retrimmed(header, record, c, parse))
@@ -671,7 +768,7 @@ pub fn accept_row(
     fn retrimmed<'r, T>(
         header: &Header,
         record: &Record<'r>,
-        c: Column,
+        c: Field,
         mut parse: impl FnMut(&'r [u8]) -> Option<T>,
     ) -> Option<T> {
         let (raw, trimmed) = (raw_of(header, record, c), field_of(header, record, c));
@@ -680,26 +777,37 @@ pub fn accept_row(
         }
         parse(trimmed)
     }
-    let time = parsed(header, record, Column::EventTime, |t| parse::event_time_micros_with(t, &mut dicts.dates))
+    let time = parsed(header, record, Field::EventTime, |t| parse::event_time_micros_with(t, &mut dicts.dates))
         .ok_or(RejectReason::EventTimeInvalid)?;
-    let order_id = field_of(header, record, Column::OrderId);
+    let order_id = field_of(header, record, Field::OrderId);
     if order_id.is_empty() {
         return Err(RejectReason::OrderIdMissing);
     }
-    if field_of(header, record, Column::Sku).is_empty() {
+    if field_of(header, record, Field::Sku).is_empty() {
         return Err(RejectReason::SkuMissing);
     }
-    let quantity = parsed(header, record, Column::Quantity, parse::quantity).ok_or(RejectReason::QuantityInvalid)?;
-    let price = parsed(header, record, Column::UnitPrice, parse::price_cents).ok_or(RejectReason::UnitPriceInvalid)?;
+    let quantity = parsed(header, record, Field::Quantity, parse::quantity).ok_or(RejectReason::QuantityInvalid)?;
+    let price = parsed(header, record, Field::UnitPrice, parse::price_cents).ok_or(RejectReason::UnitPriceInvalid)?;
 
     chunk.hour.push(parse::hour_start(time));
-    chunk.push_ids(order_id, field_of(header, record, Column::CustomerId));
+    chunk.push_ids(order_id, field_of(header, record, Field::CustomerId));
+    if chunk.dims.len() != dicts.dims.len() {
+        chunk.dims.resize_with(dicts.dims.len(), || Vec::with_capacity(chunk.hour.capacity()));
+    }
     // Dimension values are looked up untrimmed ([`DimDictionary::code_slow`] trims a value it has not seen).
-    for (pair, (a, b)) in DIM_PAIRS.into_iter().enumerate() {
-        let spans = (record.span(header.fields[a.column() as usize]), record.span(header.fields[b.column() as usize]));
-        let (code_a, code_b) = dicts.pair_codes(pair, text, spans.0, spans.1);
-        chunk.dims[a as usize].push(code_a);
-        chunk.dims[b as usize].push(code_b);
+    for (l, &lookup) in header.lookups.iter().enumerate() {
+        match lookup {
+            Lookup::Pair(a, b) => {
+                let spans = (record.span(header.dims[a]), record.span(header.dims[b]));
+                let (code_a, code_b) = dicts.pair_codes(l, (a, b), text, spans.0, spans.1);
+                chunk.dims[a].push(code_a);
+                chunk.dims[b].push(code_b);
+            }
+            Lookup::Single(a) => {
+                let code = dicts.code(a, text, record.span(header.dims[a]));
+                chunk.dims[a].push(code);
+            }
+        }
     }
     chunk.quantity.push(quantity);
     chunk.revenue.push(i128::from(quantity) * price);

@@ -515,7 +515,7 @@ impl Handler {
         let published = tokio::task::spawn_blocking(move || {
             span.in_scope(|| {
                 let sink = S3Sink::new(me.client.clone(), &me.config.output_bucket, &me.config.output_prefix, handle);
-                pipeline::forget(&sink, &task_uri, sequencer, &me.options.report)
+                pipeline::forget(&sink, &task_uri, sequencer, &me.options.report, me.options.settings)
             })
         })
         .await

@@ -26,6 +26,7 @@ pub mod records;
 pub mod replay;
 pub mod report;
 pub mod s3;
+pub mod settings;
 pub mod storage;
 pub mod summary;
 pub mod tables;

@@ -19,6 +19,7 @@ use hourly_insights::lambda::Handler;
 use hourly_insights::s3::{self, S3Sink, S3Uri};
 use hourly_insights::storage::{LocalDir, Sink};
 use hourly_insights::summary::Status;
+use hourly_insights::settings::Settings;
 use hourly_insights::{input, logging, parse, pipeline};
 
 /// Exit code of a run whose input was rejected as a whole.
@@ -193,7 +194,7 @@ fn forget(args: ForgetArgs) -> anyhow::Result<()> {
     if sink.get(&hourly_insights::publish::record_key(&name))?.is_none() {
         bail!("{uri} has no state under {} (was it run with this --out?)", args.out);
     }
-    let published = pipeline::forget(sink.as_ref(), &uri, None, &Default::default())?;
+    let published = pipeline::forget(sink.as_ref(), &uri, None, &Default::default(), Settings::default_ref())?;
     println!("{}", serde_json::to_string_pretty(&serde_json::json!({"forgotten": uri, "outputs": published.outputs}))?);
     Ok(())
 }
@@ -201,7 +202,7 @@ fn forget(args: ForgetArgs) -> anyhow::Result<()> {
 fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
     let (rt, client) = s3_for(&args.out)?;
     let sink = open_sink(&args.out, rt.as_ref(), client)?;
-    let (days, published) = hourly_insights::publish::rebuild(sink.as_ref())?;
+    let (days, published) = hourly_insights::publish::rebuild(sink.as_ref(), &Settings::default_ref().tables)?;
     let data = hourly_insights::report::Published::new(sink.as_ref());
     hourly_insights::report::publish(&data, &published.periods, &Default::default(), None)?;
     println!(

@@ -21,7 +21,7 @@ use crate::aggregate::{div_round_half_away, FinalGroup, MAX_DECIMAL_18_2};
 use crate::contract::{Dictionaries, Dim};
 use crate::error::{Error, InputError, Result};
 use crate::intern::id_hash;
-use crate::tables::{ColumnType, Metric, Period, TableSpec, TABLES};
+use crate::tables::{ColumnType, Metric, Period, TableSpec};
 
 /// The first bytes of a stored partial (format version 1).
 const MAGIC: &[u8; 8] = b"HIPART01";
@@ -84,7 +84,7 @@ pub fn from_groups(
 ) -> Vec<Partial> {
     let hours: Vec<i64> =
         groups.iter().flat_map(|(_, g)| g.iter().map(|g| g.hour)).collect::<BTreeSet<_>>().into_iter().collect();
-    let sku_hash = |code: u32| id_hash(dicts.value(Dim::Sku, code).as_bytes());
+    let sku_hash = |code: u32| id_hash(dicts.value(Dim::SKU, code).as_bytes());
     fn of_hour(gs: &[FinalGroup], hour: i64) -> impl Iterator<Item = &FinalGroup> {
         gs.iter().filter(move |g| g.hour == hour)
     }
@@ -402,14 +402,14 @@ fn merge_dicts(dicts: &[&[u128]]) -> Vec<Option<Vec<u32>>> {
         .collect()
 }
 
-/// The rows of every table of [`TABLES`] over the union of `parts` (any hours, any sources): groups with
+/// The rows of every table of `tables` over the union of `parts` (any hours, any sources): groups with
 /// equal keys are merged, sums added, sets unioned through the merged dictionaries. Rows are sorted by keys.
-pub fn merge(parts: &[&Partial]) -> Vec<(&'static TableSpec, Vec<Row>)> {
+pub fn merge<'t>(parts: &[&Partial], tables: &'t [TableSpec]) -> Vec<(&'t TableSpec, Vec<Row>)> {
     let remaps: [Vec<Option<Vec<u32>>>; 3] = std::array::from_fn(|kind| {
         let dicts: Vec<&[u128]> = parts.iter().map(|p| p.ids[kind].as_slice()).collect();
         merge_dicts(&dicts)
     });
-    TABLES
+    tables
         .iter()
         .map(|spec| {
             // Each group's contributions, by keys; a group's sets are unioned one group at a time, so the

@@ -29,7 +29,7 @@ use crate::publish::{self, Published, Version};
 use crate::records::{RecordReader, Refill};
 use crate::storage::{Body, Sink};
 use crate::summary::{reason_counts, ErrorInfo, HourNumbers, Rows, Status, Summary, Totals};
-use crate::tables::TABLES;
+use crate::settings::Settings;
 
 /// Valid rows per chunk when the stages run on their own threads. Five chunks can be alive at once (filling,
 /// two queued, interning, aggregating), so this sets the memory not spent on distinct keys; measured on
@@ -90,6 +90,8 @@ pub struct Options {
     pub max_rejects_bytes: u64,
     /// How the reports link to themselves (the digest's link).
     pub report: crate::report::Options,
+    /// The export's mapping, the dimensions and the tables (a config file, or the defaults).
+    pub settings: &'static Settings,
 }
 
 /// The default of [`Options::max_rejects_bytes`]: half of Lambda's 512 MB /tmp, leaving room for the partial
@@ -151,6 +153,7 @@ impl Default for Options {
             deadline: None,
             max_rejects_bytes: MAX_REJECTS_MIB << 20,
             report: crate::report::Options::default(),
+            settings: Settings::default_ref(),
         }
     }
 }
@@ -247,14 +250,14 @@ pub fn run_guarded(
                 rejects_by_reason: p.rejects_by_reason.iter().map(|(r, &n)| (r.as_str().to_string(), n)).collect(),
             };
             let published =
-                publish::commit(sink, &name, &source.uri, &version, "present", &p.partials, Some(&quality))?;
+                publish::commit(sink, &options.settings.tables, &name, &source.uri, &version, "present", &p.partials, Some(&quality))?;
             tracing::debug!(ms = started.elapsed().as_millis() as u64, "states stored and hours published");
             let periods = published.periods.clone();
             (write_outputs(p, published, sink, &name, &source)?, periods)
         }
         Err(Error::Input(e)) => {
             tracing::error!(kind = e.kind(), error = %e, "input rejected as a whole");
-            let published = publish::commit(sink, &name, &source.uri, &version, "failed", &[], None)?;
+            let published = publish::commit(sink, &options.settings.tables, &name, &source.uri, &version, "failed", &[], None)?;
             sink.delete(&output::rejects_key(&name))?;
             (Summary { outputs: published.outputs, ..failed_summary(&source, &e) }, published.periods)
         }
@@ -262,7 +265,7 @@ pub fn run_guarded(
     };
     // Reports of the hours and days just published, read back from the tables; this run's summary is not
     // stored yet, so they read it from memory. The digest is of the file's main hour (most rows).
-    let data = crate::report::Published::new(sink).with_summary(summary.clone());
+    let data = crate::report::Published::new(sink).with_tables(&options.settings.tables).with_summary(summary.clone());
     let main_hour =
         summary.by_hour.iter().max_by_key(|h| h.order_lines).and_then(|h| parse::event_time_micros(h.hour.as_bytes()));
     let written = reports(crate::report::publish(&data, &periods, &options.report, main_hour))?;
@@ -302,13 +305,15 @@ pub fn forget(
     uri: &str,
     sequencer: Option<String>,
     report: &crate::report::Options,
+    settings: &'static Settings,
 ) -> Result<Published> {
     let name = output::output_name(uri);
     let version = Version { sequencer, ..Version::default() };
-    let published = publish::commit(sink, &name, uri, &version, "deleted", &[], None)?;
+    let published = publish::commit(sink, &settings.tables, &name, uri, &version, "deleted", &[], None)?;
     sink.delete(&output::rejects_key(&name))?;
     sink.delete(&output::summary_key(&name))?;
-    reports(crate::report::publish(&crate::report::Published::new(sink), &published.periods, report, None))?;
+    let data = crate::report::Published::new(sink).with_tables(&settings.tables);
+    reports(crate::report::publish(&data, &published.periods, report, None))?;
     tracing::info!(source = uri, tables = published.outputs.len(), "source forgotten");
     Ok(published)
 }
@@ -386,7 +391,7 @@ fn records<R: Refill>(
         }
         .into());
     }
-    let header = Header::resolve(&record)?;
+    let header = Header::resolve_with(&record, options.settings)?;
     if !header.ignored.is_empty() {
         tracing::info!(columns = ?header.ignored, "ignoring unknown columns");
     }
@@ -401,7 +406,8 @@ fn records<R: Refill>(
         chunk_rows,
         progress_every: options.progress_every,
         read_err,
-        dicts: Dictionaries::default(),
+        dicts: Dictionaries::new(options.settings),
+        settings: options.settings,
         rejects: None,
         rows: Rows::default(),
         by_reason: BTreeMap::new(),
@@ -431,18 +437,18 @@ fn records<R: Refill>(
     tracing::debug!(ms = started.elapsed().as_millis() as u64, hours = partials.len(), "partial states built");
     // The id state is the largest of a run: gone before the partials are stored and published.
     drop(ids);
-    let by_hour = own_numbers(&partials)?;
+    let by_hour = own_numbers(&partials, &options.settings.tables)?;
     let rejects = v.rejects.map(RejectsWriter::finish).transpose()?;
     Ok(Processed { header: v.header, rows: v.rows, rejects_by_reason: v.by_reason, rejects, partials, by_hour })
 }
 
 /// This source's numbers per hour, from its own partials; a revenue that does not fit decimal(18,2) in any
 /// group of an hour, or in the source's part of a day, fails the file as a whole.
-fn own_numbers(partials: &[Partial]) -> Result<Vec<HourNumbers>> {
+fn own_numbers(partials: &[Partial], tables: &[crate::tables::TableSpec]) -> Result<Vec<HourNumbers>> {
     let mut numbers = Vec::with_capacity(partials.len());
     let mut days: BTreeMap<i64, i128> = BTreeMap::new();
     for p in partials {
-        let tables = partial::merge(&[p]);
+        let tables = partial::merge(&[p], tables);
         for (spec, rows) in &tables {
             if let Some(row) = rows.iter().find(|r| r.revenue > MAX_DECIMAL_18_2) {
                 return Err(InputError::RevenueOverflow {
@@ -477,6 +483,7 @@ fn own_numbers(partials: &[Partial]) -> Result<Vec<HourNumbers>> {
 /// The validation stage: how it reads, and what it found besides the chunks it hands on.
 struct Validation<'a> {
     header: Header,
+    settings: &'static Settings,
     /// Valid rows per chunk handed on.
     chunk_rows: usize,
     progress_every: Duration,
@@ -589,7 +596,7 @@ fn validate<R: Refill>(
 /// still in the cache, with no hand-offs between threads that would take turns on one core.
 fn inline<R: Refill>(reader: &mut RecordReader<R>, v: &mut Validation<'_>) -> Result<(Engine, IdInterners)> {
     let mut ids = IdInterners::default();
-    let mut engine = Engine::new(TABLES);
+    let mut engine = Engine::new(&v.settings.tables);
     let progress = Progress::default();
     // A panic (a bug) in interning or aggregation becomes an error naming the stage, as in `threaded`.
     validate(reader, v, &progress, &mut |mut chunk| {
@@ -627,7 +634,7 @@ fn threaded<R: Refill>(reader: &mut RecordReader<R>, v: &mut Validation<'_>) -> 
         let aggregation = std::thread::Builder::new()
             .name("aggregate".into())
             .spawn_scoped(scope, || -> Result<Engine> {
-                let mut engine = Engine::new(TABLES);
+                let mut engine = Engine::new(&v.settings.tables);
                 for mut chunk in to_engine {
                     engine.push(&mut chunk)?;
                 }

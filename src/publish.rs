@@ -27,7 +27,7 @@ use crate::parse;
 use crate::partial::{self, Partial, DAY_MICROS, HOUR_MICROS};
 use crate::storage::{Condition, Sink};
 use crate::summary::OutputFile;
-use crate::tables::Period;
+use crate::tables::{Period, TableSpec};
 
 /// How often a conditional write is retried after losing to another writer before the run gives up
 /// (with a retryable error). Each retry first reads the object again, so this bounds contention, not time.
@@ -178,6 +178,7 @@ fn lost_races(uri: String) -> Error {
 /// newer version of the source has already been recorded (nothing is changed then).
 pub fn commit(
     sink: &dyn Sink,
+    tables: &[TableSpec],
     name: &str,
     uri: &str,
     version: &Version,
@@ -261,7 +262,7 @@ pub fn commit(
             quality: quality.filter(|_| !now.is_empty()).cloned(),
         };
         let Some(manifest) = update_manifest(sink, day, name, &entry)? else { continue };
-        publish_day(sink, manifest, touched, &own, &mut published)?;
+        publish_day(sink, tables, manifest, touched, &own, &mut published)?;
     }
     // Partials of the previous version that no manifest names any more.
     let kept: BTreeSet<&String> = keys.values().collect();
@@ -309,13 +310,14 @@ pub fn read_manifest(sink: &dyn Sink, day: &str) -> Result<Option<DayManifest>> 
 /// version of its source replaced it after this manifest was read) sends it back to the newest manifest.
 fn publish_day(
     sink: &dyn Sink,
+    tables: &[TableSpec],
     mut manifest: DayManifest,
     hours: &BTreeSet<String>,
     own: &HashMap<String, &Partial>,
     published: &mut Published,
 ) -> Result<()> {
     for _ in 0..CAS_ATTEMPTS {
-        match publish_from(sink, &manifest, hours, own, published) {
+        match publish_from(sink, tables, &manifest, hours, own, published) {
             Err(Gone) => {
                 let newer = read_manifest(sink, &manifest.day)?.ok_or_else(|| Error::Internal {
                     message: format!("the manifest of {} disappeared", manifest.day),
@@ -338,6 +340,7 @@ struct Gone;
 
 fn publish_from(
     sink: &dyn Sink,
+    tables: &[TableSpec],
     manifest: &DayManifest,
     hours: &BTreeSet<String>,
     own: &HashMap<String, &Partial>,
@@ -371,7 +374,7 @@ fn publish_from(
     };
     let mut write = |period: Period, start: i64, parts: Vec<&Partial>| -> Result<()> {
         let started = std::time::Instant::now();
-        let merged = partial::merge(&parts);
+        let merged = partial::merge(&parts, tables);
         tracing::debug!(?period, ms = started.elapsed().as_millis() as u64, parts = parts.len(), "merged");
         let before = published.outputs.len();
         let mut current = false;
@@ -454,7 +457,7 @@ pub fn put_generation(
 /// Recomputes and republishes every hour and day from the stored states (after an upgrade of the output
 /// format, or to recover): each day's manifest generation is raised, so every table is rewritten.
 /// Returns the days rebuilt and what was written.
-pub fn rebuild(sink: &dyn Sink) -> Result<(Vec<String>, Published)> {
+pub fn rebuild(sink: &dyn Sink, tables: &[TableSpec]) -> Result<(Vec<String>, Published)> {
     let mut published = Published::default();
     let mut days = Vec::new();
     for key in sink.list("_state/dt=")? {
@@ -463,7 +466,7 @@ pub fn rebuild(sink: &dyn Sink) -> Result<(Vec<String>, Published)> {
         };
         let manifest = bump(sink, day)?;
         let hours = manifest.hours.clone();
-        publish_day(sink, manifest, &hours, &HashMap::new(), &mut published)?;
+        publish_day(sink, tables, manifest, &hours, &HashMap::new(), &mut published)?;
         tracing::info!(day, "day rebuilt from its states");
         days.push(day.to_string());
     }

@@ -26,6 +26,21 @@ pub enum Metric {
 }
 
 impl Metric {
+    pub const ALL: [Metric; 7] = [
+        Metric::Orders,
+        Metric::OrderLines,
+        Metric::Units,
+        Metric::Revenue,
+        Metric::Customers,
+        Metric::Products,
+        Metric::AvgOrderValue,
+    ];
+
+    /// The metric named `name` (as in [`Metric::name`]).
+    pub fn from_name(name: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Metric::Orders => "orders",
@@ -86,8 +101,9 @@ impl ColumnType {
     }
 }
 
-/// One insight table.
-#[derive(Debug)]
+/// One insight table. A table from a config file has its names and lists leaked for the life of the
+/// process, as the settings are (see [`crate::settings::Settings::leak`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableSpec {
     pub name: &'static str,
     /// Group keys after `hour_start`.
@@ -146,8 +162,13 @@ impl TableSpec {
     }
 }
 
-/// The five insight tables, in output order.
-pub const TABLES: &[TableSpec] = &[
+/// The insight tables without a config file (the default of [`crate::settings::Settings`]).
+pub fn default_tables() -> Vec<TableSpec> {
+    DEFAULT_TABLES.to_vec()
+}
+
+/// The five default insight tables, in output order.
+pub const DEFAULT_TABLES: &[TableSpec] = &[
     TableSpec {
         name: "hourly_kpis",
         keys: &[],
@@ -164,28 +185,28 @@ pub const TABLES: &[TableSpec] = &[
     },
     TableSpec {
         name: "channel_performance",
-        keys: &[Dim::Channel, Dim::Campaign],
+        keys: &[Dim::CHANNEL, Dim::CAMPAIGN],
         metrics: &[Metric::Orders, Metric::OrderLines, Metric::Units, Metric::Revenue, Metric::Customers],
         top: None,
         description: "per marketing channel and campaign",
     },
     TableSpec {
         name: "category_sales",
-        keys: &[Dim::Category],
+        keys: &[Dim::CATEGORY],
         metrics: &[Metric::Orders, Metric::Units, Metric::Revenue, Metric::Products],
         top: None,
         description: "per product category",
     },
     TableSpec {
         name: "geo_device",
-        keys: &[Dim::Country, Dim::Device],
+        keys: &[Dim::COUNTRY, Dim::DEVICE],
         metrics: &[Metric::Orders, Metric::Customers, Metric::Revenue],
         top: None,
         description: "per country and device",
     },
     TableSpec {
         name: "top_products",
-        keys: &[Dim::Sku],
+        keys: &[Dim::SKU],
         metrics: &[Metric::Orders, Metric::Units, Metric::Revenue],
         top: Some(10),
         description: "the 10 best-selling SKUs of each hour by revenue (ties by sku)",
@@ -199,7 +220,7 @@ mod tests {
     #[test]
     fn columns_match_the_contract() {
         let cols = |name: &str| -> Vec<&str> {
-            TABLES.iter().find(|t| t.name == name).unwrap().columns().iter().map(|c| c.0).collect()
+            DEFAULT_TABLES.iter().find(|t| t.name == name).unwrap().columns().iter().map(|c| c.0).collect()
         };
         assert_eq!(
             cols("hourly_kpis"),
@@ -212,9 +233,9 @@ mod tests {
         assert_eq!(cols("category_sales"), ["hour_start", "category", "orders", "units", "revenue", "products"]);
         assert_eq!(cols("geo_device"), ["hour_start", "country", "device", "orders", "customers", "revenue"]);
         assert_eq!(cols("top_products"), ["hour_start", "rank", "sku", "orders", "units", "revenue"]);
-        let top = TABLES.iter().find(|t| t.name == "top_products").unwrap();
+        let top = DEFAULT_TABLES.iter().find(|t| t.name == "top_products").unwrap();
         assert_eq!(top.table_name(Period::Day), "daily_top_products");
-        assert_eq!(TABLES[0].table_name(Period::Day), "daily_kpis");
+        assert_eq!(DEFAULT_TABLES[0].table_name(Period::Day), "daily_kpis");
         let daily: Vec<_> = top.columns_of(Period::Day).iter().map(|c| c.0).collect();
         assert_eq!(daily, ["day", "rank", "sku", "orders", "units", "revenue"]);
     }

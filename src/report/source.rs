@@ -13,7 +13,7 @@ use crate::output;
 use crate::publish::{self, DayManifest};
 use crate::storage::Sink;
 use crate::summary::Summary;
-use crate::tables::{ColumnType, Period, TABLES};
+use crate::tables::{ColumnType, Period, TableSpec, DEFAULT_TABLES};
 
 /// One row of a published table: its dimension values, and its metrics by column name (money in cents; a
 /// handful per table, so a list).
@@ -42,11 +42,20 @@ pub struct Published<'a> {
     objects: Mutex<HashMap<String, Option<Arc<Vec<u8>>>>>,
     /// Summaries that are not stored yet (the current run's), by source name.
     overrides: HashMap<String, Summary>,
+    /// The tables the output has (the settings'). The reports read the default tables that are among them
+    /// unchanged, and leave out what the others would show.
+    tables: &'a [TableSpec],
 }
 
 impl<'a> Published<'a> {
     pub fn new(sink: &'a dyn Sink) -> Self {
-        Published { sink, objects: Mutex::new(HashMap::new()), overrides: HashMap::new() }
+        Published { sink, objects: Mutex::new(HashMap::new()), overrides: HashMap::new(), tables: DEFAULT_TABLES }
+    }
+
+    /// Reads the output of a run with these tables (the default tables otherwise).
+    pub fn with_tables(mut self, tables: &'a [TableSpec]) -> Self {
+        self.tables = tables;
+        self
     }
 
     /// Uses `summary` as the summary of its source instead of the stored one (a run's own summary is stored
@@ -88,7 +97,7 @@ impl<'a> Published<'a> {
 
     /// The key of a table's file for one hour or day (`name` is the hourly table's name).
     pub fn table_key(name: &str, period: Period, start: i64) -> Option<String> {
-        let spec = TABLES.iter().find(|t| t.name == name)?;
+        let spec = DEFAULT_TABLES.iter().find(|t| t.name == name)?;
         Some(publish::table_key(&spec.table_name(period), period, start))
     }
 
@@ -96,8 +105,9 @@ impl<'a> Published<'a> {
     /// `start`, or `None` when nothing is published for it.
     pub fn table(&self, name: &str, period: Period, start: i64) -> Result<Option<Rows>> {
         let Some(key) = Self::table_key(name, period, start) else { return Ok(None) };
+        let default = DEFAULT_TABLES.iter().find(|t| t.name == name).expect("table_key found it");
+        let Some(spec) = self.tables.iter().find(|&t| t == default) else { return Ok(None) };
         let Some(bytes) = self.object(&key)? else { return Ok(None) };
-        let spec = TABLES.iter().find(|t| t.name == name).expect("table_key found it");
         let unreadable = |e: &dyn std::fmt::Display| Error::Internal {
             message: format!("{} is not a readable table: {e}", self.sink.uri(&key)),
         };

@@ -1,0 +1,1 @@
+//! The TOML config file: reading it into [`super::Settings`], checking it, and writing settings back.
