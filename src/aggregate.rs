@@ -874,18 +874,18 @@ mod tests {
 
     #[test]
     fn the_insight_tables_are_grouped_three_times_per_chunk() {
-        let (groupings, feeds) = described(&Engine::new(crate::tables::TABLES));
+        let (groupings, feeds) = described(&Engine::new(crate::tables::DEFAULT_TABLES));
         assert_eq!(
             groupings,
             vec![
                 // Products are the sku key: no ids but the orders gathered.
-                (vec!["category_sales", "top_products"], vec![Dim::Category, Dim::Sku], vec![Distinct::Orders]),
+                (vec!["category_sales", "top_products"], vec![Dim::CATEGORY, Dim::SKU], vec![Distinct::Orders]),
                 (
                     vec!["channel_performance"],
-                    vec![Dim::Channel, Dim::Campaign],
+                    vec![Dim::CHANNEL, Dim::CAMPAIGN],
                     vec![Distinct::Orders, Distinct::Customers]
                 ),
-                (vec!["geo_device"], vec![Dim::Country, Dim::Device], vec![Distinct::Orders, Distinct::Customers]),
+                (vec!["geo_device"], vec![Dim::COUNTRY, Dim::DEVICE], vec![Distinct::Orders, Distinct::Customers]),
             ]
         );
         assert_eq!(
@@ -900,11 +900,11 @@ mod tests {
         );
         // Table by table, hourly_kpis is still summed up from channel_performance, and category_sales
         // gathers its products.
-        let (groupings, feeds) = described(&Engine::with_joint(crate::tables::TABLES, &[]));
+        let (groupings, feeds) = described(&Engine::with_joint(crate::tables::DEFAULT_TABLES, &[]));
         assert_eq!(groupings.len(), 4, "{groupings:?}");
         assert!(groupings.contains(&(
             vec!["category_sales"],
-            vec![Dim::Category],
+            vec![Dim::CATEGORY],
             vec![Distinct::Orders, Distinct::Products]
         )));
         assert_eq!(feeds[0], ("hourly_kpis", "channel_performance"));
@@ -914,7 +914,7 @@ mod tests {
     fn an_average_order_value_counts_orders_even_without_an_orders_column() {
         static AVG_ONLY: TableSpec = TableSpec {
             name: "avg_only",
-            keys: &[Dim::Channel],
+            keys: &[Dim::CHANNEL],
             metrics: &[Metric::Revenue, Metric::AvgOrderValue],
             top: None,
             description: "",
@@ -931,18 +931,18 @@ mod tests {
 
     /// A chunk frame of `rows`, every other dimension code 0.
     fn frame(rows: &[Row]) -> DataFrame {
-        let mut chunk = Chunk::with_capacity(rows.len());
+        let mut chunk = Chunk { dims: vec![Vec::new(); 6], ..Chunk::with_capacity(rows.len()) };
         for &(hour, channel, campaign, order, customer, quantity) in rows {
             chunk.hour.push(hour);
             chunk.order.push(order);
             chunk.customer.push(customer);
-            for dim in Dim::ALL {
+            for dim in Dim::DEFAULTS {
                 let code = match dim {
-                    Dim::Channel => channel,
-                    Dim::Campaign => campaign,
+                    Dim::CHANNEL => channel,
+                    Dim::CAMPAIGN => campaign,
                     _ => 0,
                 };
-                chunk.dims[dim as usize].push(code);
+                chunk.dims[dim.index].push(code);
             }
             chunk.quantity.push(quantity);
             chunk.revenue.push(i128::from(quantity) * 100 + i128::from(order));
@@ -959,8 +959,8 @@ mod tests {
 
     /// [`channel_groups`] of several chunks, holding back at most `pending_budget` ids.
     fn channel_groups_in_chunks(chunks: &[&[Row]], pending_budget: usize) -> Vec<Merged> {
-        let table = crate::tables::TABLES.iter().position(|t| t.name == "channel_performance").unwrap();
-        let mut table = Grouping::new(crate::tables::TABLES, vec![table]);
+        let table = crate::tables::DEFAULT_TABLES.iter().position(|t| t.name == "channel_performance").unwrap();
+        let mut table = Grouping::new(crate::tables::DEFAULT_TABLES, vec![table]);
         assert_eq!(table.distinct, vec![Distinct::Orders, Distinct::Customers]);
         table.pending_budget = pending_budget;
         let mut scratch = Scratch::default();
@@ -983,7 +983,7 @@ mod tests {
     /// [`by_key`], by hashing the packed key, or by the key columns as they are.
     fn path(rows: &[Row]) -> &'static str {
         let frame = frame(rows);
-        match packed_key(&frame, &HourNumbers::of(&frame).unwrap(), &[Dim::Channel, Dim::Campaign]).unwrap() {
+        match packed_key(&frame, &HourNumbers::of(&frame).unwrap(), &[Dim::CHANNEL, Dim::CAMPAIGN]).unwrap() {
             Some((_, width)) if width <= MAX_SORTED_BITS => "sorted",
             Some(_) => "hashed",
             None => "columns",
@@ -1050,7 +1050,7 @@ mod tests {
         let hours = HourNumbers::of(&frame).unwrap();
         let values = |keys: &[Dim]| packed_key(&frame, &hours, keys).unwrap().unwrap();
         assert_eq!(values(&[]), (vec![2, 0, 2], 2), "the hour numbers alone");
-        assert_eq!(values(&[Dim::Channel]), (vec![2 << 3 | 4, 2, 2 << 3 | 1], 5), "then 3 bits of channel");
+        assert_eq!(values(&[Dim::CHANNEL]), (vec![2 << 3 | 4, 2, 2 << 3 | 1], 5), "then 3 bits of channel");
     }
 
     #[test]
@@ -1087,17 +1087,17 @@ mod tests {
         let mut order = 0;
         (0..chunks)
             .map(|_| {
-                let mut chunk = Chunk::with_capacity(rows);
+                let mut chunk = Chunk { dims: vec![Vec::new(); 6], ..Chunk::with_capacity(rows) };
                 for _ in 0..rows {
                     order += u32::from(next(3) == 0);
                     chunk.hour.push(i64::from(next(2)) * HOUR_MICROS);
                     chunk.order.push(if next(20) == 0 { next(order + 1) } else { order });
                     chunk.customer.push(next(50) * u32::from(next(5) != 0));
                     let sku = next(40);
-                    for dim in Dim::ALL {
-                        chunk.dims[dim as usize].push(match dim {
-                            Dim::Sku => sku,
-                            Dim::Category if next(10) != 0 => sku % 6,
+                    for dim in Dim::DEFAULTS {
+                        chunk.dims[dim.index].push(match dim {
+                            Dim::SKU => sku,
+                            Dim::CATEGORY if next(10) != 0 => sku % 6,
                             _ => next(5),
                         });
                     }
@@ -1135,7 +1135,7 @@ mod tests {
     #[test]
     fn joint_split_and_table_by_table_groupings_give_the_same_tables() {
         let chunks = random_chunks(7, 4, 3000);
-        let tables = crate::tables::TABLES;
+        let tables = crate::tables::DEFAULT_TABLES;
         let each = tables_of(Engine::with_joint(tables, &[]), &chunks);
         assert!(each.iter().all(|(_, groups)| !groups.is_empty()));
         let products: usize = each[2].1.iter().map(|g| g.4[1].len()).sum();

@@ -830,9 +830,9 @@ mod tests {
     fn header_resolution() {
         let h = header(&[" SKU", "Quantity ", "unit_price", "EVENT_TIME", "order_id", "Notes"]).unwrap();
         assert_eq!(h.width, 6);
-        assert_eq!(h.position(Column::Sku), Some(0));
-        assert_eq!(h.position(Column::EventTime), Some(3));
-        assert_eq!(h.position(Column::Channel), None);
+        assert_eq!(h.position(Field::Sku), Some(0));
+        assert_eq!(h.position(Field::EventTime), Some(3));
+        assert_eq!(h.position(Field::CustomerId), None);
         assert_eq!(h.ignored, vec!["Notes".to_string()]);
         let h = header(&["event_time", "order_id", "sku", "quantity", "unit_price", "", " "]).unwrap();
         assert!(h.ignored.is_empty(), "empty names are not listed: {:?}", h.ignored);
@@ -879,11 +879,11 @@ mod tests {
         assert_eq!(chunk.len(), 2);
         assert_eq!(chunk.revenue, vec![300, 300]);
         assert_eq!(chunk.customer[1], GUEST);
-        let country = chunk.dims[Dim::Country as usize].clone();
+        let country = chunk.dims[Dim::COUNTRY.index].clone();
         assert_eq!(country[0], country[1], "' de ' and 'DE' normalise to one code");
-        assert_eq!(dicts.value(Dim::Country, country[0]), "DE");
-        assert_eq!(dicts.value(Dim::Channel, chunk.dims[Dim::Channel as usize][0]), "email");
-        assert_eq!(dicts.value(Dim::Device, chunk.dims[Dim::Device as usize][0]), "unknown");
+        assert_eq!(dicts.value(Dim::COUNTRY, country[0]), "DE");
+        assert_eq!(dicts.value(Dim::CHANNEL, chunk.dims[Dim::CHANNEL.index][0]), "email");
+        assert_eq!(dicts.value(Dim::DEVICE, chunk.dims[Dim::DEVICE.index][0]), "unknown");
     }
 
     /// Fields are looked up and parsed untrimmed where that cannot change the answer: every field padded with
@@ -949,9 +949,9 @@ mod tests {
         while reader.next_record().unwrap().is_some() {
             let mut chunk = Chunk::default();
             let result = accept_row(&h, &reader.record(), &mut dicts, &mut chunk);
-            let values: Vec<String> = Dim::ALL
+            let values: Vec<String> = Dim::DEFAULTS
                 .iter()
-                .flat_map(|&d| chunk.dims[d as usize].first().map(|&c| dicts.value(d, c).to_string()))
+                .flat_map(|&d| chunk.dims.get(d.index).and_then(|c| c.first()).map(|&c| dicts.value(d, c).to_string()))
                 .collect();
             results.push((result, chunk.hour, chunk.ids, chunk.id_ends, values, chunk.quantity, chunk.revenue));
         }
@@ -1020,7 +1020,7 @@ mod tests {
     fn the_dimension_cache_never_changes_a_code() {
         // More distinct values than the largest cache has slots, so slots are shared and overwritten,
         // looked up in a scrambled order with repeats, against a plain map of first appearances.
-        let mut d = DimDictionary::default();
+        let mut d = DimDictionary::new(Case::Keep);
         let mut reference: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
         let mut x = 12345u64;
         for _ in 0..200_000 {
@@ -1028,16 +1028,16 @@ mod tests {
             let raw = format!("SKU-{:05}", (x % 6000) * (x % 3 + 1));
             let next = reference.len() as u32;
             let want = *reference.entry(raw.clone()).or_insert(next);
-            assert_eq!(d.code(Dim::Sku, raw.as_bytes()), want, "{raw}");
+            assert_eq!(d.code(raw.as_bytes()), want, "{raw}");
         }
         assert_eq!(d.cache.keys.len(), 4096, "the cache stops growing at 4096 slots");
         assert!(reference.len() > 4096);
         let mut few = DimDictionary::default();
         for raw in [&b"web"[..], b"app", b"", b"web", b"App"] {
-            few.code(Dim::Channel, raw);
+            few.code(raw);
         }
         assert_eq!(few.cache.keys.len(), 64);
-        assert_eq!((few.code(Dim::Channel, b"app"), few.code(Dim::Channel, b"APP")), (1, 1));
+        assert_eq!((few.code(b"app"), few.code(b"APP")), (1, 1));
     }
 
     #[test]
@@ -1082,36 +1082,41 @@ mod tests {
                 text.extend_from_slice(field.as_bytes());
             }
             accept_row(&h, &Record::new(&text, &spans), &mut dicts, &mut chunk).unwrap();
-            let normal = |dim: Dim, raw: &str| dim.normalise(raw.trim());
-            expected.push(std::array::from_fn::<_, 6, _>(|d| normal(Dim::ALL[d], row[d])));
+            let cases = [Case::Keep, Case::Lower, Case::Lower, Case::Lower, Case::Upper, Case::Lower];
+            let normal = |dim: Dim, raw: &str| normalise(cases[dim.index], raw.trim());
+            expected.push(std::array::from_fn::<_, 6, _>(|d| normal(Dim::DEFAULTS[d], row[d])));
         }
         for (i, want) in expected.iter().enumerate() {
-            for dim in Dim::ALL {
-                assert_eq!(dicts.value(dim, chunk.dims[dim as usize][i]), want[dim as usize], "row {i} {dim:?}");
+            for dim in Dim::DEFAULTS {
+                assert_eq!(dicts.value(dim, chunk.dims[dim.index][i]), want[dim.index], "row {i} {dim:?}");
             }
         }
         assert!(dicts.pairs[0].full, "SKU and category pairs outgrew their cache");
         assert!(!dicts.pairs[1].full && dicts.pairs[1].seen.len() > 10, "channel and campaign pairs are cached");
-        assert_eq!(dicts.value(Dim::Country, chunk.dims[Dim::Country as usize][0]), expected[0][4]);
-        assert_eq!(DIM_PAIRS.iter().flat_map(|&(a, b)| [a, b]).collect::<Vec<_>>(), Dim::ALL, "each dim in one pair");
+        assert_eq!(dicts.value(Dim::COUNTRY, chunk.dims[Dim::COUNTRY.index][0]), expected[0][4]);
+        assert_eq!(
+            h.lookups,
+            vec![Lookup::Pair(0, 1), Lookup::Pair(2, 3), Lookup::Pair(4, 5)],
+            "side by side in pairs"
+        );
     }
 
     #[test]
     fn dimension_values_short_and_long_share_codes_by_normalised_value() {
         let mut d = DimDictionary::default();
         let long = b"Black-Friday-Weekend-2026"; // longer than a packed key
-        let a = d.code(Dim::Campaign, long);
-        assert_eq!(d.code(Dim::Campaign, b"black-friday-weekend-2026"), a);
-        assert_eq!(d.code(Dim::Campaign, long), a, "a repeat hits the long map");
-        let short = d.code(Dim::Campaign, b"Winback");
+        let a = d.code(long);
+        assert_eq!(d.code(b"black-friday-weekend-2026"), a);
+        assert_eq!(d.code(long), a, "a repeat hits the long map");
+        let short = d.code(b"Winback");
         assert_ne!(short, a);
-        assert_eq!(d.code(Dim::Campaign, b"winback"), short);
+        assert_eq!(d.code(b"winback"), short);
         // 15 bytes is packed, 16 is not; values differing only after byte 15 or in length stay apart.
-        let fifteen = d.code(Dim::Campaign, b"abcdefghijklmno");
-        let sixteen = d.code(Dim::Campaign, b"abcdefghijklmnop");
-        let shorter = d.code(Dim::Campaign, b"abcdefghijklmn");
+        let fifteen = d.code(b"abcdefghijklmno");
+        let sixteen = d.code(b"abcdefghijklmnop");
+        let shorter = d.code(b"abcdefghijklmn");
         assert_eq!([fifteen, sixteen, shorter].iter().collect::<std::collections::HashSet<_>>().len(), 3);
-        assert_eq!(d.code(Dim::Campaign, b""), d.code(Dim::Campaign, b"unknown"), "empty is 'unknown'");
+        assert_eq!(d.code(b""), d.code(b"unknown"), "empty is 'unknown'");
         assert_eq!(d.values.len(), 6);
     }
 }

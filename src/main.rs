@@ -17,9 +17,9 @@ use hourly_insights::config::Config;
 use hourly_insights::generate::{generate, GenerateOptions};
 use hourly_insights::lambda::Handler;
 use hourly_insights::s3::{self, S3Sink, S3Uri};
+use hourly_insights::settings::Settings;
 use hourly_insights::storage::{LocalDir, Sink};
 use hourly_insights::summary::Status;
-use hourly_insights::settings::Settings;
 use hourly_insights::{input, logging, parse, pipeline};
 
 /// Exit code of a run whose input was rejected as a whole.

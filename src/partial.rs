@@ -586,8 +586,13 @@ mod tests {
             (0..500).map(|_| u128::from(xorshift(&mut x)) << 64 | u128::from(xorshift(&mut x))).collect();
         let parts: Vec<Partial> = (0..5).map(|i| random_partial(i + 1, &pool, 50 + 80 * i as usize)).collect();
         let all: Vec<&Partial> = parts.iter().collect();
-        let rows =
-            |parts: &[&Partial]| merge(parts).into_iter().find(|(s, _)| s.name == "channel_performance").unwrap().1;
+        let rows = |parts: &[&Partial]| {
+            merge(parts, crate::tables::DEFAULT_TABLES)
+                .into_iter()
+                .find(|(s, _)| s.name == "channel_performance")
+                .unwrap()
+                .1
+        };
         let want = reference(&all);
         let got: BTreeMap<Vec<String>, [usize; 3]> =
             rows(&all).into_iter().map(|r| (r.keys, r.distinct.map(|d| d as usize))).collect();

@@ -27,9 +27,9 @@ use crate::parse;
 use crate::partial::{self, Partial};
 use crate::publish::{self, Published, Version};
 use crate::records::{RecordReader, Refill};
+use crate::settings::Settings;
 use crate::storage::{Body, Sink};
 use crate::summary::{reason_counts, ErrorInfo, HourNumbers, Rows, Status, Summary, Totals};
-use crate::settings::Settings;
 
 /// Valid rows per chunk when the stages run on their own threads. Five chunks can be alive at once (filling,
 /// two queued, interning, aggregating), so this sets the memory not spent on distinct keys; measured on
@@ -249,15 +249,24 @@ pub fn run_guarded(
                 rejected: p.rows.rejected,
                 rejects_by_reason: p.rejects_by_reason.iter().map(|(r, &n)| (r.as_str().to_string(), n)).collect(),
             };
-            let published =
-                publish::commit(sink, &options.settings.tables, &name, &source.uri, &version, "present", &p.partials, Some(&quality))?;
+            let published = publish::commit(
+                sink,
+                &options.settings.tables,
+                &name,
+                &source.uri,
+                &version,
+                "present",
+                &p.partials,
+                Some(&quality),
+            )?;
             tracing::debug!(ms = started.elapsed().as_millis() as u64, "states stored and hours published");
             let periods = published.periods.clone();
             (write_outputs(p, published, sink, &name, &source)?, periods)
         }
         Err(Error::Input(e)) => {
             tracing::error!(kind = e.kind(), error = %e, "input rejected as a whole");
-            let published = publish::commit(sink, &options.settings.tables, &name, &source.uri, &version, "failed", &[], None)?;
+            let published =
+                publish::commit(sink, &options.settings.tables, &name, &source.uri, &version, "failed", &[], None)?;
             sink.delete(&output::rejects_key(&name))?;
             (Summary { outputs: published.outputs, ..failed_summary(&source, &e) }, published.periods)
         }

@@ -209,14 +209,14 @@ fn fixture_gives_the_hand_checked_tables_schema_and_summary() {
             })
             .collect()
     };
-    for spec in hourly_insights::tables::TABLES {
+    for spec in hourly_insights::tables::DEFAULT_TABLES {
         let daily = spec.table_name(hourly_insights::tables::Period::Day);
         let (schema, rows) = rows_of(&out.path().join(format!("{daily}/dt=2026-11-22/data.parquet")));
         assert_eq!(schema, schema_of(spec, hourly_insights::tables::Period::Day), "schema of {daily}");
         assert!(!rows.is_empty() && rows.iter().all(|r| r.starts_with("2026-11-22|")), "{daily}: {rows:?}");
     }
     for (table, expected) in EXPECTED {
-        let spec = hourly_insights::tables::TABLES.iter().find(|t| t.name == *table).unwrap();
+        let spec = hourly_insights::tables::DEFAULT_TABLES.iter().find(|t| t.name == *table).unwrap();
         let mut rows = Vec::new();
         for hour in ["12", "13"] {
             let path = out.path().join(format!("{table}/dt=2026-11-22/hour={hour}/data.parquet"));
