@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::contract::RejectReason;
 use crate::parse;
+use crate::settings::{Encoding, Settings, TimeFormat};
 
 /// What to generate.
 #[derive(Clone, Debug)]
@@ -25,6 +26,9 @@ pub struct GenerateOptions {
     pub dirty: f64,
     /// The kind of shop whose export it looks like.
     pub shape: Shape,
+    /// The export's layout: column names, time format, delimiter, decimal separator, encoding, and the
+    /// dimensions (a config file's; the default settings write the generator's own layout, byte for byte).
+    pub settings: &'static Settings,
 }
 
 /// Shapes of export, as different shops' backends write them: the benchmarks measure each, since what is
@@ -196,15 +200,163 @@ struct Order {
     lines_left: u32,
 }
 
+/// Where each column of a generated export comes from, for the settings' layout.
+enum Source {
+    /// The field at this index of the generator's own row (in [`HEADER`]'s order, `note` last).
+    Own(usize),
+    /// A dimension of the settings that the generator does not know: a few values made from its name.
+    Extra(String),
+}
+
+/// The header and the columns of an export laid out for `settings`: the contract's fields under their
+/// first accepted names, the default dimensions the settings keep under their first column, each other
+/// dimension of the settings as an extra column, and the ignored columns.
+fn layout(settings: &Settings, note: bool) -> (Vec<String>, Vec<Source>) {
+    let input = &settings.input;
+    let own = HEADER.iter().chain(note.then_some(&"note"));
+    let mut header = Vec::new();
+    let mut sources = Vec::new();
+    for (i, &name) in own.enumerate() {
+        let mapped = match name {
+            "event_time" => Some(&input.event_time[0]),
+            "order_id" => Some(&input.order_id[0]),
+            "customer_id" => Some(&input.customer_id[0]),
+            "sku" => Some(&input.sku[0]),
+            "quantity" => Some(&input.quantity[0]),
+            "unit_price" => Some(&input.unit_price[0]),
+            "payment_method" | "note" => None,
+            dim => match settings.dimensions.iter().find(|d| d.name == dim) {
+                Some(d) => Some(&d.columns[0]),
+                None => continue,
+            },
+        };
+        header.push(mapped.map_or(name.to_string(), String::clone));
+        sources.push(Source::Own(i));
+    }
+    let known = |name: &str| HEADER.contains(&name);
+    for d in settings.dimensions.iter().filter(|d| !known(&d.name)) {
+        header.push(d.columns[0].clone());
+        sources.push(Source::Extra(d.name.clone()));
+    }
+    (header, sources)
+}
+
+/// `micros` written in `format` (the generator's mixed RFC 3339 spellings are kept for `rfc3339`).
+fn format_time_as(format: &TimeFormat, micros: i64) -> String {
+    match format {
+        TimeFormat::Rfc3339 => parse::format_rfc3339(micros),
+        TimeFormat::UnixSeconds => micros.div_euclid(1_000_000).to_string(),
+        TimeFormat::UnixMillis => micros.div_euclid(1_000).to_string(),
+        TimeFormat::Pattern(pattern) => format_pattern(pattern, micros),
+    }
+}
+
+/// `micros` (UTC) written by a strftime pattern: `%Y %y %m %b %d %H %I %p %M %S %f %%`.
+pub fn format_pattern(pattern: &str, micros: i64) -> String {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let z = parse::format_rfc3339(micros);
+    let num = |range: std::ops::Range<usize>| z[range].parse::<u32>().expect("digits of a formatted time");
+    let (year, month, day, hour) = (num(0..4), num(5..7), num(8..10), num(11..13));
+    let mut out = String::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('Y') => out.push_str(&z[0..4]),
+            Some('y') => out.push_str(&format!("{:02}", year % 100)),
+            Some('m') => out.push_str(&z[5..7]),
+            Some('b') => out.push_str(MONTHS[month as usize - 1]),
+            Some('d') => out.push_str(&z[8..10]),
+            Some('H') => out.push_str(&z[11..13]),
+            Some('I') => out.push_str(&format!("{:02}", (hour + 11) % 12 + 1)),
+            Some('p') => out.push_str(if hour < 12 { "AM" } else { "PM" }),
+            Some('M') => out.push_str(&z[14..16]),
+            Some('S') => out.push_str(&z[17..19]),
+            Some('f') => out.push_str(&format!("{:06}", micros.rem_euclid(1_000_000))),
+            Some('%') => out.push('%'),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    let _ = day;
+    out
+}
+
+/// Writes UTF-8 text to `inner` in another encoding (Windows-1252, or UTF-16LE after a byte order mark).
+/// Text is passed on in whole characters; the generator writes only characters both encodings have.
+struct Encoder<W: Write> {
+    inner: W,
+    encoding: Encoding,
+    pending: Vec<u8>,
+    started: bool,
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        let valid = match std::str::from_utf8(&self.pending) {
+            Ok(s) => s.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        };
+        let text = std::str::from_utf8(&self.pending[..valid]).expect("checked");
+        let bytes: Vec<u8> = match self.encoding {
+            Encoding::Utf8 => text.as_bytes().to_vec(),
+            Encoding::Windows1252 => encoding_rs::WINDOWS_1252.encode(text).0.into_owned(),
+            Encoding::Utf16 => {
+                let bom = (!self.started).then_some([0xFF, 0xFE]).into_iter().flatten();
+                bom.chain(text.encode_utf16().flat_map(u16::to_le_bytes)).collect()
+            }
+        };
+        self.started = true;
+        self.inner.write_all(&bytes)?;
+        self.pending.drain(..valid);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Writes a synthetic export of `opts.rows` data rows to `out` and reports what it contains.
 pub fn generate(opts: &GenerateOptions, out: impl Write) -> std::io::Result<GenerateReport> {
+    let settings = opts.settings;
+    if settings.is_default() {
+        return generate_in(opts, out, None);
+    }
+    let encoder = Encoder { inner: out, encoding: settings.input.encoding, pending: Vec::new(), started: false };
+    generate_in(opts, encoder, Some(settings))
+}
+
+/// [`generate`], laid out for `settings` when given (the generator's own layout, byte for byte, otherwise).
+fn generate_in(opts: &GenerateOptions, out: impl Write, settings: Option<&Settings>) -> std::io::Result<GenerateReport> {
     let mut rng = Rng(opts.seed ^ 0x005e_ed0f_0dd5);
-    let mut w = csv::WriterBuilder::new().flexible(true).from_writer(out);
+    let delimiter = settings.map_or(b',', |s| s.input.delimiter);
+    let mut w = csv::WriterBuilder::new().flexible(true).delimiter(delimiter).from_writer(out);
     let shape = opts.shape;
-    if shape == Shape::Uuid {
-        w.write_record(HEADER.iter().chain(&["note"]))?;
-    } else {
-        w.write_record(HEADER)?;
+    let laid_out = settings.map(|s| layout(s, shape == Shape::Uuid));
+    // Extra dimensions draw their values from a generator of their own, so the other columns stay as they are.
+    let mut extra_rng = Rng(opts.seed ^ 0x0e47_7a00);
+    // The invalid UTF-8 defect is written in the category: an export without that column, or in another
+    // encoding (where its bytes are valid Windows-1252), cannot carry it.
+    let reasons: Vec<RejectReason> = RejectReason::ALL
+        .into_iter()
+        .filter(|&r| {
+            r != RejectReason::InvalidUtf8
+                || settings.is_none_or(|s| s.input.encoding == Encoding::Utf8 && s.dimension("category").is_some())
+        })
+        .collect();
+    match &laid_out {
+        Some((header, _)) => w.write_record(header)?,
+        None if shape == Shape::Uuid => w.write_record(HEADER.iter().chain(&["note"]))?,
+        None => w.write_record(HEADER)?,
     }
     let mut report = GenerateReport {
         rows: opts.rows,
@@ -283,14 +435,22 @@ pub fn generate(opts: &GenerateOptions, out: impl Write) -> std::io::Result<Gene
         let price_cents = 199 + (sku_n * 7919 % 49_800) as i128;
         let quantity = 1 + [0, 0, 0, 0, 1, 1, 2, 4][rng.below(8) as usize];
         let time = match shape {
-            Shape::Numbered => format_time(o.time + rng.below(5) as i64 * 1_000_000, row),
-            Shape::Uuid => format_millis(o.time),
+            Shape::Numbered => o.time + rng.below(5) as i64 * 1_000_000,
+            Shape::Uuid => o.time,
             Shape::Spread => {
                 o.time += rng.below(600) as i64 * 1_000_000;
-                format_time(o.time, row)
+                o.time
             }
         };
-        let price = format_price(price_cents, row);
+        let time = match settings.map(|s| &s.input.time_format) {
+            Some(format) if *format != TimeFormat::Rfc3339 => format_time_as(format, time),
+            _ if shape == Shape::Uuid => format_millis(time),
+            _ => format_time(time, row),
+        };
+        let mut price = format_price(price_cents, row);
+        if let Some(s) = settings.filter(|s| s.input.decimal_separator != b'.') {
+            price = price.replace('.', &char::from(s.input.decimal_separator).to_string());
+        }
 
         let mut fields: Vec<Vec<u8>> = vec![
             time.into_bytes(),
@@ -319,7 +479,7 @@ pub fn generate(opts: &GenerateOptions, out: impl Write) -> std::io::Result<Gene
         dirty_budget += opts.dirty;
         if dirty_budget >= 1.0 {
             dirty_budget -= 1.0;
-            let reason = RejectReason::ALL[defect % RejectReason::ALL.len()];
+            let reason = reasons[defect % reasons.len()];
             defect += 1;
             spoil(&mut fields, reason, &mut rng);
             report.rejected += 1;
@@ -327,7 +487,26 @@ pub fn generate(opts: &GenerateOptions, out: impl Write) -> std::io::Result<Gene
         } else {
             report.valid += 1;
         }
-        w.write_record(&fields)?;
+        match &laid_out {
+            Some((_, sources)) => {
+                // A field-count defect changed the number of fields: the row keeps one more or fewer.
+                let spare = fields.len() as isize - (HEADER.len() + usize::from(shape == Shape::Uuid)) as isize;
+                let mut row_out: Vec<Vec<u8>> = sources
+                    .iter()
+                    .map(|source| match source {
+                        Source::Own(i) => fields.get(*i).cloned().unwrap_or_default(),
+                        Source::Extra(name) => format!("{name}-{}", extra_rng.below(5) + 1).into_bytes(),
+                    })
+                    .collect();
+                if spare > 0 {
+                    row_out.extend(fields[fields.len() - spare as usize..].iter().cloned());
+                } else if spare < 0 {
+                    row_out.truncate((row_out.len() as isize + spare).max(1) as usize);
+                }
+                w.write_record(&row_out)?;
+            }
+            None => w.write_record(&fields)?,
+        }
     }
     w.flush()?;
     Ok(report)
@@ -386,7 +565,14 @@ mod tests {
     const NUMBERED_500_DIGEST: u64 = 0xe274_8df0_5a6c_b0cd;
 
     fn opts(rows: u64, dirty: f64) -> GenerateOptions {
-        GenerateOptions { rows, seed: 7, hour_start: 1_795_352_400_000_000, dirty, shape: Shape::Numbered }
+        GenerateOptions {
+            rows,
+            seed: 7,
+            hour_start: 1_795_352_400_000_000,
+            dirty,
+            shape: Shape::Numbered,
+            settings: Settings::default_ref(),
+        }
     }
 
     /// Each shape is what it says, and valid: its ids, times and extra column.

@@ -273,6 +273,7 @@ fn cost(args: CostArgs) -> anyhow::Result<()> {
                 hour_start: 1_795_352_400_000_000,
                 dirty: 0.001,
                 shape: Default::default(),
+                settings: Settings::default_ref(),
             };
             generate(&opts, BufWriter::new(File::create(&path)?))?;
             let bytes = std::fs::metadata(&path)?.len() as f64;
@@ -305,7 +306,14 @@ fn generate_cmd(args: GenerateArgs) -> anyhow::Result<()> {
     if !(0.0..=1.0).contains(&args.dirty) {
         bail!("--dirty must be between 0 and 1, got {}", args.dirty);
     }
-    let opts = GenerateOptions { rows: args.rows, seed: args.seed, hour_start, dirty: args.dirty, shape: args.shape };
+    let opts = GenerateOptions {
+        rows: args.rows,
+        seed: args.seed,
+        hour_start,
+        dirty: args.dirty,
+        shape: args.shape,
+        settings: Settings::default_ref(),
+    };
     let report = match &args.output {
         Some(path) => {
             let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;

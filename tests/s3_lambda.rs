@@ -402,6 +402,7 @@ async fn large_rejects_use_multipart_upload() {
         hour_start: 1_795_352_400_000_000,
         dirty: 1.0,
         shape: Default::default(),
+        settings: hourly_insights::settings::Settings::default_ref(),
     };
     let mut data = Vec::new();
     hourly_insights::generate::generate(&opts, &mut data).unwrap();
@@ -436,6 +437,7 @@ async fn a_multipart_upload_that_cannot_complete_is_aborted() {
         hour_start: H13,
         dirty: 1.0,
         shape: Default::default(),
+        settings: hourly_insights::settings::Settings::default_ref(),
     };
     let mut data = Vec::new();
     hourly_insights::generate::generate(&opts, &mut data).unwrap();
@@ -576,6 +578,7 @@ async fn a_file_that_cannot_finish_before_the_deadline_stops_before_writing() {
         hour_start: H13,
         dirty: 0.0,
         shape: Default::default(),
+        settings: hourly_insights::settings::Settings::default_ref(),
     };
     let mut data = Vec::new();
     hourly_insights::generate::generate(&opts, &mut data).unwrap();
