@@ -101,16 +101,6 @@ impl fmt::Display for RejectReason {
     }
 }
 
-/// How the dimensions of a row are looked up: two whose columns stand side by side in the header (as
-/// `sku,category` or `channel,campaign` usually do) as one value of a [`PairDictionary`], the others one
-/// by one. Found from the header, so that any config's dimensions pair up where the export allows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Lookup {
-    /// Two dimensions, by index.
-    Pair(usize, usize),
-    Single(usize),
-}
-
 /// A resolved header: where each field and dimension sits in a record.
 #[derive(Clone, Debug)]
 pub struct Header {
@@ -120,7 +110,11 @@ pub struct Header {
     fields: [usize; 6],
     /// The field of each dimension (`width` for a missing one), by dimension index.
     dims: Vec<usize>,
-    lookups: Vec<Lookup>,
+    /// How the dimensions of a row are looked up: two whose columns stand side by side in the header (as
+    /// `sku,category` or `channel,campaign` usually do) as one value of a [`PairDictionary`], the others
+    /// one by one. Found from the header, so that any config's dimensions pair up where the export allows.
+    pairs: Vec<(usize, usize)>,
+    singles: Vec<usize>,
     /// Number of fields every data row must have.
     pub width: usize,
     /// Columns the contract does not know, trimmed, in file order.
@@ -193,19 +187,15 @@ impl Header {
         let ignored =
             names.iter().zip(&used).filter(|(n, used)| !**used && !n.is_empty()).map(|(n, _)| n.clone()).collect();
         let width = record.len();
+        let (pairs, singles) = lookups(&dims);
         Ok(Header {
             fields: positions.map(|p| p.unwrap_or(width)),
-            lookups: lookups(&dims),
+            pairs,
+            singles,
             dims: dims.into_iter().map(|p| p.unwrap_or(width)).collect(),
             width,
             ignored,
         })
-    }
-
-    /// The dimension lookups of a row: each pair of dimensions whose columns are neighbours, in header
-    /// order, as one lookup; every other dimension alone.
-    pub fn lookups(&self) -> usize {
-        self.lookups.len()
     }
 
     #[cfg(test)]
@@ -215,28 +205,28 @@ impl Header {
     }
 }
 
-/// Pairs the dimensions at `positions` (by index) whose columns stand side by side, from left to right.
-fn lookups(positions: &[Option<usize>]) -> Vec<Lookup> {
+/// Pairs the dimensions at `positions` (by index) whose columns stand side by side, from left to right:
+/// the pairs, and the dimensions looked up alone (those without a column too: all `unknown`).
+fn lookups(positions: &[Option<usize>]) -> (Vec<(usize, usize)>, Vec<usize>) {
     let mut present: Vec<(usize, usize)> =
         positions.iter().enumerate().filter_map(|(d, p)| p.map(|p| (p, d))).collect();
     present.sort_unstable();
-    let mut lookups = Vec::new();
+    let (mut pairs, mut singles) = (Vec::new(), Vec::new());
     let mut i = 0;
     while i < present.len() {
         match present.get(i + 1) {
             Some(&(next, d)) if next == present[i].0 + 1 => {
-                lookups.push(Lookup::Pair(present[i].1, d));
+                pairs.push((present[i].1, d));
                 i += 2;
             }
             _ => {
-                lookups.push(Lookup::Single(present[i].1));
+                singles.push(present[i].1);
                 i += 1;
             }
         }
     }
-    // Dimensions without a column are all `unknown`, looked up (as empty fields) one by one.
-    lookups.extend(positions.iter().enumerate().filter(|(_, p)| p.is_none()).map(|(d, _)| Lookup::Single(d)));
-    lookups
+    singles.extend(positions.iter().enumerate().filter(|(_, p)| p.is_none()).map(|(d, _)| d));
+    (pairs, singles)
 }
 
 /// A dimension of the insight tables: its index in the settings' dimensions and its name (the column in the
@@ -491,7 +481,7 @@ pub const GUEST: u32 = 0;
 pub struct Dictionaries {
     /// One per dimension of the settings.
     dims: Vec<DimDictionary>,
-    /// One per [`Lookup`] of the header (used by its pairs only).
+    /// One per pair of the header's dimension lookups.
     pairs: Vec<PairDictionary>,
     /// The last event date parsed (rows share a date or two; see [`parse::DateMemo`]).
     dates: parse::DateMemo,
@@ -536,9 +526,6 @@ impl Dictionaries {
         a: (usize, usize),
         b: (usize, usize),
     ) -> (u32, u32) {
-        if pair >= self.pairs.len() {
-            self.pairs.resize_with(pair + 1, PairDictionary::default);
-        }
         // A pair that is no longer cached does not build its key.
         let key = if self.pairs[pair].full { None } else { pair_key(text, a, b) };
         match key {
@@ -791,27 +778,31 @@ pub fn accept_row(
 
     chunk.hour.push(parse::hour_start(time));
     chunk.push_ids(order_id, field_of(header, record, Field::CustomerId));
-    if chunk.dims.len() != dicts.dims.len() {
-        chunk.dims.resize_with(dicts.dims.len(), || Vec::with_capacity(chunk.hour.capacity()));
+    if chunk.dims.len() != dicts.dims.len() || dicts.pairs.len() != header.pairs.len() {
+        size_for(header, dicts, chunk);
     }
     // Dimension values are looked up untrimmed ([`DimDictionary::code_slow`] trims a value it has not seen).
-    for (l, &lookup) in header.lookups.iter().enumerate() {
-        match lookup {
-            Lookup::Pair(a, b) => {
-                let spans = (record.span(header.dims[a]), record.span(header.dims[b]));
-                let (code_a, code_b) = dicts.pair_codes(l, (a, b), text, spans.0, spans.1);
-                chunk.dims[a].push(code_a);
-                chunk.dims[b].push(code_b);
-            }
-            Lookup::Single(a) => {
-                let code = dicts.code(a, text, record.span(header.dims[a]));
-                chunk.dims[a].push(code);
-            }
-        }
+    for (l, &(a, b)) in header.pairs.iter().enumerate() {
+        let spans = (record.span(header.dims[a]), record.span(header.dims[b]));
+        let (code_a, code_b) = dicts.pair_codes(l, (a, b), text, spans.0, spans.1);
+        chunk.dims[a].push(code_a);
+        chunk.dims[b].push(code_b);
+    }
+    for &a in &header.singles {
+        let code = dicts.code(a, text, record.span(header.dims[a]));
+        chunk.dims[a].push(code);
     }
     chunk.quantity.push(quantity);
     chunk.revenue.push(i128::from(quantity) * price);
     Ok(())
+}
+
+/// Gives a new chunk its dimension columns, and the dictionaries one pair cache per pair of the header.
+#[cold]
+#[inline(never)]
+fn size_for(header: &Header, dicts: &mut Dictionaries, chunk: &mut Chunk) {
+    chunk.dims.resize_with(dicts.dims.len(), || Vec::with_capacity(chunk.hour.capacity()));
+    dicts.pairs.resize_with(header.pairs.len(), PairDictionary::default);
 }
 
 #[cfg(test)]
@@ -1094,11 +1085,72 @@ mod tests {
         assert!(dicts.pairs[0].full, "SKU and category pairs outgrew their cache");
         assert!(!dicts.pairs[1].full && dicts.pairs[1].seen.len() > 10, "channel and campaign pairs are cached");
         assert_eq!(dicts.value(Dim::COUNTRY, chunk.dims[Dim::COUNTRY.index][0]), expected[0][4]);
-        assert_eq!(
-            h.lookups,
-            vec![Lookup::Pair(0, 1), Lookup::Pair(2, 3), Lookup::Pair(4, 5)],
-            "side by side in pairs"
-        );
+        assert_eq!((h.pairs.clone(), h.singles.clone()), (vec![(0, 1), (2, 3), (4, 5)], vec![]), "side by side");
+    }
+
+    /// Settings with renamed fields, a list of accepted names, and dimensions of their own.
+    fn custom() -> Settings {
+        use crate::settings::{DimensionSpec, InputMapping};
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let input = InputMapping {
+            event_time: names(&["created_at"]),
+            order_id: names(&["order_number", "order_no"]),
+            sku: names(&["product_sku"]),
+            quantity: names(&["qty"]),
+            unit_price: names(&["price"]),
+            customer_id: names(&["email"]),
+            ..InputMapping::default_mapping()
+        };
+        let dim = |name: &str, column: &str, case| DimensionSpec { name: name.into(), columns: names(&[column]), case };
+        let dims = vec![dim("store", "Store_ID", Case::Keep), dim("channel", "utm_source", Case::Lower)];
+        Settings::new(input, dims, Vec::new())
+    }
+
+    #[test]
+    fn a_mapped_header_resolves_its_names_and_pairs_neighbouring_dimensions() {
+        let s = custom();
+        let resolve =
+            |names: &[&str]| Header::resolve_with(&rec(&names.iter().map(|n| n.as_bytes()).collect::<Vec<_>>()), &s);
+        // store_id and utm_source side by side: one pair; the sku alone.
+        let h =
+            resolve(&["created_at", "ORDER_NO", "product_sku", "qty", "price", "store_id", "utm_source", "x"]).unwrap();
+        assert_eq!(h.position(Field::OrderId), Some(1), "the second accepted name");
+        assert_eq!(h.position(Field::CustomerId), None);
+        assert_eq!((h.pairs.clone(), h.singles.clone()), (vec![(1, 2)], vec![0]));
+        assert_eq!(h.ignored, vec!["x".to_string()]);
+        // Apart, and one dimension missing: each alone.
+        let h = resolve(&["utm_source", "created_at", "order_number", "product_sku", "qty", "price"]).unwrap();
+        assert_eq!((h.pairs.clone(), h.singles.clone()), (Vec::<(usize, usize)>::new(), vec![2, 0, 1]));
+        // The contract's own names are not accepted once a field is mapped.
+        match resolve(&["event_time", "order_id", "sku", "quantity", "unit_price"]) {
+            Err(InputError::MissingColumns { missing }) => assert_eq!(
+                missing,
+                vec![
+                    "event_time (column created_at)",
+                    "order_id (one of the columns order_number, order_no)",
+                    "sku (column product_sku)",
+                    "quantity (column qty)",
+                    "unit_price (column price)"
+                ]
+            ),
+            other => panic!("expected missing columns, got {other:?}"),
+        }
+        // Two accepted names of one field both present: ambiguous.
+        match resolve(&["created_at", "order_number", "order_no", "product_sku", "qty", "price"]) {
+            Err(InputError::DuplicateColumn { column }) => assert_eq!(column, "order_id (order_number and order_no)"),
+            other => panic!("expected a duplicate column, got {other:?}"),
+        }
+        // Values take their dimension's case: the store keeps it, the channel is lowercased.
+        let h =
+            resolve(&["created_at", "order_number", "product_sku", "qty", "price", "store_id", "utm_source"]).unwrap();
+        let (mut dicts, mut chunk) = (Dictionaries::new(&s), Chunk::default());
+        let row: [&[u8]; 7] = [b"2026-11-22T13:00:00Z", b"o1", b"S1", b"1", b"2.00", b"Berlin-01", b"NewsLetter"];
+        accept_row(&h, &crate::records::OwnedRecord::from_fields(&row).view(), &mut dicts, &mut chunk).unwrap();
+        let store = Dim { index: 1, name: "store" };
+        let channel = Dim { index: 2, name: "channel" };
+        assert_eq!(dicts.value(store, chunk.dims[1][0]), "Berlin-01");
+        assert_eq!(dicts.value(channel, chunk.dims[2][0]), "newsletter");
+        assert_eq!(dicts.value(Dim::SKU, chunk.dims[0][0]), "S1");
     }
 
     #[test]

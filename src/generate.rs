@@ -336,7 +336,11 @@ pub fn generate(opts: &GenerateOptions, out: impl Write) -> std::io::Result<Gene
 }
 
 /// [`generate`], laid out for `settings` when given (the generator's own layout, byte for byte, otherwise).
-fn generate_in(opts: &GenerateOptions, out: impl Write, settings: Option<&Settings>) -> std::io::Result<GenerateReport> {
+fn generate_in(
+    opts: &GenerateOptions,
+    out: impl Write,
+    settings: Option<&Settings>,
+) -> std::io::Result<GenerateReport> {
     let mut rng = Rng(opts.seed ^ 0x005e_ed0f_0dd5);
     let delimiter = settings.map_or(b',', |s| s.input.delimiter);
     let mut w = csv::WriterBuilder::new().flexible(true).delimiter(delimiter).from_writer(out);
