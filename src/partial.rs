@@ -402,6 +402,41 @@ fn merge_dicts(dicts: &[&[u128]]) -> Vec<Option<Vec<u32>>> {
         .collect()
 }
 
+/// An hour's totals over every valid row of a partial (whatever its tables: each holds every row once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Totals {
+    pub lines: i64,
+    pub units: i64,
+    pub revenue: i128,
+    /// Distinct orders and customers, from the sets of a table that counts them (`None` when no table does).
+    pub orders: Option<i64>,
+    pub customers: Option<i64>,
+}
+
+/// The totals of `partial`, whose tables are among `tables`; `None` for a partial without tables.
+pub fn totals(partial: &Partial, tables: &[TableSpec]) -> Option<Totals> {
+    let first = partial.tables.first()?;
+    let sum = |f: fn(&GroupPartial) -> i128| first.groups.iter().map(f).sum::<i128>();
+    let distinct = |kind: usize, counts: &[Metric]| -> Option<i64> {
+        let table = partial
+            .tables
+            .iter()
+            .find(|t| tables.iter().any(|s| s.name == t.name && s.metrics.iter().any(|m| counts.contains(m))))?;
+        let mut union = RoaringBitmap::new();
+        for g in &table.groups {
+            union |= &g.sets[kind];
+        }
+        Some(union.len() as i64)
+    };
+    Some(Totals {
+        lines: sum(|g| i128::from(g.lines)) as i64,
+        units: sum(|g| i128::from(g.units)) as i64,
+        revenue: sum(|g| g.revenue),
+        orders: distinct(0, &[Metric::Orders, Metric::AvgOrderValue]),
+        customers: distinct(1, &[Metric::Customers]),
+    })
+}
+
 /// The rows of every table of `tables` over the union of `parts` (any hours, any sources): groups with
 /// equal keys are merged, sums added, sets unioned through the merged dictionaries. Rows are sorted by keys.
 pub fn merge<'t>(parts: &[&Partial], tables: &'t [TableSpec]) -> Vec<(&'t TableSpec, Vec<Row>)> {

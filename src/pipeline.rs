@@ -453,11 +453,11 @@ fn records<R: Refill>(
 
 /// This source's numbers per hour, from its own partials; a revenue that does not fit decimal(18,2) in any
 /// group of an hour, or in the source's part of a day, fails the file as a whole.
-fn own_numbers(partials: &[Partial], tables: &[crate::tables::TableSpec]) -> Result<Vec<HourNumbers>> {
+fn own_numbers(partials: &[Partial], specs: &[crate::tables::TableSpec]) -> Result<Vec<HourNumbers>> {
     let mut numbers = Vec::with_capacity(partials.len());
     let mut days: BTreeMap<i64, i128> = BTreeMap::new();
     for p in partials {
-        let tables = partial::merge(&[p], tables);
+        let tables = partial::merge(&[p], specs);
         for (spec, rows) in &tables {
             if let Some(row) = rows.iter().find(|r| r.revenue > MAX_DECIMAL_18_2) {
                 return Err(InputError::RevenueOverflow {
@@ -466,19 +466,17 @@ fn own_numbers(partials: &[Partial], tables: &[crate::tables::TableSpec]) -> Res
                 .into());
             }
         }
-        let kpis = tables.iter().find(|(s, _)| s.name == "hourly_kpis").and_then(|(_, rows)| rows.first());
-        if let Some(k) = kpis {
-            *days.entry(partial::day_of(p.hour_start)).or_default() += k.revenue;
-            numbers.push(HourNumbers {
-                hour: parse::format_rfc3339(p.hour_start),
-                order_lines: k.lines,
-                orders: k.distinct[0],
-                customers: k.distinct[1],
-                units: k.units,
-                revenue: parse::format_cents(k.revenue),
-                revenue_cents: k.revenue,
-            });
-        }
+        let Some(t) = partial::totals(p, specs) else { continue };
+        *days.entry(partial::day_of(p.hour_start)).or_default() += t.revenue;
+        numbers.push(HourNumbers {
+            hour: parse::format_rfc3339(p.hour_start),
+            order_lines: t.lines,
+            orders: t.orders.unwrap_or(0),
+            customers: t.customers.unwrap_or(0),
+            units: t.units,
+            revenue: parse::format_cents(t.revenue),
+            revenue_cents: t.revenue,
+        });
     }
     if let Some((day, cents)) = days.iter().find(|(_, &c)| c > MAX_DECIMAL_18_2) {
         return Err(InputError::RevenueOverflow {
