@@ -7,7 +7,7 @@
 //! default spelled out, so that `parse(&to_toml(s)) == Ok(s)`. The format is described in docs/config.md.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -304,42 +304,58 @@ fn case_name(case: Case) -> &'static str {
     }
 }
 
-/// Checks a strftime pattern of the event time: the directives `%Y %y %m %b %d %H %I %p %M %S %f %z %%`, a
-/// year, a month, a day and an hour among them (`%I` with `%p`). The error names the first problem.
+/// Checks a strftime-like pattern of the event time, with the rules of the event-time parser: the directives
+/// `%Y %y %m %b %B %d %H %I %p %M %S %f %%`, each field once, a year, a month, a day and an hour among them,
+/// `%I` with `%p` (and `%p` not with `%H`), `%f` only with `%S`. The error names the first problem and its
+/// position (counting characters from 1).
 pub fn check_time_pattern(pattern: &str) -> Result<(), String> {
-    const KNOWN: &str = "YymbdHIpMSfz%";
-    let mut seen = HashSet::new();
+    const SUPPORTED: &str = "%Y %y %m %b %B %d %H %I %p %M %S %f %%";
+    const FIELDS: [&str; 8] = ["Yy", "mbB", "d", "HI", "M", "S", "f", "p"];
+    // For each field (year, month, day, hour, minute, second, fraction, AM/PM): where and how it is given.
+    let mut given: [Option<(usize, char)>; 8] = [None; 8];
     let mut chars = pattern.chars().enumerate();
-    while let Some((i, c)) = chars.next() {
+    while let Some((n, c)) = chars.next() {
+        let position = n + 1;
         if c != '%' {
             continue;
         }
-        match chars.next() {
-            None => return Err(format!("a lone '%' ends the pattern (position {}); write %% for a '%'", i + 1)),
-            Some((_, d)) if KNOWN.contains(d) => {
-                seen.insert(d);
-            }
-            Some((_, d)) => {
-                return Err(format!(
-                    "unknown directive %{d} at position {}; use %Y %y %m %b %d %H %I %p %M %S %f %z or %%",
-                    i + 1
-                ))
-            }
+        let Some((_, directive)) = chars.next() else {
+            return Err(format!("a lone % at position {position} ends the pattern; write %% for a percent sign"));
+        };
+        if directive == '%' {
+            continue;
         }
-    }
-    let has = |any: &str| any.chars().any(|d| seen.contains(&d));
-    for (directives, what) in [("Yy", "a year (%Y or %y)"), ("mb", "a month (%m or %b)"), ("d", "a day (%d)")] {
-        if !has(directives) {
-            return Err(format!("the pattern has no {what}"));
+        let Some(field) = FIELDS.iter().position(|f| f.contains(directive)) else {
+            return Err(format!("unknown directive %{directive} at position {position}; supported: {SUPPORTED}"));
+        };
+        if let Some((earlier, first)) = given[field] {
+            return Err(format!(
+                "%{directive} at position {position} repeats the field of %{first} at position {earlier}"
+            ));
         }
+        given[field] = Some((position, directive));
     }
-    if !has("HI") {
-        return Err("the pattern has no hour (%H, or %I with %p)".into());
+    let missing: Vec<&str> = [
+        (0, "a year (%Y or %y)"),
+        (1, "a month (%m, %b or %B)"),
+        (2, "a day (%d)"),
+        (3, "an hour (%H, or %I with %p)"),
+    ]
+    .iter()
+    .filter(|(field, _)| given[*field].is_none())
+    .map(|(_, what)| *what)
+    .collect();
+    if !missing.is_empty() {
+        return Err(format!("the pattern lacks {}", missing.join(", ")));
     }
-    if has("I") && !has("p") {
-        return Err("%I (12-hour clock) needs %p (AM/PM)".into());
+    match (given[3], given[7], given[5], given[6]) {
+        (Some((at, 'I')), None, _, _) => Err(format!("%I at position {at} needs %p (AM/PM)")),
+        (Some((at, 'H')), Some((p, _)), _, _) => {
+            Err(format!("%p at position {p} goes with %I, not with the 24-hour %H at position {at}"))
+        }
+        (_, _, None, Some((at, _))) => Err(format!("%f at position {at} needs the seconds (%S)")),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 struct Checker<'t> {
@@ -553,13 +569,13 @@ impl Checker<'_> {
                 ("[input].decimal_separator", "the delimiter (the default)")
             };
             let span = given.get(&place["[input].".len()..]).cloned();
-            let sep = m.delimiter as char;
+            let sep = format!("\"{}\"", m.delimiter as char);
             self.error(
                 ErrorKind::BadDelimiter,
                 place,
                 span,
-                format!("{sep:?} is both the delimiter and the decimal separator"),
-                format!("{other} is {sep:?}: use delimiter = \";\" with decimal_separator = \",\""),
+                format!("{sep} is both the delimiter and the decimal separator"),
+                format!("{other} is {sep}: use delimiter = \";\" with decimal_separator = \",\""),
             );
         }
         (m, given)
@@ -683,7 +699,8 @@ impl Checker<'_> {
             };
             if let Some(table) = self.table_entry(&place, item.span(), t, dims) {
                 let names = [table.name.clone(), daily_name(&table.name)];
-                for n in names.iter().collect::<HashSet<_>>() {
+                // The first clash only: the hourly name's, or the daily one's.
+                for n in &names {
                     if let Some(other) = taken.get(n.as_str()) {
                         let message = if *n == table.name {
                             format!("the table name {n:?} is also the name of {other}")
@@ -694,6 +711,7 @@ impl Checker<'_> {
                         let fix = "give each table its own name (table x is also published as daily_x, and \
                                    hourly_x as daily_x)";
                         self.error(ErrorKind::DuplicateTable, format!("{place}.name"), span, message, fix);
+                        break;
                     }
                 }
                 for n in names {
@@ -1003,4 +1021,542 @@ pub fn to_toml(settings: &Settings) -> String {
         let _ = writeln!(out, "description = {}", quote(t.description));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The problems of `text`, which must have some.
+    fn errors(text: &str) -> Vec<ConfigError> {
+        match parse(text) {
+            Ok(s) => panic!("expected errors, parsed {s:?}"),
+            Err(e) => e.errors,
+        }
+    }
+
+    /// The one problem of `text`.
+    fn error(text: &str) -> ConfigError {
+        let errors = errors(text);
+        assert_eq!(errors.len(), 1, "{}", ConfigErrors { errors: errors.clone() });
+        errors.into_iter().next().unwrap()
+    }
+
+    fn assert_error(e: &ConfigError, kind: ErrorKind, place: &str, message: &str) {
+        assert_eq!(e.kind, kind, "{e}");
+        assert_eq!(e.place, place, "{e}");
+        assert!(e.message.contains(message), "{e}\nexpected the message to contain {message:?}");
+    }
+
+    const TABLE: &str = "[[tables]]\nname = \"t\"\nmetrics = [\"orders\"]\n";
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn an_empty_file_is_the_default_settings() {
+        assert_eq!(parse("").unwrap(), Settings::default_settings());
+        assert!(parse("# nothing\n").unwrap().is_default());
+    }
+
+    const ISSUE_EXAMPLE: &str = r#"
+[input]
+delimiter = ";"
+decimal_separator = ","
+encoding = "windows-1252"
+event_time = { column = "created_at", format = "rfc3339" }
+order_id = "order_number"
+sku = "product_sku"
+quantity = "qty"
+unit_price = "price"
+customer_id = "email"
+
+[dimensions]
+channel = { column = "utm_source", case = "lower" }
+campaign = { column = ["utm_campaign", "campaign"] }
+country = { column = "billing_country", case = "upper" }
+store = { column = "store_id", case = "keep" }
+
+[[tables]]
+name = "store_sales"
+keys = ["store"]
+metrics = ["orders", "order_lines", "units", "revenue", "customers"]
+top = 10
+description = "per store"
+"#;
+
+    #[test]
+    fn the_issue_example_parses() {
+        let s = parse(ISSUE_EXAMPLE).unwrap();
+        let input = InputMapping {
+            delimiter: b';',
+            decimal_separator: b',',
+            encoding: Encoding::Windows1252,
+            event_time: names(&["created_at"]),
+            time_format: TimeFormat::Rfc3339,
+            order_id: names(&["order_number"]),
+            sku: names(&["product_sku"]),
+            quantity: names(&["qty"]),
+            unit_price: names(&["price"]),
+            customer_id: names(&["email"]),
+        };
+        let dim =
+            |name: &str, columns: &[&str], case| DimensionSpec { name: name.into(), columns: names(columns), case };
+        let dims = vec![
+            dim("channel", &["utm_source"], Case::Lower),
+            dim("campaign", &["utm_campaign", "campaign"], Case::Lower),
+            dim("country", &["billing_country"], Case::Upper),
+            dim("store", &["store_id"], Case::Keep),
+        ];
+        let table = TableSpec {
+            name: "store_sales",
+            keys: &[Dim { index: 4, name: "store" }],
+            metrics: &[Metric::Orders, Metric::OrderLines, Metric::Units, Metric::Revenue, Metric::Customers],
+            top: Some(10),
+            description: "per store",
+        };
+        assert_eq!(s, Settings::new(input, dims, vec![table]));
+        assert_eq!(
+            s.dimensions[0],
+            DimensionSpec { name: "sku".into(), columns: names(&["product_sku"]), case: Case::Keep }
+        );
+    }
+
+    #[test]
+    fn input_keys_left_out_keep_their_defaults() {
+        let s = parse("[input]\nquantity = [\"qty\", \"Quantity\"]\nevent_time = \"created_at\"\n").unwrap();
+        let mut expected = Settings::default_settings();
+        expected.input.quantity = names(&["qty", "Quantity"]);
+        expected.input.event_time = names(&["created_at"]);
+        assert_eq!(s, expected);
+        let s = parse("[input]\nevent_time = { format = \"unix_millis\" }\n").unwrap();
+        assert_eq!(s.input.event_time, names(&["event_time"]));
+        assert_eq!(s.input.time_format, TimeFormat::UnixMillis);
+        let s = parse("[input]\nevent_time = { column = \"ts\", format = \"%d/%m/%Y %H:%M\" }\n").unwrap();
+        assert_eq!(s.input.time_format, TimeFormat::Pattern("%d/%m/%Y %H:%M".into()));
+        assert_eq!(parse("[input]\ndelimiter = \"\\t\"\n").unwrap().input.delimiter, b'\t');
+        assert_eq!(parse("[input]\nencoding = \"UTF-16\"\n").unwrap().input.encoding, Encoding::Utf16);
+    }
+
+    #[test]
+    fn dimensions_replace_the_defaults_in_the_order_written_and_default_tables_follow_them() {
+        // The default tables' keys, re-indexed into the declared dimensions.
+        let text = "[dimensions]\ndevice = {}\ncountry = { case = \"upper\" }\ncampaign = {}\nchannel = {}\ncategory = {}\nzone = \"region\"\n";
+        let s = parse(text).unwrap();
+        let order: Vec<&str> = s.dimensions.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(order, ["sku", "device", "country", "campaign", "channel", "category", "zone"]);
+        assert_eq!(s.dimensions[6].columns, names(&["region"]));
+        assert_eq!(s.dimensions[2].case, Case::Upper);
+        for t in &s.tables {
+            for k in t.keys {
+                assert_eq!(s.dimensions[k.index].name, k.name, "{}", t.name);
+            }
+        }
+        assert_eq!(
+            s.table("channel_performance").unwrap().keys,
+            &[Dim { index: 4, name: "channel" }, Dim { index: 3, name: "campaign" }]
+        );
+    }
+
+    #[test]
+    fn round_trips() {
+        for s in [Settings::default_settings(), parse(ISSUE_EXAMPLE).unwrap()] {
+            let text = to_toml(&s);
+            assert_eq!(parse(&text), Ok(s.clone()), "{text}");
+        }
+        // A pattern, a tab, several names for one field, sku as a key, no dimensions besides sku.
+        let text = "[input]\ndelimiter = \"\\t\"\nevent_time = { column = [\"ts\", \"Time\"], format = \"%Y-%m-%d %H:%M:%S.%f\" }\n\
+                    [dimensions]\n[[tables]]\nname = \"hourly_sku\"\nkeys = [\"sku\"]\nmetrics = [\"avg_order_value\"]\n";
+        let s = parse(text).unwrap();
+        assert_eq!(s.dimensions.len(), 1);
+        assert_eq!(parse(&to_toml(&s)), Ok(s.clone()), "{}", to_toml(&s));
+    }
+
+    #[test]
+    fn to_toml_writes_every_default() {
+        let text = to_toml(&Settings::default_settings());
+        for line in [
+            "delimiter = \",\"",
+            "decimal_separator = \".\"",
+            "encoding = \"utf-8\"",
+            "event_time = { column = \"event_time\", format = \"rfc3339\" }",
+            "customer_id = \"customer_id\"",
+            "country = { column = \"country\", case = \"upper\" }",
+            "name = \"top_products\"",
+            "top = 10",
+            "keys = []",
+            "description = \"one row per hour: the headline numbers\"",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} not in\n{text}");
+        }
+        assert!(text.starts_with("# "));
+        assert!(!text.contains("sku = {"), "sku is not written as a dimension:\n{text}");
+    }
+
+    #[test]
+    fn syntax_errors_have_their_line_and_column() {
+        let e = error("[input]\ndelimiter = ;\n");
+        assert_eq!(e.kind, ErrorKind::Syntax);
+        assert_eq!(e.location, Some(Location { line: 2, column: 13 }));
+        assert_eq!(e.place, "line 2, column 13");
+        assert!(e.to_string().starts_with("error at line 2, column 13: invalid TOML"), "{e}");
+        let e = &errors("[input]\nsku = \"a\"\nsku = \"b\"\n")[0];
+        assert_eq!((e.kind, e.location.map(|l| l.line)), (ErrorKind::Syntax, Some(3)), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_everywhere() {
+        let text = "inptu = 1\n[input]\ndelimeter = \";\"\nevent_time = { colum = \"t\" }\n[dimensions]\nstore = { columns = \"s\" }\n\
+                    [[tables]]\nname = \"t\"\nmetrics = [\"orders\"]\nkey = []\n";
+        let e = errors(text);
+        let places: Vec<&str> = e.iter().map(|e| e.place.as_str()).collect();
+        assert_eq!(
+            places,
+            [
+                "inptu",
+                "[input].delimeter",
+                "[input].event_time.colum",
+                "[dimensions].store.columns",
+                "[[tables]] #1 (t).key"
+            ]
+        );
+        assert!(e.iter().all(|e| e.kind == ErrorKind::UnknownKey));
+        assert_eq!(
+            e[0].to_string(),
+            "error at inptu (line 1): unknown key \"inptu\"; use one of input, dimensions, tables"
+        );
+        assert!(e[1].fix.contains("delimiter, decimal_separator, encoding"), "{}", e[1]);
+        assert_eq!(e[1].location, Some(Location { line: 3, column: 1 }));
+        assert!(e[4].fix.ends_with("name, keys, metrics, top, description"), "{}", e[4]);
+    }
+
+    #[test]
+    fn wrong_types() {
+        let e = errors("input = 3\n");
+        assert_error(&e[0], ErrorKind::WrongType, "[input]", "expected a table, found integer");
+        let e = errors("[input]\nsku = 5\n[dimensions]\nstore = { case = 1 }\n[[tables]]\nname = \"t\"\nmetrics = \"orders\"\ntop = \"ten\"\n");
+        assert_eq!(e.len(), 4, "{}", ConfigErrors { errors: e.clone() });
+        assert_error(
+            &e[0],
+            ErrorKind::WrongType,
+            "[input].sku",
+            "expected a column name or a list of them, found integer",
+        );
+        assert_error(&e[1], ErrorKind::WrongType, "[dimensions].store.case", "expected a string, found integer");
+        assert_error(
+            &e[2],
+            ErrorKind::WrongType,
+            "[[tables]] #1 (t).metrics",
+            "expected a list of metric names, found string",
+        );
+        assert_error(&e[3], ErrorKind::WrongType, "[[tables]] #1 (t).top", "expected an integer, found string");
+        let e = error("tables = { name = \"t\" }\n");
+        assert_error(&e, ErrorKind::WrongType, "[[tables]]", "expected an array of tables");
+        let e = error("[input]\nquantity = [\"qty\", 2]\n");
+        assert_error(&e, ErrorKind::WrongType, "[input].quantity[1]", "found integer");
+    }
+
+    #[test]
+    fn unknown_metric() {
+        let text =
+            "[[tables]]\nname = \"store_sales\"\nkeys = [\"channel\"]\nmetrics = [\"orders\", \"units\", \"revenu\"]\n";
+        let e = error(text);
+        assert_eq!(
+            e.to_string(),
+            "error at [[tables]] #1 (store_sales).metrics[2] (line 4): unknown metric \"revenu\"; use one of orders, \
+             order_lines, units, revenue, customers, products, avg_order_value"
+        );
+        assert_eq!(e.kind, ErrorKind::UnknownMetric);
+    }
+
+    #[test]
+    fn table_keys_must_be_dimensions() {
+        let text = format!("{TABLE}[[tables]]\nname = \"store_sales\"\nkeys = [\"store\"]\nmetrics = [\"orders\"]\n");
+        let e = error(&text);
+        assert_error(
+            &e,
+            ErrorKind::UnknownDimension,
+            "[[tables]] #2 (store_sales).keys[0]",
+            "key \"store\" is not a dimension",
+        );
+        assert_eq!(e.fix, "declare it under [dimensions]");
+        // Dimensions given, default tables kept: each dimension they need and miss is reported.
+        let e = errors("[dimensions]\nchannel = {}\nstore = {}\n");
+        let messages: Vec<&str> = e.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "the default tables (channel_performance) group by \"campaign\", which [dimensions] does not declare",
+                "the default tables (category_sales) group by \"category\", which [dimensions] does not declare",
+                "the default tables (geo_device) group by \"country\", which [dimensions] does not declare",
+                "the default tables (geo_device) group by \"device\", which [dimensions] does not declare",
+            ]
+        );
+        assert!(e.iter().all(|e| e.kind == ErrorKind::UnknownDimension && e.place == "[dimensions]"));
+        assert_eq!(e[0].fix, "declare it, or give your own [[tables]]");
+        assert!(parse(
+            "[dimensions]\nstore = {}\n[[tables]]\nname = \"s\"\nkeys = [\"store\", \"sku\"]\nmetrics = [\"units\"]\n"
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn duplicate_table_names_hourly_and_daily() {
+        let e = error(&format!("{TABLE}{TABLE}"));
+        assert_error(
+            &e,
+            ErrorKind::DuplicateTable,
+            "[[tables]] #2 (t).name",
+            "the table name \"t\" is also the name of [[tables]] #1 (t)",
+        );
+        assert_eq!(e.location.map(|l| l.line), Some(5));
+        let table = |name: &str| format!("[[tables]]\nname = \"{name}\"\nmetrics = [\"orders\"]\n");
+        let e = error(&format!("{}{}", table("kpis"), table("hourly_kpis")));
+        assert_error(
+            &e,
+            ErrorKind::DuplicateTable,
+            "[[tables]] #2 (hourly_kpis).name",
+            "the daily table \"daily_kpis\" is also a name of [[tables]] #1 (kpis)",
+        );
+        let e = error(&format!("{}{}", table("x"), table("daily_x")));
+        assert_error(
+            &e,
+            ErrorKind::DuplicateTable,
+            "[[tables]] #2 (daily_x).name",
+            "the table name \"daily_x\" is also the name of [[tables]] #1 (x)",
+        );
+    }
+
+    #[test]
+    fn daily_name_is_the_engines() {
+        for t in crate::tables::DEFAULT_TABLES {
+            assert_eq!(daily_name(t.name), t.table_name(crate::tables::Period::Day));
+        }
+    }
+
+    #[test]
+    fn empty_and_duplicate_metrics_and_keys() {
+        let e = error("[[tables]]\nname = \"t\"\nmetrics = []\n");
+        assert_error(&e, ErrorKind::Empty, "[[tables]] #1 (t).metrics", "the table has no metrics");
+        let e = error("[[tables]]\nname = \"t\"\n");
+        assert_error(&e, ErrorKind::MissingKey, "[[tables]] #1 (t)", "the table has no metrics");
+        let e = error("[[tables]]\nmetrics = [\"orders\"]\n");
+        assert_error(&e, ErrorKind::MissingKey, "[[tables]] #1", "the table has no name");
+        let e = error("tables = []\n");
+        assert_error(&e, ErrorKind::Empty, "[[tables]]", "the list of tables is empty");
+        let e = errors("[[tables]]\nname = \"t\"\nkeys = [\"channel\", \"channel\"]\nmetrics = [\"orders\", \"units\", \"orders\"]\n");
+        assert_eq!(e.len(), 2);
+        assert_error(&e[0], ErrorKind::Duplicate, "[[tables]] #1 (t).keys[1]", "key \"channel\" is listed twice");
+        assert_error(&e[1], ErrorKind::Duplicate, "[[tables]] #1 (t).metrics[2]", "metric \"orders\" is listed twice");
+    }
+
+    #[test]
+    fn at_most_max_keys() {
+        let text = "[[tables]]\nname = \"t\"\nkeys = [\"sku\", \"category\", \"channel\", \"campaign\", \"country\"]\nmetrics = [\"orders\"]\n";
+        let e = error(text);
+        assert_error(&e, ErrorKind::TooManyKeys, "[[tables]] #1 (t).keys", "5 keys, more than the 4 a table may have");
+    }
+
+    #[test]
+    fn a_column_is_read_once() {
+        let e = error("[input]\norder_id = \"id\"\n[dimensions]\nstore = { column = \" ID \" }\n[[tables]]\nname = \"t\"\nmetrics = [\"orders\"]\n");
+        assert_error(
+            &e,
+            ErrorKind::ColumnMappedTwice,
+            "[dimensions].store",
+            "column \" ID \" is also read by [input].order_id",
+        );
+        assert_eq!(e.location.map(|l| l.line), Some(4));
+        // A clash with a default is reported where the file is.
+        let e = error("[input]\nsku = \"Channel\"\n");
+        assert_error(
+            &e,
+            ErrorKind::ColumnMappedTwice,
+            "[input].sku",
+            "column \"Channel\" is also read by [dimensions].channel (default)",
+        );
+        let e = error("[input]\nquantity = [\"qty\", \"QTY\"]\n");
+        assert_error(&e, ErrorKind::ColumnMappedTwice, "[input].quantity", "column \"QTY\" is listed twice");
+    }
+
+    #[test]
+    fn dimension_names() {
+        let text =
+            "[dimensions]\nsku = {}\nrank = {}\nrevenue = {}\nhour_start = {}\nStore = {}\n\"my dim\" = {}\nok = {}\n\
+                    [[tables]]\nname = \"t\"\nkeys = [\"ok\"]\nmetrics = [\"orders\"]\n";
+        let e = errors(text);
+        let places: Vec<&str> = e.iter().map(|e| e.place.as_str()).collect();
+        assert_eq!(
+            places,
+            [
+                "[dimensions].sku",
+                "[dimensions].rank",
+                "[dimensions].revenue",
+                "[dimensions].hour_start",
+                "[dimensions].Store",
+                "[dimensions].\"my dim\""
+            ]
+        );
+        assert!(e.iter().all(|e| e.kind == ErrorKind::BadDimensionName));
+        assert!(e[0].message.contains("always the first dimension"), "{}", e[0]);
+        assert!(e[1].message.contains("clashes with an output column"), "{}", e[1]);
+        assert!(e[2].message.contains("clashes with an output column"), "{}", e[2]);
+        assert!(e[4].message.contains("is not a safe identifier"), "{}", e[4]);
+        let e = error("[dimensions]\nstore = { case = \"title\" }\n[[tables]]\nname = \"t\"\nmetrics = [\"orders\"]\n");
+        assert_error(&e, ErrorKind::BadCase, "[dimensions].store.case", "unknown case \"title\"");
+    }
+
+    #[test]
+    fn table_names() {
+        let table = |name: &str| format!("[[tables]]\nname = {name:?}\nmetrics = [\"orders\"]\n");
+        for bad in ["../x", "a/b", "my table", "_private", "Sales", "", "1st"] {
+            let e = error(&table(bad));
+            assert_error(
+                &e,
+                ErrorKind::BadTableName,
+                &format!("[[tables]] #1 ({bad}).name"),
+                "is not a safe identifier",
+            );
+        }
+        for reserved in ["summaries", "rejects", "reports"] {
+            let e = error(&table(reserved));
+            assert_error(
+                &e,
+                ErrorKind::BadTableName,
+                &format!("[[tables]] #1 ({reserved}).name"),
+                "is the name of another output folder",
+            );
+        }
+    }
+
+    #[test]
+    fn delimiters_and_decimal_separators() {
+        for (bad, message) in [
+            ("\";;\"", "must be a single character"),
+            ("'\"'", "the quote character"),
+            ("\"\\n\"", "a line break"),
+            ("\"\\r\"", "a line break"),
+            ("\"a\"", "a tab or an ASCII punctuation mark"),
+            ("\"\"", "is empty"),
+        ] {
+            let e = error(&format!("[input]\ndelimiter = {bad}\n"));
+            assert_error(&e, ErrorKind::BadDelimiter, "[input].delimiter", message);
+        }
+        let e = error("[input]\ndelimiter = \",\"\ndecimal_separator = \",\"\n");
+        assert_error(
+            &e,
+            ErrorKind::BadDelimiter,
+            "[input].delimiter",
+            "\",\" is both the delimiter and the decimal separator",
+        );
+        let e = error("[input]\ndecimal_separator = \",\"\n");
+        assert_error(
+            &e,
+            ErrorKind::BadDelimiter,
+            "[input].decimal_separator",
+            "is both the delimiter and the decimal separator",
+        );
+        assert!(e.fix.contains("delimiter = \";\""), "{e}");
+        let e = error("[input]\ndecimal_separator = \"'\"\n");
+        assert_error(&e, ErrorKind::BadDecimalSeparator, "[input].decimal_separator", "bad decimal separator \"'\"");
+    }
+
+    #[test]
+    fn encodings() {
+        let e = error("[input]\nencoding = \"latin1\"\n");
+        assert_error(&e, ErrorKind::UnknownEncoding, "[input].encoding", "unknown encoding \"latin1\"");
+        assert_eq!(e.fix, "use one of utf-8, windows-1252, utf-16");
+    }
+
+    #[test]
+    fn time_formats() {
+        let e = error("[input]\nevent_time = { column = \"t\", format = \"iso\" }\n");
+        assert_error(&e, ErrorKind::BadTimeFormat, "[input].event_time.format", "unknown time format \"iso\"");
+        let e = error("[input]\nevent_time = { format = \"%Y-%m-%d %H:%Q\" }\n");
+        assert_error(&e, ErrorKind::BadTimeFormat, "[input].event_time.format", "unknown directive %Q at position 13");
+        for ok in ["%d/%m/%Y %H:%M:%S", "%b %d %y %I:%M %p", "%Y-%m-%dT%H:%M:%S.%f 100%%", "%B %d %y %Hh", "é%Y%m%d%H"]
+        {
+            assert_eq!(check_time_pattern(ok), Ok(()), "{ok}");
+        }
+        for (pattern, want) in [
+            ("%Y-%Q", "unknown directive %Q at position 4; supported: %Y %y %m %b %B %d %H %I %p %M %S %f %%"),
+            ("%Y-%m-%d %H:%M:%S %z", "unknown directive %z at position 19"),
+            ("é%Y-%m-%d %H%Q", "unknown directive %Q at position 13"),
+            ("%Y-%m-%d %H%", "a lone % at position 12 ends the pattern"),
+            ("%Y-%m-%d %H:%M:%M", "%M at position 16 repeats the field of %M at position 13"),
+            ("%Y-%m-%d %b %H", "%b at position 10 repeats the field of %m at position 4"),
+            ("%m/%d %H", "the pattern lacks a year (%Y or %y)"),
+            ("%Y %d %H", "the pattern lacks a month (%m, %b or %B)"),
+            ("%Y %m %H", "the pattern lacks a day (%d)"),
+            ("%Y-%m-%d", "the pattern lacks an hour (%H, or %I with %p)"),
+            ("", "the pattern lacks a year (%Y or %y), a month (%m, %b or %B), a day (%d), an hour"),
+            ("%Y-%m-%d %I:%M", "%I at position 10 needs %p (AM/PM)"),
+            ("%Y-%m-%d %H:%M %p", "%p at position 16 goes with %I"),
+            ("%Y-%m-%d %H:%M.%f", "%f at position 16 needs the seconds (%S)"),
+        ] {
+            let err = check_time_pattern(pattern).unwrap_err();
+            assert!(err.starts_with(want), "{pattern:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn top_must_be_positive() {
+        let e = error("[[tables]]\nname = \"t\"\nkeys = [\"sku\"]\nmetrics = [\"revenue\"]\ntop = 0\n");
+        assert_error(&e, ErrorKind::BadTop, "[[tables]] #1 (t).top", "top = 0 keeps no groups");
+        let e = error("[[tables]]\nname = \"t\"\nmetrics = [\"revenue\"]\ntop = -3\n");
+        assert_error(&e, ErrorKind::BadTop, "[[tables]] #1 (t).top", "top = -3");
+    }
+
+    #[test]
+    fn empty_columns() {
+        let e = error("[input]\nsku = \"  \"\n");
+        assert_error(&e, ErrorKind::EmptyColumn, "[input].sku", "empty column name");
+        let e = error("[input]\nsku = []\n");
+        assert_error(&e, ErrorKind::EmptyColumn, "[input].sku", "empty list of column names");
+        let e = error(
+            "[dimensions]\nstore = { column = [\"s\", \"\"] }\n[[tables]]\nname = \"t\"\nmetrics = [\"orders\"]\n",
+        );
+        assert_error(&e, ErrorKind::EmptyColumn, "[dimensions].store.column[1]", "empty column name");
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let text = "[input]\ndelimiter = \"ab\"\nencoding = \"ebcdic\"\n[[tables]]\nname = \"a b\"\nmetrics = [\"x\"]\ntop = 0\n";
+        let e = errors(text);
+        let kinds: Vec<ErrorKind> = e.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                ErrorKind::BadDelimiter,
+                ErrorKind::UnknownEncoding,
+                ErrorKind::BadTableName,
+                ErrorKind::UnknownMetric,
+                ErrorKind::BadTop
+            ]
+        );
+        assert_eq!(ConfigErrors { errors: e }.to_string().lines().count(), 5);
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.toml");
+        std::fs::write(&path, ISSUE_EXAMPLE).unwrap();
+        assert_eq!(load(&path).unwrap(), parse(ISSUE_EXAMPLE).unwrap());
+        std::fs::write(&path, "[input]\nencoding = \"x\"\n").unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "config file {} has 1 problem(s):\nerror at [input].encoding (line 2)",
+                path.display()
+            )),
+            "{e}"
+        );
+        let missing = dir.path().join("missing.toml");
+        let e = load(&missing).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("cannot read config file {}: ", missing.display())), "{e}");
+        std::fs::write(&path, b"\xff\xfe").unwrap();
+        assert!(matches!(load(&path), Err(LoadError::NotUtf8 { .. })));
+    }
 }
