@@ -469,7 +469,8 @@ impl Checker<'_> {
                 Ok(()) => Some(TimeFormat::Pattern(p.to_string())),
                 Err(e) => {
                     let message = format!("bad time pattern {p:?}: {e}");
-                    self.error(ErrorKind::BadTimeFormat, place, Some(v.span()), message, TIME_FORMATS_FIX);
+                    let fix = "fix the pattern, or use rfc3339, unix_seconds or unix_millis";
+                    self.error(ErrorKind::BadTimeFormat, place, Some(v.span()), message, fix);
                     None
                 }
             },
@@ -596,23 +597,21 @@ impl Checker<'_> {
         None
     }
 
-    /// The `[dimensions]` section, `None` when it is not a table.
+    /// The `[dimensions]` section, `None` when it is not a table. A dimension with errors is kept (with the
+    /// columns read), so that the checks across sections do not report it again as missing.
     fn dimensions(&mut self, v: &Spanned<DeValue>) -> Option<Vec<FileDimension>> {
         let table = self.table("[dimensions]", v)?;
         let mut dims = Vec::new();
         for (k, v) in entries(table) {
             let name: &str = k.get_ref();
             let place = format!("[dimensions].{}", key_text(name));
-            let mut ok = self.dimension_name(&place, name, k.span());
+            self.dimension_name(&place, name, k.span());
             let mut spec = DimensionSpec { name: name.to_string(), columns: vec![name.to_string()], case: Case::Lower };
             match v.get_ref() {
                 DeValue::Table(t) => {
                     self.known_keys(Some(&place), t, DIMENSION_KEYS);
                     if let Some(c) = t.get("column") {
-                        match self.columns(&format!("{place}.column"), c) {
-                            Some(cols) => spec.columns = cols,
-                            None => ok = false,
-                        }
+                        spec.columns = self.columns(&format!("{place}.column"), c).unwrap_or_default();
                     }
                     if let Some(c) = t.get("case") {
                         let case_place = format!("{place}.case");
@@ -628,30 +627,26 @@ impl Checker<'_> {
                                     format!("unknown case {other:?}"),
                                     "use one of lower, upper, keep",
                                 );
-                                ok = false;
                             }
-                            None => ok = false,
+                            None => {}
                         }
                     }
                 }
-                DeValue::String(_) | DeValue::Array(_) => match self.columns(&place, v) {
-                    Some(cols) => spec.columns = cols,
-                    None => ok = false,
-                },
+                DeValue::String(_) | DeValue::Array(_) => spec.columns = self.columns(&place, v).unwrap_or_default(),
                 _ => {
-                    self.wrong_type(&place, v, "{ column = ..., case = ... }");
-                    ok = false;
+                    self.wrong_type(&place, v, "{ column = ..., case = ... }, or a column name or a list of them");
+                    spec.columns.clear();
                 }
             }
-            if ok {
+            if name != SKU {
                 dims.push(FileDimension { spec, place, span: Some(k.span()) });
             }
         }
         Some(dims)
     }
 
-    /// Whether `name` may name a dimension (reported when not).
-    fn dimension_name(&mut self, place: &str, name: &str, span: Range<usize>) -> bool {
+    /// Reports a name a dimension may not have.
+    fn dimension_name(&mut self, place: &str, name: &str, span: Range<usize>) {
         let (message, fix) = if name == SKU {
             (
                 "\"sku\" is always the first dimension, read from [input].sku".to_string(),
@@ -665,10 +660,9 @@ impl Checker<'_> {
                 format!("rename it: {}, {} are output columns", list(OUTPUT_COLUMNS), metric_names()),
             )
         } else {
-            return true;
+            return;
         };
         self.error(ErrorKind::BadDimensionName, place, Some(span), message, fix);
-        false
     }
 
     /// The `[[tables]]` entries, `None` when `tables` is not an array of tables. `dims`: the dimension names.
@@ -1558,5 +1552,25 @@ description = "per store"
         assert!(e.starts_with(&format!("cannot read config file {}: ", missing.display())), "{e}");
         std::fs::write(&path, b"\xff\xfe").unwrap();
         assert!(matches!(load(&path), Err(LoadError::NotUtf8 { .. })));
+    }
+
+    #[test]
+    fn a_dimension_with_errors_is_reported_once() {
+        let text =
+            "[input]\norder_id = \"id\"\n[dimensions]\nstore = { column = \"ID\", case = \"title\" }\nrank = 3\n\
+                    [[tables]]\nname = \"t\"\nkeys = [\"store\", \"rank\"]\nmetrics = [\"orders\"]\n";
+        let e = errors(text);
+        let places: Vec<&str> = e.iter().map(|e| e.place.as_str()).collect();
+        assert_eq!(
+            places,
+            ["[dimensions].store.case", "[dimensions].rank", "[dimensions].rank", "[dimensions].store"],
+            "{}",
+            ConfigErrors { errors: e.clone() }
+        );
+        let kinds: Vec<ErrorKind> = e.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [ErrorKind::BadCase, ErrorKind::BadDimensionName, ErrorKind::WrongType, ErrorKind::ColumnMappedTwice]
+        );
     }
 }
