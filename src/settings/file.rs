@@ -1573,4 +1573,19 @@ description = "per store"
             [ErrorKind::BadCase, ErrorKind::BadDimensionName, ErrorKind::WrongType, ErrorKind::ColumnMappedTwice]
         );
     }
+
+    #[test]
+    fn the_docs_examples_parse() {
+        let doc = include_str!("../../docs/config.md");
+        let blocks: Vec<&str> = doc.split("```toml\n").skip(1).map(|b| b.split("```").next().unwrap()).collect();
+        assert!(blocks.len() >= 5);
+        for block in blocks.iter().filter(|b| !b.starts_with("# part of a file")) {
+            if let Err(e) = parse(block) {
+                panic!("{e}\nin\n{block}");
+            }
+        }
+        let defaults = blocks.last().unwrap();
+        assert_eq!(to_toml(&Settings::default_settings()).split_once("\n\n").unwrap().1, *defaults);
+        assert_eq!(parse(blocks[blocks.len() - 2]), parse(ISSUE_EXAMPLE));
+    }
 }
