@@ -130,7 +130,9 @@ pub enum LoadError {
 pub fn load(path: &Path) -> Result<Settings, LoadError> {
     let bytes = std::fs::read(path).map_err(|error| LoadError::Read { path: path.to_path_buf(), error })?;
     let text = String::from_utf8(bytes).map_err(|_| LoadError::NotUtf8 { path: path.to_path_buf() })?;
-    parse(&text).map_err(|errors| LoadError::Invalid { path: path.to_path_buf(), errors })
+    // A byte order mark, as some Windows editors write it, is not part of the TOML.
+    parse(text.strip_prefix('\u{feff}').unwrap_or(&text))
+        .map_err(|errors| LoadError::Invalid { path: path.to_path_buf(), errors })
 }
 
 /// The keys of each part of the file.
@@ -1550,6 +1552,8 @@ description = "per store"
         let missing = dir.path().join("missing.toml");
         let e = load(&missing).unwrap_err().to_string();
         assert!(e.starts_with(&format!("cannot read config file {}: ", missing.display())), "{e}");
+        std::fs::write(&path, format!("\u{feff}{ISSUE_EXAMPLE}")).unwrap();
+        assert_eq!(load(&path).unwrap(), parse(ISSUE_EXAMPLE).unwrap());
         std::fs::write(&path, b"\xff\xfe").unwrap();
         assert!(matches!(load(&path), Err(LoadError::NotUtf8 { .. })));
     }
@@ -1587,5 +1591,24 @@ description = "per store"
         let defaults = blocks.last().unwrap();
         assert_eq!(to_toml(&Settings::default_settings()).split_once("\n\n").unwrap().1, *defaults);
         assert_eq!(parse(blocks[blocks.len() - 2]), parse(ISSUE_EXAMPLE));
+    }
+
+    #[test]
+    fn dimensions_keep_their_order_in_any_toml_form() {
+        let text = "[dimensions.zeta]\ncolumn = \"z\"\n[dimensions.alpha]\ncase = \"keep\"\n[dimensions]\nmid.column = \"m\"\n\
+                    [[tables]]\nname = \"t\"\nkeys = [\"alpha\"]\nmetrics = [\"orders\"]\n";
+        let s = parse(text).unwrap();
+        let order: Vec<&str> = s.dimensions.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(order, ["sku", "zeta", "alpha", "mid"]);
+        assert_eq!(s.tables[0].keys, &[Dim { index: 2, name: "alpha" }]);
+        assert_eq!(parse(&to_toml(&s)), Ok(s));
+    }
+
+    #[test]
+    fn odd_column_names_round_trip() {
+        let text = "[input]\nunit_price = [\"Preis (€)\", \"a\\\"b\\\\c\", \"it's\"]\ndelimiter = \"|\"\n";
+        let s = parse(text).unwrap();
+        assert_eq!(s.input.unit_price, names(&["Preis (€)", "a\"b\\c", "it's"]));
+        assert_eq!(parse(&to_toml(&s)), Ok(s));
     }
 }
