@@ -241,7 +241,7 @@ fn leak_str(s: &str) -> &'static str {
 #[derive(Clone)]
 struct FileDimension {
     spec: DimensionSpec,
-    /// `[dimensions].<name>` (or the column key's place), `... (default)` for the default dimensions.
+    /// `[dimensions].<name>`, or `[dimensions].<name> (default)` for a default dimension.
     place: String,
     span: Option<Range<usize>>,
 }
