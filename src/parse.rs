@@ -141,11 +141,57 @@ pub fn price_cents(s: &[u8]) -> Option<i128> {
     plain_price_cents(s).or_else(|| price_cents_checked(s))
 }
 
+/// The character between the units and the fraction of a price.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DecimalSeparator {
+    /// `19.99` (the default).
+    #[default]
+    Point,
+    /// `19,99`.
+    Comma,
+}
+
+impl DecimalSeparator {
+    /// The separator as written in a config: `"."` or `","`.
+    pub fn from_name(name: &str) -> Result<Self, String> {
+        match name {
+            "." => Ok(DecimalSeparator::Point),
+            "," => Ok(DecimalSeparator::Comma),
+            _ => Err(format!("{name:?} cannot be the decimal separator: use \".\" or \",\"")),
+        }
+    }
+
+    /// The separator's byte.
+    pub fn byte(self) -> u8 {
+        match self {
+            DecimalSeparator::Point => b'.',
+            DecimalSeparator::Comma => b',',
+        }
+    }
+}
+
+/// [`price_cents`] with the given decimal separator: with [`DecimalSeparator::Comma`], `19,99` is 1999
+/// cents and a point is not accepted anywhere (`19.99` and `1.000,50` are rejected, as a comma is with
+/// the point: neither separator doubles as a thousands separator). The other rules are the same.
+#[inline]
+pub fn price_cents_with(s: &[u8], separator: DecimalSeparator) -> Option<i128> {
+    match separator {
+        DecimalSeparator::Point => price_cents(s),
+        DecimalSeparator::Comma => plain_price_cents_by(s, b',').or_else(|| price_cents_checked_by(s, b',')),
+    }
+}
+
 /// [`price_cents`] of the common shapes (`487.74`, `318.750`, `12`: up to 16 bytes, at most three fraction
 /// digits) in one pass over the bytes; `None` for anything else, which [`price_cents_checked`] then decides.
 /// Every price it accepts, the checked parser accepts with the same value (a test compares the two).
 #[inline(always)]
 fn plain_price_cents(s: &[u8]) -> Option<i128> {
+    plain_price_cents_by(s, b'.')
+}
+
+/// [`plain_price_cents`] with the decimal separator `point`.
+#[inline(always)]
+fn plain_price_cents_by(s: &[u8], point_byte: u8) -> Option<i128> {
     if s.is_empty() || s.len() > 16 {
         return None;
     }
@@ -154,7 +200,7 @@ fn plain_price_cents(s: &[u8]) -> Option<i128> {
     for (i, &b) in s.iter().enumerate() {
         match b {
             b'0'..=b'9' => value = value * 10 + u64::from(b - b'0'),
-            b'.' if point == s.len() && i > 0 => point = i,
+            b if b == point_byte && point == s.len() && i > 0 => point = i,
             _ => return None,
         }
     }
@@ -171,7 +217,12 @@ fn plain_price_cents(s: &[u8]) -> Option<i128> {
 
 /// [`price_cents`] of any input: each rule checked on its own.
 fn price_cents_checked(s: &[u8]) -> Option<i128> {
-    let (int, frac) = match s.iter().position(|&b| b == b'.') {
+    price_cents_checked_by(s, b'.')
+}
+
+/// [`price_cents_checked`] with the decimal separator `point`.
+fn price_cents_checked_by(s: &[u8], point: u8) -> Option<i128> {
+    let (int, frac) = match s.iter().position(|&b| b == point) {
         Some(p) => (&s[..p], Some(&s[p + 1..])),
         None => (s, None),
     };
@@ -459,6 +510,57 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(price_cents(input.as_bytes()), *want, "case {input:?}");
+        }
+    }
+
+    #[test]
+    fn prices_with_a_decimal_comma() {
+        let comma = DecimalSeparator::Comma;
+        let cases: &[(&str, Option<i128>)] = &[
+            ("19,99", Some(1999)),
+            ("19,990", Some(1999)),
+            ("19,9", Some(1990)),
+            ("19", Some(1900)),
+            ("0,01", Some(1)),
+            ("00012,50", Some(1250)),
+            ("19,000000", Some(1900)),
+            ("1000000000000,00", Some(MAX_PRICE_CENTS)),
+            ("1000000000000,01", None),
+            ("19,999", None),
+            ("19,", None),
+            (",99", None),
+            ("19.99", None),
+            ("1.000,50", None),
+            ("1.000", None),
+            ("1,000,50", None),
+            ("1 000,50", None),
+            ("-1,5", None),
+            ("", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(price_cents_with(input.as_bytes(), comma), *want, "case {input:?}");
+        }
+        // The point separator is `price_cents`, and a comma is no decimal there.
+        assert_eq!(price_cents_with(b"19.99", DecimalSeparator::Point), Some(1999));
+        assert_eq!(price_cents_with(b"19,99", DecimalSeparator::Point), None);
+        assert_eq!(DecimalSeparator::from_name(","), Ok(comma));
+        assert_eq!(DecimalSeparator::from_name("."), Ok(DecimalSeparator::Point));
+        assert_eq!(DecimalSeparator::default(), DecimalSeparator::Point);
+        assert!(DecimalSeparator::from_name("'").unwrap_err().contains("decimal separator"));
+
+        // Random strings: with the comma, the value of the same text with a point instead; the one-pass and
+        // checked parsers agree.
+        let mut x = 11u64;
+        for _ in 0..100_000 {
+            crate::testing::xorshift(&mut x);
+            let len = (x % 19) as usize;
+            let s: Vec<u8> = (0..len).map(|i| b"0000123456789,,x-."[((x >> (3 * i + 5)) % 18) as usize]).collect();
+            let pointed: Vec<u8> = s.iter().map(|&b| if b == b',' { b'.' } else { b }).collect();
+            let want = if s.contains(&b'.') { None } else { price_cents(&pointed) };
+            assert_eq!(price_cents_with(&s, comma), want, "{:?}", String::from_utf8_lossy(&s));
+            if let Some(cents) = plain_price_cents_by(&s, b',') {
+                assert_eq!(price_cents_checked_by(&s, b','), Some(cents), "{:?}", String::from_utf8_lossy(&s));
+            }
         }
     }
 
