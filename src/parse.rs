@@ -1047,6 +1047,19 @@ mod tests {
             let format = TimeFormat::from_name(pattern).unwrap();
             assert_eq!(format.parse(input.as_bytes(), &mut DateMemo::default()), *want, "{pattern:?} on {input:?}");
         }
+        // Every day number of a month in turn through one memo (a date remembered from the day before must
+        // not be taken for this one, nor let an impossible day through), against a fresh memo and RFC 3339.
+        let format = TimeFormat::from_name("%d/%m/%Y %H:%M").unwrap();
+        let mut memo = DateMemo::default();
+        for (month, year) in [(11, 2026), (2, 2026), (2, 2024), (12, 9999)] {
+            for day in (0..=32).chain((0..=32).rev()) {
+                let text = format!("{day:02}/{month:02}/{year} 13:05");
+                let rfc = format!("{year}-{month:02}-{day:02}T13:05:00Z");
+                let want = event_time_micros(rfc.as_bytes());
+                assert_eq!(format.parse(text.as_bytes(), &mut memo), want, "{text}");
+                assert_eq!(format.parse(text.as_bytes(), &mut DateMemo::default()), want, "{text}");
+            }
+        }
         // With one memo for every case, in any order and repeated: the same answers (a remembered date never
         // lets an invalid one through).
         let compiled: Vec<(TimeFormat, &str, Option<i64>)> =
