@@ -106,11 +106,8 @@ impl<R: Read> Transcoder<R> {
             };
             (self.in_pos, self.in_end, self.eof) = (0, n, n == 0);
         }
-        let (result, read, written) = self.decoder.decode_to_utf8_without_replacement(
-            &self.input[self.in_pos..self.in_end],
-            dst,
-            self.eof,
-        );
+        let (result, read, written) =
+            self.decoder.decode_to_utf8_without_replacement(&self.input[self.in_pos..self.in_end], dst, self.eof);
         self.in_pos += read;
         match result {
             DecoderResult::Malformed(..) => self.malformed = true,
@@ -262,10 +259,8 @@ mod tests {
     #[test]
     fn malformed_utf16_becomes_a_byte_that_is_never_utf8() {
         // A lone high surrogate before `b`, a lone low surrogate, and an odd byte at the end.
-        let mut bytes: Vec<u8> = [0xFEFF, 'a' as u16, 0xD83D, 'b' as u16, 0xDE00, 'c' as u16]
-            .iter()
-            .flat_map(|u| u.to_le_bytes())
-            .collect();
+        let mut bytes: Vec<u8> =
+            [0xFEFF, 'a' as u16, 0xD83D, 'b' as u16, 0xDE00, 'c' as u16].iter().flat_map(|u| u.to_le_bytes()).collect();
         bytes.push(b'd');
         each_read_size(&bytes, TextEncoding::Utf16, b"a\xFFb\xFFc\xFF");
     }

@@ -317,11 +317,16 @@ impl TimePattern {
             given[field] = Some((position, directive));
             items.push(item);
         }
-        let missing: Vec<&str> = [(0, "a year (%Y or %y)"), (1, "a month (%m, %b or %B)"), (2, "a day (%d)"), (3, "an hour (%H, or %I with %p)")]
-            .iter()
-            .filter(|(field, _)| given[*field].is_none())
-            .map(|(_, what)| *what)
-            .collect();
+        let missing: Vec<&str> = [
+            (0, "a year (%Y or %y)"),
+            (1, "a month (%m, %b or %B)"),
+            (2, "a day (%d)"),
+            (3, "an hour (%H, or %I with %p)"),
+        ]
+        .iter()
+        .filter(|(field, _)| given[*field].is_none())
+        .map(|(_, what)| *what)
+        .collect();
         if !missing.is_empty() {
             return Err(format!("the pattern {pattern:?} lacks {}", missing.join(", ")));
         }

@@ -576,9 +576,8 @@ mod classes {
     }
 }
 
-/// [`scan_by`] with the delimiter `comma`: the usual comma gets a copy of the scan with the comma as a
-/// constant, so the default reads exactly as before the delimiter became a parameter; any other delimiter
-/// gets one copy with it broadcast once per line.
+/// [`scan_by`] with the delimiter `comma`: the comma (the default) has a copy of the scan of its own, in
+/// which it is a constant; any other delimiter shares one copy, which broadcasts it once per line.
 fn scan_line(text: &[u8], spans: &mut [(usize, usize)], comma: u8) -> (Scan, usize) {
     if comma == b',' {
         scan_by(text, spans, b',')
