@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
+use crate::decode::{transcoded, TextEncoding};
 use crate::error::{Error, Result};
 
 /// What the summary records about the source.
@@ -137,6 +138,13 @@ pub const BUF_SIZE: usize = 256 * 1024;
 /// behind a `BufReader` of [`BUF_SIZE`], the record reader's reads (a little under [`BUF_SIZE`], after the
 /// unread end of the previous buffer) were copied a second time, through the `BufReader`'s own buffer.
 pub fn decoded(reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
+    decoded_as(reader, TextEncoding::Utf8)
+}
+
+/// [`decoded`] for text in `encoding`: after gzip decoding, the text is transcoded to UTF-8
+/// ([`crate::decode::transcoded`]; its byte order mark, if any, decides and is dropped). With
+/// [`TextEncoding::Utf8`] this is [`decoded`].
+pub fn decoded_as(reader: Box<dyn Read + Send>, encoding: TextEncoding) -> io::Result<Box<dyn Read + Send>> {
     let mut buffered = BufReader::with_capacity(BUF_SIZE, reader);
     let head = buffered.fill_buf()?;
     if let Some((_, name)) = OTHER_COMPRESSIONS.iter().find(|(magic, _)| head.starts_with(magic)) {
@@ -146,10 +154,10 @@ pub fn decoded(reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>>
     }
     if head.starts_with(&[0x1f, 0x8b]) {
         let decoder = flate2::bufread::MultiGzDecoder::new(buffered);
-        skip_bom(Box::new(TagDecodeErrors(decoder)))
+        skip_bom(transcoded(Box::new(TagDecodeErrors(decoder)), encoding))
     } else {
         let head = head.to_vec();
-        skip_bom(Box::new(io::Cursor::new(head).chain(buffered.into_inner())))
+        skip_bom(transcoded(Box::new(io::Cursor::new(head).chain(buffered.into_inner())), encoding))
     }
 }
 
@@ -430,6 +438,44 @@ mod tests {
         let asked = asked.lock().unwrap();
         assert_eq!(asked[0], BUF_SIZE, "the first block, for the magic bytes");
         assert!(asked[1..].iter().all(|&n| n == buf.len()), "then the caller's reads go to the source: {asked:?}");
+    }
+
+    #[test]
+    fn other_encodings_are_transcoded_after_gzip() {
+        let text = "event_time,sku,name\r\n2026-11-22T13:05:09Z,A1,café € ü\n";
+        let utf16le: Vec<u8> = [0xFEFF].into_iter().chain(text.encode_utf16()).flat_map(u16::to_le_bytes).collect();
+        let utf16be: Vec<u8> = [0xFEFF].into_iter().chain(text.encode_utf16()).flat_map(u16::to_be_bytes).collect();
+        let cp1252 = b"event_time,sku,name\r\n2026-11-22T13:05:09Z,A1,caf\xE9 \x80 \xFC\n".to_vec();
+        for (bytes, encoding) in
+            [(utf16le, TextEncoding::Utf16), (utf16be, TextEncoding::Utf16), (cp1252, TextEncoding::Windows1252)]
+        {
+            for input in [bytes.clone(), gzip(&bytes)] {
+                let mut out = String::new();
+                decoded_as(Box::new(io::Cursor::new(input)), encoding).unwrap().read_to_string(&mut out).unwrap();
+                assert_eq!(out, text, "{encoding:?}");
+            }
+            // As UTF-8 (the default), UTF-16 is still refused and Windows-1252 is read byte for byte.
+            match decoded_as(Box::new(io::Cursor::new(bytes.clone())), TextEncoding::Utf8) {
+                Err(e) => assert!(matches!(unsupported(&e), Some(Unsupported::Encoding(_))), "{e}"),
+                Ok(mut reader) => {
+                    let mut out = Vec::new();
+                    reader.read_to_end(&mut out).unwrap();
+                    assert_eq!(out, bytes);
+                }
+            }
+        }
+        // A UTF-16 file without BOM declared as Windows-1252 is refused as before (its NUL bytes).
+        let bare: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let err = decoded_as(Box::new(io::Cursor::new(bare)), TextEncoding::Windows1252).err().expect("refused");
+        assert!(matches!(unsupported(&err), Some(Unsupported::Encoding(_))), "{err}");
+        // The text reaches the record reader as UTF-8 records.
+        let bytes: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let with_bom = [&[0xFE, 0xFF][..], &bytes].concat();
+        let reader = decoded_as(Box::new(io::Cursor::new(gzip(&with_bom))), TextEncoding::Utf16).unwrap();
+        let mut records = crate::records::RecordReader::new(reader, 1 << 20);
+        records.read().unwrap().expect("the header");
+        let (line, record) = records.read().unwrap().expect("a row");
+        assert_eq!((line, record.get(2), record.is_utf8()), (2, "café € ü".as_bytes(), true));
     }
 
     #[test]

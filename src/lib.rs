@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod contract;
+pub mod decode;
 pub mod error;
 pub mod generate;
 pub mod input;

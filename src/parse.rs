@@ -27,6 +27,9 @@ pub struct DateMemo {
     /// The date's 10 bytes (8 + 2); none before the first valid date.
     date: Option<(u64, u16)>,
     days: i64,
+    /// For a [`TimePattern`]: the last valid date as year, month and day packed; `days` is then its day
+    /// number. Only one of `date` and `civil` is set at a time.
+    civil: Option<u64>,
 }
 
 /// [`event_time_micros`], reusing the date of the previous call through `memo`.
@@ -48,7 +51,7 @@ pub fn event_time_micros_with(s: &[u8], memo: &mut DateMemo) -> Option<i64> {
         if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
             return None;
         }
-        *memo = DateMemo { date: Some(date), days: days_from_civil(year, month, day) };
+        *memo = DateMemo { date: Some(date), days: days_from_civil(year, month, day), civil: None };
     }
     if !matches!(s[10], b'T' | b't' | b' ') {
         return None;
@@ -113,6 +116,343 @@ fn time_of_day(word: u64) -> Option<(i64, i64, i64)> {
     (hour <= 23 && minute <= 59 && second <= 59).then_some((hour as i64, minute as i64, second as i64))
 }
 
+/// How the event times of an export are written, ready to parse ([`TimeFormat::parse`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TimeFormat {
+    /// RFC 3339 and its forms without offset, as [`event_time_micros`] reads them (the default).
+    #[default]
+    Rfc3339,
+    /// Seconds since the Unix epoch: `[-]digits[.digits]`. Fraction digits past microseconds are truncated
+    /// (toward the past).
+    UnixSeconds,
+    /// Milliseconds since the Unix epoch: `[-]digits`.
+    UnixMillis,
+    /// A strftime-like pattern, taken as UTC ([`TimePattern`]).
+    Pattern(TimePattern),
+}
+
+impl TimeFormat {
+    /// A format as written in a config: `rfc3339`, `unix_seconds`, `unix_millis`, or a pattern with `%`
+    /// directives ([`TimePattern::compile`]).
+    pub fn from_name(name: &str) -> Result<Self, String> {
+        match name {
+            "rfc3339" => Ok(TimeFormat::Rfc3339),
+            "unix_seconds" => Ok(TimeFormat::UnixSeconds),
+            "unix_millis" => Ok(TimeFormat::UnixMillis),
+            _ if name.contains('%') => TimePattern::compile(name).map(TimeFormat::Pattern),
+            _ => Err(format!(
+                "unknown time format {name:?}: use rfc3339, unix_seconds, unix_millis or a pattern such as \
+                 \"%d/%m/%Y %H:%M\""
+            )),
+        }
+    }
+
+    /// Parses the trimmed bytes of one field into microseconds since the epoch, UTC; `None` when the value
+    /// does not fit the format, names an impossible date or time (`31/02`, `24:00`), or falls outside the
+    /// years 0000..=9999. `memo` keeps the last date's day number between calls (one memo per stream).
+    #[inline]
+    pub fn parse(&self, field: &[u8], memo: &mut DateMemo) -> Option<i64> {
+        match self {
+            TimeFormat::Rfc3339 => event_time_micros_with(field, memo),
+            TimeFormat::UnixSeconds => unix_seconds_micros(field),
+            TimeFormat::UnixMillis => unix_millis_micros(field),
+            TimeFormat::Pattern(pattern) => pattern.parse(field, memo),
+        }
+    }
+}
+
+/// Microseconds of `[-]digits[.digits]` seconds since the epoch, within years 0000..=9999.
+fn unix_seconds_micros(s: &[u8]) -> Option<i64> {
+    let (negative, s) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    let (int, frac) = match s.iter().position(|&b| b == b'.') {
+        Some(p) => (&s[..p], Some(&s[p + 1..])),
+        None => (s, None),
+    };
+    if int.is_empty() || !int.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let int = strip_leading_zeros(int);
+    if int.len() > 12 {
+        return None;
+    }
+    let secs = if int.is_empty() { 0 } else { digits(int)? as i64 };
+    let (mut micros, mut dropped) = (0i64, false);
+    if let Some(frac) = frac {
+        if frac.is_empty() || !frac.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        for (i, &b) in frac.iter().enumerate() {
+            if i < 6 {
+                micros = micros * 10 + i64::from(b - b'0');
+            } else {
+                dropped |= b != b'0';
+            }
+        }
+        for _ in frac.len()..6 {
+            micros *= 10;
+        }
+    }
+    let value = secs * 1_000_000 + micros;
+    let value = if negative { -value - i64::from(dropped) } else { value };
+    in_years(value)
+}
+
+/// Microseconds of `[-]digits` milliseconds since the epoch, within years 0000..=9999.
+fn unix_millis_micros(s: &[u8]) -> Option<i64> {
+    let (negative, s) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let s = strip_leading_zeros(s);
+    if s.len() > 15 {
+        return None;
+    }
+    let millis = if s.is_empty() { 0 } else { digits(s)? as i64 };
+    in_years(if negative { -millis } else { millis } * 1000)
+}
+
+/// `micros` when its second lies in years 0000..=9999 (as for [`event_time_micros`]).
+fn in_years(micros: i64) -> Option<i64> {
+    (MIN_SECS..=MAX_SECS).contains(&micros.div_euclid(1_000_000)).then_some(micros)
+}
+
+/// A compiled strftime-like pattern for event times without offset, taken as UTC, such as
+/// `%d/%m/%Y %H:%M` or `%m/%d/%Y %I:%M %p`.
+///
+/// Directives: `%Y` four-digit year; `%y` two-digit year (69–99 → 1969–1999, 00–68 → 2000–2068); `%m`
+/// month; `%b` English month abbreviation (`Jan`), `%B` full month name (`January`), either case; `%d`
+/// day; `%H` hour 0–23; `%I` hour 1–12 with `%p` (`AM`/`PM`, either case); `%M` minute; `%S` second;
+/// `%f` fraction of the second (one or more digits, truncated to microseconds); `%%` a percent sign.
+/// `%m %d %H %I %M %S` take two digits, or one when no digit follows it (`1/2/2026 9:05`). Any other
+/// character must appear as written. A pattern needs a year, a month, a day and an hour; minutes and
+/// seconds default to 0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimePattern {
+    items: Vec<Item>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Item {
+    Literal(u8),
+    Year4,
+    Year2,
+    Month,
+    MonthName { full: bool },
+    Day,
+    Hour24,
+    Hour12,
+    AmPm,
+    Minute,
+    Second,
+    Fraction,
+}
+
+const MONTH_NAMES: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
+const SUPPORTED_DIRECTIVES: &str = "%Y %y %m %b %B %d %H %I %p %M %S %f %%";
+
+impl TimePattern {
+    /// Compiles `pattern`; the error says what is wrong and where (positions count characters from 1).
+    pub fn compile(pattern: &str) -> Result<TimePattern, String> {
+        let mut items = Vec::new();
+        // For each field (year, month, day, hour, minute, second, fraction, AM/PM): where it was given.
+        let mut given: [Option<(usize, char)>; 8] = [None; 8];
+        let mut chars = pattern.char_indices().enumerate().peekable();
+        while let Some((n, (at, c))) = chars.next() {
+            let position = n + 1;
+            if c != '%' {
+                items.extend(pattern[at..at + c.len_utf8()].bytes().map(Item::Literal));
+                continue;
+            }
+            let Some((_, (_, directive))) = chars.next() else {
+                return Err(format!("a lone % at position {position} ends the pattern; write %% for a percent sign"));
+            };
+            let (item, field) = match directive {
+                '%' => {
+                    items.push(Item::Literal(b'%'));
+                    continue;
+                }
+                'Y' => (Item::Year4, 0),
+                'y' => (Item::Year2, 0),
+                'm' => (Item::Month, 1),
+                'b' => (Item::MonthName { full: false }, 1),
+                'B' => (Item::MonthName { full: true }, 1),
+                'd' => (Item::Day, 2),
+                'H' => (Item::Hour24, 3),
+                'I' => (Item::Hour12, 3),
+                'M' => (Item::Minute, 4),
+                'S' => (Item::Second, 5),
+                'f' => (Item::Fraction, 6),
+                'p' => (Item::AmPm, 7),
+                other => {
+                    return Err(format!(
+                        "unknown directive %{other} at position {position}; supported: {SUPPORTED_DIRECTIVES}"
+                    ))
+                }
+            };
+            if let Some((earlier, first)) = given[field] {
+                return Err(format!(
+                    "%{directive} at position {position} repeats the field of %{first} at position {earlier}"
+                ));
+            }
+            given[field] = Some((position, directive));
+            items.push(item);
+        }
+        let missing: Vec<&str> = [
+            (0, "a year (%Y or %y)"),
+            (1, "a month (%m, %b or %B)"),
+            (2, "a day (%d)"),
+            (3, "an hour (%H, or %I with %p)"),
+        ]
+        .iter()
+        .filter(|(field, _)| given[*field].is_none())
+        .map(|(_, what)| *what)
+        .collect();
+        if !missing.is_empty() {
+            return Err(format!("the pattern {pattern:?} lacks {}", missing.join(", ")));
+        }
+        match (given[3], given[7]) {
+            (Some((at, 'I')), None) => Err(format!("%I at position {at} needs %p (AM/PM)")),
+            (Some((at, 'H')), Some((p, _))) => {
+                Err(format!("%p at position {p} goes with %I, not with the 24-hour %H at position {at}"))
+            }
+            _ => match (given[5], given[6]) {
+                (None, Some((at, _))) => Err(format!("%f at position {at} needs the seconds (%S)")),
+                _ => Ok(TimePattern { items }),
+            },
+        }
+    }
+
+    /// [`TimeFormat::parse`] with this pattern.
+    pub fn parse(&self, s: &[u8], memo: &mut DateMemo) -> Option<i64> {
+        let mut at = 0;
+        let (mut year, mut month, mut day) = (0i64, 0u32, 0u32);
+        let (mut hour, mut minute, mut second, mut micros) = (0i64, 0i64, 0i64, 0i64);
+        let mut pm = None;
+        for item in &self.items {
+            match *item {
+                Item::Literal(b) => {
+                    if s.get(at) != Some(&b) {
+                        return None;
+                    }
+                    at += 1;
+                }
+                Item::Year4 => {
+                    year = digits(s.get(at..at + 4)?)? as i64;
+                    at += 4;
+                }
+                Item::Year2 => {
+                    let y = digits(s.get(at..at + 2)?)? as i64;
+                    year = if y < 69 { 2000 + y } else { 1900 + y };
+                    at += 2;
+                }
+                Item::Month => month = one_or_two_digits(s, &mut at)? as u32,
+                Item::MonthName { full } => month = month_name(s, &mut at, full)?,
+                Item::Day => day = one_or_two_digits(s, &mut at)? as u32,
+                Item::Hour24 => hour = one_or_two_digits(s, &mut at)?,
+                Item::Hour12 => {
+                    hour = one_or_two_digits(s, &mut at)?;
+                    if !(1..=12).contains(&hour) {
+                        return None;
+                    }
+                }
+                Item::AmPm => {
+                    let word = s.get(at..at + 2)?;
+                    pm = Some(match [word[0].to_ascii_uppercase(), word[1].to_ascii_uppercase()] {
+                        [b'A', b'M'] => false,
+                        [b'P', b'M'] => true,
+                        _ => return None,
+                    });
+                    at += 2;
+                }
+                Item::Minute => minute = one_or_two_digits(s, &mut at)?,
+                Item::Second => second = one_or_two_digits(s, &mut at)?,
+                Item::Fraction => {
+                    let n = s[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+                    if n == 0 {
+                        return None;
+                    }
+                    for (i, &b) in s[at..at + n].iter().take(6).enumerate() {
+                        micros += i64::from(b - b'0') * 10i64.pow(5 - i as u32);
+                    }
+                    at += n;
+                }
+            }
+        }
+        if at != s.len() {
+            return None;
+        }
+        if let Some(pm) = pm {
+            hour = hour % 12 + if pm { 12 } else { 0 };
+        }
+        if hour > 23 || minute > 59 || second > 59 {
+            return None;
+        }
+        let key = ((year as u64) << 16) | (u64::from(month) << 8) | u64::from(day);
+        if memo.civil != Some(key) {
+            if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+                return None;
+            }
+            *memo = DateMemo { date: None, days: days_from_civil(year, month, day), civil: Some(key) };
+        }
+        let secs = memo.days * 86_400 + hour * 3600 + minute * 60 + second;
+        (MIN_SECS..=MAX_SECS).contains(&secs).then_some(secs * 1_000_000 + micros)
+    }
+}
+
+/// The number of two digits at `s[*at]`, or of one when no digit follows it; moves `at` past them.
+#[inline]
+fn one_or_two_digits(s: &[u8], at: &mut usize) -> Option<i64> {
+    let first = *s.get(*at)?;
+    if !first.is_ascii_digit() {
+        return None;
+    }
+    let value = i64::from(first - b'0');
+    match s.get(*at + 1) {
+        Some(&second) if second.is_ascii_digit() => {
+            *at += 2;
+            Some(value * 10 + i64::from(second - b'0'))
+        }
+        _ => {
+            *at += 1;
+            Some(value)
+        }
+    }
+}
+
+/// The month (1..=12) whose English name (`full`) or three-letter abbreviation is at `s[*at]`, in any
+/// case; moves `at` past it.
+fn month_name(s: &[u8], at: &mut usize, full: bool) -> Option<u32> {
+    let rest = s.get(*at..)?;
+    for (i, name) in MONTH_NAMES.iter().enumerate() {
+        let name = if full { name.as_bytes() } else { &name.as_bytes()[..3] };
+        if rest.len() >= name.len() && rest[..name.len()].eq_ignore_ascii_case(name) {
+            *at += name.len();
+            return Some(i as u32 + 1);
+        }
+    }
+    None
+}
+
 /// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z in seconds since the epoch.
 const MIN_SECS: i64 = -62_167_219_200;
 const MAX_SECS: i64 = 253_402_300_799;
@@ -141,11 +481,57 @@ pub fn price_cents(s: &[u8]) -> Option<i128> {
     plain_price_cents(s).or_else(|| price_cents_checked(s))
 }
 
+/// The character between the units and the fraction of a price.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DecimalSeparator {
+    /// `19.99` (the default).
+    #[default]
+    Point,
+    /// `19,99`.
+    Comma,
+}
+
+impl DecimalSeparator {
+    /// The separator as written in a config: `"."` or `","`.
+    pub fn from_name(name: &str) -> Result<Self, String> {
+        match name {
+            "." => Ok(DecimalSeparator::Point),
+            "," => Ok(DecimalSeparator::Comma),
+            _ => Err(format!("{name:?} cannot be the decimal separator: use \".\" or \",\"")),
+        }
+    }
+
+    /// The separator's byte.
+    pub fn byte(self) -> u8 {
+        match self {
+            DecimalSeparator::Point => b'.',
+            DecimalSeparator::Comma => b',',
+        }
+    }
+}
+
+/// [`price_cents`] with the given decimal separator: with [`DecimalSeparator::Comma`], `19,99` is 1999
+/// cents and a point is not accepted anywhere (`19.99` and `1.000,50` are rejected, as a comma is with
+/// the point: neither separator doubles as a thousands separator). The other rules are the same.
+#[inline]
+pub fn price_cents_with(s: &[u8], separator: DecimalSeparator) -> Option<i128> {
+    match separator {
+        DecimalSeparator::Point => price_cents(s),
+        DecimalSeparator::Comma => plain_price_cents_by(s, b',').or_else(|| price_cents_checked_by(s, b',')),
+    }
+}
+
 /// [`price_cents`] of the common shapes (`487.74`, `318.750`, `12`: up to 16 bytes, at most three fraction
 /// digits) in one pass over the bytes; `None` for anything else, which [`price_cents_checked`] then decides.
 /// Every price it accepts, the checked parser accepts with the same value (a test compares the two).
 #[inline(always)]
 fn plain_price_cents(s: &[u8]) -> Option<i128> {
+    plain_price_cents_by(s, b'.')
+}
+
+/// [`plain_price_cents`] with the decimal separator `point`.
+#[inline(always)]
+fn plain_price_cents_by(s: &[u8], point_byte: u8) -> Option<i128> {
     if s.is_empty() || s.len() > 16 {
         return None;
     }
@@ -154,7 +540,7 @@ fn plain_price_cents(s: &[u8]) -> Option<i128> {
     for (i, &b) in s.iter().enumerate() {
         match b {
             b'0'..=b'9' => value = value * 10 + u64::from(b - b'0'),
-            b'.' if point == s.len() && i > 0 => point = i,
+            b if b == point_byte && point == s.len() && i > 0 => point = i,
             _ => return None,
         }
     }
@@ -171,7 +557,12 @@ fn plain_price_cents(s: &[u8]) -> Option<i128> {
 
 /// [`price_cents`] of any input: each rule checked on its own.
 fn price_cents_checked(s: &[u8]) -> Option<i128> {
-    let (int, frac) = match s.iter().position(|&b| b == b'.') {
+    price_cents_checked_by(s, b'.')
+}
+
+/// [`price_cents_checked`] with the decimal separator `point`.
+fn price_cents_checked_by(s: &[u8], point: u8) -> Option<i128> {
+    let (int, frac) = match s.iter().position(|&b| b == point) {
         Some(p) => (&s[..p], Some(&s[p + 1..])),
         None => (s, None),
     };
@@ -459,6 +850,298 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(price_cents(input.as_bytes()), *want, "case {input:?}");
+        }
+    }
+
+    #[test]
+    fn prices_with_a_decimal_comma() {
+        let comma = DecimalSeparator::Comma;
+        let cases: &[(&str, Option<i128>)] = &[
+            ("19,99", Some(1999)),
+            ("19,990", Some(1999)),
+            ("19,9", Some(1990)),
+            ("19", Some(1900)),
+            ("0,01", Some(1)),
+            ("00012,50", Some(1250)),
+            ("19,000000", Some(1900)),
+            ("1000000000000,00", Some(MAX_PRICE_CENTS)),
+            ("1000000000000,01", None),
+            ("19,999", None),
+            ("19,", None),
+            (",99", None),
+            ("19.99", None),
+            ("1.000,50", None),
+            ("1.000", None),
+            ("1,000,50", None),
+            ("1 000,50", None),
+            ("-1,5", None),
+            ("", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(price_cents_with(input.as_bytes(), comma), *want, "case {input:?}");
+        }
+        // The point separator is `price_cents`, and a comma is no decimal there.
+        assert_eq!(price_cents_with(b"19.99", DecimalSeparator::Point), Some(1999));
+        assert_eq!(price_cents_with(b"19,99", DecimalSeparator::Point), None);
+        assert_eq!(DecimalSeparator::from_name(","), Ok(comma));
+        assert_eq!(DecimalSeparator::from_name("."), Ok(DecimalSeparator::Point));
+        assert_eq!(DecimalSeparator::default(), DecimalSeparator::Point);
+        assert!(DecimalSeparator::from_name("'").unwrap_err().contains("decimal separator"));
+
+        // Random strings: with the comma, the value of the same text with a point instead; the one-pass and
+        // checked parsers agree.
+        let mut x = 11u64;
+        for _ in 0..100_000 {
+            crate::testing::xorshift(&mut x);
+            let len = (x % 19) as usize;
+            let s: Vec<u8> = (0..len).map(|i| b"0000123456789,,x-."[((x >> (3 * i + 5)) % 18) as usize]).collect();
+            let pointed: Vec<u8> = s.iter().map(|&b| if b == b',' { b'.' } else { b }).collect();
+            let want = if s.contains(&b'.') { None } else { price_cents(&pointed) };
+            assert_eq!(price_cents_with(&s, comma), want, "{:?}", String::from_utf8_lossy(&s));
+            if let Some(cents) = plain_price_cents_by(&s, b',') {
+                assert_eq!(price_cents_checked_by(&s, b','), Some(cents), "{:?}", String::from_utf8_lossy(&s));
+            }
+        }
+    }
+
+    #[test]
+    fn unix_times() {
+        let seconds: &[(&str, Option<i64>)] = &[
+            ("0", Some(0)),
+            ("1795352400", Some(BASE)),
+            ("1795352709", Some(BASE + 309_000_000)),
+            ("1795352709.5", Some(BASE + 309_500_000)),
+            ("1795352709.123456789", Some(BASE + 309_123_456)),
+            ("0001795352709.000", Some(BASE + 309_000_000)),
+            ("-1", Some(-1_000_000)),
+            ("-1.5", Some(-1_500_000)),
+            ("-0.0000001", Some(-1)),
+            ("-62167219200", Some(-62_167_219_200_000_000)),
+            ("-62167219201", None),
+            ("253402300799.999999", Some(253_402_300_799_999_999)),
+            ("253402300800", None),
+            ("99999999999999999999", None),
+            ("1795352709.", None),
+            (".5", None),
+            ("+1795352709", None),
+            ("1e9", None),
+            ("1 795 352 709", None),
+            ("-", None),
+            ("--1", None),
+            ("", None),
+            ("1795352709,5", None),
+        ];
+        let mut memo = DateMemo::default();
+        for (input, want) in seconds {
+            assert_eq!(TimeFormat::UnixSeconds.parse(input.as_bytes(), &mut memo), *want, "seconds {input:?}");
+        }
+        let millis: &[(&str, Option<i64>)] = &[
+            ("0", Some(0)),
+            ("1795352709123", Some(BASE + 309_123_000)),
+            ("-1", Some(-1000)),
+            ("-62167219200000", Some(-62_167_219_200_000_000)),
+            ("-62167219200001", None),
+            ("253402300799999", Some(253_402_300_799_999_000)),
+            ("253402300800000", None),
+            ("1795352709123.5", None),
+            ("+1", None),
+            ("", None),
+            ("12a", None),
+            ("9999999999999999999999", None),
+        ];
+        for (input, want) in millis {
+            assert_eq!(TimeFormat::UnixMillis.parse(input.as_bytes(), &mut memo), *want, "millis {input:?}");
+        }
+    }
+
+    #[test]
+    fn time_patterns_compile_or_say_what_is_wrong() {
+        for ok in [
+            "%d/%m/%Y %H:%M",
+            "%Y-%m-%d %H:%M:%S",
+            "%m/%d/%Y %I:%M %p",
+            "%Y%m%d%H%M%S",
+            "%d %b %Y, %H:%M:%S.%f",
+            "%B %d %y %Hh",
+            "%Y-%m-%dT%H:%M:%S%%",
+            "le %d/%m/%Y à %H:%M",
+        ] {
+            assert!(TimePattern::compile(ok).is_ok(), "{ok}: {:?}", TimePattern::compile(ok));
+        }
+        let errors: &[(&str, &str)] = &[
+            ("%Y-%Q", "unknown directive %Q at position 4; supported: %Y %y %m %b %B %d %H %I %p %M %S %f %%"),
+            ("%Y-%m-%d %H%", "a lone % at position 12"),
+            ("%Y-%m-%d %H:%M:%S %z", "unknown directive %z at position 19"),
+            ("%Y-%m-%d %H:%M:%M", "%M at position 16 repeats the field of %M at position 13"),
+            ("%Y-%m-%d %b %H", "%b at position 10 repeats the field of %m at position 4"),
+            ("%Y %y %m %d %H", "%y at position 4 repeats"),
+            ("%m/%d %H:%M", "lacks a year (%Y or %y)"),
+            ("%Y %d %H", "lacks a month (%m, %b or %B)"),
+            ("%Y-%m %H", "lacks a day (%d)"),
+            ("%Y-%m-%d", "lacks an hour (%H, or %I with %p)"),
+            ("", "lacks a year (%Y or %y), a month (%m, %b or %B), a day (%d), an hour"),
+            ("%Y-%m-%d %I:%M", "%I at position 10 needs %p"),
+            ("%Y-%m-%d %H:%M %p", "%p at position 16 goes with %I"),
+            ("%Y-%m-%d %H:%M.%f", "%f at position 16 needs the seconds (%S)"),
+            ("é%Y-%m-%d %H%Q", "unknown directive %Q at position 13"),
+        ];
+        for (pattern, want) in errors {
+            let err = TimePattern::compile(pattern).unwrap_err();
+            assert!(err.contains(want), "{pattern:?}: {err}");
+        }
+        assert_eq!(TimeFormat::from_name("rfc3339"), Ok(TimeFormat::Rfc3339));
+        assert_eq!(TimeFormat::from_name("unix_seconds"), Ok(TimeFormat::UnixSeconds));
+        assert_eq!(TimeFormat::from_name("unix_millis"), Ok(TimeFormat::UnixMillis));
+        assert!(matches!(TimeFormat::from_name("%d/%m/%Y %H:%M"), Ok(TimeFormat::Pattern(_))));
+        assert!(TimeFormat::from_name("%d/%m/%Y").unwrap_err().contains("lacks an hour"));
+        assert!(TimeFormat::from_name("iso").unwrap_err().contains("unknown time format"));
+        assert_eq!(TimeFormat::default(), TimeFormat::Rfc3339);
+    }
+
+    #[test]
+    fn time_patterns_parse() {
+        let t = BASE + 309_000_000; // 2026-11-22T13:05:09Z
+        let cases: &[(&str, &str, Option<i64>)] = &[
+            ("%d/%m/%Y %H:%M", "22/11/2026 13:05", Some(BASE + 300_000_000)),
+            ("%d/%m/%Y %H:%M", "22/11/2026 13:05:09", None),
+            ("%d/%m/%Y %H:%M", "2/1/2026 9:05", Some(1_767_344_700_000_000)),
+            ("%d/%m/%Y %H:%M", "02/01/2026 09:05", Some(1_767_344_700_000_000)),
+            ("%d/%m/%Y %H:%M", "31/02/2026 13:05", None),
+            ("%d/%m/%Y %H:%M", "29/02/2024 00:00", Some(1_709_164_800_000_000)),
+            ("%d/%m/%Y %H:%M", "29/02/2026 00:00", None),
+            ("%d/%m/%Y %H:%M", "00/11/2026 13:05", None),
+            ("%d/%m/%Y %H:%M", "22/13/2026 13:05", None),
+            ("%d/%m/%Y %H:%M", "22/11/2026 24:00", None),
+            ("%d/%m/%Y %H:%M", "22/11/2026 13:60", None),
+            ("%d/%m/%Y %H:%M", "22/11/26 13:05", None),
+            ("%d/%m/%Y %H:%M", "22-11-2026 13:05", None),
+            ("%d/%m/%Y %H:%M", "22/11/2026 13:05 ", None),
+            ("%d/%m/%Y %H:%M", "22/11/2026 13:", None),
+            ("%d/%m/%Y %H:%M", "", None),
+            ("%d/%m/%Y %H:%M", "x2/11/2026 13:05", None),
+            ("%d/%m/%Y %H:%M", "22/11/+026 13:05", None),
+            ("%Y-%m-%d %H:%M:%S", "2026-11-22 13:05:09", Some(t)),
+            ("%Y-%m-%d %H:%M:%S", "2026-11-22 13:05:60", None),
+            ("%Y-%m-%d %H:%M:%S.%f", "2026-11-22 13:05:09.5", Some(t + 500_000)),
+            ("%Y-%m-%d %H:%M:%S.%f", "2026-11-22 13:05:09.123456789", Some(t + 123_456)),
+            ("%Y-%m-%d %H:%M:%S.%f", "2026-11-22 13:05:09.", None),
+            ("%Y-%m-%d %H:%M:%S.%f", "2026-11-22 13:05:09", None),
+            ("%Y%m%d%H%M%S", "20261122130509", Some(t)),
+            ("%m/%d/%Y %I:%M %p", "11/22/2026 1:05 PM", Some(BASE + 300_000_000)),
+            ("%m/%d/%Y %I:%M %p", "11/22/2026 01:05 pm", Some(BASE + 300_000_000)),
+            ("%m/%d/%Y %I:%M %p", "11/22/2026 12:05 AM", Some(BASE - 13 * MICROS_PER_HOUR + 300_000_000)),
+            ("%m/%d/%Y %I:%M %p", "11/22/2026 12:05 PM", Some(BASE - MICROS_PER_HOUR + 300_000_000)),
+            ("%m/%d/%Y %I:%M %p", "11/22/2026 0:05 AM", None),
+            ("%m/%d/%Y %I:%M %p", "11/22/2026 13:05 PM", None),
+            ("%m/%d/%Y %I:%M %p", "11/22/2026 1:05 XM", None),
+            ("%m/%d/%Y %I:%M %p", "11/22/2026 1:05 P", None),
+            ("%d %b %Y %H:%M:%S", "22 Nov 2026 13:05:09", Some(t)),
+            ("%d %b %Y %H:%M:%S", "22 NOV 2026 13:05:09", Some(t)),
+            ("%d %b %Y %H:%M:%S", "22 November 2026 13:05:09", None),
+            ("%d %B %Y %H:%M:%S", "22 november 2026 13:05:09", Some(t)),
+            ("%d %B %Y %H:%M:%S", "22 Nov 2026 13:05:09", None),
+            ("%d.%m.%y %H:%M", "22.11.26 13:05", Some(BASE + 300_000_000)),
+            ("%d.%m.%y %H:%M", "01.01.69 00:00", Some(-31_536_000_000_000)),
+            ("%d.%m.%y %H:%M", "31.12.68 00:00", Some(3_124_137_600_000_000)),
+            ("%Y-%m-%dT%H:%M:%S%%", "2026-11-22T13:05:09%", Some(t)),
+            ("le %d/%m/%Y à %Hh", "le 22/11/2026 à 13h", Some(BASE)),
+            ("%Y-%m-%d %H", "0000-01-01 00", Some(-62_167_219_200_000_000)),
+            ("%Y-%m-%d %H", "9999-12-31 23", Some(253_402_297_200_000_000)),
+        ];
+        for (pattern, input, want) in cases {
+            let format = TimeFormat::from_name(pattern).unwrap();
+            assert_eq!(format.parse(input.as_bytes(), &mut DateMemo::default()), *want, "{pattern:?} on {input:?}");
+        }
+        // Every day number of a month in turn through one memo (a date remembered from the day before must
+        // not be taken for this one, nor let an impossible day through), against a fresh memo and RFC 3339.
+        let format = TimeFormat::from_name("%d/%m/%Y %H:%M").unwrap();
+        let mut memo = DateMemo::default();
+        for (month, year) in [(11, 2026), (2, 2026), (2, 2024), (12, 9999)] {
+            for day in (0..=32).chain((0..=32).rev()) {
+                let text = format!("{day:02}/{month:02}/{year} 13:05");
+                let rfc = format!("{year}-{month:02}-{day:02}T13:05:00Z");
+                let want = event_time_micros(rfc.as_bytes());
+                assert_eq!(format.parse(text.as_bytes(), &mut memo), want, "{text}");
+                assert_eq!(format.parse(text.as_bytes(), &mut DateMemo::default()), want, "{text}");
+            }
+        }
+        // With one memo for every case, in any order and repeated: the same answers (a remembered date never
+        // lets an invalid one through).
+        let compiled: Vec<(TimeFormat, &str, Option<i64>)> =
+            cases.iter().map(|(p, i, w)| (TimeFormat::from_name(p).unwrap(), *i, *w)).collect();
+        let mut memo = DateMemo::default();
+        for (format, input, want) in compiled.iter().chain(compiled.iter().rev()).flat_map(|c| [c, c]) {
+            assert_eq!(format.parse(input.as_bytes(), &mut memo), *want, "memo, {input:?}");
+            // Interleaved with the RFC 3339 parser on the same memo.
+            assert_eq!(TimeFormat::Rfc3339.parse(b"2026-02-29T00:00:00Z", &mut memo), None);
+            assert_eq!(TimeFormat::Rfc3339.parse(b"2026-11-22T13:05:09Z", &mut memo), Some(t));
+        }
+    }
+
+    /// Random instants over the years 0000..=9999, written in each format, parse to what the RFC 3339
+    /// parser makes of the same instant.
+    #[test]
+    fn every_time_format_agrees_with_rfc3339() {
+        let patterns: Vec<(TimeFormat, bool)> = [
+            ("%Y-%m-%d %H:%M:%S", false),
+            ("%d/%m/%Y %H:%M:%S", false),
+            ("%m/%d/%Y %I:%M:%S %p", false),
+            ("%Y%m%d%H%M%S.%f", false),
+            ("%d %b %Y %H:%M:%S.%f", false),
+            ("%B %d, %y %H:%M:%S", true),
+        ]
+        .iter()
+        .map(|(p, two_digit_year)| (TimeFormat::from_name(p).unwrap(), *two_digit_year))
+        .collect();
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+        let mut x = 3u64;
+        let mut memo = DateMemo::default();
+        for round in 0..20_000 {
+            crate::testing::xorshift(&mut x);
+            // Often near the bounds and near 1970, else anywhere.
+            let secs = match round % 4 {
+                0 => MIN_SECS + (x % 100_000_000) as i64,
+                1 => MAX_SECS - (x % 100_000_000) as i64,
+                2 => (x % 200_000_000) as i64 - 100_000_000,
+                _ => MIN_SECS + (x % (MAX_SECS - MIN_SECS + 1) as u64) as i64,
+            };
+            let micros = ((x >> 40) % 1_000_000) as i64;
+            let (y, mo, d, h, mi, s) = civil(secs * 1_000_000);
+            let rfc = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{micros:06}Z");
+            let want = event_time_micros(rfc.as_bytes());
+            assert_eq!(want, Some(secs * 1_000_000 + micros), "{rfc}");
+            let whole = want.map(|t| t - micros);
+            let check = |format: &TimeFormat, text: String, want: Option<i64>, memo: &mut DateMemo| {
+                assert_eq!(format.parse(text.as_bytes(), memo), want, "{format:?} on {text:?} ({rfc})");
+            };
+            check(&TimeFormat::UnixSeconds, format!("{secs}"), whole, &mut memo);
+            let fraction = if secs < 0 && micros > 0 {
+                format!("-{}.{:06}", -(secs + 1), 1_000_000 - micros)
+            } else {
+                format!("{secs}.{micros:06}")
+            };
+            check(&TimeFormat::UnixSeconds, fraction, want, &mut memo);
+            let millis = (secs * 1_000_000 + micros).div_euclid(1000);
+            check(&TimeFormat::UnixMillis, format!("{millis}"), Some(millis * 1000), &mut memo);
+            let twelve = if h % 12 == 0 { 12 } else { h % 12 };
+            let ampm = if h < 12 { "AM" } else { "PM" };
+            let (month, full) = (months[mo as usize - 1], MONTH_NAMES[mo as usize - 1]);
+            let unpadded = micros * 10i64.pow(6 - micros.to_string().len() as u32);
+            let texts = [
+                (format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"), whole),
+                (format!("{d}/{mo}/{y:04} {h}:{mi}:{s}"), whole),
+                (format!("{mo:02}/{d:02}/{y:04} {twelve}:{mi:02}:{s:02} {ampm}"), whole),
+                (format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}.{micros:06}"), want),
+                // `%f` digits without zero padding: `.25` is a quarter second, whatever `micros` was.
+                (format!("{d:02} {month} {y:04} {h:02}:{mi:02}:{s:02}.{micros}"), whole.map(|t| t + unpadded)),
+                (format!("{} {d:02}, {:02} {h:02}:{mi:02}:{s:02}", full.to_uppercase(), y % 100), whole),
+            ];
+            for ((format, two_digit_year), (text, want)) in patterns.iter().zip(texts) {
+                if *two_digit_year && !(1969..=2068).contains(&y) {
+                    continue;
+                }
+                check(format, text, want, &mut memo);
+            }
         }
     }
 

@@ -1,12 +1,13 @@
 //! Splitting the decoded text into CSV records, each with the line it starts on.
 //!
 //! Most lines of an export have no quotes, or only simple quoted fields (`"home, garden"`); [`RecordReader`]
-//! splits those on commas directly (one pass over the buffer), which is several times cheaper than a
+//! splits those on the delimiter directly (one pass over the buffer), which is several times cheaper than a
 //! general CSV state machine. Any other quote (a doubled quote, a line break inside quotes, a quote that
 //! does not open a field, text after a closing quote) sends the record through `csv_core`, the state
 //! machine of the `csv` crate, so those keep the standard semantics. Either way the result is the same as
-//! the `csv` crate's flexible reader: line breaks are `\n`, `\r\n` or a lone `\r`, blank lines are
-//! skipped, and records may have any number of fields.
+//! the `csv` crate's flexible reader with the same delimiter: line breaks are `\n`, `\r\n` or a lone `\r`,
+//! blank lines are skipped, and records may have any number of fields. The delimiter is a comma unless
+//! the reader is made with [`RecordReader::with_delimiter`].
 //!
 //! Line numbers are exact: the header is line 1, blank lines and line breaks inside quoted fields count.
 //! A record longer than the configured maximum (an unclosed quote, binary data without line breaks)
@@ -56,7 +57,7 @@ impl<'a> Record<'a> {
     }
 
     /// The text holding every field: for a record split by the one-pass scan, the line itself (fields with
-    /// the commas, and the quotes of simple quoted fields, between them); for one parsed by csv_core, the
+    /// the delimiters, and the quotes of simple quoted fields, between them); for one parsed by csv_core, the
     /// fields back to back.
     pub fn text(&self) -> &'a [u8] {
         self.text
@@ -143,8 +144,58 @@ impl<R: Read> Refill for R {
     }
 }
 
+/// The byte between the fields of a record: a comma by default. Any ASCII punctuation except the quote
+/// (`,` `;` `|` `:` …) or a tab; never a letter, digit, space, quote or line break, which would make the
+/// quoting and trimming rules ambiguous.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delimiter(u8);
+
+impl Delimiter {
+    pub const COMMA: Delimiter = Delimiter(b',');
+    pub const SEMICOLON: Delimiter = Delimiter(b';');
+    pub const TAB: Delimiter = Delimiter(b'\t');
+    pub const PIPE: Delimiter = Delimiter(b'|');
+
+    /// The delimiter `byte`, or why it cannot be one.
+    pub fn new(byte: u8) -> Result<Self, String> {
+        if byte == b'\t' || (byte.is_ascii_punctuation() && byte != b'"') {
+            Ok(Delimiter(byte))
+        } else {
+            Err(format!(
+                "{:?} cannot be the delimiter: use one ASCII punctuation character other than '\"' (such as , ; |) \
+                 or a tab",
+                char::from(byte)
+            ))
+        }
+    }
+
+    /// A delimiter as written in a config: one character (`";"`), or `"\t"` / `"tab"` for a tab.
+    pub fn from_name(name: &str) -> Result<Self, String> {
+        match name {
+            "\\t" | "tab" | "TAB" => Ok(Delimiter::TAB),
+            _ if name.len() == 1 => Delimiter::new(name.as_bytes()[0]),
+            _ => Err(format!(
+                "{name:?} cannot be the delimiter: it must be one ASCII character (such as \",\" \";\" \"|\") or \"\\t\""
+            )),
+        }
+    }
+
+    /// The byte.
+    pub fn byte(self) -> u8 {
+        self.0
+    }
+}
+
+impl Default for Delimiter {
+    fn default() -> Self {
+        Delimiter::COMMA
+    }
+}
+
 pub struct RecordReader<R> {
     inner: R,
+    /// The field delimiter's byte ([`Delimiter`]).
+    delimiter: u8,
     buf: Vec<u8>,
     pos: usize,
     end: usize,
@@ -170,9 +221,16 @@ pub struct RecordReader<R> {
 }
 
 impl<R: Refill> RecordReader<R> {
+    /// A reader of comma-separated records; a record longer than `max_record_bytes` fails the stream.
     pub fn new(inner: R, max_record_bytes: u64) -> Self {
+        Self::with_delimiter(inner, max_record_bytes, Delimiter::COMMA)
+    }
+
+    /// A reader of records whose fields are separated by `delimiter`.
+    pub fn with_delimiter(inner: R, max_record_bytes: u64, delimiter: Delimiter) -> Self {
         RecordReader {
             inner,
+            delimiter: delimiter.0,
             buf: vec![0; BUF_SIZE],
             pos: 0,
             end: 0,
@@ -181,7 +239,7 @@ impl<R: Refill> RecordReader<R> {
             after_cr: false,
             offset: 0,
             max_record_bytes,
-            core: primed_core(),
+            core: primed_core(delimiter.0),
             out: vec![0; 4096],
             ends: vec![0; 64],
             spans: vec![(0, 0); MAX_FIELDS + 1],
@@ -219,7 +277,7 @@ impl<R: Refill> RecordReader<R> {
         let (line, start) = (self.line, self.offset);
         loop {
             let text = &self.buf[self.pos..self.end];
-            let (scan, fields) = scan_line(text, &mut self.spans);
+            let (scan, fields) = scan_line(text, &mut self.spans, self.delimiter);
             self.fields = fields;
             match scan {
                 Scan::Plain(eol) if eol.is_some() || self.eof => {
@@ -363,8 +421,8 @@ impl<R: Refill> RecordReader<R> {
 /// A `csv_core` reader past its first record. csv_core drops a UTF-8 BOM at the start of its first input
 /// ever, and this reader calls it first at whatever line has the first quote: the leading BOM is already
 /// gone (`input::decoded`), and a BOM further down must stay data, as in the `csv` crate.
-fn primed_core() -> csv_core::Reader {
-    let mut core = csv_core::Reader::new();
+fn primed_core(delimiter: u8) -> csv_core::Reader {
+    let mut core = csv_core::ReaderBuilder::new().delimiter(delimiter).build();
     let (mut out, mut ends) = ([0u8; 8], [0usize; 4]);
     let (result, ..) = core.read_record(b"x\n", &mut out, &mut ends);
     debug_assert_eq!(result, ReadRecordResult::Record);
@@ -372,7 +430,7 @@ fn primed_core() -> csv_core::Reader {
 }
 
 /// Fields a record may have. More means the file is not an orders export; without a bound, a 32 MiB line of
-/// commas would take gigabytes of field positions.
+/// delimiters would take gigabytes of field positions.
 pub const MAX_FIELDS: usize = 65_536;
 
 /// What [`scan_line`] found at the start of the text.
@@ -386,7 +444,7 @@ enum Scan {
 }
 
 /// The byte classes the splitter looks for, a block of text at a time: masks of the bytes that are a line
-/// break (`\n`, `\r`), a quote and a comma. A byte at index `i` of the block sets bit `i * STRIDE` (and
+/// break (`\n`, `\r`), a quote and the delimiter (called the comma here, its default). A byte at index `i` of the block sets bit `i * STRIDE` (and
 /// only that bit) of a mask, so `trailing_zeros() / STRIDE` is the first one's index and `m & (m - 1)`
 /// drops it.
 mod classes {
@@ -490,19 +548,21 @@ mod classes {
 
     pub use arch::{BLOCK, STRIDE};
 
-    /// The masks of line breaks, quotes and commas in the first [`BLOCK`] bytes of `block`.
+    /// The masks of line breaks, quotes and commas (the delimiter `comma`) in the first [`BLOCK`] bytes of
+    /// `block`.
     #[inline(always)]
-    pub fn masks(block: &[u8]) -> (u64, u64, u64) {
+    pub fn masks(block: &[u8], comma: u8) -> (u64, u64, u64) {
         let v = arch::load(block);
-        (arch::equal(v, b'\n') | arch::equal(v, b'\r'), arch::equal(v, b'"'), arch::equal(v, b','))
+        (arch::equal(v, b'\n') | arch::equal(v, b'\r'), arch::equal(v, b'"'), arch::equal(v, comma))
     }
 
     /// The masks of the bytes that end or interrupt a plain run of fields (line breaks and quotes
-    /// together), and of commas: most blocks have none of the first, and need nothing more.
+    /// together), and of commas (the delimiter `comma`): most blocks have none of the first, and need
+    /// nothing more.
     #[inline(always)]
-    pub fn stops_and_commas(block: &[u8]) -> (u64, u64) {
+    pub fn stops_and_commas(block: &[u8], comma: u8) -> (u64, u64) {
         let v = arch::load(block);
-        (arch::equal_any(v, [b'\n', b'\r', b'"']), arch::equal(v, b','))
+        (arch::equal_any(v, [b'\n', b'\r', b'"']), arch::equal(v, comma))
     }
 
     /// 0x80 in every byte of `word` that equals `byte`, 0 elsewhere. Exact (no borrow runs between bytes).
@@ -516,13 +576,24 @@ mod classes {
     }
 }
 
-/// Splits the line at the start of `text` into `spans` on commas, stopping at its first line break (`\n`
+/// [`scan_by`] with the delimiter `comma`: the comma (the default) has a copy of the scan of its own, in
+/// which it is a constant; any other delimiter shares one copy, which broadcasts it once per line.
+fn scan_line(text: &[u8], spans: &mut [(usize, usize)], comma: u8) -> (Scan, usize) {
+    if comma == b',' {
+        scan_by(text, spans, b',')
+    } else {
+        scan_by(text, spans, comma)
+    }
+}
+
+/// Splits the line at the start of `text` into `spans` on commas (the delimiter `comma`), stopping at its first line break (`\n`
 /// or `\r`). One pass, a block at a time ([`classes`]: 16 bytes with SSE2 or NEON): the line break, quote and
 /// comma tests of a block are a few instructions, where a search call per field cost more than the search. A quoted field that csv
 /// reads as just its contents (see [`simple_quoted`]) is taken here too; any other quote leaves the record
 /// to csv_core ([`Scan::Quoted`]). Returns how the scan ended and how many fields it wrote to the start of
 /// `spans`; fields past its room are not kept, and a count of `spans.len()` means the line may have more.
-fn scan_line(text: &[u8], spans: &mut [(usize, usize)]) -> (Scan, usize) {
+#[inline(always)]
+fn scan_by(text: &[u8], spans: &mut [(usize, usize)], comma: u8) -> (Scan, usize) {
     let mut n = 0;
     let mut from = 0;
     let mut at = 0;
@@ -536,10 +607,10 @@ fn scan_line(text: &[u8], spans: &mut [(usize, usize)]) -> (Scan, usize) {
     // A quote at `q`: the field must start there and be simple. Returns where scanning goes on, or how the
     // scan ends.
     let quoted = |spans: &mut [(usize, usize)], n: &mut usize, from: &mut usize, q: usize| -> Result<usize, Scan> {
-        let close = (q == *from).then(|| simple_quoted(text, q)).flatten().ok_or(Scan::Quoted)?;
+        let close = (q == *from).then(|| simple_quoted(text, q, comma)).flatten().ok_or(Scan::Quoted)?;
         field(spans, n, (q + 1, close));
         match text.get(close + 1) {
-            Some(b',') => {
+            Some(&b) if b == comma => {
                 *from = close + 2;
                 Ok(close + 2)
             }
@@ -558,14 +629,14 @@ fn scan_line(text: &[u8], spans: &mut [(usize, usize)]) -> (Scan, usize) {
         }
     };
     while let Some(block) = text.get(at..at + BLOCK) {
-        let (stops, commas) = classes::stops_and_commas(block);
+        let (stops, commas) = classes::stops_and_commas(block, comma);
         if stops == 0 {
             // Only commas (most blocks of a line).
             split(spans, &mut n, &mut from, at, commas);
             at += BLOCK;
             continue;
         }
-        let (breaks, quotes, commas) = classes::masks(block);
+        let (breaks, quotes, commas) = classes::masks(block, comma);
         // The mask bits of the bytes before the first line break, then before the first quote.
         let before = if breaks == 0 { u64::MAX } else { (breaks & breaks.wrapping_neg()) - 1 };
         let quotes = quotes & before;
@@ -595,7 +666,7 @@ fn scan_line(text: &[u8], spans: &mut [(usize, usize)]) -> (Scan, usize) {
                 Ok(next) => at = next,
                 Err(end) => return (end, n),
             },
-            b',' => {
+            b if b == comma => {
                 field(spans, &mut n, (from, at));
                 from = at + 1;
                 at += 1;
@@ -609,11 +680,11 @@ fn scan_line(text: &[u8], spans: &mut [(usize, usize)]) -> (Scan, usize) {
 
 /// Where the closing quote is of the quoted field opening at `q`, if csv reads that field as just the bytes
 /// between the quotes: no quote inside (a doubled quote is an escape), no line break inside (csv_core counts
-/// those), and a comma, a line break or the end of the text right after it.
-fn simple_quoted(text: &[u8], q: usize) -> Option<usize> {
+/// those), and the delimiter `comma`, a line break or the end of the text right after it.
+fn simple_quoted(text: &[u8], q: usize, comma: u8) -> Option<usize> {
     // The block after the opening quote first (most quoted values are short): its masks give the closing
     // quote and any line break before it, where two searches' calls cost more than the bytes.
-    let in_block = text.get(q + 1..q + 1 + classes::BLOCK).map(classes::masks);
+    let in_block = text.get(q + 1..q + 1 + classes::BLOCK).map(|block| classes::masks(block, comma));
     let close = match in_block {
         Some((breaks, quotes, _)) if quotes != 0 => {
             if breaks & ((quotes & quotes.wrapping_neg()) - 1) != 0 {
@@ -630,7 +701,11 @@ fn simple_quoted(text: &[u8], q: usize) -> Option<usize> {
             close
         }
     };
-    matches!(text.get(close + 1), None | Some(b',' | b'\n' | b'\r')).then_some(close)
+    match text.get(close + 1) {
+        None | Some(b'\n' | b'\r') => Some(close),
+        Some(&b) if b == comma => Some(close),
+        _ => None,
+    }
 }
 
 /// Length of the ASCII run at the start of `bytes`.
@@ -662,7 +737,11 @@ mod tests {
     }
 
     fn all(input: &[u8], step: usize) -> Vec<(u64, Vec<Vec<u8>>)> {
-        let mut reader = RecordReader::new(Trickle(input, step), 1 << 20);
+        all_with(input, step, Delimiter::COMMA)
+    }
+
+    fn all_with(input: &[u8], step: usize, delimiter: Delimiter) -> Vec<(u64, Vec<Vec<u8>>)> {
+        let mut reader = RecordReader::with_delimiter(Trickle(input, step), 1 << 20, delimiter);
         let mut out = Vec::new();
         while let Some((line, record)) = reader.read().unwrap() {
             out.push((line, record.iter().map(<[u8]>::to_vec).collect()));
@@ -672,7 +751,13 @@ mod tests {
 
     /// What the `csv` crate's flexible reader makes of the input (the reference for fields).
     fn reference(input: &[u8]) -> Vec<Vec<Vec<u8>>> {
-        let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
+        reference_with(input, b',')
+    }
+
+    /// The same with another delimiter.
+    fn reference_with(input: &[u8], delimiter: u8) -> Vec<Vec<Vec<u8>>> {
+        let mut rdr =
+            csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(input);
         rdr.byte_records().map(|r| r.unwrap().iter().map(<[u8]>::to_vec).collect()).collect()
     }
 
@@ -702,6 +787,73 @@ mod tests {
                 let fields: Vec<Vec<Vec<u8>>> = got.into_iter().map(|(_, f)| f).collect();
                 assert_eq!(fields, reference(input.as_bytes()), "fields of {input:?} (step {step})");
             }
+            // The same texts with another delimiter in place of the comma: the same lines, the csv crate's
+            // fields; and read with the comma, the other delimiter is plain text.
+            for delimiter in [Delimiter::SEMICOLON, Delimiter::TAB, Delimiter::PIPE] {
+                let input = input.replace(',', &char::from(delimiter.byte()).to_string());
+                for step in [1, 3, 1000] {
+                    let got = all_with(input.as_bytes(), step, delimiter);
+                    let lines: Vec<u64> = got.iter().map(|(line, _)| *line).collect();
+                    assert_eq!(lines, *want, "lines of {input:?} ({delimiter:?}, step {step})");
+                    let fields: Vec<Vec<Vec<u8>>> = got.into_iter().map(|(_, f)| f).collect();
+                    assert_eq!(fields, reference_with(input.as_bytes(), delimiter.byte()), "{input:?} ({delimiter:?})");
+                }
+                let as_commas: Vec<Vec<Vec<u8>>> = all(input.as_bytes(), 1000).into_iter().map(|(_, f)| f).collect();
+                assert_eq!(as_commas, reference(input.as_bytes()), "{input:?} read with commas");
+            }
+        }
+    }
+
+    #[test]
+    fn other_delimiters_split_like_the_csv_crate() {
+        let semicolon = Delimiter::SEMICOLON;
+        let cases: &[(Delimiter, &str, &[&[&str]])] = &[
+            // Commas (decimal commas, thousands) inside a semicolon file are data, quoted or not.
+            (semicolon, "a;b;c\n19,99;\"1,5\";x\r\n", &[&["a", "b", "c"], &["19,99", "1,5", "x"]]),
+            // A quoted field holding the delimiter, a doubled quote, a line break.
+            (semicolon, "\"a;b\";\"c\"\"d\";\"e\nf\"\n", &[&["a;b", "c\"d", "e\nf"]]),
+            (semicolon, ";;\n\"\";\"\"", &[&["", "", ""], &["", ""]]),
+            (Delimiter::TAB, "a\tb, c\t\"d\te\"\r\nx\t\ty\n", &[&["a", "b, c", "d\te"], &["x", "", "y"]]),
+            (Delimiter::PIPE, "a|\"b|c\"|d,e\n\"x\"\"|\"|\n", &[&["a", "b|c", "d,e"], &["x\"|", ""]]),
+            (Delimiter::new(b':').unwrap(), "a:b\n\"c:d\":e\n", &[&["a", "b"], &["c:d", "e"]]),
+        ];
+        for (delimiter, input, want) in cases {
+            let want: Vec<Vec<Vec<u8>>> =
+                want.iter().map(|r| r.iter().map(|f| f.as_bytes().to_vec()).collect()).collect();
+            assert_eq!(reference_with(input.as_bytes(), delimiter.byte()), want, "the reference, {input:?}");
+            for step in [1, 2, 5, 1000] {
+                let got: Vec<Vec<Vec<u8>>> =
+                    all_with(input.as_bytes(), step, *delimiter).into_iter().map(|(_, f)| f).collect();
+                assert_eq!(got, want, "{input:?} with {delimiter:?}, step {step}");
+            }
+        }
+        // Long lines (the block-at-a-time scan) with a delimiter in every position of a block.
+        for delimiter in [Delimiter::SEMICOLON, Delimiter::TAB, Delimiter::PIPE] {
+            let d = char::from(delimiter.byte());
+            for pad in 0..40 {
+                let x = "x".repeat(pad);
+                let input = format!("{x}{d}a,b{d}\"{x}{d}q\"{d}{x}\"{d}y\n{x},{x}{d}\r\n");
+                let got: Vec<Vec<Vec<u8>>> =
+                    all_with(input.as_bytes(), 1000, delimiter).into_iter().map(|(_, f)| f).collect();
+                assert_eq!(got, reference_with(input.as_bytes(), delimiter.byte()), "{input:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn delimiters_are_checked() {
+        for name in [",", ";", "|", "\t", "\\t", "tab", ":", "^"] {
+            assert!(Delimiter::from_name(name).is_ok(), "{name:?}");
+        }
+        assert_eq!(Delimiter::from_name("\t"), Ok(Delimiter::TAB));
+        assert_eq!(Delimiter::from_name(";").map(Delimiter::byte), Ok(b';'));
+        assert_eq!(Delimiter::default(), Delimiter::COMMA);
+        for name in ["\"", "a", "7", " ", "\n", "\r", "", ";;", "é", "\0"] {
+            let err = Delimiter::from_name(name).unwrap_err();
+            assert!(err.contains("cannot be the delimiter"), "{name:?}: {err}");
+        }
+        for byte in [b'"', b'\n', b'\r', b' ', b'a', b'0', 0, 0x80, 0xFF] {
+            assert!(Delimiter::new(byte).is_err(), "{byte:#x}");
         }
     }
 
@@ -790,18 +942,27 @@ mod tests {
             seed ^= seed << 17;
             (seed % n as u64) as usize
         };
-        for case in 0..3000 {
+        // Every delimiter in turn: the alphabet's commas become the delimiter, and the other delimiters'
+        // bytes (a comma among them) are plain text.
+        let delimiters = [Delimiter::COMMA, Delimiter::SEMICOLON, Delimiter::TAB, Delimiter::PIPE];
+        let others: &[&[u8]] = &[b",", b";", b"\t", b"|", b"\"a;b|c,d\"", b"1,5"];
+        for case in 0..6000 {
+            let delimiter = delimiters[case % delimiters.len()];
             let mut input = Vec::new();
             for _ in 0..next(60) {
-                input.extend_from_slice(alphabet[next(alphabet.len())]);
+                let token = alphabet[next(alphabet.len())];
+                if delimiter != Delimiter::COMMA && next(4) == 0 {
+                    input.extend_from_slice(others[next(others.len())]);
+                }
+                input.extend(token.iter().map(|&b| if b == b',' { delimiter.byte() } else { b }));
             }
             if case % 2 == 0 {
                 input.retain(|&b| b != b'"'); // mostly the unquoted path
             }
-            let want = reference(&input);
+            let want = reference_with(&input, delimiter.byte());
             let mut lines_of_first_step = None;
             for step in [1, 7, 1000] {
-                let mut reader = RecordReader::new(Trickle(&input, step), 1 << 20);
+                let mut reader = RecordReader::with_delimiter(Trickle(&input, step), 1 << 20, delimiter);
                 let mut got = Vec::new();
                 let mut lines = Vec::new();
                 while let Some((line, record)) = reader.read().unwrap() {
@@ -811,7 +972,7 @@ mod tests {
                     assert_eq!(record.is_utf8(), utf8, "UTF-8 verdict for {fields:?} in {input:?} (step {step})");
                     got.push(fields);
                 }
-                assert_eq!(got, want, "fields of {input:?} (step {step})");
+                assert_eq!(got, want, "fields of {input:?} (step {step}, {delimiter:?})");
                 assert_eq!(
                     *lines_of_first_step.get_or_insert(lines.clone()),
                     lines,
@@ -824,18 +985,21 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
         /// The same property as above, searched by proptest (which shrinks a failure to a minimal text):
-        /// fields and UTF-8 verdicts equal the `csv` crate's, whatever the read size.
+        /// fields and UTF-8 verdicts equal the `csv` crate's with the same delimiter, whatever the read size.
+        /// In the tokens, `\x01` stands for the delimiter; the other delimiters' bytes are plain text.
         #[test]
         fn splitter_matches_the_csv_crate(
             tokens in proptest::collection::vec(proptest::sample::select(vec![
-                &b"a"[..], b"bc", b",", b"\n", b"\r", b"\r\n", b"\"", b",\"a,b\"", b"\"x\"\"y\"", b"\xC3\xA9",
-                b"\xC3", b"\xFF", b" ", b"\t", b"0",
+                &b"a"[..], b"bc", b"\x01", b"\n", b"\r", b"\r\n", b"\"", b"\x01\"a\x01b\"", b"\"x\"\"y\"",
+                b"\xC3\xA9", b"\xC3", b"\xFF", b" ", b"\t", b"0", b",", b";", b"|", b"\"a,b;c|d\te\"",
             ]), 0..80),
             step in 1usize..300,
+            delimiter in proptest::sample::select(vec![b',', b';', b'\t', b'|']),
         ) {
-            let input: Vec<u8> = tokens.concat();
-            let want = reference(&input);
-            let mut reader = RecordReader::new(Trickle(&input, step), 1 << 20);
+            let input: Vec<u8> = tokens.concat().into_iter().map(|b| if b == 1 { delimiter } else { b }).collect();
+            let want = reference_with(&input, delimiter);
+            let delimiter = Delimiter::new(delimiter).unwrap();
+            let mut reader = RecordReader::with_delimiter(Trickle(&input, step), 1 << 20, delimiter);
             let mut got = Vec::new();
             while let Some((_, record)) = reader.read().unwrap() {
                 let fields: Vec<Vec<u8>> = record.iter().map(<[u8]>::to_vec).collect();
@@ -892,17 +1056,25 @@ mod tests {
 
     #[test]
     fn simple_quoted_fields_short_and_long() {
+        for delimiter in [b',', b';', b'\t', b'|'] {
+            simple_quoted_fields_with(delimiter);
+        }
+    }
+
+    fn simple_quoted_fields_with(delimiter: u8) {
         // The reference: the first quote after the opening one, with no line break before it.
         let reference = |text: &[u8], q: usize| {
             let close = q + 1 + text[q + 1..].iter().position(|&b| b == b'"')?;
             if text[q + 1..close].iter().any(|&b| b == b'\n' || b == b'\r') {
                 return None;
             }
-            matches!(text.get(close + 1), None | Some(b',' | b'\n' | b'\r')).then_some(close)
+            let next = text.get(close + 1);
+            (next.is_none() || matches!(next, Some(b'\n' | b'\r')) || next == Some(&delimiter)).then_some(close)
         };
-        let alphabet = b"ab,,  \"\n\rxyz";
+        // Commas stay in the alphabet: data when the delimiter is another byte.
+        let alphabet = [b'a', b'b', delimiter, delimiter, b',', b' ', b'"', b'\n', b'\r', b'x', b'y', b'z'];
         let mut x = 7u64;
-        for _ in 0..100_000 {
+        for _ in 0..50_000 {
             crate::testing::xorshift(&mut x);
             let len = 1 + (x % 60) as usize;
             // Mostly plain bytes, so that quotes close both within and past the short search.
@@ -917,16 +1089,33 @@ mod tests {
                 })
                 .collect();
             text[0] = b'"';
-            assert_eq!(simple_quoted(&text, 0), reference(&text, 0), "{:?}", String::from_utf8_lossy(&text));
+            assert_eq!(
+                simple_quoted(&text, 0, delimiter),
+                reference(&text, 0),
+                "{:?} ({delimiter:#x})",
+                String::from_utf8_lossy(&text)
+            );
         }
     }
 
     #[test]
     fn scan_line_splits_to_the_first_break_and_leaves_hard_quotes_to_csv_core() {
+        for delimiter in [b',', b';', b'\t', b'|'] {
+            scan_line_splits_with(delimiter);
+        }
+        assert_eq!(ascii_prefix(&[b'a'; 200]), 200);
+        let mut bytes = vec![b'a'; 200];
+        bytes[130] = 0xC3;
+        assert_eq!(ascii_prefix(&bytes), 130);
+    }
+
+    /// The cases written with commas, read with `delimiter` in their place.
+    fn scan_line_splits_with(delimiter: u8) {
         let mut room = vec![(0, 0); 8];
         // The scan's result and the fields it wrote.
         let mut scan = |line: &str| {
-            let (scan, n) = scan_line(line.as_bytes(), &mut room);
+            let line = line.replace(',', &char::from(delimiter).to_string());
+            let (scan, n) = scan_line(line.as_bytes(), &mut room, delimiter);
             (scan, room[..n].to_vec())
         };
         for pad in 0..20 {
@@ -954,21 +1143,23 @@ mod tests {
                 assert_eq!(scan(&other).0, Scan::Quoted, "{other:?}");
             }
         }
-        assert_eq!(ascii_prefix(&[b'a'; 200]), 200);
-        let mut bytes = vec![b'a'; 200];
-        bytes[130] = 0xC3;
-        assert_eq!(ascii_prefix(&bytes), 130);
     }
 
     #[test]
     fn byte_class_masks_flag_exactly_the_class_bytes() {
-        let class = |v: u8| (matches!(v, b'\n' | b'\r'), v == b'"', v == b',');
-        for background in [b'x', b',', 0x00, 0x80, 0xFF] {
+        for delimiter in [b',', b';', b'\t', b'|'] {
+            byte_class_masks_with(delimiter);
+        }
+    }
+
+    fn byte_class_masks_with(delimiter: u8) {
+        let class = |v: u8| (matches!(v, b'\n' | b'\r'), v == b'"', v == delimiter);
+        for background in [b'x', b',', delimiter, 0x00, 0x80, 0xFF] {
             for pos in 0..classes::BLOCK {
                 for value in 0..=255u8 {
                     let mut block = [background; 16];
                     block[pos] = value;
-                    let (breaks, quotes, commas) = classes::masks(&block);
+                    let (breaks, quotes, commas) = classes::masks(&block, delimiter);
                     let mut want = (0u64, 0u64, 0u64);
                     for (i, &b) in block[..classes::BLOCK].iter().enumerate() {
                         let bit = 1u64 << (i as u32 * classes::STRIDE);
@@ -979,7 +1170,7 @@ mod tests {
                     }
                     assert_eq!((breaks, quotes, commas), want, "byte {value:#x} at {pos} among {background:#x}");
                     assert_eq!(
-                        classes::stops_and_commas(&block),
+                        classes::stops_and_commas(&block, delimiter),
                         (want.0 | want.1, want.2),
                         "byte {value:#x} at {pos}"
                     );
@@ -990,9 +1181,9 @@ mod tests {
                 for value in 0..=255u8 {
                     let mut word = [background; 8];
                     word[pos] = value;
-                    let flags = classes::swar_equal(u64::from_le_bytes(word), b',');
+                    let flags = classes::swar_equal(u64::from_le_bytes(word), delimiter);
                     let want: u64 =
-                        word.iter().enumerate().map(|(i, &b)| if b == b',' { 0x80 << (8 * i) } else { 0 }).sum();
+                        word.iter().enumerate().map(|(i, &b)| if b == delimiter { 0x80 << (8 * i) } else { 0 }).sum();
                     assert_eq!(flags, want, "byte {value:#x} at {pos} among {background:#x}");
                 }
             }
