@@ -485,6 +485,9 @@ pub struct Dictionaries {
     pairs: Vec<PairDictionary>,
     /// The last event date parsed (rows share a date or two; see [`parse::DateMemo`]).
     dates: parse::DateMemo,
+    /// How event times and prices are written (RFC 3339 and a decimal point take the paths tuned for them).
+    time_format: parse::TimeFormat,
+    decimal: parse::DecimalSeparator,
 }
 
 impl Default for Dictionaries {
@@ -500,6 +503,14 @@ impl Dictionaries {
             dims: settings.dimensions.iter().map(|d| DimDictionary::new(d.case)).collect(),
             pairs: Vec::new(),
             dates: parse::DateMemo::default(),
+            time_format: settings.input.time_format.parser().unwrap_or_else(|e| {
+                panic!("settings with a time format that does not compile ({e}); the config check lets none through")
+            }),
+            decimal: if settings.input.decimal_separator == b',' {
+                parse::DecimalSeparator::Comma
+            } else {
+                parse::DecimalSeparator::Point
+            },
         }
     }
 
@@ -764,8 +775,13 @@ pub fn accept_row(
         }
         parse(trimmed)
     }
-    let time = parsed(header, record, Field::EventTime, |t| parse::event_time_micros_with(t, &mut dicts.dates))
-        .ok_or(RejectReason::EventTimeInvalid)?;
+    let time = match &dicts.time_format {
+        parse::TimeFormat::Rfc3339 => {
+            parsed(header, record, Field::EventTime, |t| parse::event_time_micros_with(t, &mut dicts.dates))
+        }
+        other => parsed(header, record, Field::EventTime, |t| other.parse(t, &mut dicts.dates)),
+    }
+    .ok_or(RejectReason::EventTimeInvalid)?;
     let order_id = field_of(header, record, Field::OrderId);
     if order_id.is_empty() {
         return Err(RejectReason::OrderIdMissing);
@@ -774,7 +790,11 @@ pub fn accept_row(
         return Err(RejectReason::SkuMissing);
     }
     let quantity = parsed(header, record, Field::Quantity, parse::quantity).ok_or(RejectReason::QuantityInvalid)?;
-    let price = parsed(header, record, Field::UnitPrice, parse::price_cents).ok_or(RejectReason::UnitPriceInvalid)?;
+    let price = match dicts.decimal {
+        parse::DecimalSeparator::Point => parsed(header, record, Field::UnitPrice, parse::price_cents),
+        comma => parsed(header, record, Field::UnitPrice, |p| parse::price_cents_with(p, comma)),
+    }
+    .ok_or(RejectReason::UnitPriceInvalid)?;
 
     chunk.hour.push(parse::hour_start(time));
     chunk.push_ids(order_id, field_of(header, record, Field::CustomerId));

@@ -35,6 +35,11 @@ pub enum TimeFormat {
 }
 
 impl TimeFormat {
+    /// The parser of this format (a pattern is checked when the config is read, so it compiles).
+    pub fn parser(&self) -> Result<crate::parse::TimeFormat, String> {
+        crate::parse::TimeFormat::from_name(self.name())
+    }
+
     /// The name written in a config file.
     pub fn name(&self) -> &str {
         match self {
@@ -57,6 +62,15 @@ pub enum Encoding {
 
 impl Encoding {
     pub const ALL: [Encoding; 3] = [Encoding::Utf8, Encoding::Windows1252, Encoding::Utf16];
+
+    /// The decoder's name for it.
+    pub fn text_encoding(self) -> crate::decode::TextEncoding {
+        match self {
+            Encoding::Utf8 => crate::decode::TextEncoding::Utf8,
+            Encoding::Windows1252 => crate::decode::TextEncoding::Windows1252,
+            Encoding::Utf16 => crate::decode::TextEncoding::Utf16,
+        }
+    }
 
     /// The name written in a config file.
     pub fn name(self) -> &'static str {
