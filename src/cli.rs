@@ -1,4 +1,4 @@
-//! The command line: `run`, `generate`. Parsing only; the work is done by the library.
+//! The command line. Parsing only; the work is done by the library.
 
 use std::path::PathBuf;
 
@@ -6,30 +6,91 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::logging::LogFormat;
 use crate::pipeline;
+use crate::settings::Settings;
 
-const CONTRACT: &str = "\
-Input contract (one row per order line):
-  UTF-8 CSV with a header, RFC 4180 quoting; BOM and CRLF accepted; blank lines skipped; gzip detected.
-  Required columns: event_time, order_id, sku, quantity, unit_price
-  Optional columns: customer_id, category, channel, campaign, country, device (others are ignored)
-  event_time  RFC 3339, or 'YYYY-MM-DD HH:MM:SS[.f]' / 'YYYY-MM-DDTHH:MM:SS[.f]' taken as UTC
-  quantity    integer 0..=1000000        unit_price  decimal >= 0, at most 2 decimals, at most 1e12
+/// The input contract and the outputs of `settings`, for `run --help`: the default settings' without a config
+/// file, the config's with `--config FILE` (or `HOURLY_INSIGHTS_CONFIG`).
+pub fn contract_help(settings: &Settings) -> String {
+    use crate::contract::Field;
+    use crate::tables::Period;
+    let input = &settings.input;
+    let column = |field: Field| -> String {
+        match field.accepted(input) {
+            [one] => one.clone(),
+            more => more.join(" or "),
+        }
+    };
+    let fields = |required: bool| -> Vec<String> {
+        Field::ALL.into_iter().filter(|f| f.required() == required).map(column).collect()
+    };
+    let dims: Vec<String> = settings.dimensions[1..]
+        .iter()
+        .map(|d| {
+            if d.columns == [d.name.clone()] {
+                d.name.clone()
+            } else {
+                format!("{} ({})", d.name, d.columns.join(" or "))
+            }
+        })
+        .collect();
+    let encoding = match input.encoding {
+        crate::settings::Encoding::Utf8 => "UTF-8".to_string(),
+        other => other.name().to_string(),
+    };
+    let delimiter = match input.delimiter {
+        b',' => "CSV".to_string(),
+        b'\t' => "tab-separated".to_string(),
+        d => format!("'{}'-separated", char::from(d)),
+    };
+    let time = match &input.time_format {
+        crate::settings::TimeFormat::Rfc3339 => {
+            "RFC 3339, or 'YYYY-MM-DD HH:MM:SS[.f]' / 'YYYY-MM-DDTHH:MM:SS[.f]' taken as UTC".to_string()
+        }
+        crate::settings::TimeFormat::UnixSeconds => "seconds since 1970-01-01 UTC".to_string(),
+        crate::settings::TimeFormat::UnixMillis => "milliseconds since 1970-01-01 UTC".to_string(),
+        crate::settings::TimeFormat::Pattern(p) => format!("'{p}' taken as UTC"),
+    };
+    let tables = |period: Period| settings.tables.iter().map(|t| t.table_name(period)).collect::<Vec<_>>().join(" | ");
+    format!(
+        "\
+Input contract (one row per order line; --config describes an export laid out otherwise):
+  {encoding} {delimiter} with a header, RFC 4180 quoting; BOM and CRLF accepted; blank lines skipped; gzip detected.
+  Required columns: {required}
+  Optional columns: {optional} (others are ignored)
+  Dimensions: sku{dims}
+  {event_time}  {time}
+  {quantity}  integer 0..=1000000        {unit_price}  decimal >= 0, at most 2 decimals ('{decimal}'), at most 1e12
 A row that breaks the contract is written to rejects/<name>.csv with its line and reason
 (field_count, invalid_utf8, event_time_invalid, order_id_missing, sku_missing, quantity_invalid,
 unit_price_invalid); a file without a required column fails as a whole.
 
 Outputs under --out (Parquet, zstd), one exact row set per UTC hour and per day, merged over every
 source file run into the same --out (late rows, several exports per hour):
-  hourly_kpis | channel_performance | category_sales | geo_device | top_products
+  {hourly}
     /dt=YYYY-MM-DD/hour=HH/data.parquet
-  daily_kpis | daily_channel_performance | daily_category_sales | daily_geo_device | daily_top_products
+  {daily}
     /dt=YYYY-MM-DD/data.parquet
   rejects/<name>.csv    summaries/<name>.json (written last; also printed to stdout)
   reports/dt=YYYY-MM-DD[/hour=HH]/index.html, reports/latest.html   HTML reports for people
   _state/               mergeable per-source states and day manifests (not for BI)
 
 s3:// inputs and outputs use the standard AWS configuration (AWS_ENDPOINT_URL for S3-compatible servers).
-Exit codes: 0 succeeded, 2 input rejected as a whole (a failed summary is written), 1 any other error.";
+Exit codes: 0 succeeded, 2 input rejected as a whole (a failed summary is written), 1 any other error.",
+        required = fields(true).join(", "),
+        optional = fields(false)
+            .into_iter()
+            .chain(settings.dimensions[1..].iter().flat_map(|d| d.columns.clone()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        dims = dims.iter().map(|d| format!(", {d}")).collect::<String>(),
+        event_time = column(Field::EventTime),
+        quantity = column(Field::Quantity),
+        unit_price = column(Field::UnitPrice),
+        decimal = char::from(input.decimal_separator),
+        hourly = tables(Period::Hour),
+        daily = tables(Period::Day),
+    )
+}
 
 /// Turns hourly orders CSV exports into Parquet insight tables for BI.
 #[derive(Parser, Debug)]
@@ -45,7 +106,6 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Process one orders export into insight tables, a rejects file and a summary.
-    #[command(after_long_help = CONTRACT)]
     Run(RunArgs),
     /// Write a deterministic synthetic orders export (for tests, benchmarks and trying the tool).
     #[command(after_long_help = GENERATE_HELP)]
@@ -65,6 +125,48 @@ pub enum Command {
     /// Write the HTML reports of published hours and days (all of them by default) and print a digest.
     #[command(after_long_help = REPORT_HELP)]
     Report(ReportArgs),
+    /// Check a config file (your export's columns, dimensions and tables), or print the effective config.
+    #[command(subcommand, after_long_help = CONFIG_HELP)]
+    Config(ConfigCommand),
+    /// Print the Glue tables of the output (CloudFormation YAML, as template.yaml holds them) for a config.
+    Catalog(CatalogArgs),
+}
+
+const CONFIG_HELP: &str = "\
+A config file (TOML) describes an export that is not in the contract's own layout: its column names,
+delimiter, decimal separator, encoding and time format ([input]), the dimensions to group by
+([dimensions]) and the tables to build ([[tables]]). A section left out keeps the default; docs/config.md
+is the reference. `run`, `invoke`, `generate`, `forget`, `rebuild`, `report` and `catalog` take it with
+--config FILE (or HOURLY_INSIGHTS_CONFIG: a path, or s3://bucket/key).
+Exit codes: 0 the config is valid, 2 it is not (every problem is listed with its place and a fix), 1 other errors.";
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Report every problem of a config file, with its place and a fix (exit code 2 when there is one).
+    Check {
+        /// The config file (TOML).
+        file: PathBuf,
+    },
+    /// Print the effective config as TOML, defaults included (the built-in defaults without FILE).
+    Show {
+        /// The config file (TOML).
+        file: Option<PathBuf>,
+    },
+}
+
+/// The config file option shared by the commands that read or write tables.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ConfigArg {
+    /// A config file for an export with its own columns, dimensions and tables (TOML; a path or
+    /// s3://bucket/key). See `hourly-insights config --help` and docs/config.md.
+    #[arg(long = "config", value_name = "FILE", env = "HOURLY_INSIGHTS_CONFIG")]
+    pub config: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CatalogArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 const REPORT_HELP: &str = "\
@@ -94,6 +196,8 @@ pub struct ReportArgs {
     /// Print the digest as JSON (as the summary holds it) instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub config: ConfigArg,
     /// The address of --out for people (e.g. https://reports.example.com/insights/): the digest links the
     /// report under it instead of its storage URI.
     #[arg(long, env = "REPORT_BASE_URL")]
@@ -127,6 +231,8 @@ pub struct ForgetArgs {
     /// The output directory, or s3://bucket/prefix/.
     #[arg(long)]
     pub out: String,
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 #[derive(Args, Debug)]
@@ -134,6 +240,8 @@ pub struct RebuildArgs {
     /// The output directory, or s3://bucket/prefix/.
     #[arg(long)]
     pub out: String,
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 const INVOKE_HELP: &str = "\
@@ -180,6 +288,8 @@ pub struct InvokeArgs {
     /// finished in it stops before writing anything, with an error Lambda would retry.
     #[arg(long)]
     pub deadline_ms: Option<u64>,
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 const GENERATE_HELP: &str = "\
@@ -216,6 +326,8 @@ pub struct RunArgs {
     /// links the hour's report under it instead of its storage URI.
     #[arg(long, env = "REPORT_BASE_URL")]
     pub report_base_url: Option<String>,
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 #[derive(Args, Debug)]
@@ -240,4 +352,8 @@ pub struct GenerateArgs {
     /// `spread` (times in no order, orders spanning two hours, ~20,000 campaigns).
     #[arg(long, value_enum, default_value_t = crate::generate::Shape::Numbered)]
     pub shape: crate::generate::Shape,
+    /// Lay the export out as this config file describes it (column names, time format, delimiter, decimal
+    /// separator, encoding, and a column per dimension of its own).
+    #[command(flatten)]
+    pub config: ConfigArg,
 }

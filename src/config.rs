@@ -30,6 +30,9 @@ pub struct Config {
     pub digest_topic_arn: Option<String>,
     /// `REPORT_BASE_URL`: the digest's links are this plus the report's key; storage URIs when unset.
     pub report_base_url: Option<String>,
+    /// `HOURLY_INSIGHTS_CONFIG`: the config file describing the export and its tables (a path inside the
+    /// package, or s3://bucket/key), read once per cold start; the defaults when unset.
+    pub settings_uri: Option<String>,
 }
 
 /// A configuration problem, with what to do about it.
@@ -100,6 +103,7 @@ impl Config {
             }
         }
         Ok(Config {
+            settings_uri: var("HOURLY_INSIGHTS_CONFIG"),
             digest_topic_arn,
             report_base_url,
             max_rejects_mib,

@@ -257,6 +257,11 @@ pub struct Handler {
 }
 
 impl Handler {
+    /// Runs with these settings (a config file's) instead of the defaults.
+    pub fn set_settings(&mut self, settings: &'static crate::settings::Settings) {
+        self.options.settings = settings;
+    }
+
     pub fn new(client: Client, config: Config) -> Self {
         let options = Options {
             max_rejects_bytes: config.max_rejects_mib << 20,

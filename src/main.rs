@@ -7,11 +7,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context};
-use clap::Parser;
 use tracing::Instrument;
 
 use hourly_insights::cli::{
-    Cli, Command, CostArgs, ForgetArgs, GenerateArgs, InvokeArgs, RebuildArgs, ReplayArgs, ReportArgs, RunArgs,
+    CatalogArgs, Cli, Command, ConfigArg, ConfigCommand, CostArgs, ForgetArgs, GenerateArgs, InvokeArgs, RebuildArgs,
+    ReplayArgs, ReportArgs, RunArgs,
 };
 use hourly_insights::config::Config;
 use hourly_insights::generate::{generate, GenerateOptions};
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         return lambda_main();
     }
-    let cli = Cli::parse();
+    let cli = parse_cli();
     logging::init_cli(cli.log_format);
     let result = match cli.command {
         Command::Run(args) => run(args),
@@ -41,6 +41,8 @@ fn main() -> ExitCode {
         Command::Rebuild(args) => rebuild(args).map(|()| ExitCode::SUCCESS),
         Command::Replay(args) => replay(args),
         Command::Report(args) => report(args).map(|()| ExitCode::SUCCESS),
+        Command::Config(command) => config_cmd(command),
+        Command::Catalog(args) => catalog(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -49,6 +51,107 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command line, with `run --help` describing the contract and tables of the config given by `--config`
+/// or `HOURLY_INSIGHTS_CONFIG` (a local file), or the defaults.
+fn parse_cli() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<String> = std::env::args().collect();
+    let given = args
+        .iter()
+        .position(|a| a == "--config")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| args.iter().find_map(|a| a.strip_prefix("--config=").map(str::to_string)))
+        .or_else(|| std::env::var("HOURLY_INSIGHTS_CONFIG").ok());
+    let settings = given
+        .filter(|path| S3Uri::parse(path).is_none())
+        .and_then(|path| hourly_insights::settings::file::load(std::path::Path::new(&path)).ok());
+    let help = hourly_insights::cli::contract_help(settings.as_ref().unwrap_or(Settings::default_ref()));
+    let command = Cli::command().mut_subcommand("run", |run| run.after_long_help(help));
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// The settings of a `--config` argument: the defaults without one, else the file (a path, or s3://bucket/key
+/// read with the standard AWS configuration). A config with problems is an error listing all of them.
+fn settings_of(arg: &ConfigArg) -> anyhow::Result<&'static Settings> {
+    let Some(uri) = &arg.config else { return Ok(Settings::default_ref()) };
+    if S3Uri::parse(uri).is_none() {
+        return Ok(hourly_insights::settings::file::load(std::path::Path::new(uri))?.leak());
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let client = s3::client_from_env().await;
+        fetch_settings(Some(uri), &client).await
+    })
+}
+
+/// The settings at `uri` (a path, or s3://bucket/key), read once per process; the defaults without one.
+async fn fetch_settings(uri: Option<&str>, client: &aws_sdk_s3::Client) -> anyhow::Result<&'static Settings> {
+    let Some(uri) = uri else { return Ok(Settings::default_ref()) };
+    let Some(s3) = S3Uri::parse(uri) else {
+        return Ok(hourly_insights::settings::file::load(std::path::Path::new(uri))?.leak());
+    };
+    let object = client
+        .get_object()
+        .bucket(&s3.bucket)
+        .key(&s3.key)
+        .send()
+        .await
+        .map_err(|e| anyhow!("cannot read the config {uri}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)))?;
+    let bytes = object.body.collect().await.with_context(|| format!("cannot read the config {uri}"))?.into_bytes();
+    let text = std::str::from_utf8(&bytes).with_context(|| format!("the config {uri} is not UTF-8 text"))?;
+    let settings = hourly_insights::settings::file::parse(text.trim_start_matches('\u{feff}'))
+        .map_err(|errors| anyhow!("the config {uri} is not valid:\n{errors}"))?;
+    Ok(settings.leak())
+}
+
+/// `config check FILE` and `config show [FILE]`.
+fn config_cmd(command: ConfigCommand) -> anyhow::Result<ExitCode> {
+    use hourly_insights::settings::file;
+    let load = |path: &std::path::Path| -> Result<Settings, ExitCode> {
+        file::load(path).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_INPUT_REJECTED)
+        })
+    };
+    match command {
+        ConfigCommand::Check { file } => match load(&file) {
+            Ok(settings) => {
+                let tables: Vec<&str> = settings.tables.iter().map(|t| t.name).collect();
+                let dims: Vec<&str> = settings.dimensions.iter().map(|d| d.name.as_str()).collect();
+                println!(
+                    "{}: valid ({} dimensions: {}; {} tables: {})",
+                    file.display(),
+                    dims.len(),
+                    dims.join(", "),
+                    tables.len(),
+                    tables.join(", ")
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(code) => Ok(code),
+        },
+        ConfigCommand::Show { file } => {
+            let settings = match file {
+                Some(path) => match load(&path) {
+                    Ok(s) => s,
+                    Err(code) => return Ok(code),
+                },
+                None => Settings::default_settings(),
+            };
+            print!("{}", file::to_toml(&settings));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `catalog [--config FILE]`: the Glue tables of the config's output.
+fn catalog(args: CatalogArgs) -> anyhow::Result<()> {
+    let settings = settings_of(&args.config)?;
+    print!("{}", hourly_insights::catalog::glue_tables_yaml(&settings.tables));
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -73,7 +176,14 @@ fn lambda_main() -> ExitCode {
         }
     };
     let result = rt.block_on(async move {
-        let handler = Arc::new(handler_from_env(config).await);
+        let settings_uri = config.settings_uri.clone();
+        let handler = match handler_from_env(config, settings_uri.as_deref()).await {
+            Ok(handler) => Arc::new(handler),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "invalid HOURLY_INSIGHTS_CONFIG; the function cannot start");
+                return Err(lambda_runtime::Error::from(format!("{e:#}")));
+            }
+        };
         lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
             let handler = Arc::clone(&handler);
             async move {
@@ -95,14 +205,18 @@ fn lambda_main() -> ExitCode {
     }
 }
 
-/// The handler with its S3 client, and an SNS client when digests are configured.
-async fn handler_from_env(config: Config) -> Handler {
-    let mut handler = Handler::new(s3::client_from_env().await, config);
+/// The handler with its S3 client, the settings of the config at `settings_uri` (the defaults without one),
+/// and an SNS client when digests are configured.
+async fn handler_from_env(config: Config, settings_uri: Option<&str>) -> anyhow::Result<Handler> {
+    let client = s3::client_from_env().await;
+    let settings = fetch_settings(settings_uri, &client).await?;
+    let mut handler = Handler::new(client, config);
+    handler.set_settings(settings);
     if handler.wants_sns() {
         let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
         handler.sns = Some(aws_sdk_sns::Client::new(&shared));
     }
-    handler
+    Ok(handler)
 }
 
 fn report_options(base: Option<String>) -> anyhow::Result<hourly_insights::report::Options> {
@@ -134,6 +248,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         max_rejects_bytes: args.max_rejects_mib.max(1) << 20,
         stages: args.stages,
         report: report_options(args.report_base_url)?,
+        settings: settings_of(&args.config)?,
         ..Default::default()
     };
     let summary = pipeline::run(input, sink.as_ref(), &options)?;
@@ -194,7 +309,8 @@ fn forget(args: ForgetArgs) -> anyhow::Result<()> {
     if sink.get(&hourly_insights::publish::record_key(&name))?.is_none() {
         bail!("{uri} has no state under {} (was it run with this --out?)", args.out);
     }
-    let published = pipeline::forget(sink.as_ref(), &uri, None, &Default::default(), Settings::default_ref())?;
+    let settings = settings_of(&args.config)?;
+    let published = pipeline::forget(sink.as_ref(), &uri, None, &Default::default(), settings)?;
     println!("{}", serde_json::to_string_pretty(&serde_json::json!({"forgotten": uri, "outputs": published.outputs}))?);
     Ok(())
 }
@@ -202,8 +318,9 @@ fn forget(args: ForgetArgs) -> anyhow::Result<()> {
 fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
     let (rt, client) = s3_for(&args.out)?;
     let sink = open_sink(&args.out, rt.as_ref(), client)?;
-    let (days, published) = hourly_insights::publish::rebuild(sink.as_ref(), &Settings::default_ref().tables)?;
-    let data = hourly_insights::report::Published::new(sink.as_ref());
+    let settings = settings_of(&args.config)?;
+    let (days, published) = hourly_insights::publish::rebuild(sink.as_ref(), &settings.tables)?;
+    let data = hourly_insights::report::Published::new(sink.as_ref()).with_tables(&settings.tables);
     hourly_insights::report::publish(&data, &published.periods, &Default::default(), None)?;
     println!(
         "{}",
@@ -218,10 +335,11 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let (handler, sqs) = rt.block_on(async {
         let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        let mut handler = handler_from_env(config).await;
+        let settings_uri = config.settings_uri.clone();
+        let mut handler = handler_from_env(config, settings_uri.as_deref()).await?;
         handler.metrics_to_stderr = true;
-        (Arc::new(handler), aws_sdk_sqs::Client::new(&shared))
-    });
+        anyhow::Ok((Arc::new(handler), aws_sdk_sqs::Client::new(&shared)))
+    })?;
     let report = rt.block_on(hourly_insights::replay::replay(
         &sqs,
         &args.queue_url,
@@ -242,7 +360,8 @@ fn invoke(args: InvokeArgs) -> anyhow::Result<ExitCode> {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let request_id = format!("local-{nanos:x}");
     let span = tracing::info_span!("Lambda runtime invoke", requestId = %request_id);
-    let mut handler = rt.block_on(handler_from_env(config).instrument(span.clone()));
+    let settings_uri = args.config.config.clone().or(config.settings_uri.clone());
+    let mut handler = rt.block_on(handler_from_env(config, settings_uri.as_deref()).instrument(span.clone()))?;
     handler.metrics_to_stderr = true;
     let handler = Arc::new(handler);
     let deadline = args.deadline_ms.map(|ms| std::time::SystemTime::now() + std::time::Duration::from_millis(ms));
@@ -312,7 +431,7 @@ fn generate_cmd(args: GenerateArgs) -> anyhow::Result<()> {
         hour_start,
         dirty: args.dirty,
         shape: args.shape,
-        settings: Settings::default_ref(),
+        settings: settings_of(&args.config)?,
     };
     let report = match &args.output {
         Some(path) => {
@@ -371,7 +490,8 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
         (None, Some(day)) => only(Period::Day, day, format!("{day}T00:00:00Z"), "2026-11-22")?,
         (None, None) => all.clone(),
     };
-    let data = Published::new(sink.as_ref());
+    let settings = settings_of(&args.config)?;
+    let data = Published::new(sink.as_ref()).with_tables(&settings.tables);
     let digest_hour = wanted.iter().find(|p| args.hour.is_some() && p.period == Period::Hour).map(|p| p.start);
     let total = wanted.len();
     let started = std::time::Instant::now();
