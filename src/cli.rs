@@ -4,15 +4,15 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::logging::LogFormat;
+use crate::lambda::logging::LogFormat;
 use crate::pipeline;
 use crate::settings::Settings;
 
 /// The input contract and the outputs of `settings`, for `run --help`: the default settings' without a config
 /// file, the config's with `--config FILE` (or `HOURLY_INSIGHTS_CONFIG`).
 pub fn contract_help(settings: &Settings) -> String {
+    use crate::aggregate::tables::Period;
     use crate::contract::Field;
-    use crate::tables::Period;
     let input = &settings.input;
     let column = |field: Field| -> String {
         match field.accepted(input) {
@@ -266,16 +266,16 @@ pub struct CostArgs {
     #[arg(long, default_value_t = 1769)]
     pub memory_mb: u32,
     /// Lambda price per GB-second (arm64).
-    #[arg(long, default_value_t = crate::metrics::prices::ARM64_GB_SECOND)]
+    #[arg(long, default_value_t = crate::lambda::metrics::prices::ARM64_GB_SECOND)]
     pub gb_second: f64,
     /// Lambda price per request.
-    #[arg(long, default_value_t = crate::metrics::prices::REQUEST)]
+    #[arg(long, default_value_t = crate::lambda::metrics::prices::REQUEST)]
     pub request: f64,
     /// Price per hour of the always-on comparison instance.
-    #[arg(long, default_value_t = crate::metrics::prices::INSTANCE_PER_HOUR)]
+    #[arg(long, default_value_t = crate::lambda::metrics::prices::INSTANCE_PER_HOUR)]
     pub instance_per_hour: f64,
     /// Name of the comparison instance.
-    #[arg(long, default_value = crate::metrics::prices::INSTANCE_NAME)]
+    #[arg(long, default_value = crate::lambda::metrics::prices::INSTANCE_NAME)]
     pub instance_name: String,
 }
 

@@ -10,8 +10,8 @@ use std::io::Write;
 
 use serde::Serialize;
 
+use crate::contract::parse;
 use crate::contract::RejectReason;
-use crate::parse;
 use crate::settings::{Encoding, Settings, TimeFormat};
 
 /// What to generate.

@@ -1,36 +1,24 @@
 //! hourly-insights: turns an hourly orders CSV export into Parquet insight tables, a rejects file and a
 //! summary JSON.
 //!
-//! Data flows one way: [`input`] (open, decode) -> [`contract`] (validate rows into chunks) ->
-//! [`aggregate`] (polars partials per [`tables`] spec) -> [`output`] (Parquet, rejects, layout) ->
-//! [`storage`] (where the files go), orchestrated by [`pipeline`] and summarised by [`summary`].
+//! Data flows one way, one folder per stage:
+//! [`read`] (open, decompress, transcode, split records) -> [`contract`] (validate rows into chunks of codes,
+//! by the [`settings`]) -> [`aggregate`] (the engine, the tables as data, id interning, mergeable partial
+//! states) -> [`output`] (Parquet, rejects, summary, catalog, publishing hours and days, reports) ->
+//! [`storage`] (local directory or S3). [`pipeline`] runs one source through them; [`lambda`] is the
+//! S3-triggered handler around it; [`cli`] the command line.
 
 pub mod aggregate;
-pub mod catalog;
 pub mod cli;
-pub mod config;
 pub mod contract;
-pub mod decode;
 pub mod error;
 pub mod generate;
-pub mod input;
-pub mod intern;
 pub mod lambda;
-pub mod logging;
-pub mod metrics;
 pub mod output;
-pub mod parse;
-pub mod partial;
 pub mod pipeline;
-pub mod publish;
-pub mod records;
-pub mod replay;
-pub mod report;
-pub mod s3;
+pub mod read;
 pub mod settings;
 pub mod storage;
-pub mod summary;
-pub mod tables;
 
 pub use error::{Error, InputError, Result};
 

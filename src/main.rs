@@ -13,14 +13,17 @@ use hourly_insights::cli::{
     CatalogArgs, Cli, Command, ConfigArg, ConfigCommand, CostArgs, ForgetArgs, GenerateArgs, InvokeArgs, RebuildArgs,
     ReplayArgs, ReportArgs, RunArgs,
 };
-use hourly_insights::config::Config;
+use hourly_insights::contract::parse;
 use hourly_insights::generate::{generate, GenerateOptions};
+use hourly_insights::lambda::config::Config;
+use hourly_insights::lambda::logging;
 use hourly_insights::lambda::Handler;
-use hourly_insights::s3::{self, S3Sink, S3Uri};
+use hourly_insights::output::summary::Status;
+use hourly_insights::pipeline;
+use hourly_insights::read::input;
 use hourly_insights::settings::Settings;
+use hourly_insights::storage::s3::{self, S3Sink, S3Uri};
 use hourly_insights::storage::{LocalDir, Sink};
-use hourly_insights::summary::Status;
-use hourly_insights::{input, logging, parse, pipeline};
 
 /// Exit code of a run whose input was rejected as a whole.
 const EXIT_INPUT_REJECTED: u8 = 2;
@@ -150,7 +153,7 @@ fn config_cmd(command: ConfigCommand) -> anyhow::Result<ExitCode> {
 /// `catalog [--config FILE]`: the Glue tables of the config's output.
 fn catalog(args: CatalogArgs) -> anyhow::Result<()> {
     let settings = settings_of(&args.config)?;
-    print!("{}", hourly_insights::catalog::glue_tables_yaml(&settings.tables));
+    print!("{}", hourly_insights::output::catalog::glue_tables_yaml(&settings.tables));
     Ok(())
 }
 
@@ -219,13 +222,13 @@ async fn handler_from_env(config: Config, settings_uri: Option<&str>) -> anyhow:
     Ok(handler)
 }
 
-fn report_options(base: Option<String>) -> anyhow::Result<hourly_insights::report::Options> {
+fn report_options(base: Option<String>) -> anyhow::Result<hourly_insights::output::report::Options> {
     if let Some(url) = &base {
         if !(url.starts_with("https://") || url.starts_with("http://")) {
             bail!("--report-base-url '{url}' must be an http(s) address of --out");
         }
     }
-    Ok(hourly_insights::report::Options { link_base: base })
+    Ok(hourly_insights::output::report::Options { link_base: base })
 }
 
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -306,7 +309,7 @@ fn forget(args: ForgetArgs) -> anyhow::Result<()> {
     let (rt, client) = s3_for(&args.out)?;
     let sink = open_sink(&args.out, rt.as_ref(), client)?;
     let name = hourly_insights::output::output_name(&uri);
-    if sink.get(&hourly_insights::publish::record_key(&name))?.is_none() {
+    if sink.get(&hourly_insights::output::publish::record_key(&name))?.is_none() {
         bail!("{uri} has no state under {} (was it run with this --out?)", args.out);
     }
     let settings = settings_of(&args.config)?;
@@ -319,9 +322,9 @@ fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
     let (rt, client) = s3_for(&args.out)?;
     let sink = open_sink(&args.out, rt.as_ref(), client)?;
     let settings = settings_of(&args.config)?;
-    let (days, published) = hourly_insights::publish::rebuild(sink.as_ref(), &settings.tables)?;
-    let data = hourly_insights::report::Published::new(sink.as_ref()).with_tables(&settings.tables);
-    hourly_insights::report::publish(&data, &published.periods, &Default::default(), None)?;
+    let (days, published) = hourly_insights::output::publish::rebuild(sink.as_ref(), &settings.tables)?;
+    let data = hourly_insights::output::report::Published::new(sink.as_ref()).with_tables(&settings.tables);
+    hourly_insights::output::report::publish(&data, &published.periods, &Default::default(), None)?;
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({"days": days, "tables_written": published.outputs.len(),
@@ -340,7 +343,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         handler.metrics_to_stderr = true;
         anyhow::Ok((Arc::new(handler), aws_sdk_sqs::Client::new(&shared)))
     })?;
-    let report = rt.block_on(hourly_insights::replay::replay(
+    let report = rt.block_on(hourly_insights::lambda::replay::replay(
         &sqs,
         &args.queue_url,
         &handler,
@@ -379,7 +382,7 @@ fn invoke(args: InvokeArgs) -> anyhow::Result<ExitCode> {
 
 /// Measures throughput on a generated file (or takes it as given) and prints the monthly cost table.
 fn cost(args: CostArgs) -> anyhow::Result<()> {
-    use hourly_insights::metrics::{cost_markdown, cost_rows, CostInputs};
+    use hourly_insights::lambda::metrics::{cost_markdown, cost_rows, CostInputs};
     let throughput = match args.throughput_mb_s {
         Some(t) if t > 0.0 => t,
         Some(t) => bail!("--throughput-mb-s must be positive, got {t}"),
@@ -464,9 +467,9 @@ fn generate_cmd(args: GenerateArgs) -> anyhow::Result<()> {
 
 /// Writes the reports of the published hours and days under `--out` and prints a digest.
 fn report(args: ReportArgs) -> anyhow::Result<()> {
-    use hourly_insights::publish::PeriodRef;
-    use hourly_insights::report::{self, Published};
-    use hourly_insights::tables::Period;
+    use hourly_insights::aggregate::tables::Period;
+    use hourly_insights::output::publish::PeriodRef;
+    use hourly_insights::output::report::{self, Published};
     let options = report_options(args.report_base_url)?;
     let (rt, client) = s3_for(&args.out)?;
     let sink = open_sink(&args.out, rt.as_ref(), client)?;

@@ -8,7 +8,7 @@
 //! chunk by chunk ([`StageMode::Inline`]): threads taking turns on one core only add switches and evict
 //! each other's data from the cache.
 //! Outputs are written in a fixed order: the run's partial states and their publication into the hour and
-//! day tables ([`crate::publish`]), the rejects file, and the summary last.
+//! day tables ([`crate::output::publish`]), the rejects file, and the summary last.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -17,19 +17,19 @@ use std::time::{Duration, Instant};
 
 use polars::error::PolarsError;
 
+use crate::aggregate::intern::IdInterners;
+use crate::aggregate::partial::{self, Partial};
 use crate::aggregate::{Engine, MAX_DECIMAL_18_2};
+use crate::contract::parse;
 use crate::contract::{accept_row, Chunk, Dictionaries, Header, RejectReason};
 use crate::error::{Error, InputError, Result};
-use crate::input::{self, Input, SourceInfo};
-use crate::intern::IdInterners;
+use crate::output::publish::{self, Published, Version};
+use crate::output::summary::{reason_counts, ErrorInfo, HourNumbers, Rows, Status, Summary, Totals};
 use crate::output::{self, RejectsWriter};
-use crate::parse;
-use crate::partial::{self, Partial};
-use crate::publish::{self, Published, Version};
-use crate::records::{RecordReader, Refill};
+use crate::read::input::{self, Input, SourceInfo};
+use crate::read::records::{RecordReader, Refill};
 use crate::settings::Settings;
 use crate::storage::{Body, Sink};
-use crate::summary::{reason_counts, ErrorInfo, HourNumbers, Rows, Status, Summary, Totals};
 
 /// Valid rows per chunk when the stages run on their own threads. Five chunks can be alive at once (filling,
 /// two queued, interning, aggregating), so this sets the memory not spent on distinct keys; measured on
@@ -89,7 +89,7 @@ pub struct Options {
     /// The largest rejects file kept in temporary space; more fails the input as `rejects_too_large`.
     pub max_rejects_bytes: u64,
     /// How the reports link to themselves (the digest's link).
-    pub report: crate::report::Options,
+    pub report: crate::output::report::Options,
     /// The export's mapping, the dimensions and the tables (a config file, or the defaults).
     pub settings: &'static Settings,
 }
@@ -152,7 +152,7 @@ impl Default for Options {
             stages: StageMode::Auto,
             deadline: None,
             max_rejects_bytes: MAX_REJECTS_MIB << 20,
-            report: crate::report::Options::default(),
+            report: crate::output::report::Options::default(),
             settings: Settings::default_ref(),
         }
     }
@@ -274,17 +274,18 @@ pub fn run_guarded(
     };
     // Reports of the hours and days just published, read back from the tables; this run's summary is not
     // stored yet, so they read it from memory. The digest is of the file's main hour (most rows).
-    let data = crate::report::Published::new(sink).with_tables(&options.settings.tables).with_summary(summary.clone());
+    let data =
+        crate::output::report::Published::new(sink).with_tables(&options.settings.tables).with_summary(summary.clone());
     let main_hour =
         summary.by_hour.iter().max_by_key(|h| h.order_lines).and_then(|h| parse::event_time_micros(h.hour.as_bytes()));
-    let written = reports(crate::report::publish(&data, &periods, &options.report, main_hour))?;
+    let written = reports(crate::output::report::publish(&data, &periods, &options.report, main_hour))?;
     let digest = written.digest.filter(|_| summary.status == Status::Succeeded);
     let summary = Summary { reports: written.reports, digest, ..summary };
     let duration_ms = started.elapsed().as_millis() as u64;
     let summary = Summary {
         duration_ms,
         request_id: options.request_id.clone(),
-        estimated_cost_usd: options.memory_mb.map(|mb| crate::metrics::estimated_cost_usd(duration_ms, mb)),
+        estimated_cost_usd: options.memory_mb.map(|mb| crate::lambda::metrics::estimated_cost_usd(duration_ms, mb)),
         ..summary
     };
     let key = output::summary_key(&name);
@@ -313,7 +314,7 @@ pub fn forget(
     sink: &dyn Sink,
     uri: &str,
     sequencer: Option<String>,
-    report: &crate::report::Options,
+    report: &crate::output::report::Options,
     settings: &'static Settings,
 ) -> Result<Published> {
     let name = output::output_name(uri);
@@ -321,8 +322,8 @@ pub fn forget(
     let published = publish::commit(sink, &settings.tables, &name, uri, &version, "deleted", &[], None)?;
     sink.delete(&output::rejects_key(&name))?;
     sink.delete(&output::summary_key(&name))?;
-    let data = crate::report::Published::new(sink).with_tables(&settings.tables);
-    reports(crate::report::publish(&data, &published.periods, report, None))?;
+    let data = crate::output::report::Published::new(sink).with_tables(&settings.tables);
+    reports(crate::output::report::publish(&data, &published.periods, report, None))?;
     tracing::info!(source = uri, tables = published.outputs.len(), "source forgotten");
     Ok(published)
 }
@@ -331,11 +332,11 @@ pub fn forget(
 /// trouble worth retrying (storage) fails the run, so Lambda retries it and the retry writes the pages
 /// (the tables stand; [`publish`] reports the periods of its generation again); anything else is logged as
 /// an ERROR and the run goes on without its pages.
-fn reports(result: Result<crate::report::Written>) -> Result<crate::report::Written> {
+fn reports(result: Result<crate::output::report::Written>) -> Result<crate::output::report::Written> {
     match result {
         Err(e) if !e.is_retryable() => {
             tracing::error!(error = %e, "the reports could not be written; the tables are published");
-            Ok(crate::report::Written::default())
+            Ok(crate::output::report::Written::default())
         }
         other => other,
     }
@@ -360,7 +361,8 @@ fn process(
     let stages = options.stages.resolve(options.memory_mb);
     let input = &options.settings.input;
     let decoded = input::decoded_as(reader, input.encoding.text_encoding()).map_err(read_err)?;
-    let delimiter = crate::records::Delimiter::new(input.delimiter).map_err(|message| Error::Internal { message })?;
+    let delimiter =
+        crate::read::records::Delimiter::new(input.delimiter).map_err(|message| Error::Internal { message })?;
     match stages {
         // On one CPU, reading and gzip decoding run on the parsing thread too: a reader thread would only take
         // turns with it on the core, and hand over a buffer (a wake-up and a switch) every 256 KiB. Measured
@@ -456,7 +458,7 @@ fn records<R: Refill>(
 
 /// This source's numbers per hour, from its own partials; a revenue that does not fit decimal(18,2) in any
 /// group of an hour, or in the source's part of a day, fails the file as a whole.
-fn own_numbers(partials: &[Partial], specs: &[crate::tables::TableSpec]) -> Result<Vec<HourNumbers>> {
+fn own_numbers(partials: &[Partial], specs: &[crate::aggregate::tables::TableSpec]) -> Result<Vec<HourNumbers>> {
     let mut numbers = Vec::with_capacity(partials.len());
     let mut days: BTreeMap<i64, i128> = BTreeMap::new();
     for p in partials {

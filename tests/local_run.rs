@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use hourly_insights::parse::{format_cents, format_rfc3339};
+use hourly_insights::contract::parse::{format_cents, format_rfc3339};
 use polars::prelude::*;
 use serde_json::Value;
 
@@ -194,34 +194,34 @@ fn fixture_gives_the_hand_checked_tables_schema_and_summary() {
 
     let decimal = DataType::Decimal(18, 2);
     let utc = DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC));
-    let schema_of = |spec: &hourly_insights::tables::TableSpec, period| -> Vec<(String, DataType)> {
+    let schema_of = |spec: &hourly_insights::aggregate::tables::TableSpec, period| -> Vec<(String, DataType)> {
         spec.columns_of(period)
             .iter()
             .map(|(n, t)| {
                 let dtype = match t {
-                    hourly_insights::tables::ColumnType::Timestamp => utc.clone(),
-                    hourly_insights::tables::ColumnType::Date => DataType::Date,
-                    hourly_insights::tables::ColumnType::Int64 => DataType::Int64,
-                    hourly_insights::tables::ColumnType::String => DataType::String,
-                    hourly_insights::tables::ColumnType::Decimal => decimal.clone(),
+                    hourly_insights::aggregate::tables::ColumnType::Timestamp => utc.clone(),
+                    hourly_insights::aggregate::tables::ColumnType::Date => DataType::Date,
+                    hourly_insights::aggregate::tables::ColumnType::Int64 => DataType::Int64,
+                    hourly_insights::aggregate::tables::ColumnType::String => DataType::String,
+                    hourly_insights::aggregate::tables::ColumnType::Decimal => decimal.clone(),
                 };
                 (n.to_string(), dtype)
             })
             .collect()
     };
-    for spec in hourly_insights::tables::DEFAULT_TABLES {
-        let daily = spec.table_name(hourly_insights::tables::Period::Day);
+    for spec in hourly_insights::aggregate::tables::DEFAULT_TABLES {
+        let daily = spec.table_name(hourly_insights::aggregate::tables::Period::Day);
         let (schema, rows) = rows_of(&out.path().join(format!("{daily}/dt=2026-11-22/data.parquet")));
-        assert_eq!(schema, schema_of(spec, hourly_insights::tables::Period::Day), "schema of {daily}");
+        assert_eq!(schema, schema_of(spec, hourly_insights::aggregate::tables::Period::Day), "schema of {daily}");
         assert!(!rows.is_empty() && rows.iter().all(|r| r.starts_with("2026-11-22|")), "{daily}: {rows:?}");
     }
     for (table, expected) in EXPECTED {
-        let spec = hourly_insights::tables::DEFAULT_TABLES.iter().find(|t| t.name == *table).unwrap();
+        let spec = hourly_insights::aggregate::tables::DEFAULT_TABLES.iter().find(|t| t.name == *table).unwrap();
         let mut rows = Vec::new();
         for hour in ["12", "13"] {
             let path = out.path().join(format!("{table}/dt=2026-11-22/hour={hour}/data.parquet"));
             let (schema, part) = rows_of(&path);
-            assert_eq!(schema, schema_of(spec, hourly_insights::tables::Period::Hour), "schema of {table}");
+            assert_eq!(schema, schema_of(spec, hourly_insights::aggregate::tables::Period::Hour), "schema of {table}");
             assert!(part.iter().all(|r| r.starts_with(hour)), "{table} hour={hour} holds only its hour");
             rows.extend(part);
         }
@@ -628,7 +628,7 @@ fn cli_errors_and_help() {
 /// building its partial states once took the id hashes away from the later hour (a panic).
 #[test]
 fn every_shape_runs_with_the_generators_counts_and_exact_hours() {
-    use hourly_insights::parse::{event_time_micros, format_rfc3339, price_cents, quantity};
+    use hourly_insights::contract::parse::{event_time_micros, format_rfc3339, price_cents, quantity};
     use std::collections::{BTreeMap, HashSet};
     for shape in ["numbered", "uuid", "spread"] {
         let work = tempfile::tempdir().unwrap();

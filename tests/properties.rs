@@ -2,7 +2,9 @@
 //! file holds, valid or not, every record the `csv` crate (the reference splitter) sees is either
 //! aggregated or in the rejects file with its line, and `rows.read = rows.valid + rows.rejected`.
 
-use hourly_insights::{input, pipeline, storage::LocalDir};
+use hourly_insights::pipeline;
+use hourly_insights::read::input;
+use hourly_insights::storage::LocalDir;
 use proptest::prelude::*;
 
 /// A field value: mostly plausible, often broken in the ways exports break.

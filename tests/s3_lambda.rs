@@ -17,11 +17,12 @@ use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Builder, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
-use hourly_insights::config::Config;
+use hourly_insights::lambda::config::Config;
 use hourly_insights::lambda::{Handler, ObjectRef, Outcome};
 use hourly_insights::output::output_name;
+use hourly_insights::pipeline;
+use hourly_insights::read::input;
 use hourly_insights::storage::LocalDir;
-use hourly_insights::{input, pipeline};
 use serde_json::{json, Value};
 
 const IN: &str = "hourly-insights-input";
@@ -713,7 +714,7 @@ async fn a_run_of_replaced_content_stands_down_and_writes_nothing() {
     let etag = w.client.head_object().bucket(IN).key(FIXTURE_KEY).send().await.unwrap().e_tag().map(String::from);
     let check = |etag: Option<String>| {
         let client = w.client.clone();
-        async move { hourly_insights::s3::still_current(&client, IN, FIXTURE_KEY, etag.as_deref()).await.unwrap() }
+        async move { hourly_insights::storage::s3::still_current(&client, IN, FIXTURE_KEY, etag.as_deref()).await.unwrap() }
     };
     assert!(check(etag.clone()).await, "unchanged object is current");
     put(&w, IN, FIXTURE_KEY, std::fs::read(manifest("fixtures/bad/bom-crlf.csv")).unwrap()).await;

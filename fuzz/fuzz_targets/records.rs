@@ -4,7 +4,7 @@
 #![no_main]
 
 use hourly_insights::contract::{accept_row, Chunk, Dictionaries, Header};
-use hourly_insights::records::RecordReader;
+use hourly_insights::read::records::RecordReader;
 use libfuzzer_sys::fuzz_target;
 
 const HEADER: &[u8] = b"event_time,order_id,customer_id,sku,category,quantity,unit_price,channel,campaign,country,device\n";

@@ -16,9 +16,9 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::{Case, DimensionSpec, Encoding, InputMapping, Settings, TimeFormat, SKU};
+use crate::aggregate::tables::{Metric, TableSpec};
 use crate::aggregate::MAX_KEYS;
 use crate::contract::Dim;
-use crate::tables::{Metric, TableSpec};
 
 /// What is wrong with a config file, for programs that act on it (the text is in the [`ConfigError`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,8 +224,8 @@ pub fn parse(text: &str) -> Result<Settings, ConfigErrors> {
             .collect(),
         // The default tables, with their keys' indexes in these dimensions (the same as the defaults' when
         // the dimensions are the defaults).
-        None if file_dims.is_none() => crate::tables::default_tables(),
-        None => crate::tables::default_tables()
+        None if file_dims.is_none() => crate::aggregate::tables::default_tables(),
+        None => crate::aggregate::tables::default_tables()
             .into_iter()
             .map(|t| TableSpec { keys: Box::leak(t.keys.iter().map(|k| dim(k.name)).collect()), ..t })
             .collect(),
@@ -309,7 +309,7 @@ fn case_name(case: Case) -> &'static str {
 /// Checks a strftime pattern for the event time: the parser's own compile step, so a config that passes
 /// the check always runs.
 pub fn check_time_pattern(pattern: &str) -> Result<(), String> {
-    crate::parse::TimePattern::compile(pattern).map(drop)
+    crate::contract::parse::TimePattern::compile(pattern).map(drop)
 }
 
 struct Checker<'t> {
@@ -821,7 +821,7 @@ impl Checker<'_> {
     /// With `[dimensions]` given and no `[[tables]]`: the default tables' keys must be among `dims`.
     fn default_tables_have_dimensions(&mut self, dims: &[&str], span: Range<usize>) {
         let mut missing: Vec<(&str, Vec<&str>)> = Vec::new();
-        for t in crate::tables::DEFAULT_TABLES {
+        for t in crate::aggregate::tables::DEFAULT_TABLES {
             for k in t.keys.iter().filter(|k| !dims.contains(&k.name)) {
                 match missing.iter_mut().find(|(name, _)| *name == k.name) {
                     Some((_, tables)) => tables.push(t.name),
@@ -1278,8 +1278,8 @@ description = "per store"
 
     #[test]
     fn daily_name_is_the_engines() {
-        for t in crate::tables::DEFAULT_TABLES {
-            assert_eq!(daily_name(t.name), t.table_name(crate::tables::Period::Day));
+        for t in crate::aggregate::tables::DEFAULT_TABLES {
+            assert_eq!(daily_name(t.name), t.table_name(crate::aggregate::tables::Period::Day));
         }
     }
 

@@ -9,7 +9,7 @@ pub mod file;
 
 use std::sync::OnceLock;
 
-use crate::tables::{Metric, TableSpec};
+use crate::aggregate::tables::{Metric, TableSpec};
 
 /// How a dimension's value is normalised after trimming. An empty value is `unknown` in every case.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -36,8 +36,8 @@ pub enum TimeFormat {
 
 impl TimeFormat {
     /// The parser of this format (a pattern is checked when the config is read, so it compiles).
-    pub fn parser(&self) -> Result<crate::parse::TimeFormat, String> {
-        crate::parse::TimeFormat::from_name(self.name())
+    pub fn parser(&self) -> Result<crate::contract::parse::TimeFormat, String> {
+        crate::contract::parse::TimeFormat::from_name(self.name())
     }
 
     /// The name written in a config file.
@@ -64,11 +64,11 @@ impl Encoding {
     pub const ALL: [Encoding; 3] = [Encoding::Utf8, Encoding::Windows1252, Encoding::Utf16];
 
     /// The decoder's name for it.
-    pub fn text_encoding(self) -> crate::decode::TextEncoding {
+    pub fn text_encoding(self) -> crate::read::decode::TextEncoding {
         match self {
-            Encoding::Utf8 => crate::decode::TextEncoding::Utf8,
-            Encoding::Windows1252 => crate::decode::TextEncoding::Windows1252,
-            Encoding::Utf16 => crate::decode::TextEncoding::Utf16,
+            Encoding::Utf8 => crate::read::decode::TextEncoding::Utf8,
+            Encoding::Windows1252 => crate::read::decode::TextEncoding::Windows1252,
+            Encoding::Utf16 => crate::read::decode::TextEncoding::Utf16,
         }
     }
 
@@ -178,7 +178,7 @@ impl Settings {
         Settings::new(
             InputMapping::default_mapping(),
             DimensionSpec::default_dimensions(),
-            crate::tables::default_tables(),
+            crate::aggregate::tables::default_tables(),
         )
     }
 

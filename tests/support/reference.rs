@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hourly_insights::parse::{format_cents, format_rfc3339};
+use hourly_insights::contract::parse::{format_cents, format_rfc3339};
 use polars::prelude::*;
 
 const HOUR: i64 = 3_600_000_000;

@@ -1,4 +1,4 @@
-//! The aggregation engine: turns validated chunks into the insight tables declared in [`crate::tables`].
+//! The aggregation engine: turns validated chunks into the insight tables declared in [`crate::aggregate::tables`].
 //!
 //! Memory is bounded by the number of distinct keys, not by the file. Each chunk becomes a polars
 //! DataFrame of integer codes. It is grouped once per [`Grouping`]: by `hour` and the keys of one table, or
@@ -10,21 +10,25 @@
 //! chunk. Those *mergeable partial results* are merged into a map of [`GroupState`]s: sums are added, and
 //! the ids of each distinct-count metric go from the group's rows into Roaring bitmaps (orders at once;
 //! customers and products held back over a few chunks and merged together, see [`PENDING_IDS`]). Ids are
-//! dense codes assigned in order of first appearance ([`crate::intern::IdInterners`]), so a group's ids in a
+//! dense codes assigned in order of first appearance ([`crate::aggregate::intern::IdInterners`]), so a group's ids in a
 //! chunk are mostly ascending and above what its bitmap holds, and the bitmaps stay small: about one bit per
 //! id for large groups and two bytes per id for sparse ones. The chunk is then dropped.
 //!
 //! At the end every table sums up its groups from its grouping ([`Grouping::sum_up`]: sums added, sets
 //! unioned), and the small result is labelled (codes -> strings), ranked and sorted in Rust.
 
+pub mod intern;
+pub mod partial;
+pub mod tables;
+
 use std::collections::HashMap;
 
 use polars::prelude::*;
 use roaring::RoaringBitmap;
 
+use crate::aggregate::tables::{Metric, TableSpec};
 use crate::contract::{Chunk, Dim, GUEST};
 use crate::error::Result;
-use crate::tables::{Metric, TableSpec};
 
 /// Largest revenue that fits decimal(18,2), in cents.
 pub const MAX_DECIMAL_18_2: i128 = 999_999_999_999_999_999;
@@ -874,7 +878,7 @@ mod tests {
 
     #[test]
     fn the_insight_tables_are_grouped_three_times_per_chunk() {
-        let (groupings, feeds) = described(&Engine::new(crate::tables::DEFAULT_TABLES));
+        let (groupings, feeds) = described(&Engine::new(crate::aggregate::tables::DEFAULT_TABLES));
         assert_eq!(
             groupings,
             vec![
@@ -900,7 +904,7 @@ mod tests {
         );
         // Table by table, hourly_kpis is still summed up from channel_performance, and category_sales
         // gathers its products.
-        let (groupings, feeds) = described(&Engine::with_joint(crate::tables::DEFAULT_TABLES, &[]));
+        let (groupings, feeds) = described(&Engine::with_joint(crate::aggregate::tables::DEFAULT_TABLES, &[]));
         assert_eq!(groupings.len(), 4, "{groupings:?}");
         assert!(groupings.contains(&(
             vec!["category_sales"],
@@ -959,8 +963,9 @@ mod tests {
 
     /// [`channel_groups`] of several chunks, holding back at most `pending_budget` ids.
     fn channel_groups_in_chunks(chunks: &[&[Row]], pending_budget: usize) -> Vec<Merged> {
-        let table = crate::tables::DEFAULT_TABLES.iter().position(|t| t.name == "channel_performance").unwrap();
-        let mut table = Grouping::new(crate::tables::DEFAULT_TABLES, vec![table]);
+        let table =
+            crate::aggregate::tables::DEFAULT_TABLES.iter().position(|t| t.name == "channel_performance").unwrap();
+        let mut table = Grouping::new(crate::aggregate::tables::DEFAULT_TABLES, vec![table]);
         assert_eq!(table.distinct, vec![Distinct::Orders, Distinct::Customers]);
         table.pending_budget = pending_budget;
         let mut scratch = Scratch::default();
@@ -1135,7 +1140,7 @@ mod tests {
     #[test]
     fn joint_split_and_table_by_table_groupings_give_the_same_tables() {
         let chunks = random_chunks(7, 4, 3000);
-        let tables = crate::tables::DEFAULT_TABLES;
+        let tables = crate::aggregate::tables::DEFAULT_TABLES;
         let each = tables_of(Engine::with_joint(tables, &[]), &chunks);
         assert!(each.iter().all(|(_, groups)| !groups.is_empty()));
         let products: usize = each[2].1.iter().map(|g| g.4[1].len()).sum();

@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 
 use polars::prelude::*;
 
+use crate::aggregate::tables::{ColumnType, Period, TableSpec, DEFAULT_TABLES};
 use crate::error::{Error, Result};
 use crate::output;
-use crate::publish::{self, DayManifest};
+use crate::output::publish::{self, DayManifest};
+use crate::output::summary::Summary;
 use crate::storage::Sink;
-use crate::summary::Summary;
-use crate::tables::{ColumnType, Period, TableSpec, DEFAULT_TABLES};
 
 /// One row of a published table: its dimension values, and its metrics by column name (money in cents; a
 /// handful per table, so a list).

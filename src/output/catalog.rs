@@ -1,4 +1,4 @@
-//! The Glue catalog of the output, generated from [`crate::tables::TABLES`] so the catalog cannot drift
+//! The Glue catalog of the output, generated from [`crate::aggregate::tables::TABLES`] so the catalog cannot drift
 //! from the Parquet files: `template.yaml` holds the generated block between two marker lines, and a test
 //! fails when it differs (`UPDATE_TEMPLATE=1 cargo test --release catalog` rewrites it).
 //!
@@ -7,10 +7,10 @@
 
 use std::fmt::Write;
 
-use crate::tables::{Period, TableSpec};
+use crate::aggregate::tables::{Period, TableSpec};
 
 /// First line of the generated block in `template.yaml`.
-pub const BEGIN: &str = "  # BEGIN GENERATED GLUE TABLES (src/catalog.rs; do not edit by hand)";
+pub const BEGIN: &str = "  # BEGIN GENERATED GLUE TABLES (src/output/catalog.rs; do not edit by hand)";
 /// Last line of the generated block.
 pub const END: &str = "  # END GENERATED GLUE TABLES";
 
@@ -162,7 +162,8 @@ mod tests {
 
     #[test]
     fn summary_columns_match_the_summary_json() {
-        let summary = crate::summary::Summary::empty(crate::summary::Status::Succeeded, Default::default());
+        let summary =
+            crate::output::summary::Summary::empty(crate::output::summary::Status::Succeeded, Default::default());
         let json: serde_json::Value = serde_json::from_str(&summary.to_json()).unwrap();
         let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
         let mut want: Vec<&str> = SUMMARY_COLUMNS.iter().map(|c| c.0).collect();
@@ -227,14 +228,14 @@ mod tests {
             (Some(s), Some(e)) => (s, e + END.len() + 1),
             _ => panic!("template.yaml lacks the generated-block markers"),
         };
-        let want = glue_tables_yaml(crate::tables::DEFAULT_TABLES);
+        let want = glue_tables_yaml(crate::aggregate::tables::DEFAULT_TABLES);
         if template[start..end] != want {
             if std::env::var_os("UPDATE_TEMPLATE").is_some() {
                 let updated = format!("{}{}{}", &template[..start], want, &template[end..]);
                 std::fs::write(path, updated).unwrap();
                 return;
             }
-            panic!("template.yaml's Glue tables differ from src/tables.rs; run UPDATE_TEMPLATE=1 cargo test --release catalog");
+            panic!("template.yaml's Glue tables differ from src/aggregate/tables.rs; run UPDATE_TEMPLATE=1 cargo test --release catalog");
         }
     }
 }

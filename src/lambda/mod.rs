@@ -14,6 +14,11 @@
 //! skipped (WARN, the loop guard); a missing object is skipped (WARN); input that can never succeed gives a
 //! `failed` summary and counts as handled (no retry); transient trouble is an error, so Lambda retries.
 
+pub mod config;
+pub mod logging;
+pub mod metrics;
+pub mod replay;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,12 +31,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tracing::Instrument;
 
-use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::metrics;
+use crate::lambda::config::Config;
+use crate::output::summary::{Status, Summary};
 use crate::pipeline::{self, Options};
-use crate::s3::{self, S3Sink};
-use crate::summary::{Status, Summary};
+use crate::storage::s3::{self, S3Sink};
 
 /// An object an event refers to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -265,7 +269,7 @@ impl Handler {
     pub fn new(client: Client, config: Config) -> Self {
         let options = Options {
             max_rejects_bytes: config.max_rejects_mib << 20,
-            report: crate::report::Options { link_base: config.report_base_url.clone() },
+            report: crate::output::report::Options { link_base: config.report_base_url.clone() },
             ..Options::default()
         };
         Handler {

@@ -31,9 +31,9 @@ pub fn page(page: &Page) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::{self, Facts, Kpis};
-    use crate::report::source::Group;
-    use crate::tables::Period;
+    use crate::aggregate::tables::Period;
+    use crate::output::report::model::{self, Facts, Kpis};
+    use crate::output::report::source::Group;
 
     /// Values from the export (channel, campaign, SKU, country) reach the page escaped, never as markup.
     #[test]

@@ -21,13 +21,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::aggregate::partial::{self, Partial, DAY_MICROS, HOUR_MICROS};
+use crate::aggregate::tables::{Period, TableSpec};
+use crate::contract::parse;
 use crate::error::{Error, Result};
 use crate::output;
-use crate::parse;
-use crate::partial::{self, Partial, DAY_MICROS, HOUR_MICROS};
+use crate::output::summary::OutputFile;
 use crate::storage::{Condition, Sink};
-use crate::summary::OutputFile;
-use crate::tables::{Period, TableSpec};
 
 /// How often a conditional write is retried after losing to another writer before the run gives up
 /// (with a retryable error). Each retry first reads the object again, so this bounds contention, not time.

@@ -27,7 +27,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
-use crate::input::{Input, SourceInfo};
+use crate::read::input::{Input, SourceInfo};
 use crate::storage::{Body, Condition, Head, Sink};
 
 /// Body chunks buffered between the download task and the parser.
@@ -509,7 +509,7 @@ impl Sink for S3Sink {
 }
 
 /// The user metadata (`x-amz-meta-generation`) a published table carries: the day manifest generation it
-/// was computed from (see [`crate::publish`]).
+/// was computed from (see [`crate::output::publish`]).
 const GENERATION: &str = "generation";
 
 /// An S3 client from the standard AWS configuration (environment, profile, instance role). When a

@@ -4,12 +4,13 @@
 //! Validation writes accepted rows straight into a columnar [`Chunk`] of integer codes: dimension values are
 //! normalised once and interned by [`Dictionaries`], so the aggregation engine only ever groups integers.
 
+pub mod parse;
+
 use std::collections::HashMap;
 use std::fmt;
 
 use crate::error::InputError;
-use crate::parse;
-use crate::records::Record;
+use crate::read::records::Record;
 use crate::settings::{Case, InputMapping, Settings};
 
 /// A field of the contract, read from the export column(s) the settings map to it.
@@ -476,7 +477,7 @@ fn pair_key(text: &[u8], a: (usize, usize), b: (usize, usize)) -> Option<u128> {
 pub const GUEST: u32 = 0;
 
 /// Per-run dimension dictionaries. Codes are stable for the whole run, so chunk results can be merged by
-/// code. (Order and customer ids are interned by [`crate::intern::IdInterners`], on a stage of their own.)
+/// code. (Order and customer ids are interned by [`crate::aggregate::intern::IdInterners`], on a stage of their own.)
 #[derive(Debug)]
 pub struct Dictionaries {
     /// One per dimension of the settings.
@@ -589,7 +590,7 @@ pub struct Chunk {
     pub ids: Vec<u8>,
     /// ...and where each ends in `ids`: two entries per row (order end, customer end).
     pub id_ends: Vec<u32>,
-    /// Order and customer codes (filled from `ids` by [`crate::intern::IdInterners::intern_chunk`]).
+    /// Order and customer codes (filled from `ids` by [`crate::aggregate::intern::IdInterners::intern_chunk`]).
     pub order: Vec<u32>,
     pub customer: Vec<u32>,
     /// The codes of each dimension, by index (as many vectors as the run has dimensions, from the first row).
@@ -882,10 +883,10 @@ mod tests {
             (&[b"2026-11-22T13:00:00Z", b"o", b"s", b"1", b"y", b"", b"", b""], Err(RejectReason::UnitPriceInvalid)),
         ];
         for (fields, want) in cases {
-            let record = crate::records::OwnedRecord::from_fields(fields);
+            let record = crate::read::records::OwnedRecord::from_fields(fields);
             assert_eq!(accept_row(&h, &record.view(), &mut dicts, &mut chunk), *want, "case {fields:?}");
         }
-        crate::intern::IdInterners::default().intern_chunk(&mut chunk);
+        crate::aggregate::intern::IdInterners::default().intern_chunk(&mut chunk);
         assert_eq!(chunk.order, vec![0, 0]);
         assert_eq!(chunk.len(), 2);
         assert_eq!(chunk.revenue, vec![300, 300]);
@@ -953,7 +954,7 @@ mod tests {
                 text.push('\n');
             }
         }
-        let mut reader = crate::records::RecordReader::new(text.as_bytes(), 1 << 20);
+        let mut reader = crate::read::records::RecordReader::new(text.as_bytes(), 1 << 20);
         reader.next_record().unwrap().expect("the header");
         let mut dicts = Dictionaries::default();
         let mut results = Vec::new();
@@ -1165,7 +1166,7 @@ mod tests {
             resolve(&["created_at", "order_number", "product_sku", "qty", "price", "store_id", "utm_source"]).unwrap();
         let (mut dicts, mut chunk) = (Dictionaries::new(&s), Chunk::default());
         let row: [&[u8]; 7] = [b"2026-11-22T13:00:00Z", b"o1", b"S1", b"1", b"2.00", b"Berlin-01", b"NewsLetter"];
-        accept_row(&h, &crate::records::OwnedRecord::from_fields(&row).view(), &mut dicts, &mut chunk).unwrap();
+        accept_row(&h, &crate::read::records::OwnedRecord::from_fields(&row).view(), &mut dicts, &mut chunk).unwrap();
         let store = Dim { index: 1, name: "store" };
         let channel = Dim { index: 2, name: "channel" };
         assert_eq!(dicts.value(store, chunk.dims[1][0]), "Berlin-01");

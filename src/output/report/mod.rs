@@ -9,7 +9,7 @@
 //! The flow: [`source`] reads the published tables, manifests and summaries; [`model`] turns them into the
 //! facts of a period and the page to show; [`chart`] computes the SVG shapes; [`render`] fills the
 //! templates; [`digest`] writes the few lines sent to SNS. A report carries the generation of the tables it
-//! follows (as the tables do, [`crate::publish::put_generation`]), so a run that computed an older state never
+//! follows (as the tables do, [`crate::output::publish::put_generation`]), so a run that computed an older state never
 //! replaces a newer report. A report shows its neighbours (previous hour, last 24 hours, previous weeks) as
 //! they were when it was written; `hourly-insights report` writes them all again.
 
@@ -20,11 +20,11 @@ pub mod outlier;
 pub mod render;
 pub mod source;
 
+use crate::aggregate::partial::HOUR_MICROS;
+use crate::aggregate::tables::Period;
 use crate::error::Result;
-use crate::partial::HOUR_MICROS;
-use crate::publish::{self, PeriodRef};
+use crate::output::publish::{self, PeriodRef};
 use crate::storage::Sink;
-use crate::tables::Period;
 
 pub use digest::Digest;
 pub use source::Published;
@@ -145,11 +145,11 @@ pub fn all_periods(sink: &dyn Sink) -> Result<Vec<PeriodRef>> {
         };
         let Some(manifest) = publish::read_manifest(sink, day)? else { continue };
         for hh in &manifest.hours {
-            if let Some(start) = crate::parse::event_time_micros(format!("{day}T{hh}:00:00Z").as_bytes()) {
+            if let Some(start) = crate::contract::parse::event_time_micros(format!("{day}T{hh}:00:00Z").as_bytes()) {
                 periods.push(PeriodRef { period: Period::Hour, start, generation: manifest.generation });
             }
         }
-        if let Some(start) = crate::parse::event_time_micros(format!("{day}T00:00:00Z").as_bytes()) {
+        if let Some(start) = crate::contract::parse::event_time_micros(format!("{day}T00:00:00Z").as_bytes()) {
             periods.push(PeriodRef { period: Period::Day, start, generation: manifest.generation });
         }
     }

@@ -115,10 +115,10 @@ impl OwnedRecord {
     }
 }
 
-use crate::input::{DecodeError, BUF_SIZE};
+use crate::read::input::{DecodeError, BUF_SIZE};
 
 /// Where a [`RecordReader`] gets more text. Any [`Read`] copies into the reader's buffer;
-/// [`crate::input::PrefetchReader`] instead hands over the buffer its thread filled, so the text is not
+/// [`crate::read::input::PrefetchReader`] instead hands over the buffer its thread filled, so the text is not
 /// copied again on the parsing thread.
 pub trait Refill {
     /// Makes `buf` hold the unread text `buf[keep]` followed by more text, and returns where both now are.
@@ -886,7 +886,7 @@ mod tests {
                     Ok(Some((_, record))) => assert_eq!((fields, record.len()), (MAX_FIELDS, MAX_FIELDS), "{first}"),
                     Ok(None) => panic!("no record"),
                     Err(err) => {
-                        let decode = crate::input::decode_error(&err).expect("a decode error");
+                        let decode = crate::read::input::decode_error(&err).expect("a decode error");
                         assert!(decode.to_string().contains("more than 65536 fields"), "{decode}");
                         assert!(fields > MAX_FIELDS, "{first}: {fields} fields fail");
                     }
@@ -907,7 +907,7 @@ mod tests {
             let mut reader = RecordReader::new(Trickle(runaway.as_bytes(), 4096), 100_000);
             assert_eq!(reader.read().unwrap().map(|(line, _)| line), Some(1));
             let err = reader.read().unwrap_err();
-            let decode = crate::input::decode_error(&err).expect("a decode error");
+            let decode = crate::read::input::decode_error(&err).expect("a decode error");
             assert!(decode.to_string().contains("starting at line 2"), "{decode}");
         }
     }
@@ -1049,7 +1049,7 @@ mod tests {
         assert!(want.len() > 40_000);
         for step in [BUF_SIZE, 100_003, 4093] {
             let source = Pieces(io::Cursor::new(text.clone()), step);
-            let got = collect(RecordReader::new(crate::input::prefetch(Box::new(source)).unwrap(), 1 << 24));
+            let got = collect(RecordReader::new(crate::read::input::prefetch(Box::new(source)).unwrap(), 1 << 24));
             assert!(got == want, "records differ with reads of {step} bytes");
         }
     }

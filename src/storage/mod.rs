@@ -3,6 +3,8 @@
 //! Keys are relative, `/`-separated paths such as `hourly_kpis/dt=2026-11-22/hour=13/x.parquet`; every sink
 //! lays them out identically, so a local run and a cloud run produce the same relative layout.
 
+pub mod s3;
+
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -17,7 +19,7 @@ pub enum Body<'a> {
 }
 
 /// What [`Sink::head`] tells of an object: its entity tag and the publication generation it was written
-/// with (see [`crate::publish`]), if any.
+/// with (see [`crate::output::publish`]), if any.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Head {
     pub etag: String,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::contract::RejectReason;
-use crate::input::SourceInfo;
+use crate::read::input::SourceInfo;
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -92,7 +92,7 @@ pub struct Summary {
     pub reports: Vec<String>,
     /// The digest of the newest hour this run published (succeeded runs only; what SNS receives).
     #[serde(default)]
-    pub digest: Option<crate::report::Digest>,
+    pub digest: Option<crate::output::report::Digest>,
     pub duration_ms: u64,
     pub version: String,
     /// The Lambda request id of the run (null locally).

@@ -8,8 +8,8 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
-use crate::decode::{transcoded, TextEncoding};
 use crate::error::{Error, Result};
+use crate::read::decode::{transcoded, TextEncoding};
 
 /// What the summary records about the source.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -142,7 +142,7 @@ pub fn decoded(reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>>
 }
 
 /// [`decoded`] for text in `encoding`: after gzip decoding, the text is transcoded to UTF-8
-/// ([`crate::decode::transcoded`]; its byte order mark, if any, decides and is dropped). With
+/// ([`crate::read::decode::transcoded`]; its byte order mark, if any, decides and is dropped). With
 /// [`TextEncoding::Utf8`] this is [`decoded`].
 pub fn decoded_as(reader: Box<dyn Read + Send>, encoding: TextEncoding) -> io::Result<Box<dyn Read + Send>> {
     let mut buffered = BufReader::with_capacity(BUF_SIZE, reader);
@@ -275,7 +275,7 @@ impl PrefetchReader {
     }
 }
 
-impl crate::records::Refill for PrefetchReader {
+impl crate::read::records::Refill for PrefetchReader {
     fn refill(&mut self, buf: &mut Vec<u8>, keep: std::ops::Range<usize>) -> io::Result<std::ops::Range<usize>> {
         let Some(mut next) = self.next_buffer()? else { return Ok(keep) };
         let kept = keep.len();
@@ -350,7 +350,7 @@ mod tests {
     /// Everything a prefetch delivers, taken as the record reader does: each time keeping an unread tail of
     /// `keep(round)` bytes (so both the headroom and the long-record path run), until the end or an error.
     fn drain(reader: &mut PrefetchReader, keep: impl Fn(usize) -> usize) -> (Vec<u8>, io::Result<()>) {
-        use crate::records::Refill;
+        use crate::read::records::Refill;
         let (mut buf, mut text, mut out) = (Vec::new(), 0..0, Vec::new());
         for round in 0.. {
             let tail = keep(round).min(text.len());
@@ -400,7 +400,7 @@ mod tests {
         let err = result.unwrap_err();
         assert!(decode_error(&err).is_some(), "the tag survives the thread: {err:?}");
         assert!(out.starts_with(b"a,b\n1,2\n"), "text before the damage is delivered");
-        let again = crate::records::Refill::refill(&mut reader, &mut Vec::new(), 0..0);
+        let again = crate::read::records::Refill::refill(&mut reader, &mut Vec::new(), 0..0);
         assert!(again.is_err(), "a failed stream does not look like a clean end");
 
         struct Panics;
@@ -472,7 +472,7 @@ mod tests {
         let bytes: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
         let with_bom = [&[0xFE, 0xFF][..], &bytes].concat();
         let reader = decoded_as(Box::new(io::Cursor::new(gzip(&with_bom))), TextEncoding::Utf16).unwrap();
-        let mut records = crate::records::RecordReader::new(reader, 1 << 20);
+        let mut records = crate::read::records::RecordReader::new(reader, 1 << 20);
         records.read().unwrap().expect("the header");
         let (line, record) = records.read().unwrap().expect("a row");
         assert_eq!((line, record.get(2), record.is_utf8()), (2, "café € ü".as_bytes(), true));

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{self, Facts, Kpis};
 use super::outlier;
-use crate::parse;
-use crate::tables::Period;
+use crate::aggregate::tables::Period;
+use crate::contract::parse;
 
 /// The digest of one hour or day.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -9,11 +9,11 @@ use serde::Serialize;
 use super::chart::{self, Bar, Slot, Svg};
 use super::outlier::{self, Verdict};
 use super::source::{Group, Published};
+use crate::aggregate::partial::{day_of, DAY_MICROS, HOUR_MICROS};
+use crate::aggregate::tables::Period;
+use crate::contract::parse;
 use crate::error::Result;
-use crate::parse;
-use crate::partial::{day_of, DAY_MICROS, HOUR_MICROS};
-use crate::publish::SourceQuality;
-use crate::tables::Period;
+use crate::output::publish::SourceQuality;
 
 /// The headline numbers of one hour or day (money in cents).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -115,7 +115,7 @@ pub fn facts(data: &Published, period: Period, start: i64) -> Result<Facts> {
     for table in ["channel_performance", "category_sales", "top_products", "geo_device"] {
         keys.extend(Published::table_key(table, period, start));
     }
-    keys.push(crate::publish::manifest_key(&dt));
+    keys.push(crate::output::publish::manifest_key(&dt));
     data.prefetch(&keys)?;
 
     let kpis = |p: Period, s: i64| -> Result<Option<Kpis>> {

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::summary::{Status, Summary};
+use crate::output::summary::{Status, Summary};
 
 /// Prices used for estimates (USD, us-east-1, on-demand, list prices of 2026), named so they can be
 /// overridden (the `cost` command takes flags for each).

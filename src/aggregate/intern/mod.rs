@@ -54,7 +54,7 @@ pub struct Interner {
     scratch: Vec<u8>,
     hasher: foldhash::fast::FixedState,
     /// The 128-bit hash ([`id_hash`]) of every code's key, by code: what the mergeable hour states keep of
-    /// an id ([`crate::partial`]), computed once when the code is assigned.
+    /// an id ([`crate::aggregate::partial`]), computed once when the code is assigned.
     hashes: Vec<u128>,
 }
 

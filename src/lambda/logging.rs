@@ -154,7 +154,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for JsonLayer {
 fn now_rfc3339_millis() -> String {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let micros = now.as_micros() as i64;
-    let base = crate::parse::format_rfc3339(micros);
+    let base = crate::contract::parse::format_rfc3339(micros);
     format!("{}.{:03}Z", base.trim_end_matches('Z'), now.subsec_millis())
 }
 

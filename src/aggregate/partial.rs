@@ -4,7 +4,7 @@
 //!
 //! A [`Partial`] holds, per table, every group (before any top-N cut) with its additive sums (order lines,
 //! units, revenue in cents) and, for each distinct count the table has, the set of ids in the group. Ids are
-//! kept as 128-bit hashes ([`crate::intern::id_hash`], XXH3-128, as ClickHouse's `uniqExact` keeps strings):
+//! kept as 128-bit hashes ([`crate::aggregate::intern::id_hash`], XXH3-128, as ClickHouse's `uniqExact` keeps strings):
 //! each partial has one dictionary per kind (orders, customers, products) listing the hashes of the ids
 //! present in its hour, and a group's set is a Roaring bitmap of positions in that dictionary. Merging
 //! partials ([`merge`]) unions the dictionaries and the sets, and adds the sums: it is associative and
@@ -17,11 +17,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use polars::prelude::*;
 use roaring::RoaringBitmap;
 
+use crate::aggregate::intern::id_hash;
+use crate::aggregate::tables::{ColumnType, Metric, Period, TableSpec};
 use crate::aggregate::{div_round_half_away, FinalGroup, MAX_DECIMAL_18_2};
 use crate::contract::{Dictionaries, Dim};
 use crate::error::{Error, InputError, Result};
-use crate::intern::id_hash;
-use crate::tables::{ColumnType, Metric, Period, TableSpec};
 
 /// The first bytes of a stored partial (format version 1).
 const MAGIC: &[u8; 8] = b"HIPART01";
@@ -622,7 +622,7 @@ mod tests {
         let parts: Vec<Partial> = (0..5).map(|i| random_partial(i + 1, &pool, 50 + 80 * i as usize)).collect();
         let all: Vec<&Partial> = parts.iter().collect();
         let rows = |parts: &[&Partial]| {
-            merge(parts, crate::tables::DEFAULT_TABLES)
+            merge(parts, crate::aggregate::tables::DEFAULT_TABLES)
                 .into_iter()
                 .find(|(s, _)| s.name == "channel_performance")
                 .unwrap()
@@ -668,7 +668,7 @@ mod tests {
     #[test]
     fn days_start_at_utc_midnight() {
         let hour = 1_795_352_400_000_000; // 2026-11-22T13:00Z
-        assert_eq!(crate::parse::format_rfc3339(day_of(hour)), "2026-11-22T00:00:00Z");
+        assert_eq!(crate::contract::parse::format_rfc3339(day_of(hour)), "2026-11-22T00:00:00Z");
         assert_eq!(day_of(day_of(hour)), day_of(hour));
     }
 }

@@ -400,7 +400,7 @@ impl Families {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intern::Interner;
+    use crate::aggregate::intern::Interner;
 
     #[test]
     fn numbered_keys_split_into_family_and_number() {
@@ -522,8 +522,8 @@ mod tests {
         check_exact(&mut i, &keys);
         assert_eq!(i.families.list.len(), MAX_FAMILIES);
         assert!(!i.families.has_room());
-        assert!(matches!(i.probe(b"F1-1"), crate::intern::Probe::Numbered { .. }));
-        assert!(matches!(i.probe(b"F5000-1"), crate::intern::Probe::Short(_)));
-        assert!(matches!(i.probe(b"F5000-0000001"), crate::intern::Probe::Long(_)));
+        assert!(matches!(i.probe(b"F1-1"), crate::aggregate::intern::Probe::Numbered { .. }));
+        assert!(matches!(i.probe(b"F5000-1"), crate::aggregate::intern::Probe::Short(_)));
+        assert!(matches!(i.probe(b"F5000-0000001"), crate::aggregate::intern::Probe::Long(_)));
     }
 }

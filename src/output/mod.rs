@@ -1,12 +1,17 @@
 //! Output writing: the public layout, Parquet encoding of the tables, and the rejects file.
 //!
 //! Layout under the output root (identical locally and in S3):
-//! - the published tables and the states behind them: see [`crate::publish`];
+//! - the published tables and the states behind them: see [`crate::output::publish`];
 //! - `rejects/<name>.csv`: when the run has rejects;
 //! - `summaries/<name>.json`: written last; its presence means the source's outputs are complete.
 //!
 //! `<name>` is derived from the source URI only (see [`output_name`]), so reprocessing a source overwrites
 //! its own files and never another source's.
+
+pub mod catalog;
+pub mod publish;
+pub mod report;
+pub mod summary;
 
 use std::path::Path;
 
