@@ -23,7 +23,7 @@ use crate::aggregate::{Engine, MAX_DECIMAL_18_2};
 use crate::contract::parse;
 use crate::contract::{accept_row, Chunk, Dictionaries, Header, RejectReason};
 use crate::error::{Error, InputError, Result};
-use crate::output::publish::{self, Published, Version};
+use crate::output::publish::{self, Published, SourceRef, Version};
 use crate::output::summary::{reason_counts, ErrorInfo, HourNumbers, Rows, Status, Summary, Totals};
 use crate::output::{self, RejectsWriter};
 use crate::read::input::{self, Input, SourceInfo};
@@ -241,6 +241,7 @@ pub fn run_guarded(
         version_id: source.version_id.clone(),
         etag: source.etag.clone(),
     };
+    let (tables, me) = (&options.settings.tables, SourceRef { name: &name, uri: &source.uri, version: &version });
     let (summary, periods) = match processed {
         Ok(p) => {
             let started = Instant::now();
@@ -249,24 +250,14 @@ pub fn run_guarded(
                 rejected: p.rows.rejected,
                 rejects_by_reason: p.rejects_by_reason.iter().map(|(r, &n)| (r.as_str().to_string(), n)).collect(),
             };
-            let published = publish::commit(
-                sink,
-                &options.settings.tables,
-                &name,
-                &source.uri,
-                &version,
-                "present",
-                &p.partials,
-                Some(&quality),
-            )?;
+            let published = publish::commit(sink, tables, me, "present", &p.partials, Some(&quality))?;
             tracing::debug!(ms = started.elapsed().as_millis() as u64, "states stored and hours published");
             let periods = published.periods.clone();
             (write_outputs(p, published, sink, &name, &source)?, periods)
         }
         Err(Error::Input(e)) => {
             tracing::error!(kind = e.kind(), error = %e, "input rejected as a whole");
-            let published =
-                publish::commit(sink, &options.settings.tables, &name, &source.uri, &version, "failed", &[], None)?;
+            let published = publish::commit(sink, tables, me, "failed", &[], None)?;
             sink.delete(&output::rejects_key(&name))?;
             (Summary { outputs: published.outputs, ..failed_summary(&source, &e) }, published.periods)
         }
@@ -319,7 +310,14 @@ pub fn forget(
 ) -> Result<Published> {
     let name = output::output_name(uri);
     let version = Version { sequencer, ..Version::default() };
-    let published = publish::commit(sink, &settings.tables, &name, uri, &version, "deleted", &[], None)?;
+    let published = publish::commit(
+        sink,
+        &settings.tables,
+        SourceRef { name: &name, uri, version: &version },
+        "deleted",
+        &[],
+        None,
+    )?;
     sink.delete(&output::rejects_key(&name))?;
     sink.delete(&output::summary_key(&name))?;
     let data = crate::output::report::Published::new(sink).with_tables(&settings.tables);

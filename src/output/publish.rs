@@ -173,19 +173,27 @@ fn lost_races(uri: String) -> Error {
     }
 }
 
+/// Which source a commit is for: its output name, its URI and the version run.
+#[derive(Clone, Copy, Debug)]
+pub struct SourceRef<'a> {
+    pub name: &'a str,
+    pub uri: &'a str,
+    pub version: &'a Version,
+}
+
 /// Replaces the contribution of source `name` by `partials` (none for a failed or deleted source), with its
-/// data-quality facts, and publishes every hour and day it had or has. Returns [`Error::Superseded`] when a
-/// newer version of the source has already been recorded (nothing is changed then).
+/// data-quality facts, and publishes every hour and day it had or has, as `tables` (the settings' tables).
+/// Returns [`Error::Superseded`] when a newer version of the source has already been recorded (nothing is
+/// changed then).
 pub fn commit(
     sink: &dyn Sink,
     tables: &[TableSpec],
-    name: &str,
-    uri: &str,
-    version: &Version,
+    source: SourceRef<'_>,
     status: &str,
     partials: &[Partial],
     quality: Option<&SourceQuality>,
 ) -> Result<Published> {
+    let SourceRef { name, uri, version } = source;
     let record_key = record_key(name);
     let check = |stored: Option<&SourceRecord>| -> Result<()> {
         match stored {
