@@ -125,7 +125,8 @@ fn manifest(out: &Path) -> String {
     let name = summary_path.strip_prefix("summaries/").unwrap().strip_suffix(".json").unwrap().to_string();
     let summary: Value = serde_json::from_slice(&files[&summary_path]).unwrap();
     let source = summary["source"]["uri"].as_str().unwrap().to_string();
-    let out_uri = format!("file://{}", out.display());
+    // The program names its output directory by its canonical path (a temporary directory may be a symlink).
+    let out_uri = format!("file://{}", fs::canonicalize(out).unwrap().display());
     let normalise =
         |text: &str| text.replace(&source, "file://SOURCE").replace(&out_uri, "file://OUT").replace(&name, "NAME");
     let mut lines = Vec::new();
@@ -618,14 +619,25 @@ fn a_shops_own_export_gives_the_independently_computed_tables_cell_by_cell() {
     let want: BTreeSet<String> = SHOP_TABLES.iter().flat_map(|t| [t.name.to_string(), t.daily()]).collect();
     assert_eq!(outputs, want.iter().map(String::as_str).collect(), "only the config's tables");
 
-    let published = published(&out);
+    let tables = published(&out);
     let stores: BTreeSet<&str> = lines.iter().map(|l| l.dims["store"].as_str()).collect();
     assert!(stores.len() > 1 && stores.iter().all(|s| s.starts_with("store-") || *s == "unknown"), "{stores:?}");
     for spec in SHOP_TABLES {
-        assert_table(&published, spec, &lines);
+        assert_table(&tables, spec, &lines);
     }
     // No default table besides the config's.
-    assert!(!published.keys().any(|k| k.starts_with("category_sales/") || k.starts_with("top_products/")));
+    assert!(!tables.keys().any(|k| k.starts_with("category_sales/") || k.starts_with("top_products/")));
+
+    // The order id's other accepted name, written in another case and padded, reads the same tables.
+    let renamed = work.path().join("renamed.csv");
+    let (first, rest) = text.split_once('\n').unwrap();
+    assert!(first.contains(",order_number,"));
+    fs::write(&renamed, format!("{}\n{rest}", first.replace(",order_number,", ", Order_No ,"))).unwrap();
+    let (code, again) = run(&renamed, &work.path().join("renamed"), &["--config", SHOP]);
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(again["rows"], summary["rows"]);
+    assert_eq!(again["ignored_columns"], summary["ignored_columns"]);
+    assert_eq!(published(&work.path().join("renamed")), tables, "order_no is the same column");
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -687,6 +699,10 @@ fn a_windows_1252_semicolon_decimal_comma_export_equals_its_utf8_twin() {
     .collect();
     assert_eq!(rejects(&a), want);
     assert_eq!(rejects(&b), want);
+    // The rejected Windows-1252 records are kept decoded (UTF-8), not as replacement characters.
+    let (_, data) = tree(&a).into_iter().find(|(k, _)| k.starts_with("rejects/")).unwrap();
+    let text = String::from_utf8(data).expect("the rejects file is UTF-8");
+    assert!(text.contains("Küche & Bad") && text.contains("Straße & Garten") && !text.contains('\u{fffd}'), "{text}");
 
     // Non-ASCII values decoded from Windows-1252 and lowercased (category), kept (store); the quoted
     // semicolon is part of its value. Hand-checked: küche & bad has 4 orders, 7 units, 357.95, 2 SKUs.
