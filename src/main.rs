@@ -113,10 +113,14 @@ async fn fetch_settings(uri: Option<&str>, client: &aws_sdk_s3::Client) -> anyho
 /// `config check FILE` and `config show [FILE]`.
 fn config_cmd(command: ConfigCommand) -> anyhow::Result<ExitCode> {
     use hourly_insights::settings::file;
+    // A config with problems exits with 2, a file that cannot be read with 1.
     let load = |path: &std::path::Path| -> Result<Settings, ExitCode> {
         file::load(path).map_err(|e| {
             eprintln!("{e}");
-            ExitCode::from(EXIT_INPUT_REJECTED)
+            match e {
+                file::LoadError::Invalid { .. } => ExitCode::from(EXIT_INPUT_REJECTED),
+                _ => ExitCode::FAILURE,
+            }
         })
     };
     match command {
@@ -212,7 +216,9 @@ fn lambda_main() -> ExitCode {
 /// and an SNS client when digests are configured.
 async fn handler_from_env(config: Config, settings_uri: Option<&str>) -> anyhow::Result<Handler> {
     let client = s3::client_from_env().await;
-    let settings = fetch_settings(settings_uri, &client).await?;
+    let settings = fetch_settings(settings_uri, &client)
+        .await
+        .with_context(|| format!("HOURLY_INSIGHTS_CONFIG={} cannot be used", settings_uri.unwrap_or_default()))?;
     let mut handler = Handler::new(client, config);
     handler.set_settings(settings);
     if handler.wants_sns() {

@@ -645,12 +645,15 @@ impl Checker<'_> {
                 Some(n) => format!("[[tables]] #{} ({n})", i + 1),
                 None => format!("[[tables]] #{}", i + 1),
             };
-            if let Some(table) = self.table_entry(&place, item.span(), t, dims) {
-                let names = [table.name.clone(), daily_name(&table.name)];
+            let entry = self.table_entry(&place, item.span(), t, dims);
+            // Names are checked for clashes even when the table has other problems, so that every problem
+            // of the file is reported at once.
+            if let Some(name) = name {
+                let names = [name.to_string(), daily_name(name)];
                 // The first clash only: the hourly name's, or the daily one's.
                 for n in &names {
                     if let Some(other) = taken.get(n.as_str()) {
-                        let message = if *n == table.name {
+                        let message = if n == name {
                             format!("the table name {n:?} is also the name of {other}")
                         } else {
                             format!("the daily table {n:?} is also a name of {other}")
@@ -665,6 +668,8 @@ impl Checker<'_> {
                 for n in names {
                     taken.entry(n).or_insert_with(|| place.clone());
                 }
+            }
+            if let Some(table) = entry {
                 tables.push(table);
             }
         }
