@@ -32,24 +32,22 @@ use crate::settings::Settings;
 use crate::storage::{Body, Sink};
 
 /// Valid rows per chunk when the stages run on their own threads. Five chunks can be alive at once (filling,
-/// two queued, interning, aggregating), so this sets the memory not spent on distinct keys; measured on
-/// 1 GB: 64 Ki rows peak at 202 MB and take 5.0 s, 256 Ki rows 315 MB and 4.8 s.
+/// two queued, interning, aggregating), so this sets the memory not spent on distinct keys: smaller
+/// chunks cost a little time for much less peak memory (docs/benchmarks.md).
 pub const THREADED_CHUNK_ROWS: usize = 64 * 1024;
 
 /// Valid rows per chunk when every stage runs on one thread: only one chunk is alive, so it can be larger
-/// (fewer groupings and bitmap merges per row). Measured on 1 GB, one core, two alternating runs each (this
-/// VM's times vary by 10%): 64 Ki rows 5.1 and 5.4 s, 128 Ki 4.5 and 4.9 s, 256 Ki 4.7 and 5.4 s; peak
-/// RSS 184, 192 and 213 MB.
+/// (fewer groupings and bitmap merges per row); 128 Ki rows is faster than 64 Ki or 256 Ki
+/// (docs/benchmarks.md).
 pub const INLINE_CHUNK_ROWS: usize = 128 * 1024;
 
 /// Makes the C allocator keep memory a run frees, for the next chunk to reuse, instead of handing it back
 /// to the kernel. A chunk's columns (about 12 MB at [`INLINE_CHUNK_ROWS`]) move into polars and are freed
 /// after its grouping; by default glibc serves allocations that large with fresh `mmap`s (or trims the
-/// heap they were in), so every chunk faulted in and zeroed new pages. With allocations up to 256 MiB
-/// taken from the heap and up to 512 MiB of free heap kept, freed chunks are reused. Measured on 1 GB, one
-/// core: page faults 37 K -> 27 K, CPU time 2-5% less (at the edge of this VM's noise), peak RSS 122 ->
-/// 128 MB (see docs/benchmarks.md). Process-wide, so the binary calls it once at start; returns whether the
-/// allocator took the settings (only glibc has them).
+/// heap they were in), so every chunk would fault in and zero new pages. With allocations up to 256 MiB
+/// taken from the heap and up to 512 MiB of free heap kept, freed chunks are reused: fewer page faults, at
+/// a small cost in peak memory (see docs/benchmarks.md). Process-wide, so the binary calls it once at start;
+/// returns whether the allocator took the settings (only glibc has them).
 pub fn keep_freed_memory() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -363,8 +361,8 @@ fn process(
         crate::read::records::Delimiter::new(input.delimiter).map_err(|message| Error::Internal { message })?;
     match stages {
         // On one CPU, reading and gzip decoding run on the parsing thread too: a reader thread would only take
-        // turns with it on the core, and hand over a buffer (a wake-up and a switch) every 256 KiB. Measured
-        // on 1 GB, one core, paired runs: CPU time -5%.
+        // turns with it on the core, and hand over a buffer (a wake-up and a switch) every 256 KiB
+        // (docs/benchmarks.md).
         Stages::Inline => {
             let reader = RecordReader::with_delimiter(decoded, options.max_record_bytes, delimiter);
             records(reader, stages, options, &read_err, source, started)

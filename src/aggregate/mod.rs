@@ -83,8 +83,8 @@ type GroupKey = (i64, [u32; MAX_KEYS]);
 /// Tables aggregated together per chunk, as one [`Grouping`] by the keys of all of them: polars groups a
 /// chunk once for both, units and revenue are summed once, and each row's ids are gathered once. At the end
 /// each table sums up its groups from the joint ones, as `hourly_kpis` does from `channel_performance`.
-/// (`products` needs no ids at all where `sku` is a key: a joint group holds one sku.) Measured on 1 GB,
-/// one core: see docs/benchmarks.md. Tables named here that are missing from the specs are skipped.
+/// (`products` needs no ids at all where `sku` is a key: a joint group holds one sku.) Why these tables and
+/// no others: see docs/benchmarks.md. Tables named here that are missing from the specs are skipped.
 const JOINT: &[&[&str]] = &[&["category_sales", "top_products"]];
 
 /// Groups (over all hours of a run) a joint grouping may hold. Its groups are the combinations of its
@@ -339,8 +339,8 @@ impl Grouping {
 }
 
 /// The values of `column` in a group's rows, into `scratch`, without the repeats of a value in the row
-/// before it. The lines of an order are adjacent, so their order (and mostly customer) codes repeat: this
-/// halves what the sort and the bitmap merge see, for a compare per row.
+/// before it. The lines of an order are adjacent, so their order (and mostly customer) codes repeat: a run
+/// of them reaches the sort and the bitmap merge as one value, for a compare per row.
 fn gather(rows: Rows<'_>, column: &[u32], scratch: &mut Vec<u32>) {
     fn without_repeats(values: impl Iterator<Item = u32>, len: usize, out: &mut Vec<u32>) {
         out.clear();
@@ -407,8 +407,8 @@ struct SortScratch {
 /// The chunk's rows in the order of their packed group keys (`width` bits, at most 32), stable, so that a
 /// group's rows keep the chunk's order: the sorted keys, and the row each comes from. An LSD radix sort of
 /// (key << 32 | row) on the key's bits, [`DIGIT_BITS`] per pass: one pass for the tables of a few
-/// dimension values, two for the SKUs. (Measured: one pass of up to 16 bits for the SKUs, or moving the
-/// quantities and revenues in the last pass instead of polars' gather, were 2-3% slower.)
+/// dimension values, two for the SKUs. (One pass of up to 16 bits for the SKUs, or moving the quantities
+/// and revenues in the last pass instead of polars' gather, is slower: see docs/benchmarks.md.)
 fn by_key(packed: Vec<u64>, width: u32, scratch: &mut SortScratch) -> (Vec<u64>, Vec<IdxSize>) {
     debug_assert!(width <= MAX_SORTED_BITS && packed.len() <= u32::MAX as usize);
     let SortScratch { items, spare, counts } = scratch;
@@ -446,7 +446,7 @@ fn radix_sort<T: Copy + Default>(
             (*count, at) = (at, at + *count);
         }
         // Every slot is written below: only a length change touches memory here (clearing and refilling
-        // zeroed the whole buffer on every pass).
+        // would zero the whole buffer on every pass).
         spare.truncate(items.len());
         spare.resize(items.len(), T::default());
         for &item in items.iter() {
@@ -490,8 +490,8 @@ fn bits(max: u64) -> u32 {
 }
 
 /// The group key of every row packed into one `u64` column (hour number within the chunk, then each key
-/// code, in as few bits as the chunk needs), when it fits: polars groups one integer column several times
-/// faster than several columns, which it has to row-encode first. `None` when the codes need more bits.
+/// code, in as few bits as the chunk needs), when it fits: polars groups one integer column directly,
+/// where several columns have to be row-encoded first. `None` when the codes need more bits.
 fn packed_key(chunk: &DataFrame, hours: &HourNumbers, keys: &[Dim]) -> Result<Option<(Vec<u64>, u32)>> {
     let mut width = hours.width;
     let mut columns = Vec::with_capacity(keys.len());
@@ -565,8 +565,8 @@ fn merge_ids(set: &mut RoaringBitmap, ids: &mut Vec<u32>, scratch: &mut MergeScr
 
 /// The bitmap of `ids` (ascending, no repeats), built in bulk: written in Roaring's portable serialized
 /// form (the format without run containers) into `bytes`, and read back by the crate. `append` and
-/// `from_sorted_iter` take each value through two calls and a container check (about 90 instructions an
-/// id, 5% of a run); here an id is two bytes written and copied.
+/// `from_sorted_iter` take each value through two calls and a container check; here an id is two bytes
+/// written and copied (see docs/benchmarks.md).
 fn bitmap_of_sorted(ids: &[u32], bytes: &mut Vec<u8>, containers: &mut Vec<std::ops::Range<usize>>) -> RoaringBitmap {
     /// The format's cookie when it has no run containers; its arrays hold at most 4096 values.
     const COOKIE: u32 = 12346;
@@ -611,8 +611,8 @@ fn bitmap_of_sorted(ids: &[u32], bytes: &mut Vec<u8>, containers: &mut Vec<std::
 
 /// Sorts `ids` ascending. Lists of a few hundred ids or more (a group's customers in a chunk) take an LSD
 /// radix sort on bytes, over only the bytes the largest id uses (three for up to 16 M ids), with `spare`
-/// as its second buffer: a few linear passes instead of a comparison sort's ~log2(n) (measured: a tenth of
-/// the aggregation thread went to sorting customer ids). Shorter lists use the standard sort.
+/// as its second buffer: a few linear passes instead of a comparison sort's ~log2(n), since sorting
+/// customer ids is a visible part of aggregation (docs/benchmarks.md). Shorter lists use the standard sort.
 fn sort_ids(ids: &mut Vec<u32>, spare: &mut Vec<u32>) {
     if ids.len() < 256 {
         ids.sort_unstable();

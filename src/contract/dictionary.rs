@@ -17,8 +17,8 @@ use crate::settings::{Case, Settings};
 ///
 /// In front of the maps sits a direct-mapped cache of packed values (one slot per hash, no probing, a few
 /// KB that stay in L1): a hit is one multiply, one 16-byte compare and one load, where a hash map probe
-/// costs a tag-group match and a mispredicted branch or two. Six lookups per row made the maps the largest
-/// cost of validation.
+/// costs a tag-group match and a mispredicted branch or two. Every row looks up each of its dimensions, so
+/// these lookups are on validation's hot path (docs/benchmarks.md).
 #[derive(Default, Debug)]
 pub(super) struct DimDictionary {
     case: Case,
@@ -31,8 +31,8 @@ pub(super) struct DimDictionary {
 
 /// `raw` packed with its length, when it is at most 15 bytes: the bytes in order from the lowest byte, the
 /// length in the highest. Built from (overlapping) word loads shifted into place, never through a buffer on
-/// the stack: a byte-wise copy followed by a wide load stalls store forwarding, which cost a quarter of
-/// validation time.
+/// the stack: a byte-wise copy followed by a wide load stalls store forwarding, on every lookup
+/// (docs/benchmarks.md).
 pub(crate) fn pack(raw: &[u8]) -> Option<u128> {
     let n = raw.len();
     let word = |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().expect("8 bytes"));

@@ -111,7 +111,7 @@ impl fmt::Display for RejectReason {
 pub struct Header {
     /// The field of each of [`Field::ALL`], `width` for a missing one: a record of `width` fields has no
     /// such field, so [`Record::span`] gives an empty span for it, and validation takes no branch on
-    /// whether the column is there (an `Option` per column was an outlined `map_or` call each).
+    /// whether the column is there (an `Option` per column would be an outlined `map_or` call each).
     fields: [usize; 6],
     /// The field of each dimension (`width` for a missing one), by dimension index.
     dims: Vec<usize>,
@@ -324,7 +324,7 @@ impl Chunk {
 
     /// Appends a row's order and customer ids to `ids`, and their ends to `id_ends`. Ids of up to 32 bytes
     /// are written into the vector's spare room by a few fixed-size moves each, where an
-    /// `extend_from_slice` per id was an outlined call, a capacity check and a `memcpy` call.
+    /// `extend_from_slice` per id is an outlined call, a capacity check and a `memcpy` call.
     #[inline(always)]
     pub fn push_ids(&mut self, order: &[u8], customer: &[u8]) {
         let (at, o, c) = (self.ids.len(), order.len(), customer.len());

@@ -47,10 +47,11 @@ pub struct CostRow {
     pub instance_per_month: f64,
 }
 
-/// S3 requests of one run (PUT-priced, GET-priced), as counted in a summary's `requests` for a file of one
-/// hour with a day and four weeks of history already published (docs/benchmarks.md, "Reports"): 24 PUTs
-/// (states, records, manifest, 10 tables, 4 reports, rejects, summary) and 104 GETs + 19 HEADs, of which the
-/// four reports read about 90 (neighbouring hours, weeks, manifests, summaries), plus the input's GET.
+/// S3 requests of one run (PUT-priced, GET-priced), as a summary's `requests` counts them for a file of one
+/// hour with a day and four weeks of history already published (the count is in docs/benchmarks.md,
+/// "Reports"). The PUTs are the states, records, manifest, 10 tables, 4 reports, rejects and summary; the
+/// GET-priced ones are that run's GETs and HEADs, most of them the reports' reads (neighbouring hours,
+/// weeks, manifests, summaries), plus the input's GET.
 pub const S3_REQUESTS_PER_RUN: (f64, f64) = (24.0, 124.0);
 
 pub fn cost_rows(inputs: &CostInputs, sizes_mb: &[f64]) -> Vec<CostRow> {

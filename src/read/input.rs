@@ -136,7 +136,8 @@ pub const BUF_SIZE: usize = 256 * 1024;
 ///
 /// Plain text is read straight from `reader` after the first block (the one looked at for the magic bytes):
 /// behind a `BufReader` of [`BUF_SIZE`], the record reader's reads (a little under [`BUF_SIZE`], after the
-/// unread end of the previous buffer) were copied a second time, through the `BufReader`'s own buffer.
+/// unread end of the previous buffer) would never bypass it, and every byte would be copied a second time,
+/// through the `BufReader`'s own buffer.
 pub fn decoded(reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
     decoded_as(reader, TextEncoding::Utf8)
 }

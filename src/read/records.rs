@@ -1,13 +1,13 @@
 //! Splitting the decoded text into CSV records, each with the line it starts on.
 //!
 //! Most lines of an export have no quotes, or only simple quoted fields (`"home, garden"`); [`RecordReader`]
-//! splits those on the delimiter directly (one pass over the buffer), which is several times cheaper than a
-//! general CSV state machine. Any other quote (a doubled quote, a line break inside quotes, a quote that
-//! does not open a field, text after a closing quote) sends the record through `csv_core`, the state
-//! machine of the `csv` crate, so those keep the standard semantics. Either way the result is the same as
-//! the `csv` crate's flexible reader with the same delimiter: line breaks are `\n`, `\r\n` or a lone `\r`,
-//! blank lines are skipped, and records may have any number of fields. The delimiter is a comma unless
-//! the reader is made with [`RecordReader::with_delimiter`].
+//! splits those on the delimiter directly (one pass over the buffer), which is cheaper than a general CSV
+//! state machine (docs/benchmarks.md). Any other quote (a doubled quote, a line break inside quotes, a
+//! quote that does not open a field, text after a closing quote) sends the record through `csv_core`, the
+//! state machine of the `csv` crate, so those keep the standard semantics. Either way the result is the
+//! same as the `csv` crate's flexible reader with the same delimiter: line breaks are `\n`, `\r\n` or a
+//! lone `\r`, blank lines are skipped, and records may have any number of fields. The delimiter is a comma
+//! unless the reader is made with [`RecordReader::with_delimiter`].
 //!
 //! Line numbers are exact: the header is line 1, blank lines and line breaks inside quoted fields count.
 //! A record longer than the configured maximum (an unclosed quote, binary data without line breaks)
@@ -211,7 +211,7 @@ pub struct RecordReader<R> {
     ends: Vec<usize>,
     /// The last record's fields: `spans[..fields]`. `spans` has room for one more than [`MAX_FIELDS`], so
     /// [`scan_line`] writes a field with a bounds check and a store, its count in a register, where a vector
-    /// push loaded its capacity and stored its length for every field.
+    /// push would load its capacity and store its length for every field.
     spans: Vec<(usize, usize)>,
     fields: usize,
     /// Where the last record's text is: in `buf` (an unquoted line) or in `out` (parsed by csv_core).
@@ -261,8 +261,8 @@ impl<R: Refill> RecordReader<R> {
 
     /// Reads the next record, which [`RecordReader::record`] then gives; returns the line it starts on, or
     /// `None` at the end. The hot loop uses this pair rather than [`RecordReader::read`]: a record returned
-    /// inside an `io::Result<Option<..>>` went through memory, written in parts and read back whole, which
-    /// stalled store forwarding on every row (4% of a run).
+    /// inside an `io::Result<Option<..>>` goes through memory, written in parts and read back whole, which
+    /// stalls store forwarding on every row (docs/benchmarks.md).
     pub fn next_record(&mut self) -> io::Result<Option<u64>> {
         // Blank lines (and the `\n` of a `\r\n` that ended the previous record) are skipped.
         loop {
@@ -588,7 +588,7 @@ fn scan_line(text: &[u8], spans: &mut [(usize, usize)], comma: u8) -> (Scan, usi
 
 /// Splits the line at the start of `text` into `spans` on commas (the delimiter `comma`), stopping at its first line break (`\n`
 /// or `\r`). One pass, a block at a time ([`classes`]: 16 bytes with SSE2 or NEON): the line break, quote and
-/// comma tests of a block are a few instructions, where a search call per field cost more than the search. A quoted field that csv
+/// comma tests of a block are a few instructions, where a search call per field costs more than the search. A quoted field that csv
 /// reads as just its contents (see [`simple_quoted`]) is taken here too; any other quote leaves the record
 /// to csv_core ([`Scan::Quoted`]). Returns how the scan ended and how many fields it wrote to the start of
 /// `spans`; fields past its room are not kept, and a count of `spans.len()` means the line may have more.

@@ -149,8 +149,8 @@ trait Slot: Copy + Default {
 }
 
 /// One open-addressing table with linear probing, shared by long and short keys. It is at most 4/5 full
-/// and grows by half (not doubling), so it is on average about 2/3 full: at 14 M ids that is ~100 MB less
-/// than a power-of-two table.
+/// and grows by half (not doubling), so it is on average about 2/3 full and takes less memory than a
+/// power-of-two table (docs/benchmarks.md).
 struct Table<E> {
     slots: Vec<E>,
     len: usize,
@@ -629,8 +629,8 @@ impl Default for IdInterners {
 }
 
 /// `a == b`, inline for keys of up to 32 bytes: two overlapping loads from each (whose width follows the
-/// length, the same for every id of a column) instead of a call to `memcmp`, which was 2.5% of a run for
-/// the repeat tests of [`IdInterners::intern_chunk`].
+/// length, the same for every id of a column) instead of a call to `memcmp`, which is costly for the
+/// per-row repeat tests of [`IdInterners::intern_chunk`] (docs/benchmarks.md).
 #[inline(always)]
 fn same(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
