@@ -7,7 +7,8 @@ ours-only memory check, default 4000; 0 skips it), BENCH_PANDAS_MAX_MB (pandas i
 so it runs only up to this size; default 100), BENCH_ARM64_ZIP (a Lambda zip whose size to report),
 BENCH_S3 (1, the default, also times the largest input read from a loopback S3 server; 0 skips it),
 BENCH_SHAPES (the `generate --shape` input shapes to time, default "numbered uuid spread"; the memory and S3
-checks use the first).
+checks use the first), BENCH_CONFIG (1, the default, also times bench/configs/wide.toml, 8 dimensions and 8
+tables, against the default config on the same file, one core; 0 skips it).
 """
 import importlib.metadata
 import json
@@ -172,6 +173,26 @@ for size in memory_sizes:
         log(f"memory {mb:.0f} MB: {wall:.2f} s, peak {rss:.0f} MB, key state {state:.0f} MB")
     shutil.rmtree(work, ignore_errors=True)
 
+# A config's cost: the default tables and bench/configs/wide.toml (8 dimensions, 8 tables) on the same rows
+# (the numbered shape with a store and a warehouse column), one core, CPU time.
+config_rows = []  # (mb, label, cpu seconds)
+if os.environ.get("BENCH_CONFIG", "1") != "0" and sizes:
+    size = max(sizes)
+    path = f"{DATA}/orders-wide-{size}mb.csv"
+    if not os.path.exists(path):
+        log(f"generating {path}")
+        subprocess.run([BIN, "generate", "--rows", str(size * ROWS_PER_MB["numbered"]), "--dirty", "0", "--config",
+                        "bench/configs/wide.toml", "--output", path], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    mb = os.path.getsize(path) / 1e6
+    for label, extra in [("default config", []), ("wide: 8 dimensions, 8 tables", ["--config", "bench/configs/wide.toml"])]:
+        cpus = []
+        for _ in range(runs):
+            with tempfile.TemporaryDirectory() as o:
+                cpus.append(cpu_timed([BIN, "run", path, "--out", o] + extra)[1])
+        config_rows.append((mb, label, statistics.median(cpus)))
+        log(f"config {label}: {config_rows[-1][2]:.2f} s CPU")
+
 s3_rows = []
 if s3_check and sizes:
     path, s3_mb = input_file(max(sizes), shapes[0])
@@ -231,6 +252,14 @@ if s3_rows:
     for source, wall, cpu, served in s3_rows:
         server_cell = f"{served:.2f} s" if served is not None else ""
         out.append(f"| {source} | {wall:.2f} s | {cpu:.2f} s | {cpu / local_cpu:.2f} | {server_cell} |")
+
+if config_rows:
+    base = config_rows[0][2]
+    out += ["", f"Config cost ({config_rows[0][0]:.0f} MB, the numbered shape with two more columns, one core, CPU "
+            "time): the default tables against `bench/configs/wide.toml` on the same file.", "",
+            "| config | CPU time | MB/s | vs default |", "|---|---:|---:|---:|"]
+    for mb, label, cpu in config_rows:
+        out.append(f"| {label} | {cpu:.2f} s | {mb / cpu:.0f} | {cpu / base:.2f} |")
 
 one_core = [(r[2], r[5]) for r in rows if r[3] == "hourly-insights" and r[4] == "1" and r[0] == shapes[0]]
 if one_core:
