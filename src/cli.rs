@@ -265,6 +265,13 @@ pub struct CostArgs {
     /// Lambda memory in MB.
     #[arg(long, default_value_t = 1769)]
     pub memory_mb: u32,
+    /// Read rate of one S3 connection in Lambda, MB/s (about 75-90 measured by AWS users; a run takes the
+    /// longer of parsing and reading).
+    #[arg(long, default_value_t = 85.0)]
+    pub s3_stream_mb_s: f64,
+    /// S3 connections a run reads with (default: S3_GET_STREAMS, or 4).
+    #[arg(long)]
+    pub s3_streams: Option<usize>,
     /// Lambda price per GB-second (arm64).
     #[arg(long, default_value_t = crate::lambda::metrics::prices::ARM64_GB_SECOND)]
     pub gb_second: f64,

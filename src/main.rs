@@ -417,6 +417,8 @@ fn cost(args: CostArgs) -> anyhow::Result<()> {
     };
     let inputs = CostInputs {
         throughput_mb_s: throughput,
+        s3_stream_mb_s: args.s3_stream_mb_s,
+        s3_streams: args.s3_streams.unwrap_or(hourly_insights::storage::s3::ReadOptions::from_env().streams),
         memory_mb: args.memory_mb,
         gb_second: args.gb_second,
         request: args.request,

@@ -28,8 +28,12 @@ pub mod prices {
 /// Inputs of the monthly cost table.
 #[derive(Clone, Debug)]
 pub struct CostInputs {
-    /// Measured end-to-end throughput, MB of input per second.
+    /// Measured end-to-end throughput, MB of input per second (the CPU's pace, reading a local file).
     pub throughput_mb_s: f64,
+    /// Read rate of one S3 connection (MB/s) and the connections a run reads with
+    /// ([`crate::storage::s3::ReadOptions`]): a run in Lambda takes the longer of parsing and reading.
+    pub s3_stream_mb_s: f64,
+    pub s3_streams: usize,
     pub memory_mb: u32,
     pub gb_second: f64,
     pub request: f64,
@@ -58,7 +62,9 @@ pub fn cost_rows(inputs: &CostInputs, sizes_mb: &[f64]) -> Vec<CostRow> {
     sizes_mb
         .iter()
         .map(|&file_mb| {
-            let seconds = file_mb / inputs.throughput_mb_s;
+            // Reading overlaps parsing (the object streams in while it is parsed): the slower one sets the pace.
+            let s3_mb_s = inputs.s3_stream_mb_s * inputs.s3_streams.max(1) as f64;
+            let seconds = file_mb / inputs.throughput_mb_s.min(s3_mb_s);
             let compute = seconds * f64::from(inputs.memory_mb) / 1024.0 * inputs.gb_second;
             let s3 = S3_REQUESTS_PER_RUN.0 * prices::S3_PUT + S3_REQUESTS_PER_RUN.1 * prices::S3_GET;
             let per_run = compute + inputs.request + s3;
@@ -76,9 +82,11 @@ pub fn cost_rows(inputs: &CostInputs, sizes_mb: &[f64]) -> Vec<CostRow> {
 /// The table as Markdown.
 pub fn cost_markdown(inputs: &CostInputs, rows: &[CostRow]) -> String {
     let mut out = format!(
-        "Throughput {:.0} MB/s, Lambda arm64 at {} MB (${}/GB-s, ${}/request, S3 requests included), \
-         one file per hour, {} hours a month.\n\n",
+        "Throughput {:.0} MB/s parsing, S3 read {} x {:.0} MB/s, Lambda arm64 at {} MB (${}/GB-s, \
+         ${}/request, S3 requests included), one file per hour, {} hours a month.\n\n",
         inputs.throughput_mb_s,
+        inputs.s3_streams,
+        inputs.s3_stream_mb_s,
         inputs.memory_mb,
         inputs.gb_second,
         inputs.request,
@@ -167,6 +175,8 @@ mod tests {
     fn monthly_table() {
         let inputs = CostInputs {
             throughput_mb_s: 100.0,
+            s3_stream_mb_s: 80.0,
+            s3_streams: 4,
             memory_mb: 1024,
             gb_second: 0.00001,
             request: 0.0,
@@ -180,6 +190,9 @@ mod tests {
         assert!((rows[1].instance_per_month - 7.3).abs() < 1e-9);
         let md = cost_markdown(&inputs, &rows);
         assert!(md.contains("| 1 GB | 10.00 s |"), "{md}");
+        // One S3 connection at 80 MB/s is slower than parsing: the run takes the reading's time.
+        let one = CostInputs { s3_streams: 1, ..inputs };
+        assert!((cost_rows(&one, &[1000.0])[0].seconds_per_run - 12.5).abs() < 1e-9);
     }
 
     #[test]

@@ -7,6 +7,11 @@
 //!   object is never held whole in memory; back-pressure stops the download when parsing lags. If the body
 //!   stream breaks (the SDK does not retry those), the task resumes with a ranged `GetObject` pinned to the
 //!   same ETag, a few times with backoff.
+//! - **Several streams**: one S3 connection reads more slowly than the parser, and Lambda bills wall time,
+//!   so an object larger than one part ([`ReadOptions`]) is read as ranged `GetObject`s, several in flight:
+//!   the first part streams as it arrives while the next ones download, and parts are handed on in order.
+//!   Every part is pinned to the ETag (and version) of the first response and resumed on its own when its
+//!   body breaks; memory is bounded by the parts in flight.
 //! - **Output**: [`S3Sink`] implements [`Sink`] by blocking on the runtime handle (it must be called from a
 //!   blocking thread, never from async code). Files above [`S3Sink::multipart_threshold`] are uploaded in
 //!   parts, streamed from disk.
@@ -84,18 +89,74 @@ where
     Error::Storage { uri, message: format!("{op}: {}", DisplayErrorContext(err)), retryable: is_transient(err) }
 }
 
-/// Opens an object for streaming. `Ok(None)` when it does not exist (deleted before we ran).
+/// How an object is read: in parts of `part_bytes`, `streams` of them in flight (one stream: a single
+/// `GetObject`, as for any object no larger than one part).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadOptions {
+    pub streams: usize,
+    pub part_bytes: u64,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions { streams: 4, part_bytes: 8 << 20 }
+    }
+}
+
+impl ReadOptions {
+    /// `S3_GET_STREAMS` (default 4, 1 = one `GetObject`) and `S3_GET_PART_MIB` (default 8).
+    pub fn from_env() -> Self {
+        let number =
+            |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse::<u64>().ok()).filter(|&n| n > 0);
+        let default = ReadOptions::default();
+        ReadOptions {
+            streams: number("S3_GET_STREAMS").map_or(default.streams, |n| n.min(64) as usize),
+            part_bytes: number("S3_GET_PART_MIB").map_or(default.part_bytes, |n| n.min(1024) << 20),
+        }
+    }
+}
+
+/// Slices a downloaded part is handed on in, so that the channel holds a bounded number of bytes.
+const SLICE_BYTES: usize = 1 << 20;
+
+/// Opens an object for streaming, as [`ReadOptions::from_env`] says. `Ok(None)` when it does not exist
+/// (deleted before we ran).
 pub async fn open_object(client: &Client, bucket: &str, key: &str, version_id: Option<&str>) -> Result<Option<Input>> {
+    open_object_with(client, bucket, key, version_id, ReadOptions::from_env()).await
+}
+
+/// [`open_object`] with explicit read options.
+pub async fn open_object_with(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    options: ReadOptions,
+) -> Result<Option<Input>> {
     let uri = format!("s3://{bucket}/{key}");
-    let out =
-        match client.get_object().bucket(bucket).key(key).set_version_id(version_id.map(str::to_string)).send().await {
-            Ok(out) => out,
-            Err(e) if is_missing(&e) => return Ok(None),
-            Err(e) => return Err(storage_error(uri, "GetObject", &e)),
-        };
+    let request = || client.get_object().bucket(bucket).key(key).set_version_id(version_id.map(str::to_string));
+    let ranged = options.streams > 1;
+    let first = if ranged { request().range(format!("bytes=0-{}", options.part_bytes - 1)) } else { request() };
+    let out = match first.send().await {
+        Ok(out) => out,
+        Err(e) if is_missing(&e) => return Ok(None),
+        // An empty object has no byte 0: a range is not satisfiable, the whole object is.
+        Err(e) if ranged && e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
+            match request().send().await {
+                Ok(out) => out,
+                Err(e) if is_missing(&e) => return Ok(None),
+                Err(e) => return Err(storage_error(uri, "GetObject", &e)),
+            }
+        }
+        Err(e) => return Err(storage_error(uri, "GetObject", &e)),
+    };
+    let received = out.content_length().unwrap_or(0).max(0) as u64;
+    // `bytes 0-8388607/1000000000`: the object's size after the slash.
+    let total =
+        out.content_range().and_then(|r| r.rsplit_once('/')).and_then(|(_, t)| t.parse().ok()).unwrap_or(received);
     let info = SourceInfo {
         uri: uri.clone(),
-        bytes: out.content_length().unwrap_or(0).max(0) as u64,
+        bytes: total,
         etag: out.e_tag().map(str::to_string),
         version_id: out.version_id().map(str::to_string),
         sequencer: None,
@@ -109,8 +170,22 @@ pub async fn open_object(client: &Client, bucket: &str, key: &str, version_id: O
         etag: info.etag.clone(),
         tx,
     };
-    tokio::spawn(tracing::Instrument::instrument(task.run(out.body), tracing::Span::current()));
+    let span = tracing::Span::current();
+    if received < total {
+        tracing::debug!(bytes = total, streams = options.streams, part_bytes = options.part_bytes, "ranged reads");
+        let parts = Parts { next: received, total, options };
+        tokio::spawn(tracing::Instrument::instrument(task.run_parts(out.body, parts), span));
+    } else {
+        tokio::spawn(tracing::Instrument::instrument(task.run(out.body), span));
+    }
     Ok(Some(Input { reader: Box::new(ChannelReader { rx, current: Bytes::new() }), info }))
+}
+
+/// The parts of an object still to be read after the first: from `next` to `total`.
+struct Parts {
+    next: u64,
+    total: u64,
+    options: ReadOptions,
 }
 
 /// Whether `s3://bucket/key` still has the ETag a run read (a re-upload changes it).
@@ -158,6 +233,106 @@ struct BodyTask {
 }
 
 impl BodyTask {
+    /// Streams the first part's body while the next parts download, `streams - 1` at a time besides it,
+    /// then hands each part on in order as it completes. A failed part fails the read.
+    async fn run_parts(self, first: ByteStream, mut parts: Parts) {
+        let first_end = parts.next;
+        let mut pending: std::collections::VecDeque<tokio::task::JoinHandle<io::Result<Bytes>>> =
+            std::collections::VecDeque::new();
+        let streams = parts.options.streams;
+        let spawn_more = |pending: &mut std::collections::VecDeque<_>, parts: &mut Parts, limit: usize| {
+            while pending.len() < limit && parts.next < parts.total {
+                let end = (parts.next + parts.options.part_bytes).min(parts.total);
+                let part = PartTask { task: self.clone_request(), from: parts.next, to: end };
+                pending
+                    .push_back(tokio::spawn(tracing::Instrument::instrument(part.fetch(), tracing::Span::current())));
+                parts.next = end;
+            }
+        };
+        // While the first part streams, the others take the remaining streams.
+        spawn_more(&mut pending, &mut parts, streams - 1);
+        if !self.stream_part(first, 0, first_end).await {
+            pending.iter().for_each(|h| h.abort());
+            return;
+        }
+        while let Some(handle) = pending.pop_front() {
+            spawn_more(&mut pending, &mut parts, streams);
+            let result = handle.await.unwrap_or_else(|e| Err(io::Error::other(format!("a part download failed: {e}"))));
+            match result {
+                Ok(bytes) => {
+                    let mut at = 0;
+                    while at < bytes.len() {
+                        let end = (at + SLICE_BYTES).min(bytes.len());
+                        if self.tx.send(Ok(bytes.slice(at..end))).await.is_err() {
+                            pending.iter().for_each(|h| h.abort());
+                            return;
+                        }
+                        at = end;
+                    }
+                }
+                Err(e) => {
+                    pending.iter().for_each(|h| h.abort());
+                    let _ = self.tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends the body of the bytes `from..to` on as it arrives, resuming it where it broke. False when the
+    /// read is over (the reader is gone, or the part failed: the error was sent).
+    async fn stream_part(&self, mut body: ByteStream, from: u64, to: u64) -> bool {
+        let mut offset = from;
+        let mut resumes = 0;
+        loop {
+            match body.try_next().await {
+                Ok(Some(chunk)) => {
+                    offset += chunk.len() as u64;
+                    if self.tx.send(Ok(chunk)).await.is_err() {
+                        return false;
+                    }
+                }
+                Ok(None) if offset >= to => return true,
+                Ok(None) => {
+                    let _ = self.tx.send(Err(io::Error::other(format!("object body ended at {offset} of {to}")))).await;
+                    return false;
+                }
+                Err(e) if resumes < BODY_RESUMES => {
+                    resumes += 1;
+                    tracing::warn!(offset, attempt = resumes, error = %e, "object body stream broke; resuming");
+                    tokio::time::sleep(Duration::from_millis(100 << resumes)).await;
+                    match self.range(offset, Some(to)).await {
+                        Ok(next) => body = next,
+                        Err(e) => {
+                            let _ = self.tx.send(Err(e)).await;
+                            return false;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = self.tx.send(Err(io::Error::other(format!("object body stream failed: {e}")))).await;
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// The same object, for a part task (no channel of its own).
+    fn clone_request(&self) -> ObjectRef {
+        ObjectRef {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+            version_id: self.version_id.clone(),
+            etag: self.etag.clone(),
+        }
+    }
+
+    /// A ranged `GetObject` of `from..to` (to the end without `to`), pinned to the version/ETag first read.
+    async fn range(&self, from: u64, to: Option<u64>) -> io::Result<ByteStream> {
+        self.clone_request().range(from, to).await
+    }
+
     async fn run(self, mut body: ByteStream) {
         let mut offset: u64 = 0;
         let mut resumes = 0;
@@ -192,6 +367,26 @@ impl BodyTask {
 
     /// Re-requests the rest of the object from `offset`, pinned to the version/ETag first read.
     async fn resume(&self, offset: u64) -> io::Result<ByteStream> {
+        self.range(offset, None).await
+    }
+}
+
+/// The object a read is pinned to.
+struct ObjectRef {
+    client: Client,
+    bucket: String,
+    key: String,
+    version_id: Option<String>,
+    etag: Option<String>,
+}
+
+impl ObjectRef {
+    /// A ranged `GetObject` of `from..to` (to the end without `to`), pinned to the version and ETag.
+    async fn range(&self, from: u64, to: Option<u64>) -> io::Result<ByteStream> {
+        let range = match to {
+            Some(to) => format!("bytes={from}-{}", to - 1),
+            None => format!("bytes={from}-"),
+        };
         let out = self
             .client
             .get_object()
@@ -199,11 +394,56 @@ impl BodyTask {
             .key(&self.key)
             .set_version_id(self.version_id.clone())
             .set_if_match(self.etag.clone())
-            .range(format!("bytes={offset}-"))
+            .range(range)
             .send()
             .await
-            .map_err(|e| io::Error::other(format!("resuming GetObject failed: {}", DisplayErrorContext(&e))))?;
+            .map_err(|e| io::Error::other(format!("ranged GetObject failed: {}", DisplayErrorContext(&e))))?;
+        // Checked here too, for stores that ignore `If-Match` on reads: two versions must never be mixed.
+        if let (Some(want), Some(got)) = (&self.etag, out.e_tag()) {
+            if want != got {
+                return Err(io::Error::other(format!(
+                    "ranged GetObject failed: the object changed while it was read (ETag {got}, was {want})"
+                )));
+            }
+        }
         Ok(out.body)
+    }
+}
+
+/// One part of a ranged read: the bytes `from..to`, downloaded whole (resumed where its body breaks).
+struct PartTask {
+    task: ObjectRef,
+    from: u64,
+    to: u64,
+}
+
+impl PartTask {
+    async fn fetch(self) -> io::Result<Bytes> {
+        let mut data = bytes::BytesMut::with_capacity((self.to - self.from) as usize);
+        let mut resumes = 0;
+        let mut body = self.task.range(self.from, Some(self.to)).await?;
+        loop {
+            match body.try_next().await {
+                Ok(Some(chunk)) => data.extend_from_slice(&chunk),
+                Ok(None) if data.len() as u64 >= self.to - self.from => return Ok(data.freeze()),
+                Ok(None) => {
+                    return Err(io::Error::other(format!(
+                        "the part {}..{} ended after {} bytes",
+                        self.from,
+                        self.to,
+                        data.len()
+                    )))
+                }
+                Err(e) if resumes < BODY_RESUMES => {
+                    resumes += 1;
+                    let offset = self.from + data.len() as u64;
+                    tracing::warn!(offset, attempt = resumes, error = %e, "a part's body stream broke; resuming");
+                    tokio::time::sleep(Duration::from_millis(100 << resumes)).await;
+                    body = self.task.range(offset, Some(self.to)).await?;
+                }
+                Err(e) => return Err(io::Error::other(format!("a part's body stream failed: {e}"))),
+            }
+        }
     }
 }
 

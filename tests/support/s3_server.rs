@@ -10,8 +10,11 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -20,7 +23,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 
 pub const ACCESS_KEY: &str = "hourly-insights-test";
 pub const SECRET_KEY: &str = "hourly-insights-test-secret";
@@ -40,6 +44,11 @@ pub struct S3Server {
     pub preconditions_failed: Arc<AtomicUsize>,
     pub faults: Arc<Mutex<Option<FaultRule>>>,
     pub truncations: Arc<Mutex<Option<TruncateRule>>>,
+    /// Bytes per second each connection may send (0: no limit; a change applies to open connections too):
+    /// one connection to S3 reads at a bounded rate, which the tests of ranged reads reproduce.
+    pub bandwidth: Arc<AtomicU64>,
+    /// GETs with a `Range` header.
+    pub range_gets: Arc<AtomicUsize>,
 }
 
 impl S3Server {
@@ -71,14 +80,23 @@ pub async fn start(root: &Path, bind: &str) -> S3Server {
     let preconditions_failed = Arc::new(AtomicUsize::new(0));
     let faults: Arc<Mutex<Option<FaultRule>>> = Arc::new(Mutex::new(None));
     let truncations: Arc<Mutex<Option<TruncateRule>>> = Arc::new(Mutex::new(None));
-    let (count, rule, cuts, failed) =
-        (requests.clone(), faults.clone(), truncations.clone(), preconditions_failed.clone());
+    let bandwidth = Arc::new(AtomicU64::new(0));
+    let range_gets = Arc::new(AtomicUsize::new(0));
+    let (count, rule, cuts, failed, rate, ranges) = (
+        requests.clone(),
+        faults.clone(),
+        truncations.clone(),
+        preconditions_failed.clone(),
+        bandwidth.clone(),
+        range_gets.clone(),
+    );
     let writes = Arc::new(tokio::sync::RwLock::new(()));
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
-            let (s3, count, rule, cuts, writes, failed) =
-                (s3.clone(), count.clone(), rule.clone(), cuts.clone(), writes.clone(), failed.clone());
+            let stream = Throttled::new(stream, rate.clone());
+            let (s3, count, rule, cuts, writes, failed, ranges) =
+                (s3.clone(), count.clone(), rule.clone(), cuts.clone(), writes.clone(), failed.clone(), ranges.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |req: Request<Incoming>| {
                     let (s3, writes, failed) = (s3.clone(), writes.clone(), failed.clone());
@@ -87,6 +105,9 @@ pub async fn start(root: &Path, bind: &str) -> S3Server {
                     let target = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
                     let injected = rule.lock().unwrap().as_mut().and_then(|f| f(req.method().as_str(), &target, n));
                     let range = req.headers().get("range").and_then(|v| v.to_str().ok());
+                    if range.is_some() && req.method() == hyper::Method::GET {
+                        ranges.fetch_add(1, Ordering::SeqCst);
+                    }
                     let cut = cuts.lock().unwrap().as_mut().and_then(|f| f(req.method().as_str(), &target, range));
                     async move {
                         if let Some(status) = injected {
@@ -125,7 +146,72 @@ pub async fn start(root: &Path, bind: &str) -> S3Server {
             });
         }
     });
-    S3Server { addr, requests, preconditions_failed, faults, truncations }
+    S3Server { addr, requests, preconditions_failed, faults, truncations, bandwidth, range_gets }
+}
+
+/// A connection that sends at most `limit` bytes a second (after a first 64 KiB), sleeping when ahead.
+struct Throttled {
+    inner: TcpStream,
+    limit: Arc<AtomicU64>,
+    /// The limit in force since `start`, and the bytes sent since.
+    rate: u64,
+    start: Instant,
+    sent: u64,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Throttled {
+    fn new(inner: TcpStream, limit: Arc<AtomicU64>) -> Self {
+        Throttled { inner, limit, rate: 0, start: Instant::now(), sent: 0, sleep: None }
+    }
+}
+
+const BURST: u64 = 64 * 1024;
+
+impl AsyncRead for Throttled {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Throttled {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let limit = this.limit.load(Ordering::Relaxed);
+        if limit != this.rate {
+            (this.rate, this.start, this.sent, this.sleep) = (limit, Instant::now(), 0, None);
+        }
+        if this.rate == 0 {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        }
+        loop {
+            if let Some(sleep) = this.sleep.as_mut() {
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.sleep = None;
+            }
+            let earned = (this.start.elapsed().as_secs_f64() * this.rate as f64) as u64 + BURST;
+            let allowed = earned.saturating_sub(this.sent);
+            if allowed == 0 {
+                let wait = Duration::from_secs_f64((this.sent + 1 - earned.min(this.sent)) as f64 / this.rate as f64);
+                this.sleep = Some(Box::pin(tokio::time::sleep(wait.max(Duration::from_millis(1)))));
+                continue;
+            }
+            let n = buf.len().min(allowed as usize);
+            let written = std::task::ready!(Pin::new(&mut this.inner).poll_write(cx, &buf[..n]))?;
+            this.sent += written as u64;
+            return Poll::Ready(Ok(written));
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// A response body that sends its bytes, then fails. It waits a moment before failing, so that hyper has
