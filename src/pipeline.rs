@@ -458,11 +458,11 @@ fn own_numbers(partials: &[Partial], specs: &[crate::aggregate::tables::TableSpe
     let mut numbers = Vec::with_capacity(partials.len());
     let mut days: BTreeMap<i64, i128> = BTreeMap::new();
     for p in partials {
-        let tables = partial::merge(&[p], specs);
-        for (spec, rows) in &tables {
-            if let Some(row) = rows.iter().find(|r| r.revenue > MAX_DECIMAL_18_2) {
+        // A source's partial holds each group once: its groups are its rows.
+        for table in &p.tables {
+            if let Some(group) = table.groups.iter().find(|g| g.revenue > MAX_DECIMAL_18_2) {
                 return Err(InputError::RevenueOverflow {
-                    message: format!("table {} has revenue {} cents in one group", spec.name, row.revenue),
+                    message: format!("table {} has revenue {} cents in one group", table.name, group.revenue),
                 }
                 .into());
             }
