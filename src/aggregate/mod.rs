@@ -24,7 +24,7 @@ pub mod tables;
 use std::collections::HashMap;
 
 use polars::prelude::*;
-use roaring::RoaringBitmap;
+use roaring::{MultiOps, RoaringBitmap};
 
 use crate::aggregate::tables::{Metric, TableSpec};
 use crate::contract::{Chunk, Dim, GUEST};
@@ -328,10 +328,15 @@ impl Grouping {
         for run in finer.chunk_by(|a, b| a.0 == b.0) {
             let mut coarse = GroupState::default();
             for &(_, key, group) in run {
-                coarse.absorb(group, &sets);
+                coarse.absorb(group, &[]);
                 if let Some(i) = sku {
                     coarse.ids[Distinct::Products as usize].insert(key.1[i]);
                 }
+            }
+            // Each set unioned over the whole run at once: one pass over the containers, where unioning
+            // the finer sets one after another reallocates the growing set's containers again and again.
+            for &d in &sets {
+                coarse.ids[d as usize] = run.iter().map(|(_, _, group)| &group.ids[d as usize]).union();
             }
             visit(run[0].0, coarse);
         }
