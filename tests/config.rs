@@ -684,6 +684,18 @@ fn a_windows_1252_semicolon_decimal_comma_export_equals_its_utf8_twin() {
     assert_eq!(pa.len(), 12, "4 tables x 2 hours, and 4 daily tables: {:?}", pa.keys());
     assert_eq!(pa, pb, "the same tables");
 
+    // The UTF-8 twin written as UTF-16 (little-endian, with its byte order mark, as spreadsheet tools save
+    // "Unicode text"), read with `encoding = "utf-16"`: the same tables again.
+    let utf16: Vec<u8> = [0xFF, 0xFE].into_iter().chain(twin.encode_utf16().flat_map(u16::to_le_bytes)).collect();
+    let (c, c_config) = (work.path().join("utf16.csv"), work.path().join("utf16.toml"));
+    fs::write(&c, utf16).unwrap();
+    let config = fs::read_to_string(fixture("fixtures/config/european-utf8.toml")).unwrap();
+    fs::write(&c_config, format!("[input]\nencoding = \"utf-16\"\n\n{config}")).unwrap();
+    let (code_c, sc) = run(&c, &work.path().join("utf16"), &["--config", c_config.to_str().unwrap()]);
+    assert_eq!(code_c, 0, "{sc}");
+    assert_eq!((&sc["rows"], &sc["totals"]), (&sb["rows"], &sb["totals"]));
+    assert_eq!(published(&work.path().join("utf16")), pb, "UTF-16 gives the same tables");
+
     // The rejected lines are the same lines, for the same reasons.
     let rejects = |dir: &Path| -> Vec<(String, String)> {
         let (_, data) = tree(dir).into_iter().find(|(k, _)| k.starts_with("rejects/")).expect("a rejects file");
