@@ -136,6 +136,11 @@ impl Period {
 }
 
 impl TableSpec {
+    /// Whether `other` gives the same rows (name, keys, metrics and cut; the description aside).
+    pub fn same_rows_as(&self, other: &TableSpec) -> bool {
+        (self.name, self.keys, self.metrics, self.top) == (other.name, other.keys, other.metrics, other.top)
+    }
+
     /// The name of the table for `period`: `name` per hour, `daily_<name>` per day (`hourly_kpis` becomes
     /// `daily_kpis`).
     pub fn table_name(&self, period: Period) -> String {

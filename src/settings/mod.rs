@@ -9,7 +9,7 @@ pub mod file;
 
 use std::sync::OnceLock;
 
-use crate::aggregate::tables::{Metric, TableSpec};
+use crate::aggregate::tables::TableSpec;
 
 /// How a dimension's value is normalised after trimming. An empty value is `unknown` in every case.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -198,18 +198,8 @@ impl Settings {
         self.dimensions.iter().position(|d| d.name == name)
     }
 
-    /// The table named `name`.
-    pub fn table(&self, name: &str) -> Option<&TableSpec> {
-        self.tables.iter().find(|t| t.name == name)
-    }
-
     /// Whether these are the default settings.
     pub fn is_default(&self) -> bool {
         self == Settings::default_ref()
-    }
-
-    /// Every metric a config may name.
-    pub fn metrics() -> &'static [Metric] {
-        &Metric::ALL
     }
 }

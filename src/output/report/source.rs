@@ -106,7 +106,7 @@ impl<'a> Published<'a> {
     pub fn table(&self, name: &str, period: Period, start: i64) -> Result<Option<Rows>> {
         let Some(key) = Self::table_key(name, period, start) else { return Ok(None) };
         let default = DEFAULT_TABLES.iter().find(|t| t.name == name).expect("table_key found it");
-        let Some(spec) = self.tables.iter().find(|&t| t == default) else { return Ok(None) };
+        let Some(spec) = self.tables.iter().find(|t| t.same_rows_as(default)) else { return Ok(None) };
         let Some(bytes) = self.object(&key)? else { return Ok(None) };
         let unreadable = |e: &dyn std::fmt::Display| Error::Internal {
             message: format!("{} is not a readable table: {e}", self.sink.uri(&key)),
