@@ -696,6 +696,10 @@ fn a_windows_1252_semicolon_decimal_comma_export_equals_its_utf8_twin() {
     assert_eq!((&sc["rows"], &sc["totals"]), (&sb["rows"], &sb["totals"]));
     assert_eq!(published(&work.path().join("utf16")), pb, "UTF-16 gives the same tables");
 
+    // The day's report reads the config's hourly_kpis (the default table's rows, without its description).
+    let page = fs::read_to_string(b.join("reports/dt=2026-11-22/index.html")).unwrap();
+    assert!(page.contains("698.82"), "the day's revenue in its report");
+
     // The rejected lines are the same lines, for the same reasons.
     let rejects = |dir: &Path| -> Vec<(String, String)> {
         let (_, data) = tree(dir).into_iter().find(|(k, _)| k.starts_with("rejects/")).expect("a rejects file");
