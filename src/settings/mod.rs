@@ -198,6 +198,11 @@ impl Settings {
         self.dimensions.iter().position(|d| d.name == name)
     }
 
+    /// The table named `name`.
+    pub fn table(&self, name: &str) -> Option<&TableSpec> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+
     /// Whether these are the default settings.
     pub fn is_default(&self) -> bool {
         self == Settings::default_ref()

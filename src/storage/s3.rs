@@ -134,10 +134,11 @@ pub async fn open_object_with(
     options: ReadOptions,
 ) -> Result<Option<Input>> {
     let uri = format!("s3://{bucket}/{key}");
+    let options = ReadOptions { streams: options.streams.max(1), part_bytes: options.part_bytes.max(1) };
     let request = || client.get_object().bucket(bucket).key(key).set_version_id(version_id.map(str::to_string));
     let ranged = options.streams > 1;
     let first = if ranged { request().range(format!("bytes=0-{}", options.part_bytes - 1)) } else { request() };
-    let out = match first.send().await {
+    let mut out = match first.send().await {
         Ok(out) => out,
         Err(e) if is_missing(&e) => return Ok(None),
         // An empty object has no byte 0: a range is not satisfiable, the whole object is.
@@ -150,10 +151,18 @@ pub async fn open_object_with(
         }
         Err(e) => return Err(storage_error(uri, "GetObject", &e)),
     };
-    let received = out.content_length().unwrap_or(0).max(0) as u64;
     // `bytes 0-8388607/1000000000`: the object's size after the slash.
-    let total =
-        out.content_range().and_then(|r| r.rsplit_once('/')).and_then(|(_, t)| t.parse().ok()).unwrap_or(received);
+    let size_of = |range: &str| range.rsplit_once('/').and_then(|(_, t)| t.parse::<u64>().ok());
+    if out.content_range().is_some_and(|r| size_of(r).is_none()) {
+        // A part of an object of unknown size (`/*`): read the whole object in one stream instead.
+        out = match request().send().await {
+            Ok(out) => out,
+            Err(e) if is_missing(&e) => return Ok(None),
+            Err(e) => return Err(storage_error(uri, "GetObject", &e)),
+        };
+    }
+    let received = out.content_length().unwrap_or(0).max(0) as u64;
+    let total = out.content_range().and_then(size_of).unwrap_or(received);
     let info = SourceInfo {
         uri: uri.clone(),
         bytes: total,
