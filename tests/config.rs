@@ -1032,4 +1032,26 @@ async fn invoke_with_a_bad_config_fails_before_any_s3_request_and_a_good_one_bui
     assert_eq!(schema[1], ("store".to_string(), DataType::String));
     let orders: i64 = rows.iter().map(|r| r[2].parse::<i64>().unwrap()).sum();
     assert!(orders > 0 && rows.iter().all(|r| r[1].starts_with("store-") || r[1] == "unknown"), "{rows:?}");
+
+    // The config read from S3 (as the template's ConfigKey sets it): the same run succeeds again...
+    client
+        .put_object()
+        .bucket(IN)
+        .key("config/shop.toml")
+        .body(fs::read(fixture(SHOP)).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    let mut cmd = invoke(&server.endpoint(), Path::new(&format!("s3://{IN}/config/shop.toml")));
+    let output = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let response: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(response["results"][0]["outcome"], "succeeded", "{response}");
+    // ...and a config key that does not exist fails the start, naming it.
+    let mut cmd = invoke(&server.endpoint(), Path::new(&format!("s3://{IN}/config/missing.toml")));
+    let output = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("cannot read the config s3://{IN}/config/missing.toml")), "{err}");
+    assert!(err.contains("HOURLY_INSIGHTS_CONFIG"), "{err}");
 }
