@@ -7,7 +7,8 @@ use hourly_insights::contract::{accept_row, Chunk, Dictionaries, Header};
 use hourly_insights::read::records::{Delimiter, RecordReader};
 use libfuzzer_sys::fuzz_target;
 
-const HEADER: &[u8] = b"event_time,order_id,customer_id,sku,category,quantity,unit_price,channel,campaign,country,device\n";
+const HEADER: &[u8] =
+    b"event_time,order_id,customer_id,sku,category,quantity,unit_price,channel,campaign,country,device\n";
 
 fuzz_target!(|data: &[u8]| {
     // The pipeline drops a leading UTF-8 BOM before the reader (input::decoded); the csv crate drops it itself.
@@ -15,11 +16,8 @@ fuzz_target!(|data: &[u8]| {
     // The comma (its own scan path) and a configured delimiter (the shared one), each against the csv crate.
     for delimiter in [Delimiter::COMMA, Delimiter::SEMICOLON] {
         let mut want = Vec::new();
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .delimiter(delimiter.byte())
-            .from_reader(data);
+        let mut rdr =
+            csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter.byte()).from_reader(data);
         for record in rdr.byte_records() {
             match record {
                 Ok(r) => want.push(r.iter().map(<[u8]>::to_vec).collect::<Vec<_>>()),
