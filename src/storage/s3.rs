@@ -171,14 +171,14 @@ pub async fn open_object_with(
         sequencer: None,
     };
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
-    let task = BodyTask {
+    let object = ObjectRef {
         client: client.clone(),
         bucket: bucket.to_string(),
         key: key.to_string(),
         version_id: info.version_id.clone().or_else(|| version_id.map(str::to_string)),
         etag: info.etag.clone(),
-        tx,
     };
+    let task = BodyTask { object, tx };
     let span = tracing::Span::current();
     if received < total {
         tracing::debug!(bytes = total, streams = options.streams, part_bytes = options.part_bytes, "ranged reads");
@@ -233,15 +233,16 @@ fn is_missing(e: &SdkError<aws_sdk_s3::operation::get_object::GetObjectError>) -
 }
 
 struct BodyTask {
-    client: Client,
-    bucket: String,
-    key: String,
-    version_id: Option<String>,
-    etag: Option<String>,
+    object: ObjectRef,
     tx: mpsc::Sender<io::Result<Bytes>>,
 }
 
 impl BodyTask {
+    /// Streams the whole object's body (the first response's) on.
+    async fn run(self, body: ByteStream) {
+        self.stream(body, 0, None).await;
+    }
+
     /// Streams the first part's body while the next parts download, `streams - 1` at a time besides it,
     /// then hands each part on in order as it completes. A failed part fails the read.
     async fn run_parts(self, first: ByteStream, mut parts: Parts) {
@@ -252,15 +253,14 @@ impl BodyTask {
         let spawn_more = |pending: &mut std::collections::VecDeque<_>, parts: &mut Parts, limit: usize| {
             while pending.len() < limit && parts.next < parts.total {
                 let end = (parts.next + parts.options.part_bytes).min(parts.total);
-                let part = PartTask { task: self.clone_request(), from: parts.next, to: end };
-                pending
-                    .push_back(tokio::spawn(tracing::Instrument::instrument(part.fetch(), tracing::Span::current())));
+                let part = fetch_part(self.object.clone(), parts.next, end);
+                pending.push_back(tokio::spawn(tracing::Instrument::instrument(part, tracing::Span::current())));
                 parts.next = end;
             }
         };
         // While the first part streams, the others take the remaining streams.
         spawn_more(&mut pending, &mut parts, streams - 1);
-        if !self.stream_part(first, 0, first_end).await {
+        if !self.stream(first, 0, Some(first_end)).await {
             pending.iter().for_each(|h| h.abort());
             return;
         }
@@ -288,99 +288,29 @@ impl BodyTask {
         }
     }
 
-    /// Sends the body of the bytes `from..to` on as it arrives, resuming it where it broke. False when the
-    /// read is over (the reader is gone, or the part failed: the error was sent).
-    async fn stream_part(&self, mut body: ByteStream, from: u64, to: u64) -> bool {
-        let mut offset = from;
-        let mut resumes = 0;
+    /// Sends the body of the bytes `from..to` (to the end without `to`) on as it arrives, resuming it where
+    /// it breaks. False when the read is over (the reader is gone, or the body failed: the error was sent).
+    async fn stream(&self, body: ByteStream, from: u64, to: Option<u64>) -> bool {
+        let mut body = ResumingBody { object: &self.object, body, offset: from, to, resumes: 0 };
         loop {
-            match body.try_next().await {
+            match body.next().await {
                 Ok(Some(chunk)) => {
-                    offset += chunk.len() as u64;
                     if self.tx.send(Ok(chunk)).await.is_err() {
-                        return false;
+                        return false; // the reader is gone (run failed or finished early)
                     }
                 }
-                Ok(None) if offset >= to => return true,
-                Ok(None) => {
-                    let _ = self.tx.send(Err(io::Error::other(format!("object body ended at {offset} of {to}")))).await;
-                    return false;
-                }
-                Err(e) if resumes < BODY_RESUMES => {
-                    resumes += 1;
-                    tracing::warn!(offset, attempt = resumes, error = %e, "object body stream broke; resuming");
-                    tokio::time::sleep(Duration::from_millis(100 << resumes)).await;
-                    match self.range(offset, Some(to)).await {
-                        Ok(next) => body = next,
-                        Err(e) => {
-                            let _ = self.tx.send(Err(e)).await;
-                            return false;
-                        }
-                    }
-                }
+                Ok(None) => return true,
                 Err(e) => {
-                    let _ = self.tx.send(Err(io::Error::other(format!("object body stream failed: {e}")))).await;
+                    let _ = self.tx.send(Err(e)).await;
                     return false;
                 }
             }
         }
-    }
-
-    /// The same object, for a part task (no channel of its own).
-    fn clone_request(&self) -> ObjectRef {
-        ObjectRef {
-            client: self.client.clone(),
-            bucket: self.bucket.clone(),
-            key: self.key.clone(),
-            version_id: self.version_id.clone(),
-            etag: self.etag.clone(),
-        }
-    }
-
-    /// A ranged `GetObject` of `from..to` (to the end without `to`), pinned to the version/ETag first read.
-    async fn range(&self, from: u64, to: Option<u64>) -> io::Result<ByteStream> {
-        self.clone_request().range(from, to).await
-    }
-
-    async fn run(self, mut body: ByteStream) {
-        let mut offset: u64 = 0;
-        let mut resumes = 0;
-        loop {
-            match body.try_next().await {
-                Ok(Some(chunk)) => {
-                    offset += chunk.len() as u64;
-                    if self.tx.send(Ok(chunk)).await.is_err() {
-                        return; // the reader is gone (run failed or finished early)
-                    }
-                }
-                Ok(None) => return,
-                Err(e) if resumes < BODY_RESUMES => {
-                    resumes += 1;
-                    tracing::warn!(offset, attempt = resumes, error = %e, "object body stream broke; resuming");
-                    tokio::time::sleep(Duration::from_millis(100 << resumes)).await;
-                    match self.resume(offset).await {
-                        Ok(next) => body = next,
-                        Err(e) => {
-                            let _ = self.tx.send(Err(e)).await;
-                            return;
-                        }
-                    }
-                }
-                Err(e) => {
-                    let _ = self.tx.send(Err(io::Error::other(format!("object body stream failed: {e}")))).await;
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Re-requests the rest of the object from `offset`, pinned to the version/ETag first read.
-    async fn resume(&self, offset: u64) -> io::Result<ByteStream> {
-        self.range(offset, None).await
     }
 }
 
 /// The object a read is pinned to.
+#[derive(Clone)]
 struct ObjectRef {
     client: Client,
     bucket: String,
@@ -419,41 +349,56 @@ impl ObjectRef {
     }
 }
 
-/// One part of a ranged read: the bytes `from..to`, downloaded whole (resumed where its body breaks).
-struct PartTask {
-    task: ObjectRef,
-    from: u64,
-    to: u64,
+/// The body of the bytes `offset..to` of an object (to its end without `to`), resumed with a ranged
+/// `GetObject` where the stream breaks (the SDK does not retry those), a few times with backoff.
+struct ResumingBody<'a> {
+    object: &'a ObjectRef,
+    body: ByteStream,
+    /// The first byte not yet returned.
+    offset: u64,
+    to: Option<u64>,
+    resumes: u32,
 }
 
-impl PartTask {
-    async fn fetch(self) -> io::Result<Bytes> {
-        let mut data = bytes::BytesMut::with_capacity((self.to - self.from) as usize);
-        let mut resumes = 0;
-        let mut body = self.task.range(self.from, Some(self.to)).await?;
+impl ResumingBody<'_> {
+    /// The next chunk, `None` at the end; a body that ends before `to` is an error.
+    async fn next(&mut self) -> io::Result<Option<Bytes>> {
         loop {
-            match body.try_next().await {
-                Ok(Some(chunk)) => data.extend_from_slice(&chunk),
-                Ok(None) if data.len() as u64 >= self.to - self.from => return Ok(data.freeze()),
+            match self.body.try_next().await {
+                Ok(Some(chunk)) => {
+                    self.offset += chunk.len() as u64;
+                    return Ok(Some(chunk));
+                }
                 Ok(None) => {
-                    return Err(io::Error::other(format!(
-                        "the part {}..{} ended after {} bytes",
-                        self.from,
-                        self.to,
-                        data.len()
-                    )))
+                    return match self.to {
+                        Some(to) if self.offset < to => {
+                            Err(io::Error::other(format!("object body ended at {} of {to}", self.offset)))
+                        }
+                        _ => Ok(None),
+                    }
                 }
-                Err(e) if resumes < BODY_RESUMES => {
-                    resumes += 1;
-                    let offset = self.from + data.len() as u64;
-                    tracing::warn!(offset, attempt = resumes, error = %e, "a part's body stream broke; resuming");
-                    tokio::time::sleep(Duration::from_millis(100 << resumes)).await;
-                    body = self.task.range(offset, Some(self.to)).await?;
+                Err(e) if self.resumes < BODY_RESUMES => {
+                    self.resumes += 1;
+                    let (offset, attempt) = (self.offset, self.resumes);
+                    tracing::warn!(offset, attempt, error = %e, "object body stream broke; resuming");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    self.body = self.object.range(offset, self.to).await?;
                 }
-                Err(e) => return Err(io::Error::other(format!("a part's body stream failed: {e}"))),
+                Err(e) => return Err(io::Error::other(format!("object body stream failed: {e}"))),
             }
         }
     }
+}
+
+/// One part of a ranged read: the bytes `from..to`, downloaded whole.
+async fn fetch_part(object: ObjectRef, from: u64, to: u64) -> io::Result<Bytes> {
+    let body = object.range(from, Some(to)).await?;
+    let mut data = bytes::BytesMut::with_capacity((to - from) as usize);
+    let mut body = ResumingBody { object: &object, body, offset: from, to: Some(to), resumes: 0 };
+    while let Some(chunk) = body.next().await? {
+        data.extend_from_slice(&chunk);
+    }
+    Ok(data.freeze())
 }
 
 /// Reads the chunks a [`BodyTask`] sends. Blocking: use it off the async runtime.
