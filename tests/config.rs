@@ -926,18 +926,6 @@ fn catalog_without_a_config_is_the_block_in_template_yaml() {
 const IN: &str = "hourly-insights-input";
 const OUT: &str = "hourly-insights-output";
 
-fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
-    use aws_sdk_s3::config::{BehaviorVersion, Builder, Credentials, Region};
-    let conf = Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(s3_server::ACCESS_KEY, s3_server::SECRET_KEY, None, None, "test"))
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
-
 /// `invoke --event fixtures/events/s3-put.json` against the S3 server at `endpoint`, its environment cleared
 /// but for the AWS settings, `OUTPUT_BUCKET` and `HOURLY_INSIGHTS_CONFIG`.
 fn invoke(endpoint: &str, config: &Path) -> Command {
@@ -961,7 +949,7 @@ fn invoke(endpoint: &str, config: &Path) -> Command {
 async fn invoke_with_a_bad_config_fails_before_any_s3_request_and_a_good_one_builds_its_tables() {
     let root = tempfile::tempdir().unwrap();
     let server = s3_server::start(&root.path().join("s3"), "127.0.0.1:0").await;
-    let client = s3_client(&server.endpoint());
+    let client = s3_server::client(&server.endpoint());
     for bucket in [IN, OUT] {
         client.create_bucket().bucket(bucket).send().await.unwrap();
     }

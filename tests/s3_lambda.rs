@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Builder, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use hourly_insights::lambda::config::Config;
@@ -41,12 +40,7 @@ fn manifest(path: &str) -> std::path::PathBuf {
 }
 
 fn test_client(endpoint: &str) -> Client {
-    let conf = Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(s3_server::ACCESS_KEY, s3_server::SECRET_KEY, None, None, "test"))
+    let conf = s3_server::client_config(endpoint)
         .retry_config(
             RetryConfig::standard()
                 .with_max_attempts(4)

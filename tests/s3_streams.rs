@@ -10,23 +10,11 @@ use std::io::Read;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::config::{BehaviorVersion, Builder, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use hourly_insights::storage::s3::{open_object_with, ReadOptions};
 
 const BUCKET: &str = "streams";
-
-fn client(endpoint: &str) -> Client {
-    let conf = Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(s3_server::ACCESS_KEY, s3_server::SECRET_KEY, None, None, "test"))
-        .build();
-    Client::from_conf(conf)
-}
 
 /// `n` bytes of text that differ at every position (so a part out of place shows).
 fn text(n: usize, seed: u64) -> Vec<u8> {
@@ -44,7 +32,7 @@ fn text(n: usize, seed: u64) -> Vec<u8> {
 async fn server() -> (s3_server::S3Server, Client, tempfile::TempDir) {
     let root = tempfile::tempdir().unwrap();
     let server = s3_server::start(&root.path().join("s3"), "127.0.0.1:0").await;
-    let client = client(&server.endpoint());
+    let client = s3_server::client(&server.endpoint());
     client.create_bucket().bucket(BUCKET).send().await.unwrap();
     (server, client, root)
 }

@@ -36,6 +36,23 @@ pub type FaultRule = Box<dyn FnMut(&str, &str, usize) -> Option<u16> + Send>;
 /// answer is the number of body bytes sent before the connection fails.
 pub type TruncateRule = Box<dyn FnMut(&str, &str, Option<&str>) -> Option<usize> + Send>;
 
+/// The settings of an aws-sdk-s3 client for the server at `endpoint` (path-style, its credentials); tests
+/// add retry or timeout settings of their own.
+pub fn client_config(endpoint: &str) -> aws_sdk_s3::config::Builder {
+    use aws_sdk_s3::config::{BehaviorVersion, Builder, Credentials, Region};
+    Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+}
+
+/// An aws-sdk-s3 client for the server at `endpoint`.
+pub fn client(endpoint: &str) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(client_config(endpoint).build())
+}
+
 /// A running server.
 pub struct S3Server {
     pub addr: SocketAddr,
