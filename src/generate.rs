@@ -256,7 +256,7 @@ pub fn format_pattern(pattern: &str, micros: i64) -> String {
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let z = parse::format_rfc3339(micros);
     let num = |range: std::ops::Range<usize>| z[range].parse::<u32>().expect("digits of a formatted time");
-    let (year, month, day, hour) = (num(0..4), num(5..7), num(8..10), num(11..13));
+    let (year, month, hour) = (num(0..4), num(5..7), num(11..13));
     let mut out = String::new();
     let mut chars = pattern.chars();
     while let Some(c) = chars.next() {
@@ -284,7 +284,6 @@ pub fn format_pattern(pattern: &str, micros: i64) -> String {
             None => out.push('%'),
         }
     }
-    let _ = day;
     out
 }
 

@@ -356,7 +356,7 @@ fn process(
     };
     let stages = options.stages.resolve(options.memory_mb);
     let input = &options.settings.input;
-    let decoded = input::decoded_as(reader, input.encoding.text_encoding()).map_err(read_err)?;
+    let decoded = input::decoded_as(reader, input.encoding).map_err(read_err)?;
     let delimiter =
         crate::read::records::Delimiter::new(input.delimiter).map_err(|message| Error::Internal { message })?;
     match stages {

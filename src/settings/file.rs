@@ -542,7 +542,7 @@ impl Checker<'_> {
         let problem = match s.as_bytes() {
             [b'"'] => "the quote character \" cannot be the delimiter",
             [b'\r'] | [b'\n'] => "a line break cannot be the delimiter",
-            [b] if *b == b'\t' || b.is_ascii_punctuation() => return Some(*b),
+            [b] if crate::read::records::Delimiter::new(*b).is_ok() => return Some(*b),
             [] => "the delimiter is empty",
             [_] => "the delimiter must be a tab or an ASCII punctuation mark",
             _ => "the delimiter must be a single character",

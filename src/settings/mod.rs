@@ -51,36 +51,8 @@ impl TimeFormat {
     }
 }
 
-/// The text encoding of the export.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Encoding {
-    Utf8,
-    Windows1252,
-    /// UTF-16, little- or big-endian by its byte order mark (little-endian without one).
-    Utf16,
-}
-
-impl Encoding {
-    pub const ALL: [Encoding; 3] = [Encoding::Utf8, Encoding::Windows1252, Encoding::Utf16];
-
-    /// The decoder's name for it.
-    pub fn text_encoding(self) -> crate::read::decode::TextEncoding {
-        match self {
-            Encoding::Utf8 => crate::read::decode::TextEncoding::Utf8,
-            Encoding::Windows1252 => crate::read::decode::TextEncoding::Windows1252,
-            Encoding::Utf16 => crate::read::decode::TextEncoding::Utf16,
-        }
-    }
-
-    /// The name written in a config file.
-    pub fn name(self) -> &'static str {
-        match self {
-            Encoding::Utf8 => "utf-8",
-            Encoding::Windows1252 => "windows-1252",
-            Encoding::Utf16 => "utf-16",
-        }
-    }
-}
+/// The text encoding of the export (the decoder's own type: one list of encodings and their names).
+pub use crate::read::decode::TextEncoding as Encoding;
 
 /// Where the fields of the contract are in the export: the header names accepted for each (matched trimmed
 /// and case-insensitively; the first one that is present is used), and how the file is written.
