@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context};
+use clap::Parser;
 use tracing::Instrument;
 
 use hourly_insights::cli::{
@@ -61,6 +62,10 @@ fn main() -> ExitCode {
 fn parse_cli() -> Cli {
     use clap::{CommandFactory, FromArgMatches};
     let args: Vec<String> = std::env::args().collect();
+    // Only a help request reads the config here; a run reads it once, where it is used.
+    if !args.iter().any(|a| a == "--help" || a == "help") {
+        return Cli::parse();
+    }
     let given = args
         .iter()
         .position(|a| a == "--config")
