@@ -302,6 +302,13 @@ impl Grouping {
         Ok(())
     }
 
+    /// Whether `spec`'s groups are this grouping's own: the same keys in the same order, and every set it
+    /// counts gathered (products are not where `sku` is a key: they come from the key).
+    fn is_own(&self, spec: &TableSpec) -> bool {
+        spec.keys == self.keys.as_slice()
+            && Distinct::ALL.into_iter().filter(|d| d.counted_by(spec)).all(|d| self.distinct.contains(&d))
+    }
+
     /// Merges every group's held-back ids into its bitmaps.
     fn flush(&mut self, scratch: &mut MergeScratch) {
         for state in self.groups.values_mut() {
@@ -785,20 +792,69 @@ impl Engine {
 
     /// Every table's groups, summed up from its grouping, each kept as `keep` makes it of the group's
     /// state (which holds the sets the table counts). Each grouping is dropped once its tables are done.
+    ///
+    /// A table is summed up from the grouping with the fewest groups among those that can give its metrics
+    /// ([`Engine::sources`]); the plan's feed is one of them, and still gives the table on a tie. A table
+    /// whose keys are its grouping's own takes the groups over instead of copying them, after the
+    /// grouping's other tables are done.
     fn merged<T>(
         mut self,
         keep: impl Fn(&TableSpec, GroupState) -> T,
     ) -> Vec<(&'static TableSpec, Vec<(GroupKey, T)>)> {
+        let sources = self.sources();
         let mut tables: Vec<(&'static TableSpec, Vec<(GroupKey, T)>)> =
             self.specs.iter().map(|s| (s, Vec::new())).collect();
         for (g, mut grouping) in std::mem::take(&mut self.groupings).into_iter().enumerate() {
             grouping.flush(&mut self.scratch.merge);
-            for ((spec, groups), _) in tables.iter_mut().zip(&self.feeds).filter(|&(_, &feed)| feed == g) {
+            let fed: Vec<usize> = (0..tables.len()).filter(|&t| sources[t] == g).collect();
+            let (taken, summed): (Vec<usize>, Vec<usize>) = fed.iter().partition(|&&t| grouping.is_own(&self.specs[t]));
+            for &t in &summed {
+                let (spec, groups) = &mut tables[t];
                 let counted: Vec<Distinct> = Distinct::ALL.into_iter().filter(|d| d.counted_by(spec)).collect();
                 grouping.sum_up(spec.keys, &counted, |key, group| groups.push((key, keep(spec, group))));
             }
+            // At most one table has exactly the grouping's keys (names are unique, keys too per grouping).
+            if let Some(&t) = taken.first() {
+                let (spec, groups) = &mut tables[t];
+                let mut own: Vec<(GroupKey, GroupState)> = std::mem::take(&mut grouping.groups).into_iter().collect();
+                own.sort_unstable_by_key(|&(key, _)| key);
+                let counted: Vec<Distinct> = Distinct::ALL.into_iter().filter(|d| d.counted_by(spec)).collect();
+                groups.extend(own.into_iter().map(|(key, mut group)| {
+                    for d in Distinct::ALL {
+                        if !counted.contains(&d) {
+                            group.ids[d as usize] = RoaringBitmap::new();
+                        }
+                    }
+                    (key, keep(spec, group))
+                }));
+                for &t in &taken[1..] {
+                    let (spec, groups) = &mut tables[t];
+                    let counted: Vec<Distinct> = Distinct::ALL.into_iter().filter(|d| d.counted_by(spec)).collect();
+                    grouping.sum_up(spec.keys, &counted, |key, group| groups.push((key, keep(spec, group))));
+                }
+            }
         }
         tables
+    }
+
+    /// The grouping each table is summed up from: of the groupings that can give its metrics, the one
+    /// holding the fewest groups now (on the spread shape, `hourly_kpis` from `geo_device`'s few hundred
+    /// groups instead of `channel_performance`'s tens of thousands), the plan's feed on a tie.
+    fn sources(&self) -> Vec<usize> {
+        self.specs
+            .iter()
+            .zip(&self.feeds)
+            .map(|(spec, &feed)| {
+                let groups = |g: usize| self.groupings[g].groups.len();
+                (0..self.groupings.len())
+                    .filter(|&g| {
+                        let grouping = &self.groupings[g];
+                        can_feed(&grouping.keys, &grouping.distinct, spec)
+                    })
+                    .min_by_key(|&g| (groups(g), g != feed))
+                    .unwrap_or(feed)
+            })
+            .collect()
     }
 
     /// Every table's groups with their sets (see [`FinalGroup`]), each table's sorted by hour, then keys.
@@ -1166,6 +1222,68 @@ mod tests {
             assert_eq!(described(&engine).1[0], ("hourly_kpis", "channel_performance"));
             assert_eq!(tables_of(engine, &chunks[1..]), each, "split at {limit} groups");
         }
+    }
+
+    /// Every table computed row by row from the chunks, as [`tables_of`] gives it: the model the engine's
+    /// groupings, joint groupings and choice of source are checked against.
+    fn tables_by_rows(specs: &'static [TableSpec], chunks: &[Chunk]) -> TableGroups {
+        type Model = BTreeMap<GroupKey, (i64, i64, i128, [std::collections::BTreeSet<u32>; 3])>;
+        use std::collections::BTreeMap;
+        specs
+            .iter()
+            .map(|spec| {
+                let mut groups: Model = BTreeMap::new();
+                for chunk in chunks {
+                    for r in 0..chunk.len() {
+                        let mut codes = [0u32; MAX_KEYS];
+                        for (k, dim) in spec.keys.iter().enumerate() {
+                            codes[k] = chunk.dims[dim.index][r];
+                        }
+                        let g = groups.entry((chunk.hour[r], codes)).or_default();
+                        g.0 += 1;
+                        g.1 += chunk.quantity[r];
+                        g.2 += chunk.revenue[r];
+                        g.3[0].insert(chunk.order[r]);
+                        if chunk.customer[r] != GUEST {
+                            g.3[1].insert(chunk.customer[r]);
+                        }
+                        g.3[2].insert(chunk.dims[Dim::SKU.index][r]);
+                    }
+                }
+                let counted: Vec<Distinct> = Distinct::ALL.into_iter().filter(|d| d.counted_by(spec)).collect();
+                let groups = groups
+                    .into_iter()
+                    .map(|(key, (l, u, r, sets))| {
+                        (key, l, u, r, counted.iter().map(|&d| sets[d as usize].iter().copied().collect()).collect())
+                    })
+                    .collect();
+                (spec.name, groups)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_table_equals_its_rows_whichever_grouping_gives_it() {
+        let tables = crate::aggregate::tables::DEFAULT_TABLES;
+        let mut chunks = random_chunks(11, 3, 2000);
+        assert_eq!(tables_of(Engine::new(tables), &chunks), tables_by_rows(tables, &chunks), "few campaigns");
+        // Many campaigns (as in the spread shape): hourly_kpis is summed up from geo_device's few groups.
+        let mut x = 5u64;
+        for chunk in &mut chunks {
+            for code in &mut chunk.dims[Dim::CAMPAIGN.index] {
+                crate::testing::xorshift(&mut x);
+                *code = (x % 400) as u32;
+            }
+        }
+        let mut engine = Engine::new(tables);
+        for chunk in &chunks {
+            engine.push(&mut chunk.clone()).unwrap();
+        }
+        let source = engine.sources()[0];
+        assert_eq!(engine.groupings[source].members, [3], "hourly_kpis from geo_device's grouping");
+        assert_eq!(engine.feeds[0], engine.feeds[1], "the plan's feed: channel_performance's grouping");
+        assert_eq!(tables_of(Engine::new(tables), &chunks), tables_by_rows(tables, &chunks), "many campaigns");
+        assert_eq!(tables_of(Engine::with_joint(tables, &[]), &chunks), tables_by_rows(tables, &chunks));
     }
 
     #[test]
