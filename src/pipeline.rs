@@ -200,6 +200,8 @@ struct Processed {
     rejects: Option<tempfile::NamedTempFile>,
     /// One partial state per hour present.
     partials: Vec<Partial>,
+    /// The rows of its days of several hours.
+    days: partial::OwnDays,
     /// This source's own numbers per hour (for the summary).
     by_hour: Vec<HourNumbers>,
 }
@@ -248,14 +250,14 @@ pub fn run_guarded(
                 rejected: p.rows.rejected,
                 rejects_by_reason: p.rejects_by_reason.iter().map(|(r, &n)| (r.as_str().to_string(), n)).collect(),
             };
-            let published = publish::commit(sink, tables, me, "present", &p.partials, Some(&quality))?;
+            let published = publish::commit(sink, tables, me, "present", &p.partials, &p.days, Some(&quality))?;
             tracing::debug!(ms = started.elapsed().as_millis() as u64, "states stored and hours published");
             let periods = published.periods.clone();
             (write_outputs(p, published, sink, &name, &source)?, periods)
         }
         Err(Error::Input(e)) => {
             tracing::error!(kind = e.kind(), error = %e, "input rejected as a whole");
-            let published = publish::commit(sink, tables, me, "failed", &[], None)?;
+            let published = publish::commit(sink, tables, me, "failed", &[], &Default::default(), None)?;
             sink.delete(&output::rejects_key(&name))?;
             (Summary { outputs: published.outputs, ..failed_summary(&source, &e) }, published.periods)
         }
@@ -314,6 +316,7 @@ pub fn forget(
         SourceRef { name: &name, uri, version: &version },
         "deleted",
         &[],
+        &Default::default(),
         None,
     )?;
     sink.delete(&output::rejects_key(&name))?;
@@ -442,6 +445,8 @@ fn records<R: Refill>(
     let started = Instant::now();
     let groups = engine.finish();
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "groups summed up");
+    let days = partial::OwnDays::of(&groups, &v.dicts);
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "days of the run summed up");
     let (orders, customers) = (ids.orders.take_hashes(), ids.customers.take_hashes());
     let partials = partial::from_groups(groups, &v.dicts, orders, customers);
     tracing::debug!(ms = started.elapsed().as_millis() as u64, hours = partials.len(), "partial states built");
@@ -449,7 +454,7 @@ fn records<R: Refill>(
     drop(ids);
     let by_hour = own_numbers(&partials, &options.settings.tables)?;
     let rejects = v.rejects.map(RejectsWriter::finish).transpose()?;
-    Ok(Processed { header: v.header, rows: v.rows, rejects_by_reason: v.by_reason, rejects, partials, by_hour })
+    Ok(Processed { header: v.header, rows: v.rows, rejects_by_reason: v.by_reason, rejects, partials, days, by_hour })
 }
 
 /// This source's numbers per hour, from its own partials; a revenue that does not fit decimal(18,2) in any

@@ -678,6 +678,16 @@ fn every_shape_runs_with_the_generators_counts_and_exact_hours() {
                     "{shape} {stages} {dt}T{hh}"
                 );
             }
+            // A day of several hours of one run is summed up from the run's own groups; a rebuild merges
+            // the day from its stored hour states: the same bytes (the spread shape's day has three hours).
+            let days = |out: &Path| -> BTreeMap<String, Vec<u8>> {
+                parquet_by_partition(out).into_iter().filter(|(k, _)| k.starts_with("daily_")).collect()
+            };
+            let before = days(&out);
+            assert_eq!(before.len(), 5, "{shape} {stages}: one file per daily table");
+            let rebuilt = bin().arg("rebuild").arg("--out").arg(&out).output().unwrap();
+            assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));
+            assert_eq!(days(&out), before, "{shape} {stages}: the day from the run's groups and from the states");
         }
     }
 }

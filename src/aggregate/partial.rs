@@ -187,6 +187,59 @@ pub fn from_groups(
     partials
 }
 
+/// The rows of the days on which a run's own groups fall in two hours or more, by day start and table
+/// name: what [`merge`] gives of those hours' partials when they are the day's only ones, computed from the
+/// engine's groups before they become partials. Their sets share the engine's codes, so a group's hours are
+/// unioned as bitmaps, where merging the partials maps every id through a merged dictionary of hashes. (A
+/// day of one hour is that hour's partial, which [`merge`] takes as it is.)
+#[derive(Debug, Default)]
+pub struct OwnDays(BTreeMap<i64, Vec<(&'static str, Vec<Row>)>>);
+
+impl OwnDays {
+    pub fn of(groups: &[(&'static TableSpec, Vec<FinalGroup>)], dicts: &Dictionaries) -> OwnDays {
+        let mut hours: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
+        for g in groups.iter().flat_map(|(_, gs)| gs) {
+            hours.entry(day_of(g.hour)).or_default().insert(g.hour);
+        }
+        hours.retain(|_, h| h.len() > 1);
+        let mut days: BTreeMap<i64, Vec<(&'static str, Vec<Row>)>> = BTreeMap::new();
+        // A group's hours are counted in a bit set over the codes (sparse sets touch many of a bitmap's
+        // containers each, so unioning them as bitmaps allocates a container for every few ids).
+        let codes = |kind: usize| groups.iter().flat_map(|(_, gs)| gs).filter_map(|g| g.sets[kind].max()).max();
+        let mut seen: [Seen; 3] = std::array::from_fn(|kind| Seen::new(codes(kind).map_or(0, |m| m as usize + 1)));
+        for (spec, gs) in groups {
+            let mut of_days: Vec<&FinalGroup> = gs.iter().filter(|g| hours.contains_key(&day_of(g.hour))).collect();
+            of_days.sort_unstable_by_key(|g| (day_of(g.hour), g.codes));
+            let mut rows: BTreeMap<i64, Vec<Row>> = hours.keys().map(|&d| (d, Vec::new())).collect();
+            for run in of_days.chunk_by(|a, b| (day_of(a.hour), a.codes) == (day_of(b.hour), b.codes)) {
+                let first = run[0];
+                let row = Row {
+                    keys: spec.keys.iter().zip(first.codes).map(|(d, c)| dicts.value(*d, c).to_string()).collect(),
+                    lines: run.iter().map(|g| g.lines).sum(),
+                    units: run.iter().map(|g| g.units).sum(),
+                    revenue: run.iter().map(|g| g.revenue).sum(),
+                    distinct: std::array::from_fn(|kind| {
+                        let sets: Vec<&RoaringBitmap> = run.iter().map(|g| &g.sets[kind]).collect();
+                        union_len(&sets, &mut seen[kind]) as i64
+                    }),
+                };
+                rows.get_mut(&day_of(first.hour)).expect("a day of two hours or more").push(row);
+            }
+            for (day, rows) in rows {
+                days.entry(day).or_default().push((spec.name, rows));
+            }
+        }
+        OwnDays(days)
+    }
+
+    /// The rows of `day` (its start), table by table as `tables` lists them, if the run has them.
+    pub fn rows<'t>(&self, day: i64, tables: &'t [TableSpec]) -> Option<Vec<(&'t TableSpec, Vec<Row>)>> {
+        let of_day = self.0.get(&day)?;
+        let rows = |name: &str| of_day.iter().find(|(n, _)| *n == name).map(|(_, r)| r.clone()).unwrap_or_default();
+        Some(tables.iter().map(|spec| (spec, rows(spec.name))).collect())
+    }
+}
+
 /// A corrupt stored partial.
 fn corrupt(what: &str) -> Error {
     Error::Internal { message: format!("a stored partial state is corrupt: {what}") }
@@ -463,17 +516,75 @@ fn rows_of(part: &Partial, spec: &TableSpec) -> Vec<Row> {
         .collect()
 }
 
+/// The number of ids in the union of `sets`: of two or three by inclusion and exclusion (intersections
+/// counted without building them, but for the small one of two), of more in `seen`.
+fn union_len(sets: &[&RoaringBitmap], seen: &mut Seen) -> u64 {
+    match *sets {
+        [] => 0,
+        [a] => a.len(),
+        [a, b] => a.union_len(b),
+        [a, b, c] => {
+            let ab = a & b;
+            a.len() + b.len() + c.len() - ab.len() - a.intersection_len(c) - b.intersection_len(c)
+                + ab.intersection_len(c)
+        }
+        _ => {
+            sets.iter().flat_map(|s| s.iter()).for_each(|id| seen.insert(id));
+            seen.take_count() as u64
+        }
+    }
+}
+
+/// A set of dictionary positions that counts its distinct members, and forgets them cheaply: only the
+/// words it touched are cleared.
+struct Seen {
+    words: Vec<u64>,
+    touched: Vec<u32>,
+    count: usize,
+}
+
+impl Seen {
+    fn new(positions: usize) -> Self {
+        Seen { words: vec![0; positions.div_ceil(64)], touched: Vec::new(), count: 0 }
+    }
+
+    fn insert(&mut self, position: u32) {
+        let (w, bit) = (position as usize / 64, 1u64 << (position % 64));
+        let word = &mut self.words[w];
+        if *word == 0 {
+            self.touched.push(w as u32);
+        }
+        self.count += usize::from(*word & bit == 0);
+        *word |= bit;
+    }
+
+    /// The number of distinct positions inserted since the last call; the set is empty afterwards.
+    fn take_count(&mut self) -> usize {
+        for &w in &self.touched {
+            self.words[w as usize] = 0;
+        }
+        self.touched.clear();
+        std::mem::take(&mut self.count)
+    }
+}
+
 /// [`merge`] of any number of partials.
 fn merge_all<'t>(parts: &[&Partial], tables: &'t [TableSpec]) -> Vec<(&'t TableSpec, Vec<Row>)> {
     let remaps: [Vec<Option<Vec<u32>>>; 3] = std::array::from_fn(|kind| {
         let dicts: Vec<&[u128]> = parts.iter().map(|p| p.ids[kind].as_slice()).collect();
         merge_dicts(&dicts)
     });
+    // A group's union is counted in a bit set over the merged dictionary, cleared after each group.
+    let mut seen: [Seen; 3] = std::array::from_fn(|kind| {
+        let appended = remaps[kind].iter().flatten().flat_map(|r| r.iter().max()).max().map_or(0, |&m| m as usize + 1);
+        let base = parts.iter().zip(&remaps[kind]).find(|(_, r)| r.is_none()).map_or(0, |(p, _)| p.ids[kind].len());
+        Seen::new(base.max(appended))
+    });
     tables
         .iter()
         .map(|spec| {
-            // Each group's contributions, by keys; a group's sets are unioned one group at a time, so the
-            // merge holds at most one group's union besides the partials.
+            // Each group's contributions, by keys; a group's sets are counted one group at a time, so the
+            // merge holds one bit per merged dictionary entry besides the partials.
             let mut merged: BTreeMap<&[String], Vec<(usize, &GroupPartial)>> = BTreeMap::new();
             for (p, part) in parts.iter().enumerate() {
                 let Some(table) = part.tables.iter().find(|t| t.name == spec.name) else { continue };
@@ -481,7 +592,6 @@ fn merge_all<'t>(parts: &[&Partial], tables: &'t [TableSpec]) -> Vec<(&'t TableS
                     merged.entry(g.keys.as_slice()).or_default().push((p, g));
                 }
             }
-            let mut mapped = Vec::new();
             let rows = merged
                 .into_iter()
                 .map(|(keys, feeds)| {
@@ -489,27 +599,14 @@ fn merge_all<'t>(parts: &[&Partial], tables: &'t [TableSpec]) -> Vec<(&'t TableS
                         if let [(_, g)] = feeds.as_slice() {
                             return g.sets[kind].len() as i64;
                         }
-                        // The partials mapped into the merged dictionary are unioned; the one whose
-                        // positions stay is counted against that union, without a copy of its set.
-                        let mut others = RoaringBitmap::new();
-                        let mut base = None;
+                        let seen = &mut seen[kind];
                         for (p, g) in &feeds {
                             match &remaps[kind][*p] {
-                                None => base = Some(&g.sets[kind]),
-                                Some(remap) => {
-                                    mapped.clear();
-                                    mapped.extend(g.sets[kind].iter().map(|i| remap[i as usize]));
-                                    mapped.sort_unstable();
-                                    others |= RoaringBitmap::from_sorted_iter(mapped.iter().copied())
-                                        .expect("sorted positions");
-                                }
+                                None => g.sets[kind].iter().for_each(|i| seen.insert(i)),
+                                Some(remap) => g.sets[kind].iter().for_each(|i| seen.insert(remap[i as usize])),
                             }
                         }
-                        let union = match base {
-                            Some(b) => b.len() + others.len() - b.intersection_len(&others),
-                            None => others.len(),
-                        };
-                        union as i64
+                        seen.take_count() as i64
                     });
                     Row {
                         keys: keys.to_vec(),
@@ -637,6 +734,24 @@ mod tests {
             }
         }
         sets.into_iter().map(|(k, s)| (k, s.map(|s| s.len()))).collect()
+    }
+
+    #[test]
+    fn union_counts_equal_the_unions() {
+        let mut x = 5;
+        let mut seen = Seen::new(1 << 20);
+        for n in 0..7 {
+            for round in 0..20 {
+                // Sparse and dense sets, overlapping more or less.
+                let range = [300, 70_000, 1 << 20][round % 3];
+                let sets: Vec<RoaringBitmap> = (0..n)
+                    .map(|_| (0..xorshift(&mut x) % 5000).map(|_| (xorshift(&mut x) % range) as u32).collect())
+                    .collect();
+                let refs: Vec<&RoaringBitmap> = sets.iter().collect();
+                let want: BTreeSet<u32> = sets.iter().flat_map(|s| s.iter()).collect();
+                assert_eq!(union_len(&refs, &mut seen), want.len() as u64, "{n} sets, round {round}");
+            }
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::partial::{self, Partial, DAY_MICROS, HOUR_MICROS};
+use crate::aggregate::partial::{self, OwnDays, Partial, DAY_MICROS, HOUR_MICROS};
 use crate::aggregate::tables::{Period, TableSpec};
 use crate::contract::parse;
 use crate::error::{Error, Result};
@@ -191,6 +191,7 @@ pub fn commit(
     source: SourceRef<'_>,
     status: &str,
     partials: &[Partial],
+    own_days: &OwnDays,
     quality: Option<&SourceQuality>,
 ) -> Result<Published> {
     let SourceRef { name, uri, version } = source;
@@ -270,7 +271,7 @@ pub fn commit(
             quality: quality.filter(|_| !now.is_empty()).cloned(),
         };
         let Some(manifest) = update_manifest(sink, day, name, &entry)? else { continue };
-        publish_day(sink, tables, manifest, touched, &own, &mut published)?;
+        publish_day(sink, tables, manifest, touched, (&own, own_days), &mut published)?;
     }
     // Partials of the previous version that no manifest names any more.
     let kept: BTreeSet<&String> = keys.values().collect();
@@ -321,7 +322,7 @@ fn publish_day(
     tables: &[TableSpec],
     mut manifest: DayManifest,
     hours: &BTreeSet<String>,
-    own: &HashMap<String, &Partial>,
+    own: Own<'_>,
     published: &mut Published,
 ) -> Result<()> {
     for _ in 0..CAS_ATTEMPTS {
@@ -343,6 +344,9 @@ fn publish_day(
     Err(lost_races(sink.uri(&manifest_key(&manifest.day))))
 }
 
+/// This run's partials by key, and the rows of its days of several hours.
+type Own<'a> = (&'a HashMap<String, &'a Partial>, &'a OwnDays);
+
 /// A partial named by a manifest was not found.
 struct Gone;
 
@@ -351,7 +355,7 @@ fn publish_from(
     tables: &[TableSpec],
     manifest: &DayManifest,
     hours: &BTreeSet<String>,
-    own: &HashMap<String, &Partial>,
+    (own, own_days): Own<'_>,
     published: &mut Published,
 ) -> std::result::Result<Result<()>, Gone> {
     let mut loaded: HashMap<&str, Partial> = HashMap::new();
@@ -380,10 +384,13 @@ fn publish_from(
         Ok(s) => s,
         Err(e) => return Ok(Err(e)),
     };
-    let mut write = |period: Period, start: i64, parts: Vec<&Partial>| -> Result<()> {
+    let merge = |period: Period, parts: Vec<&Partial>| {
         let started = std::time::Instant::now();
         let merged = partial::merge(&parts, tables);
         tracing::debug!(?period, ms = started.elapsed().as_millis() as u64, parts = parts.len(), "merged");
+        merged
+    };
+    let mut write = |period: Period, start: i64, merged: Vec<(&TableSpec, Vec<partial::Row>)>| -> Result<()> {
         let before = published.outputs.len();
         let mut current = false;
         for (spec, rows) in merged {
@@ -416,12 +423,17 @@ fn publish_from(
         debug_assert_eq!(partial::day_of(start), day_start);
         debug_assert!(start - day_start < DAY_MICROS && (start - day_start) % HOUR_MICROS == 0);
         let parts = by_hour.get(hh.as_str()).map(|keys| keys.iter().map(|k| get(k)).collect()).unwrap_or_default();
-        if let Err(e) = write(Period::Hour, start, parts) {
+        if let Err(e) = write(Period::Hour, start, merge(Period::Hour, parts)) {
             return Ok(Err(e));
         }
     }
-    let all: Vec<&Partial> = by_hour.values().flatten().map(|k| get(k)).collect();
-    Ok(write(Period::Day, day_start, all))
+    // A day whose partials are all this run's has its rows from the run's groups already.
+    let all_own = by_hour.values().flatten().all(|k| own.contains_key(*k));
+    let rows = match own_days.rows(day_start, tables).filter(|_| all_own) {
+        Some(rows) => rows,
+        None => merge(Period::Day, by_hour.values().flatten().map(|k| get(k)).collect()),
+    };
+    Ok(write(Period::Day, day_start, rows))
 }
 
 const PARQUET: &str = "application/vnd.apache.parquet";
@@ -474,7 +486,7 @@ pub fn rebuild(sink: &dyn Sink, tables: &[TableSpec]) -> Result<(Vec<String>, Pu
         };
         let manifest = bump(sink, day)?;
         let hours = manifest.hours.clone();
-        publish_day(sink, tables, manifest, &hours, &HashMap::new(), &mut published)?;
+        publish_day(sink, tables, manifest, &hours, (&HashMap::new(), &OwnDays::default()), &mut published)?;
         tracing::info!(day, "day rebuilt from its states");
         days.push(day.to_string());
     }
