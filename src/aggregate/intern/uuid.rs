@@ -74,16 +74,29 @@ pub fn pack(key: &[u8]) -> Option<u128> {
     (bad == 0).then_some(packed)
 }
 
+/// 8 lowercase hex digits of `value` (the most significant in the lowest byte): [`hex_value`] undone.
+#[inline(always)]
+fn hex_digits(value: u32) -> u64 {
+    let quads = u64::from(value.swap_bytes());
+    let quads = (quads | quads << 16) & 0x0000_FFFF_0000_FFFF;
+    let pairs = (quads | quads << 8) & 0x00FF_00FF_00FF_00FF;
+    let nibbles = ((pairs >> 4) & 0x000F_000F_000F_000F) | ((pairs << 8) & 0x0F00_0F00_0F00_0F00);
+    // Past 9, a nibble's byte moves from the digits to the letters ('a' is 39 after '9' + 1).
+    nibbles + 0x3030_3030_3030_3030 + (((nibbles + 0x0606_0606_0606_0606) >> 4) & ONES) * 39
+}
+
 /// The text of a packed UUID ([`pack`]).
+#[inline]
 pub fn unpack(packed: u128) -> [u8; 36] {
+    let word = |at: u32| hex_digits((packed >> (96 - 32 * at)) as u32).to_le_bytes();
+    let (a, b, c, d) = (word(0), word(1), word(2), word(3));
     let mut out = [b'-'; 36];
-    let mut digit = 0;
-    for (at, byte) in out.iter_mut().enumerate() {
-        if !matches!(at, 8 | 13 | 18 | 23) {
-            *byte = b"0123456789abcdef"[(packed >> (124 - 4 * digit)) as usize & 0xF];
-            digit += 1;
-        }
-    }
+    out[..8].copy_from_slice(&a);
+    out[9..13].copy_from_slice(&b[..4]);
+    out[14..18].copy_from_slice(&b[4..]);
+    out[19..23].copy_from_slice(&c[..4]);
+    out[24..28].copy_from_slice(&c[4..]);
+    out[28..].copy_from_slice(&d);
     out
 }
 
@@ -110,9 +123,12 @@ fn tag(hash: u64) -> u32 {
 }
 
 /// The 128-bit value of every code, by code, in pages: the [`super::id_hash`] of its key, or, for a UUID,
-/// the packed UUID (marked as such).
+/// the packed UUID (marked as such). Until the first UUID, the values are one plain vector, so interning ids
+/// of other shapes works as it did before UUIDs had a path of their own.
 #[derive(Default)]
 pub struct Values {
+    /// The values while there is no UUID among them.
+    flat: Vec<u128>,
     pages: Vec<Vec<u128>>,
     /// A bit per code: set where the value is a packed UUID.
     uuid: Vec<u64>,
@@ -125,8 +141,16 @@ impl Values {
     }
 
     /// Appends the value of the next code.
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, value: u128, is_uuid: bool) {
+        if self.pages.is_empty() {
+            if !is_uuid {
+                self.flat.push(value);
+                self.len += 1;
+                return;
+            }
+            self.move_to_pages();
+        }
         let n = self.len;
         if n.is_multiple_of(PAGE) {
             self.pages.push(Vec::with_capacity(PAGE));
@@ -137,6 +161,17 @@ impl Values {
         self.uuid[n / 64] |= u64::from(is_uuid) << (n % 64);
         self.pages.last_mut().expect("a page is open").push(value);
         self.len += 1;
+    }
+
+    /// Moves the values to pages (at the first UUID).
+    #[cold]
+    fn move_to_pages(&mut self) {
+        for values in std::mem::take(&mut self.flat).chunks(PAGE) {
+            let mut page = Vec::with_capacity(PAGE);
+            page.extend_from_slice(values);
+            self.pages.push(page);
+        }
+        self.uuid = vec![0; self.len.div_ceil(64)];
     }
 
     #[inline(always)]
@@ -162,21 +197,26 @@ impl Values {
     /// Takes the [`super::id_hash`] of every code's key, by code (hashing the text of the UUIDs), and leaves
     /// this empty. Pages are freed as they are read, so this holds the hashes about once.
     pub fn take_hashes(&mut self) -> Vec<u128> {
+        if self.pages.is_empty() {
+            self.len = 0;
+            return std::mem::take(&mut self.flat);
+        }
         let mut hashes = Vec::with_capacity(self.len);
         let uuid = std::mem::take(&mut self.uuid);
-        for page in std::mem::take(&mut self.pages) {
-            for value in page {
-                let code = hashes.len();
-                let is_uuid = uuid[code / 64] >> (code % 64) & 1 == 1;
-                hashes.push(if is_uuid { super::id_hash(&unpack(value)) } else { value });
-            }
+        for (page_no, page) in std::mem::take(&mut self.pages).into_iter().enumerate() {
+            let marks = &uuid[page_no * PAGE / 64..];
+            hashes.extend(page.iter().enumerate().map(|(at, &value)| match marks[at / 64] >> (at % 64) & 1 {
+                1 => super::id_hash(&unpack(value)),
+                _ => value,
+            }));
         }
         self.len = 0;
         hashes
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.pages.iter().map(|p| p.capacity() * 16).sum::<usize>()
+        self.flat.capacity() * 16
+            + self.pages.iter().map(|p| p.capacity() * 16).sum::<usize>()
             + self.pages.capacity() * 24
             + self.uuid.capacity() * 8
     }
