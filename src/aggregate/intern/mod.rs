@@ -11,8 +11,10 @@ use std::hash::BuildHasher;
 use crate::contract::{Chunk, GUEST};
 
 mod families;
+mod uuid;
 
 use families::Families;
+use uuid::{Uuids, Values};
 
 /// Interns byte strings to dense `u32` codes, exactly, in little memory: about 10–20 bytes per distinct key
 /// for typical ids (plus the table), instead of the 60–80 of a `HashMap<Vec<u8>, u32>`.
@@ -30,6 +32,9 @@ use families::Families;
 /// Keys that end in a number (`ORD-2026112213-0000017`, `C0700680`) go first to [`families`]: where a
 /// prefix's numbers are dense, as a backend's counters make them, their codes sit in an array indexed by
 /// the number (4 bytes per id, no hashing, consecutive ids in one cache line).
+///
+/// Keys that are canonical lowercase UUIDs go to [`uuid`]: packed into the 16 bytes kept per code in place
+/// of their hash, found through a table of 4-byte slots.
 pub struct Interner {
     /// Keys that end in a number, by prefix and digit count.
     families: Families,
@@ -54,8 +59,11 @@ pub struct Interner {
     scratch: Vec<u8>,
     hasher: foldhash::fast::FixedState,
     /// The 128-bit hash ([`id_hash`]) of every code's key, by code: what the mergeable hour states keep of
-    /// an id ([`crate::aggregate::partial`]), computed once when the code is assigned.
-    hashes: Vec<u128>,
+    /// an id ([`crate::aggregate::partial`]), computed once when the code is assigned; for a UUID, the
+    /// packed UUID, hashed when the hashes are taken.
+    values: Values,
+    /// Codes of UUID keys, by their packed values in `values`.
+    uuids: Uuids,
 }
 
 /// The 128-bit hash an id is kept as in the mergeable states: XXH3-128 of its bytes (seed 0). Stable across
@@ -83,7 +91,8 @@ impl Default for Interner {
             last_added: Vec::new(),
             scratch: Vec::new(),
             hasher: foldhash::fast::FixedState::default(),
-            hashes: Vec::new(),
+            values: Values::default(),
+            uuids: Uuids::default(),
         }
     }
 }
@@ -249,6 +258,15 @@ pub enum Probe {
     },
     Short(u64),
     Long(u32),
+    /// A canonical lowercase UUID, packed ([`uuid::pack`]).
+    Uuid(u128),
+}
+
+/// The key a lookup will most likely compare with (a prefetch hint): a long key's index, or a UUID's code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Candidate {
+    Long(u32),
+    Uuid(u32),
 }
 
 /// The family of a [`Probe::Numbered`] key not seen before.
@@ -389,6 +407,9 @@ fn append(pages: &mut Vec<Vec<u8>>, blocks: &mut Vec<(u32, u32)>, last_added: &m
 impl Interner {
     /// The key of a code (a scan of the short-key tables: for tests and debugging, not for the hot path).
     pub fn key(&self, code: u32) -> Vec<u8> {
+        if let Some(key) = self.values.uuid_key(code) {
+            return key;
+        }
         if let Some(key) = self.families.key(code) {
             return key;
         }
@@ -431,14 +452,17 @@ impl Interner {
     fn general_probe(&self, key: &[u8]) -> Probe {
         match pack_short(key) {
             Some(packed) => Probe::Short(packed),
-            None => Probe::Long(self.hasher.hash_one(key) as u32),
+            None => match uuid::pack(key) {
+                Some(packed) => Probe::Uuid(packed),
+                None => Probe::Long(self.hasher.hash_one(key) as u32),
+            },
         }
     }
 
     /// Starts loading the table slot where a lookup begins: the first of the levels of a batched lookup.
     /// Each level reads what the previous one prefetched, so a batch runs [`Interner::prefetch_slot`] for
-    /// all its keys, then (long keys only) [`Interner::candidate`] and [`Interner::prefetch_block`], then
-    /// [`Interner::prefetch_key`]. A short key has all it needs in that first slot.
+    /// all its keys, then (long and UUID keys only) [`Interner::candidate`] and [`Interner::prefetch_block`],
+    /// then [`Interner::prefetch_key`]. A short key has all it needs in that first slot.
     pub fn prefetch_slot(&self, probe: Probe) {
         match probe {
             Probe::Numbered { family: NEW_FAMILY, .. } => {}
@@ -456,20 +480,27 @@ impl Interner {
                     prefetch(&shard.slots[home]);
                 }
             }
+            Probe::Uuid(packed) => self.uuids.prefetch_slot(uuid::hash(packed)),
         }
     }
 
-    /// The long key a lookup will most likely compare its key with (a prefetch hint, from the slot
-    /// [`Interner::prefetch_slot`] loaded), as its index; `None` for short keys.
-    pub fn candidate(&self, probe: Probe) -> Option<u32> {
+    /// The key a lookup will most likely compare its key with (a prefetch hint, from the slot
+    /// [`Interner::prefetch_slot`] loaded); `None` for short and numbered keys.
+    pub fn candidate(&self, probe: Probe) -> Option<Candidate> {
         match probe {
             Probe::Numbered { .. } | Probe::Short(_) => None,
-            Probe::Long(tag) => self.shards[shard_of(tag)].first_candidate(tag),
+            Probe::Long(tag) => self.shards[shard_of(tag)].first_candidate(tag).map(Candidate::Long),
+            Probe::Uuid(packed) => self.uuids.candidate(uuid::hash(packed)).map(Candidate::Uuid),
         }
     }
 
-    /// Starts loading the block index entry of a candidate long key (and where its code is kept).
-    pub fn prefetch_block(&self, index: u32) {
+    /// Starts loading the block index entry of a candidate long key (and where its code is kept), or the
+    /// packed value of a candidate UUID.
+    pub fn prefetch_block(&self, candidate: Candidate) {
+        let index = match candidate {
+            Candidate::Long(index) => index,
+            Candidate::Uuid(code) => return self.values.prefetch(code),
+        };
         if let Some(block) = self.blocks.get(index as usize / BLOCK) {
             prefetch(block);
         }
@@ -478,8 +509,9 @@ impl Interner {
         }
     }
 
-    /// Starts loading the first bytes of a candidate's block (its index entry is loaded by now).
-    pub fn prefetch_key(&self, index: u32) {
+    /// Starts loading the first bytes of a candidate long key's block (its index entry is loaded by now).
+    pub fn prefetch_key(&self, candidate: Candidate) {
+        let Candidate::Long(index) = candidate else { return };
         let Some(&(page, offset)) = self.blocks.get(index as usize / BLOCK) else { return };
         if let Some(byte) = self.pages.get(page as usize).and_then(|p| p.get(offset as usize)) {
             prefetch(byte);
@@ -495,16 +527,18 @@ impl Interner {
     pub fn intern_probed(&mut self, key: &[u8], probe: Probe) -> u32 {
         let before = self.len;
         let code = self.lookup_probed(key, probe);
-        if self.len > before {
-            self.hashes.push(id_hash(key));
+        // (A new UUID has stored its packed value already.)
+        if self.len > before && self.values.len() < self.len {
+            self.values.push(id_hash(key), false);
         }
         code
     }
 
-    /// Takes the 128-bit hash of every code's key ([`id_hash`]), indexed by code; the interner records no more
-    /// of them.
+    /// Takes the 128-bit hash of every code's key ([`id_hash`]), indexed by code. This ends the interning:
+    /// the interner keeps no more hashes, and no more UUIDs to find.
     pub fn take_hashes(&mut self) -> Vec<u128> {
-        std::mem::take(&mut self.hashes)
+        self.uuids = Uuids::default();
+        self.values.take_hashes()
     }
 
     fn lookup_probed(&mut self, key: &[u8], probe: Probe) -> u32 {
@@ -525,7 +559,21 @@ impl Interner {
             }
             Probe::Short(packed) => self.intern_short(packed),
             Probe::Long(tag) => self.intern_long(key, tag),
+            Probe::Uuid(packed) => self.intern_uuid(packed),
         }
+    }
+
+    fn intern_uuid(&mut self, packed: u128) -> u32 {
+        let hash = uuid::hash(packed);
+        let i = match self.uuids.find(packed, hash, &self.values) {
+            Ok(code) => return code,
+            Err(i) => i,
+        };
+        before_other_code(&mut self.long_codes, self.long_len);
+        let code = self.next_code();
+        self.uuids.put(hash, i, code);
+        self.values.push(packed, true);
+        code
     }
 
     fn intern_numbered(&mut self, family: u32, number: u64) -> u32 {
@@ -602,7 +650,8 @@ impl Interner {
             + self.shards.iter().map(|t| t.slots.capacity() * 8).sum::<usize>()
             + self.short.iter().map(|t| t.slots.capacity() * std::mem::size_of::<ShortEntry>()).sum::<usize>()
             + self.long_codes.capacity() * 4
-            + self.hashes.capacity() * 16
+            + self.values.heap_bytes()
+            + self.uuids.heap_bytes()
     }
 }
 
@@ -675,12 +724,13 @@ impl IdInterners {
         let mut candidates = [(None, None); BATCH];
         for first in (0..rows).step_by(BATCH) {
             let batch = first..rows.min(first + BATCH);
-            // Whether a long key is in the batch: only those have the next two levels of prefetches.
+            // Whether a long or UUID key is in the batch: only those have the next two levels of prefetches.
             let mut long = false;
             for row in batch.clone() {
                 let probe =
                     (!repeats(row)).then(|| (self.orders.probe(order_id(row)), self.customers.probe(customer_id(row))));
-                long |= matches!(probe, Some((Probe::Long(_), _) | (_, Probe::Long(_))));
+                long |=
+                    matches!(probe, Some((Probe::Long(_) | Probe::Uuid(_), _) | (_, Probe::Long(_) | Probe::Uuid(_))));
                 probes[row - first] = probe;
             }
             let (probes, candidates) = (&probes[..batch.len()], &mut candidates[..batch.len()]);
@@ -961,5 +1011,125 @@ mod tests {
         assert_eq!(ids.orders.len(), expected.orders.len());
         assert_eq!(*want.1.iter().step_by(7).next().unwrap(), GUEST);
         assert!(ids.orders.dense_families() >= 1, "numbered order ids reach pages in this test");
+    }
+
+    /// A key of one of the shapes that meet at the UUID path, drawn from `kind` and `n` (equal `n`, equal key).
+    fn mixed_key(kind: u8, n: u64) -> Vec<u8> {
+        let x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (n >> 7);
+        let h = format!("{:016x}{:016x}", x, x.rotate_left(29) ^ n);
+        let uuid = format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]);
+        let key = match kind % 10 {
+            0..=3 => uuid,
+            4 => uuid.to_uppercase(),
+            5 => format!("{}g{}", &uuid[..(n % 36) as usize], &uuid[(n % 36) as usize + 1..]),
+            6 => {
+                let mut moved = uuid.into_bytes();
+                let dash = 8 + 5 * (n as usize % 4);
+                moved.swap(dash, dash + 1); // a dash one place off
+                String::from_utf8(moved).expect("ASCII")
+            }
+            7 => {
+                if n.is_multiple_of(2) {
+                    uuid[..35].to_string()
+                } else {
+                    format!("{uuid}{}", n % 10)
+                }
+            }
+            8 => format!("C{n}"),
+            _ => format!("ORD-2026112213-{n:07}"),
+        };
+        key.into_bytes()
+    }
+
+    /// Interns `keys` one by one and in chunks (batched, as the pipeline does) and checks codes and hashes
+    /// against a plain map and [`id_hash`].
+    fn check_against_a_map(keys: &[Vec<u8>]) {
+        let mut model: std::collections::HashMap<Vec<u8>, u32> = std::collections::HashMap::new();
+        let mut model_hashes = Vec::new();
+        let want: Vec<u32> = keys
+            .iter()
+            .map(|k| {
+                let next = model.len() as u32;
+                *model.entry(k.clone()).or_insert_with(|| {
+                    model_hashes.push(id_hash(k));
+                    next
+                })
+            })
+            .collect();
+        let mut one = Interner::default();
+        let got: Vec<u32> = keys.iter().map(|k| one.intern(k)).collect();
+        assert_eq!(got, want, "one by one");
+        for (k, &code) in model.iter().take(2000) {
+            assert_eq!(&one.key(code), k);
+        }
+        assert_eq!(one.len(), model.len());
+        assert_eq!(one.take_hashes(), model_hashes, "hashes, one by one");
+        let mut ids = IdInterners::default();
+        let mut codes = Vec::new();
+        for part in keys.chunks(1000) {
+            let mut chunk = Chunk::default();
+            for k in part {
+                chunk.push_ids(k, k);
+                chunk.hour.push(0);
+            }
+            ids.intern_chunk(&mut chunk);
+            codes.extend_from_slice(&chunk.order);
+        }
+        assert_eq!(codes, want, "batched");
+        assert_eq!(ids.orders.take_hashes(), model_hashes, "hashes, batched");
+    }
+
+    #[test]
+    fn uuid_keys_get_the_codes_and_hashes_of_a_plain_map() {
+        for (seed, len, pool) in [(1u64, 300_000, 150_000u64), (2, 100_000, 1_000), (3, 50_000, 40_000)] {
+            let mut x = seed;
+            let keys: Vec<Vec<u8>> = (0..len)
+                .map(|_| {
+                    let r = crate::testing::xorshift(&mut x);
+                    mixed_key((r >> 56) as u8, (r >> 8) % pool)
+                })
+                .collect();
+            assert!(
+                keys.iter().any(|k| uuid::pack(k).is_some())
+                    && keys.iter().any(|k| k.len() == 36 && uuid::pack(k).is_none())
+            );
+            check_against_a_map(&keys);
+        }
+        // UUIDs only (their indexes in the pages are their codes), then after a million other codes.
+        let only: Vec<Vec<u8>> = (0..200_000u64).map(|n| mixed_key(0, n % 120_000)).collect();
+        check_against_a_map(&only);
+        let late: Vec<Vec<u8>> =
+            (0..1_100_000u64).map(|n| if n < 1_000_000 { mixed_key(8, n) } else { mixed_key(0, n % 50_000) }).collect();
+        check_against_a_map(&late);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+        /// The same, searched by proptest: any mix of UUIDs, near-UUIDs, short and numbered keys, repeated.
+        #[test]
+        fn uuid_mixes_match_a_plain_map(keys in proptest::collection::vec((0u8..10, 0u64..64), 0..400)) {
+            let keys: Vec<Vec<u8>> = keys.into_iter().map(|(kind, n)| mixed_key(kind, n)).collect();
+            check_against_a_map(&keys);
+        }
+    }
+
+    #[test]
+    fn a_uuid_takes_at_most_24_bytes() {
+        // Issue 24: the state of distinct UUIDs, table slack and growth included, at sizes across a growth.
+        let mut i = Interner::default();
+        let mut x = 11u64;
+        let mut checked = 0;
+        for n in 1..=3_000_000usize {
+            let (a, b) = (crate::testing::xorshift(&mut x), crate::testing::xorshift(&mut x));
+            let h = format!("{a:016x}{b:016x}");
+            let key = format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]);
+            i.intern(key.as_bytes());
+            if n >= 1_000_000 && n % 100_000 == 0 {
+                let per_id = i.heap_bytes() as f64 / i.len() as f64;
+                assert!(per_id <= 24.0, "{per_id:.2} bytes per UUID at {n}");
+                checked += 1;
+            }
+        }
+        assert_eq!((i.len(), checked), (3_000_000, 21));
     }
 }
