@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::chart::{self, Bar, Slot, Svg};
 use super::outlier::{self, Verdict};
-use super::source::{Group, Published};
+use super::source::{Group, Published, Rows};
 use crate::aggregate::partial::{day_of, DAY_MICROS, HOUR_MICROS};
 use crate::aggregate::tables::Period;
 use crate::contract::parse;
@@ -67,10 +67,10 @@ pub struct Facts {
     pub history: Vec<Kpis>,
     /// Hourly numbers for the chart: the last 24 hours (hour report) or the day's hours (day report).
     pub trend: Vec<(i64, Option<Kpis>)>,
-    pub channels: Vec<Group>,
-    pub categories: Vec<Group>,
-    pub products: Vec<Group>,
-    pub geo: Vec<Group>,
+    pub channels: Rows,
+    pub categories: Rows,
+    pub products: Rows,
+    pub geo: Rows,
     pub files: Vec<FileRow>,
     /// Rejected rows of the files that fed the period, by reason.
     pub rejects: BTreeMap<String, u64>,
@@ -121,9 +121,7 @@ pub fn facts(data: &Published, period: Period, start: i64) -> Result<Facts> {
     let kpis = |p: Period, s: i64| -> Result<Option<Kpis>> {
         Ok(data.table("hourly_kpis", p, s)?.map(|rows| Kpis::of(&rows)))
     };
-    let rows = |table: &str| -> Result<Vec<Group>> {
-        Ok(data.table(table, period, start)?.map(|r| r.as_ref().clone()).unwrap_or_default())
-    };
+    let rows = |table: &str| -> Result<Rows> { Ok(data.table(table, period, start)?.unwrap_or_default()) };
     let now = super::now_micros();
     let mut facts = Facts {
         period: Some(period),
@@ -440,8 +438,16 @@ pub const TABLE_ROWS: usize = 20;
 pub const CHART_BARS: usize = 12;
 
 fn share_rows(groups: &[Group], total: i128) -> Vec<ShareRow> {
-    let mut rows: Vec<&Group> = groups.iter().collect();
-    rows.sort_by(|a, b| b.get("revenue").cmp(&a.get("revenue")).then_with(|| a.keys.cmp(&b.keys)));
+    // The largest TABLE_ROWS by revenue (ties by keys, which are unique), picked without sorting them all:
+    // a table of campaigns can have a hundred thousand rows.
+    let mut rows: Vec<(i128, &Group)> = groups.iter().map(|g| (g.get("revenue"), g)).collect();
+    let order = |a: &(i128, &Group), b: &(i128, &Group)| b.0.cmp(&a.0).then_with(|| a.1.keys.cmp(&b.1.keys));
+    if rows.len() > TABLE_ROWS {
+        rows.select_nth_unstable_by(TABLE_ROWS, order);
+    }
+    let top = rows.len().min(TABLE_ROWS);
+    rows[..top].sort_by(order);
+    let rows: Vec<&Group> = rows.into_iter().map(|(_, g)| g).collect();
     let width = rows.first().map_or(1, |g| g.keys.len());
     let row = |keys: Vec<String>, orders: String, units: i128, revenue: i128| {
         let (share, share_width) = share(revenue, total);
@@ -711,6 +717,18 @@ mod tests {
         let others = rows.last().unwrap();
         assert_eq!(others.keys, ["5 others", ""]);
         assert_eq!((others.units.as_str(), others.revenue.as_str(), others.orders.as_str()), ("15", "15.00", "–"));
+        // Many rows, ties included, in no order: the same rows as sorting them all.
+        let mut x = 3u64;
+        let many: Vec<Group> = (0..5000)
+            .map(|i| {
+                crate::testing::xorshift(&mut x);
+                Group { keys: vec![format!("k{i}")], metrics: vec![("revenue", i128::from((x % 300) as u16))] }
+            })
+            .collect();
+        let mut sorted: Vec<&Group> = many.iter().collect();
+        sorted.sort_by(|a, b| b.get("revenue").cmp(&a.get("revenue")).then_with(|| a.keys.cmp(&b.keys)));
+        let picked: Vec<Vec<String>> = share_rows(&many, 1).into_iter().take(TABLE_ROWS).map(|r| r.keys).collect();
+        assert_eq!(picked, sorted[..TABLE_ROWS].iter().map(|g| g.keys.clone()).collect::<Vec<_>>());
         let geo: Vec<Group> = (1..=15)
             .map(|i| Group { keys: vec![format!("C{i:02}"), "d".into()], metrics: vec![("revenue", i)] })
             .collect();

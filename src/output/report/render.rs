@@ -47,10 +47,10 @@ mod tests {
             period: Some(Period::Hour),
             start: 1_795_352_400_000_000,
             kpis: Some(Kpis { revenue: 100, orders: 1, ..Kpis::default() }),
-            channels: vec![group(vec![evil, evil])],
-            categories: vec![group(vec![evil])],
-            products: vec![group(vec![evil])],
-            geo: vec![group(vec![evil, evil])],
+            channels: vec![group(vec![evil, evil])].into(),
+            categories: vec![group(vec![evil])].into(),
+            products: vec![group(vec![evil])].into(),
+            geo: vec![group(vec![evil, evil])].into(),
             complete: true,
             ..Facts::default()
         };
