@@ -290,7 +290,10 @@ impl Partial {
     /// Writes the stored form ([`Partial::encode`]) to `out`, piece by piece (a large state is never held
     /// whole in memory twice).
     pub fn encode_into(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
-        let str_bytes = |s: &str| [&(s.len() as u32).to_le_bytes()[..], s.as_bytes()].concat();
+        fn write_str(out: &mut impl std::io::Write, s: &str) -> std::io::Result<()> {
+            out.write_all(&(s.len() as u32).to_le_bytes())?;
+            out.write_all(s.as_bytes())
+        }
         out.write_all(MAGIC)?;
         out.write_all(&self.hour_start.to_le_bytes())?;
         let mut block = Vec::with_capacity(4096 * 16);
@@ -304,12 +307,12 @@ impl Partial {
         }
         out.write_all(&(self.tables.len() as u32).to_le_bytes())?;
         for table in &self.tables {
-            out.write_all(&str_bytes(&table.name))?;
+            write_str(out, &table.name)?;
             out.write_all(&(table.groups.len() as u32).to_le_bytes())?;
             for g in &table.groups {
                 out.write_all(&(g.keys.len() as u32).to_le_bytes())?;
                 for k in &g.keys {
-                    out.write_all(&str_bytes(k))?;
+                    write_str(out, k)?;
                 }
                 out.write_all(&g.lines.to_le_bytes())?;
                 out.write_all(&g.units.to_le_bytes())?;
@@ -341,11 +344,12 @@ impl Partial {
         }
         let err = |source| Error::Write { path: std::env::temp_dir(), source };
         let file = tempfile::NamedTempFile::new().map_err(err)?;
-        let writer = std::io::BufWriter::with_capacity(256 * 1024, file.reopen().map_err(err)?);
-        let mut out = Hashing { inner: writer, hasher: xxhash_rust::xxh3::Xxh3::new() };
+        // Hashed behind the buffer, so that the hasher sees large blocks, not every field.
+        let hashing = Hashing { inner: file.reopen().map_err(err)?, hasher: xxhash_rust::xxh3::Xxh3::new() };
+        let mut out = std::io::BufWriter::with_capacity(256 * 1024, hashing);
         self.encode_into(&mut out).map_err(err)?;
-        std::io::Write::flush(&mut out).map_err(err)?;
-        Ok((file, out.hasher.digest()))
+        let hashing = out.into_inner().map_err(|e| err(e.into_error()))?;
+        Ok((file, hashing.hasher.digest()))
     }
 
     /// Reads the stored form back, checking every length and every set against its dictionary.
