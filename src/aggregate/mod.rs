@@ -17,6 +17,7 @@
 //! At the end every table sums up its groups from its grouping ([`Grouping::sum_up`]: sums added, sets
 //! unioned), and the small result is labelled (codes -> strings), ranked and sorted in Rust.
 
+pub mod idset;
 pub mod intern;
 pub mod partial;
 pub mod tables;
@@ -24,7 +25,9 @@ pub mod tables;
 use std::collections::HashMap;
 
 use polars::prelude::*;
-use roaring::{MultiOps, RoaringBitmap};
+use roaring::RoaringBitmap;
+
+use crate::aggregate::idset::{IdSet, SetScratch};
 
 use crate::aggregate::tables::{Metric, TableSpec};
 use crate::contract::{Chunk, Dim, GUEST};
@@ -100,7 +103,7 @@ struct GroupState {
     lines: i64,
     units: i64,
     revenue: i128,
-    ids: [RoaringBitmap; 3],
+    ids: [IdSet; 3],
     /// Ids gathered from recent chunks, not yet in `ids` (see [`PENDING_IDS`]).
     pending: [Vec<u32>; 3],
 }
@@ -122,13 +125,10 @@ impl GroupState {
     }
 
     /// Adds a finer group's sums and its sets of `distinct` into this one.
-    fn absorb(&mut self, finer: &GroupState, distinct: &[Distinct]) {
+    fn absorb(&mut self, finer: &GroupState) {
         self.lines += finer.lines;
         self.units += finer.units;
         self.revenue += finer.revenue;
-        for &d in distinct {
-            self.ids[d as usize] |= &finer.ids[d as usize];
-        }
     }
 }
 
@@ -321,7 +321,13 @@ impl Grouping {
     /// added, the sets of `distinct` this grouping gathered unioned, and the products from the `sku` key
     /// where `distinct` asks for products that were not gathered. Only one coarse group's sets exist at a
     /// time besides this grouping's, so summing up adds little to the peak memory of a run.
-    fn sum_up(&self, keys: &[Dim], distinct: &[Distinct], mut visit: impl FnMut(GroupKey, GroupState)) {
+    fn sum_up(
+        &self,
+        keys: &[Dim],
+        distinct: &[Distinct],
+        scratch: &mut SetScratch,
+        mut visit: impl FnMut(GroupKey, GroupState),
+    ) {
         let at = key_positions(keys, &self.keys);
         let sets: Vec<Distinct> = distinct.iter().copied().filter(|d| self.distinct.contains(d)).collect();
         let sku = distinct
@@ -335,15 +341,16 @@ impl Grouping {
         for run in finer.chunk_by(|a, b| a.0 == b.0) {
             let mut coarse = GroupState::default();
             for &(_, key, group) in run {
-                coarse.absorb(group, &[]);
+                coarse.absorb(group);
                 if let Some(i) = sku {
                     coarse.ids[Distinct::Products as usize].insert(key.1[i]);
                 }
             }
-            // Each set unioned over the whole run at once: one pass over the containers, where unioning
-            // the finer sets one after another reallocates the growing set's containers again and again.
+            // Each set unioned over the whole run at once: one pass over the bitmaps' containers, where
+            // unioning the finer sets one after another reallocates the growing set's containers again and
+            // again; the vectors' ids sorted together.
             for &d in &sets {
-                coarse.ids[d as usize] = run.iter().map(|(_, _, group)| &group.ids[d as usize]).union();
+                coarse.ids[d as usize] = IdSet::union(run.iter().map(|(_, _, group)| &group.ids[d as usize]), scratch);
             }
             visit(run[0].0, coarse);
         }
@@ -547,16 +554,12 @@ struct Scratch {
 struct MergeScratch {
     /// The radix sort's second buffer.
     spare: Vec<u32>,
-    /// The serialized bitmap of [`bitmap_of_sorted`], and where its containers' ids are.
-    bytes: Vec<u8>,
-    containers: Vec<std::ops::Range<usize>>,
+    /// The buffers of [`IdSet`]'s merges and unions.
+    sets: SetScratch,
 }
 
-/// Lists of at least this many ids are made a bitmap in bulk ([`bitmap_of_sorted`]) before they are merged.
-const BULK_IDS: usize = 64;
-
 /// Adds `ids` (any order, repeats allowed; reordered in place) to `set`. `scratch` is scratch space.
-fn merge_ids(set: &mut RoaringBitmap, ids: &mut Vec<u32>, scratch: &mut MergeScratch) {
+fn merge_ids(set: &mut IdSet, ids: &mut Vec<u32>, scratch: &mut MergeScratch) {
     if ids.is_empty() {
         return;
     }
@@ -565,60 +568,7 @@ fn merge_ids(set: &mut RoaringBitmap, ids: &mut Vec<u32>, scratch: &mut MergeScr
         sort_ids(ids, &mut scratch.spare);
     }
     ids.dedup();
-    if ids.len() >= BULK_IDS {
-        *set |= bitmap_of_sorted(ids, &mut scratch.bytes, &mut scratch.containers);
-    } else if set.max().is_none_or(|max| max < ids[0]) {
-        // New ids above everything in the set (the common case for orders) are appended in place.
-        set.append(ids.iter().copied()).expect("sorted, deduplicated and above the set's maximum");
-    } else {
-        *set |= RoaringBitmap::from_sorted_iter(ids.iter().copied()).expect("sorted and deduplicated");
-    }
-}
-
-/// The bitmap of `ids` (ascending, no repeats), built in bulk: written in Roaring's portable serialized
-/// form (the format without run containers) into `bytes`, and read back by the crate. `append` and
-/// `from_sorted_iter` take each value through two calls and a container check; here an id is two bytes
-/// written and copied (see docs/benchmarks.md).
-fn bitmap_of_sorted(ids: &[u32], bytes: &mut Vec<u8>, containers: &mut Vec<std::ops::Range<usize>>) -> RoaringBitmap {
-    /// The format's cookie when it has no run containers; its arrays hold at most 4096 values.
-    const COOKIE: u32 = 12346;
-    const ARRAY_LIMIT: usize = 4096;
-    // One container per run of ids sharing their high 16 bits, found by binary search.
-    containers.clear();
-    let mut start = 0;
-    while let Some(&first) = ids.get(start) {
-        let end = start + ids[start..].partition_point(|&id| id >> 16 == first >> 16);
-        containers.push(start..end);
-        start = end;
-    }
-    bytes.clear();
-    bytes.extend_from_slice(&COOKIE.to_le_bytes());
-    bytes.extend_from_slice(&(containers.len() as u32).to_le_bytes());
-    for run in containers.iter() {
-        bytes.extend_from_slice(&((ids[run.start] >> 16) as u16).to_le_bytes());
-        bytes.extend_from_slice(&((run.len() - 1) as u16).to_le_bytes());
-    }
-    // The containers' offsets, which this format must have and the reader skips.
-    bytes.resize(bytes.len() + 4 * containers.len(), 0);
-    for run in containers.iter().map(|r| &ids[r.clone()]) {
-        let at = bytes.len();
-        if run.len() <= ARRAY_LIMIT {
-            bytes.resize(at + 2 * run.len(), 0);
-            for (slot, &id) in bytes[at..].chunks_exact_mut(2).zip(run) {
-                slot.copy_from_slice(&(id as u16).to_le_bytes());
-            }
-        } else {
-            let mut words = [0u64; 1024];
-            for &id in run {
-                words[(id & 0xFFFF) as usize >> 6] |= 1 << (id & 63);
-            }
-            bytes.resize(at + 8 * words.len(), 0);
-            for (slot, word) in bytes[at..].chunks_exact_mut(8).zip(words) {
-                slot.copy_from_slice(&word.to_le_bytes());
-            }
-        }
-    }
-    RoaringBitmap::deserialize_unchecked_from(&bytes[..]).expect("a bitmap serialized just now")
+    set.extend_sorted(ids, &mut scratch.sets);
 }
 
 /// Sorts `ids` ascending. Lists of a few hundred ids or more (a group's customers in a chunk) take an LSD
@@ -746,7 +696,7 @@ impl Engine {
             .map(|&t| {
                 let mut own = Grouping::new(specs, vec![t]);
                 let groups = &mut own.groups;
-                joint.sum_up(&own.keys, &own.distinct, |key, group| {
+                joint.sum_up(&own.keys, &own.distinct, &mut self.scratch.merge.sets, |key, group| {
                     groups.insert(key, group);
                 });
                 own
@@ -771,21 +721,14 @@ impl Engine {
 
     /// Heap bytes of the merged state, allocated capacity included (for logs and the memory benchmark).
     pub fn state_bytes(&self) -> usize {
-        let bitmap = |b: &RoaringBitmap| {
-            // roaring 0.12's statistics count array capacity as 4-byte values (they are u16) and bitset
-            // containers as one byte per bit; the real sizes are half and an eighth of those.
-            let s = b.statistics();
-            let containers = s.n_containers as usize * std::mem::size_of::<(u16, Vec<u16>)>();
-            let stores =
-                s.n_bytes_array_containers / 2 + u64::from(s.n_bitset_containers) * 8192 + s.n_bytes_run_containers;
-            containers + stores as usize
-        };
         let group = std::mem::size_of::<(GroupKey, GroupState)>() + 1;
         self.groupings
             .iter()
             .map(|t| {
                 let held: usize = t.groups.values().flat_map(|g| &g.pending).map(|p| p.capacity() * 4).sum();
-                t.groups.capacity() * group + held + t.groups.values().flat_map(|g| &g.ids).map(bitmap).sum::<usize>()
+                t.groups.capacity() * group
+                    + held
+                    + t.groups.values().flat_map(|g| &g.ids).map(IdSet::heap_bytes).sum::<usize>()
             })
             .sum()
     }
@@ -811,7 +754,9 @@ impl Engine {
             for &t in &summed {
                 let (spec, groups) = &mut tables[t];
                 let counted: Vec<Distinct> = Distinct::ALL.into_iter().filter(|d| d.counted_by(spec)).collect();
-                grouping.sum_up(spec.keys, &counted, |key, group| groups.push((key, keep(spec, group))));
+                grouping.sum_up(spec.keys, &counted, &mut self.scratch.merge.sets, |key, group| {
+                    groups.push((key, keep(spec, group)))
+                });
             }
             // At most one table has exactly the grouping's keys (names are unique, keys too per grouping).
             if let Some(&t) = taken.first() {
@@ -822,7 +767,7 @@ impl Engine {
                 groups.extend(own.into_iter().map(|(key, mut group)| {
                     for d in Distinct::ALL {
                         if !counted.contains(&d) {
-                            group.ids[d as usize] = RoaringBitmap::new();
+                            group.ids[d as usize] = IdSet::default();
                         }
                     }
                     (key, keep(spec, group))
@@ -830,7 +775,9 @@ impl Engine {
                 for &t in &taken[1..] {
                     let (spec, groups) = &mut tables[t];
                     let counted: Vec<Distinct> = Distinct::ALL.into_iter().filter(|d| d.counted_by(spec)).collect();
-                    grouping.sum_up(spec.keys, &counted, |key, group| groups.push((key, keep(spec, group))));
+                    grouping.sum_up(spec.keys, &counted, &mut self.scratch.merge.sets, |key, group| {
+                        groups.push((key, keep(spec, group)))
+                    });
                 }
             }
         }
@@ -860,6 +807,7 @@ impl Engine {
     /// Every table's groups with their sets (see [`FinalGroup`]), each table's sorted by hour, then keys.
     pub fn finish(self) -> Vec<(&'static TableSpec, Vec<FinalGroup>)> {
         let keep = |_: &TableSpec, g: GroupState| (g.lines, g.units, g.revenue, g.ids);
+        let mut scratch = SetScratch::default();
         self.merged(keep)
             .into_iter()
             .map(|(spec, groups)| {
@@ -871,7 +819,7 @@ impl Engine {
                         lines,
                         units,
                         revenue,
-                        sets,
+                        sets: sets.map(|set| set.into_bitmap(&mut scratch)),
                     })
                     .collect();
                 (spec, groups)
@@ -1303,40 +1251,8 @@ mod tests {
     }
 
     #[test]
-    fn bulk_bitmaps_equal_the_crates() {
-        let mut x = 11u64;
-        let mut next = move || {
-            crate::testing::xorshift(&mut x);
-            x
-        };
-        let bytes = &mut Vec::new();
-        // Sparse and dense containers (a dense one of more than 4096 ids is a bitset), one or many, the
-        // ends of the range included.
-        for (len, spread) in
-            [(1, 1u64 << 32), (64, 100), (5000, 1 << 16), (4096, 4096), (4097, 4097), (20_000, 1 << 18)]
-        {
-            for offset in [0u64, 65_530, (1 << 32) - spread] {
-                let mut ids: Vec<u32> = (0..len).map(|_| (offset + next() % spread) as u32).collect();
-                ids.extend([offset as u32, (offset + spread - 1) as u32]);
-                ids.sort_unstable();
-                ids.dedup();
-                let want = RoaringBitmap::from_sorted_iter(ids.iter().copied()).unwrap();
-                let got = bitmap_of_sorted(&ids, bytes, &mut Vec::new());
-                assert_eq!(got, want, "{} ids over {spread} from {offset}", ids.len());
-                assert_eq!(got.len(), ids.len() as u64);
-                let mut set = RoaringBitmap::from_iter([7u32, 70_000, u32::MAX]);
-                set |= got;
-                assert_eq!(
-                    set.len(),
-                    (ids.iter().chain(&[7, 70_000, u32::MAX]).collect::<std::collections::BTreeSet<_>>()).len() as u64
-                );
-            }
-        }
-    }
-
-    #[test]
     fn merged_ids_are_a_set_union() {
-        let mut set = RoaringBitmap::new();
+        let mut set = IdSet::default();
         let spare = &mut MergeScratch::default();
         merge_ids(&mut set, &mut vec![5, 3, 5, 9], spare);
         merge_ids(&mut set, &mut vec![10, 12, 12], spare); // above the maximum: appended
@@ -1358,7 +1274,8 @@ mod tests {
                 let mut want = ids.clone();
                 want.sort_unstable();
                 assert_eq!(sorted, want, "max {max}, {len} ids");
-                let mut set = RoaringBitmap::from_iter([3u32, max / 2]);
+                let mut set = IdSet::default();
+                merge_ids(&mut set, &mut vec![3u32, max / 2], spare);
                 merge_ids(&mut set, &mut ids.clone(), spare);
                 want.extend([3, max / 2]);
                 want.sort_unstable();
