@@ -66,8 +66,9 @@ pub struct SetScratch {
     /// The serialized bitmap of [`bitmap_of_sorted`], and where its containers' ids are.
     bytes: Vec<u8>,
     containers: Vec<std::ops::Range<usize>>,
-    /// Ids gathered for a union.
+    /// Ids gathered for a union, and the second buffer of their sort.
     ids: Vec<u32>,
+    spare: Vec<u32>,
 }
 
 /// Lists of at least this many ids are made a bitmap in bulk ([`bitmap_of_sorted`]) before they are merged
@@ -106,6 +107,16 @@ impl Iterator for Iter<'_> {
     }
 }
 
+impl FromIterator<u32> for IdSet {
+    /// The set of ids in any order, repeats allowed.
+    fn from_iter<I: IntoIterator<Item = u32>>(iter: I) -> Self {
+        let mut ids: Vec<u32> = iter.into_iter().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        IdSet::from_sorted(ids, &mut SetScratch::default())
+    }
+}
+
 impl IdSet {
     /// The set of `ids` (ascending, no repeats), in the form [`prefers_bitmap`] chooses.
     pub fn from_sorted(ids: Vec<u32>, scratch: &mut SetScratch) -> IdSet {
@@ -114,6 +125,60 @@ impl IdSet {
             IdSet::Big(bitmap_of_sorted(&ids, &mut scratch.bytes, &mut scratch.containers))
         } else {
             IdSet::Small(ids)
+        }
+    }
+
+    /// The set of a bitmap's ids, in the form [`prefers_bitmap`] chooses.
+    pub fn from_bitmap(bitmap: RoaringBitmap) -> IdSet {
+        let len = bitmap.len() as usize;
+        // The same test as [`prefers_bitmap`], on the bitmap's own containers.
+        let containers = bitmap.statistics().n_containers as usize;
+        if len < MIN_BITMAP_IDS || containers > 2 * len / CONTAINER_BYTES {
+            IdSet::Small(bitmap.iter().collect())
+        } else {
+            IdSet::Big(bitmap)
+        }
+    }
+
+    /// The set of `f(id)` for each id, where `f` is strictly increasing (codes to dictionary positions).
+    pub fn map_increasing(self, f: impl Fn(u32) -> u32, scratch: &mut SetScratch) -> IdSet {
+        let ids = match self {
+            IdSet::Small(mut ids) => {
+                ids.iter_mut().for_each(|id| *id = f(*id));
+                ids
+            }
+            IdSet::Big(b) => b.iter().map(f).collect(),
+        };
+        IdSet::from_sorted(ids, scratch)
+    }
+
+    /// Bytes of the set in Roaring's portable serialization ([`IdSet::serialize_into`]).
+    pub fn serialized_size(&self) -> usize {
+        match self {
+            IdSet::Small(ids) => {
+                let mut size = 8;
+                let mut start = 0;
+                while let Some(&first) = ids.get(start) {
+                    let len = ids[start..].partition_point(|&id| id >> 16 == first >> 16);
+                    size += 8 + if len <= ARRAY_LIMIT { 2 * len } else { 8192 };
+                    start += len;
+                }
+                size
+            }
+            IdSet::Big(b) => b.serialized_size(),
+        }
+    }
+
+    /// Writes the set in Roaring's portable serialization, the bytes the crate writes for a bitmap of the
+    /// same ids (a vector is never a bitmap with run containers: those come only from ranges inserted or
+    /// full containers, which the engine never makes of a vector's ids).
+    pub fn serialize_into(&self, out: &mut impl std::io::Write, scratch: &mut SetScratch) -> std::io::Result<()> {
+        match self {
+            IdSet::Small(ids) => {
+                serialize_sorted(ids, &mut scratch.bytes, &mut scratch.containers);
+                out.write_all(&scratch.bytes)
+            }
+            IdSet::Big(b) => b.serialize_into(out),
         }
     }
 
@@ -240,7 +305,7 @@ impl IdSet {
             _ => {}
         }
         if small > 1 {
-            ids.sort_unstable();
+            super::sort_ids(ids, &mut scratch.spare);
             ids.dedup();
         }
         if bitmaps.is_empty() {
@@ -275,17 +340,26 @@ fn merge_sorted_into(set: &mut Vec<u32>, ids: &[u32]) {
 }
 
 /// The bitmap of `ids` (ascending, no repeats), built in bulk: written in Roaring's portable serialized
-/// form (the format without run containers) into `bytes`, and read back by the crate. `append` and
-/// `from_sorted_iter` take each value through two calls and a container check; here an id is two bytes
-/// written and copied (see docs/benchmarks.md).
+/// form ([`serialize_sorted`]) into `bytes`, and read back by the crate. `append` and `from_sorted_iter`
+/// take each value through two calls and a container check; here an id is two bytes written and copied
+/// (see docs/benchmarks.md).
 pub fn bitmap_of_sorted(
     ids: &[u32],
     bytes: &mut Vec<u8>,
     containers: &mut Vec<std::ops::Range<usize>>,
 ) -> RoaringBitmap {
-    /// The format's cookie when it has no run containers; its arrays hold at most 4096 values.
+    serialize_sorted(ids, bytes, containers);
+    RoaringBitmap::deserialize_unchecked_from(&bytes[..]).expect("a bitmap serialized just now")
+}
+
+/// Most ids of an array container in Roaring; a container of more is a bitset.
+const ARRAY_LIMIT: usize = 4096;
+
+/// Writes `ids` (ascending, no repeats) into `bytes` (cleared first) in Roaring's portable serialization
+/// without run containers, as the crate writes a bitmap of them; `containers` is scratch space.
+fn serialize_sorted(ids: &[u32], bytes: &mut Vec<u8>, containers: &mut Vec<std::ops::Range<usize>>) {
+    /// The format's cookie when it has no run containers.
     const COOKIE: u32 = 12346;
-    const ARRAY_LIMIT: usize = 4096;
     // One container per run of ids sharing their high 16 bits, found by binary search.
     containers.clear();
     let mut start = 0;
@@ -301,8 +375,12 @@ pub fn bitmap_of_sorted(
         bytes.extend_from_slice(&((ids[run.start] >> 16) as u16).to_le_bytes());
         bytes.extend_from_slice(&((run.len() - 1) as u16).to_le_bytes());
     }
-    // The containers' offsets, which this format must have and the reader skips.
-    bytes.resize(bytes.len() + 4 * containers.len(), 0);
+    // The containers' offsets (from the start of the bytes).
+    let mut offset = bytes.len() + 4 * containers.len();
+    for run in containers.iter() {
+        bytes.extend_from_slice(&(offset as u32).to_le_bytes());
+        offset += if run.len() <= ARRAY_LIMIT { 2 * run.len() } else { 8192 };
+    }
     for run in containers.iter().map(|r| &ids[r.clone()]) {
         let at = bytes.len();
         if run.len() <= ARRAY_LIMIT {
@@ -321,7 +399,6 @@ pub fn bitmap_of_sorted(
             }
         }
     }
-    RoaringBitmap::deserialize_unchecked_from(&bytes[..]).expect("a bitmap serialized just now")
 }
 
 #[cfg(test)]
@@ -377,6 +454,8 @@ mod tests {
                     assert_eq!(ids_of(&set), model.iter().copied().collect::<Vec<_>>());
                     let bitmap = set.clone().into_bitmap(scratch);
                     assert_eq!(bitmap, RoaringBitmap::from_sorted_iter(model.iter().copied()).unwrap());
+                    assert_serialized_alike(&set, scratch);
+                    assert_eq!(IdSet::from_bitmap(bitmap), set);
                     sets.push((set, model));
                 }
                 sets.push((IdSet::default(), BTreeSet::new()));
@@ -388,6 +467,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `set` serializes to the bytes the crate writes for a bitmap of its ids.
+    fn assert_serialized_alike(set: &IdSet, scratch: &mut SetScratch) {
+        let bitmap = RoaringBitmap::from_sorted_iter(set.iter()).unwrap();
+        let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+        set.serialize_into(&mut mine, scratch).unwrap();
+        bitmap.serialize_into(&mut theirs).unwrap();
+        assert_eq!(mine, theirs, "{} ids", set.len());
+        assert_eq!(set.serialized_size(), theirs.len());
+        assert_eq!(RoaringBitmap::deserialize_from(&mine[..]).unwrap(), bitmap);
+    }
+
+    #[test]
+    fn vectors_serialize_as_the_crate_serializes_their_bitmaps() {
+        let scratch = &mut SetScratch::default();
+        // Empty, one id, the ends of the range, and a vector with a container of more than 4096 ids among
+        // many sparse ones (a bitset in the serialized form).
+        let mut wide: Vec<u32> = (0..5000).map(|i| (7 << 16) + i * 3).collect();
+        wide.extend((8..20_000u32).map(|c| c << 16 | c));
+        for ids in [vec![], vec![0], vec![0, u32::MAX], (0..4096).collect(), (0..4097).collect(), wide] {
+            assert_serialized_alike(&IdSet::Small(ids), scratch);
+        }
+        let halved = IdSet::Small((0..10_000u32).map(|i| i * 2).collect()).map_increasing(|id| id / 2, scratch);
+        assert!(matches!(halved, IdSet::Big(_)), "dense after mapping: a bitmap");
+        assert_eq!(ids_of(&halved), (0..10_000).collect::<Vec<_>>());
     }
 
     #[test]

@@ -24,10 +24,8 @@ pub mod tables;
 
 use std::collections::HashMap;
 
-use polars::prelude::*;
-use roaring::RoaringBitmap;
-
 use crate::aggregate::idset::{IdSet, SetScratch};
+use polars::prelude::*;
 
 use crate::aggregate::tables::{Metric, TableSpec};
 use crate::contract::{Chunk, Dim, GUEST};
@@ -594,7 +592,7 @@ pub struct FinalGroup {
     pub lines: i64,
     pub units: i64,
     pub revenue: i128,
-    pub sets: [RoaringBitmap; 3],
+    pub sets: [IdSet; 3],
 }
 
 /// The distinct kinds, in the order of [`FinalGroup::sets`]: order codes, customer codes, sku codes.
@@ -807,7 +805,6 @@ impl Engine {
     /// Every table's groups with their sets (see [`FinalGroup`]), each table's sorted by hour, then keys.
     pub fn finish(self) -> Vec<(&'static TableSpec, Vec<FinalGroup>)> {
         let keep = |_: &TableSpec, g: GroupState| (g.lines, g.units, g.revenue, g.ids);
-        let mut scratch = SetScratch::default();
         self.merged(keep)
             .into_iter()
             .map(|(spec, groups)| {
@@ -819,7 +816,7 @@ impl Engine {
                         lines,
                         units,
                         revenue,
-                        sets: sets.map(|set| set.into_bitmap(&mut scratch)),
+                        sets,
                     })
                     .collect();
                 (spec, groups)
