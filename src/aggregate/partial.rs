@@ -512,23 +512,40 @@ fn rows_of(part: &Partial, spec: &TableSpec) -> Vec<Row> {
         .collect()
 }
 
-/// The number of ids in the union of `sets`: of two or three bitmaps by inclusion and exclusion
-/// (intersections counted without building them, but for the small one of two), of others in `seen`.
+/// The number of ids in the union of `sets`. The bitmaps among them, if two or three, by inclusion and
+/// exclusion (intersections counted without building them, but for the small one of two), then the
+/// vectors' ids in none of those bitmaps counted in `seen`; more bitmaps, and all ids, in `seen`.
 fn union_len(sets: &[&IdSet], seen: &mut Seen) -> u64 {
-    match *sets {
+    if let [a] = sets {
+        return a.len();
+    }
+    let bitmaps: Vec<&RoaringBitmap> = sets
+        .iter()
+        .filter_map(|s| match s {
+            IdSet::Big(b) => Some(b),
+            IdSet::Small(_) => None,
+        })
+        .collect();
+    let in_bitmaps = match *bitmaps.as_slice() {
         [] => 0,
         [a] => a.len(),
-        [IdSet::Big(a), IdSet::Big(b)] => a.union_len(b),
-        [IdSet::Big(a), IdSet::Big(b), IdSet::Big(c)] => {
+        [a, b] => a.union_len(b),
+        [a, b, c] => {
             let ab = a & b;
             a.len() + b.len() + c.len() - ab.len() - a.intersection_len(c) - b.intersection_len(c)
                 + ab.intersection_len(c)
         }
         _ => {
             sets.iter().flat_map(|s| s.iter()).for_each(|id| seen.insert(id));
-            seen.take_count() as u64
+            return seen.take_count() as u64;
+        }
+    };
+    for set in sets {
+        if let IdSet::Small(ids) = set {
+            ids.iter().filter(|&&id| !bitmaps.iter().any(|b| b.contains(id))).for_each(|&id| seen.insert(id));
         }
     }
+    in_bitmaps + seen.take_count() as u64
 }
 
 /// A set of dictionary positions that counts its distinct members, and forgets them cheaply: only the
@@ -736,18 +753,25 @@ mod tests {
     fn union_counts_equal_the_unions() {
         let mut x = 5;
         let mut seen = Seen::new(1 << 20);
+        let mut mixed = 0;
         for n in 0..7 {
             for round in 0..20 {
-                // Sparse and dense sets, overlapping more or less.
+                // Sparse and dense sets, overlapping more or less; vectors and bitmaps mixed.
                 let range = [300, 70_000, 1 << 20][round % 3];
                 let sets: Vec<IdSet> = (0..n)
-                    .map(|_| (0..xorshift(&mut x) % 5000).map(|_| (xorshift(&mut x) % range) as u32).collect())
+                    .map(|_| {
+                        let len = xorshift(&mut x) % [5000, 50][(xorshift(&mut x) % 2) as usize];
+                        (0..len).map(|_| (xorshift(&mut x) % range) as u32).collect()
+                    })
                     .collect();
                 let refs: Vec<&IdSet> = sets.iter().collect();
+                let bitmaps = sets.iter().filter(|s| matches!(s, IdSet::Big(_))).count();
+                mixed += usize::from(bitmaps > 0 && bitmaps < sets.len());
                 let want: BTreeSet<u32> = sets.iter().flat_map(|s| s.iter()).collect();
                 assert_eq!(union_len(&refs, &mut seen), want.len() as u64, "{n} sets, round {round}");
             }
         }
+        assert!(mixed > 30, "{mixed} unions of vectors and bitmaps");
     }
 
     #[test]
