@@ -286,8 +286,10 @@ impl Grouping {
                 if distinct == Distinct::Customers {
                     scratch.ids.retain(|&id| distinct.counts(id));
                 }
-                if distinct == Distinct::Orders {
-                    merge_ids(&mut state.ids[distinct as usize], &mut scratch.ids, &mut scratch.merge);
+                let set = &mut state.ids[distinct as usize];
+                // A vector takes ids in any order at the cost of one pass over it: only bitmaps hold them back.
+                if distinct == Distinct::Orders || matches!(set, IdSet::Small(_)) {
+                    merge_ids(set, &mut scratch.ids, &mut scratch.merge);
                 } else {
                     state.pending[distinct as usize].extend_from_slice(&scratch.ids);
                     self.pending += scratch.ids.len();
