@@ -8,11 +8,12 @@
 //! put in key order first ([`by_key`], a radix sort), so polars takes its sorted-key path, where a group is
 //! a range of rows. polars then sums `units` and `revenue` per group with the eager API; no query plan per
 //! chunk. Those *mergeable partial results* are merged into a map of [`GroupState`]s: sums are added, and
-//! the ids of each distinct-count metric go from the group's rows into Roaring bitmaps (orders at once;
-//! customers and products held back over a few chunks and merged together, see [`PENDING_IDS`]). Ids are
-//! dense codes assigned in order of first appearance ([`crate::aggregate::intern::IdInterners`]), so a group's ids in a
-//! chunk are mostly ascending and above what its bitmap holds, and the bitmaps stay small: about one bit per
-//! id for large groups and two bytes per id for sparse ones. The chunk is then dropped.
+//! the ids of each distinct-count metric go from the group's rows into its [`IdSet`]s, sorted vectors for
+//! small or sparse sets and Roaring bitmaps for the others (orders at once; customers and products of a
+//! bitmap held back over a few chunks and merged together, see [`PENDING_IDS`]). Ids are dense codes
+//! assigned in order of first appearance ([`crate::aggregate::intern::IdInterners`]), so a group's ids in a
+//! chunk are mostly ascending and above what its set holds, and the sets stay small: about one bit per id
+//! for large groups, two bytes per id for dense small ones, four for sparse ones. The chunk is then dropped.
 //!
 //! At the end every table sums up its groups from its grouping ([`Grouping::sum_up`]: sums added, sets
 //! unioned), and the small result is labelled (codes -> strings), ranked and sorted in Rust.
@@ -107,14 +108,14 @@ struct GroupState {
 }
 
 /// Ids a grouping may hold back before merging them into its groups' bitmaps (checked after each chunk, so
-/// at most this plus one chunk's ids). Merging ids that are not above a bitmap's maximum (customers,
-/// mostly) builds a bitmap of them and ORs it in, one new array per container touched; a group's ids from
-/// several chunks merged at once share that work. Bounds the memory it takes to 4 bytes per id (plus the
-/// vectors' slack).
+/// at most this plus one chunk's ids; a set that is still a vector takes its ids at once). Merging ids
+/// that are not above a bitmap's maximum (customers, mostly) builds a bitmap of them and ORs it in, one
+/// new array per container touched; a group's ids from several chunks merged at once share that work.
+/// Bounds the memory it takes to 4 bytes per id (plus the vectors' slack).
 const PENDING_IDS: usize = 512 * 1024;
 
 impl GroupState {
-    /// Merges the held-back ids of every kind into the bitmaps.
+    /// Merges the held-back ids of every kind into the sets.
     fn flush(&mut self, scratch: &mut MergeScratch) {
         for (set, pending) in self.ids.iter_mut().zip(&mut self.pending) {
             merge_ids(set, pending, scratch);
@@ -203,7 +204,7 @@ impl Grouping {
     }
 
     /// Groups a chunk with polars, sums per group with polars, and merges the partial result into the
-    /// group states; the ids of each group go straight from the chunk into its Roaring bitmaps. When the
+    /// group states; the ids of each group go straight from the chunk into its id sets. When the
     /// packed group key has at most [`MAX_SORTED_BITS`], the rows are first put in key order ([`by_key`])
     /// and polars takes its sorted-key path: each group is a range of rows, summed in one sweep, with no
     /// hash table and no list of row numbers per group to grow. Otherwise polars hashes the key.
