@@ -8,23 +8,25 @@
 //! put in key order first ([`by_key`], a radix sort), so polars takes its sorted-key path, where a group is
 //! a range of rows. polars then sums `units` and `revenue` per group with the eager API; no query plan per
 //! chunk. Those *mergeable partial results* are merged into a map of [`GroupState`]s: sums are added, and
-//! the ids of each distinct-count metric go from the group's rows into Roaring bitmaps (orders at once;
-//! customers and products held back over a few chunks and merged together, see [`PENDING_IDS`]). Ids are
-//! dense codes assigned in order of first appearance ([`crate::aggregate::intern::IdInterners`]), so a group's ids in a
-//! chunk are mostly ascending and above what its bitmap holds, and the bitmaps stay small: about one bit per
-//! id for large groups and two bytes per id for sparse ones. The chunk is then dropped.
+//! the ids of each distinct-count metric go from the group's rows into its [`IdSet`]s, sorted vectors for
+//! small or sparse sets and Roaring bitmaps for the others (orders at once; customers and products of a
+//! bitmap held back over a few chunks and merged together, see [`PENDING_IDS`]). Ids are dense codes
+//! assigned in order of first appearance ([`crate::aggregate::intern::IdInterners`]), so a group's ids in a
+//! chunk are mostly ascending and above what its set holds, and the sets stay small: about one bit per id
+//! for large groups, two bytes per id for dense small ones, four for sparse ones. The chunk is then dropped.
 //!
 //! At the end every table sums up its groups from its grouping ([`Grouping::sum_up`]: sums added, sets
 //! unioned), and the small result is labelled (codes -> strings), ranked and sorted in Rust.
 
+pub mod idset;
 pub mod intern;
 pub mod partial;
 pub mod tables;
 
 use std::collections::HashMap;
 
+use crate::aggregate::idset::{IdSet, SetScratch};
 use polars::prelude::*;
-use roaring::{MultiOps, RoaringBitmap};
 
 use crate::aggregate::tables::{Metric, TableSpec};
 use crate::contract::{Chunk, Dim, GUEST};
@@ -100,20 +102,20 @@ struct GroupState {
     lines: i64,
     units: i64,
     revenue: i128,
-    ids: [RoaringBitmap; 3],
+    ids: [IdSet; 3],
     /// Ids gathered from recent chunks, not yet in `ids` (see [`PENDING_IDS`]).
     pending: [Vec<u32>; 3],
 }
 
 /// Ids a grouping may hold back before merging them into its groups' bitmaps (checked after each chunk, so
-/// at most this plus one chunk's ids). Merging ids that are not above a bitmap's maximum (customers,
-/// mostly) builds a bitmap of them and ORs it in, one new array per container touched; a group's ids from
-/// several chunks merged at once share that work. Bounds the memory it takes to 4 bytes per id (plus the
-/// vectors' slack).
+/// at most this plus one chunk's ids; a set that is still a vector takes its ids at once). Merging ids
+/// that are not above a bitmap's maximum (customers, mostly) builds a bitmap of them and ORs it in, one
+/// new array per container touched; a group's ids from several chunks merged at once share that work.
+/// Bounds the memory it takes to 4 bytes per id (plus the vectors' slack).
 const PENDING_IDS: usize = 512 * 1024;
 
 impl GroupState {
-    /// Merges the held-back ids of every kind into the bitmaps.
+    /// Merges the held-back ids of every kind into the sets.
     fn flush(&mut self, scratch: &mut MergeScratch) {
         for (set, pending) in self.ids.iter_mut().zip(&mut self.pending) {
             merge_ids(set, pending, scratch);
@@ -122,13 +124,10 @@ impl GroupState {
     }
 
     /// Adds a finer group's sums and its sets of `distinct` into this one.
-    fn absorb(&mut self, finer: &GroupState, distinct: &[Distinct]) {
+    fn absorb(&mut self, finer: &GroupState) {
         self.lines += finer.lines;
         self.units += finer.units;
         self.revenue += finer.revenue;
-        for &d in distinct {
-            self.ids[d as usize] |= &finer.ids[d as usize];
-        }
     }
 }
 
@@ -205,7 +204,7 @@ impl Grouping {
     }
 
     /// Groups a chunk with polars, sums per group with polars, and merges the partial result into the
-    /// group states; the ids of each group go straight from the chunk into its Roaring bitmaps. When the
+    /// group states; the ids of each group go straight from the chunk into its id sets. When the
     /// packed group key has at most [`MAX_SORTED_BITS`], the rows are first put in key order ([`by_key`])
     /// and polars takes its sorted-key path: each group is a range of rows, summed in one sweep, with no
     /// hash table and no list of row numbers per group to grow. Otherwise polars hashes the key.
@@ -288,8 +287,10 @@ impl Grouping {
                 if distinct == Distinct::Customers {
                     scratch.ids.retain(|&id| distinct.counts(id));
                 }
-                if distinct == Distinct::Orders {
-                    merge_ids(&mut state.ids[distinct as usize], &mut scratch.ids, &mut scratch.merge);
+                let set = &mut state.ids[distinct as usize];
+                // A vector takes ids in any order at the cost of one pass over it: only bitmaps hold them back.
+                if distinct == Distinct::Orders || matches!(set, IdSet::Small(_)) {
+                    merge_ids(set, &mut scratch.ids, &mut scratch.merge);
                 } else {
                     state.pending[distinct as usize].extend_from_slice(&scratch.ids);
                     self.pending += scratch.ids.len();
@@ -321,7 +322,13 @@ impl Grouping {
     /// added, the sets of `distinct` this grouping gathered unioned, and the products from the `sku` key
     /// where `distinct` asks for products that were not gathered. Only one coarse group's sets exist at a
     /// time besides this grouping's, so summing up adds little to the peak memory of a run.
-    fn sum_up(&self, keys: &[Dim], distinct: &[Distinct], mut visit: impl FnMut(GroupKey, GroupState)) {
+    fn sum_up(
+        &self,
+        keys: &[Dim],
+        distinct: &[Distinct],
+        scratch: &mut SetScratch,
+        mut visit: impl FnMut(GroupKey, GroupState),
+    ) {
         let at = key_positions(keys, &self.keys);
         let sets: Vec<Distinct> = distinct.iter().copied().filter(|d| self.distinct.contains(d)).collect();
         let sku = distinct
@@ -335,15 +342,16 @@ impl Grouping {
         for run in finer.chunk_by(|a, b| a.0 == b.0) {
             let mut coarse = GroupState::default();
             for &(_, key, group) in run {
-                coarse.absorb(group, &[]);
+                coarse.absorb(group);
                 if let Some(i) = sku {
                     coarse.ids[Distinct::Products as usize].insert(key.1[i]);
                 }
             }
-            // Each set unioned over the whole run at once: one pass over the containers, where unioning
-            // the finer sets one after another reallocates the growing set's containers again and again.
+            // Each set unioned over the whole run at once: one pass over the bitmaps' containers, where
+            // unioning the finer sets one after another reallocates the growing set's containers again and
+            // again; the vectors' ids sorted together.
             for &d in &sets {
-                coarse.ids[d as usize] = run.iter().map(|(_, _, group)| &group.ids[d as usize]).union();
+                coarse.ids[d as usize] = IdSet::union(run.iter().map(|(_, _, group)| &group.ids[d as usize]), scratch);
             }
             visit(run[0].0, coarse);
         }
@@ -547,16 +555,12 @@ struct Scratch {
 struct MergeScratch {
     /// The radix sort's second buffer.
     spare: Vec<u32>,
-    /// The serialized bitmap of [`bitmap_of_sorted`], and where its containers' ids are.
-    bytes: Vec<u8>,
-    containers: Vec<std::ops::Range<usize>>,
+    /// The buffers of [`IdSet`]'s merges and unions.
+    sets: SetScratch,
 }
 
-/// Lists of at least this many ids are made a bitmap in bulk ([`bitmap_of_sorted`]) before they are merged.
-const BULK_IDS: usize = 64;
-
 /// Adds `ids` (any order, repeats allowed; reordered in place) to `set`. `scratch` is scratch space.
-fn merge_ids(set: &mut RoaringBitmap, ids: &mut Vec<u32>, scratch: &mut MergeScratch) {
+fn merge_ids(set: &mut IdSet, ids: &mut Vec<u32>, scratch: &mut MergeScratch) {
     if ids.is_empty() {
         return;
     }
@@ -565,60 +569,7 @@ fn merge_ids(set: &mut RoaringBitmap, ids: &mut Vec<u32>, scratch: &mut MergeScr
         sort_ids(ids, &mut scratch.spare);
     }
     ids.dedup();
-    if ids.len() >= BULK_IDS {
-        *set |= bitmap_of_sorted(ids, &mut scratch.bytes, &mut scratch.containers);
-    } else if set.max().is_none_or(|max| max < ids[0]) {
-        // New ids above everything in the set (the common case for orders) are appended in place.
-        set.append(ids.iter().copied()).expect("sorted, deduplicated and above the set's maximum");
-    } else {
-        *set |= RoaringBitmap::from_sorted_iter(ids.iter().copied()).expect("sorted and deduplicated");
-    }
-}
-
-/// The bitmap of `ids` (ascending, no repeats), built in bulk: written in Roaring's portable serialized
-/// form (the format without run containers) into `bytes`, and read back by the crate. `append` and
-/// `from_sorted_iter` take each value through two calls and a container check; here an id is two bytes
-/// written and copied (see docs/benchmarks.md).
-fn bitmap_of_sorted(ids: &[u32], bytes: &mut Vec<u8>, containers: &mut Vec<std::ops::Range<usize>>) -> RoaringBitmap {
-    /// The format's cookie when it has no run containers; its arrays hold at most 4096 values.
-    const COOKIE: u32 = 12346;
-    const ARRAY_LIMIT: usize = 4096;
-    // One container per run of ids sharing their high 16 bits, found by binary search.
-    containers.clear();
-    let mut start = 0;
-    while let Some(&first) = ids.get(start) {
-        let end = start + ids[start..].partition_point(|&id| id >> 16 == first >> 16);
-        containers.push(start..end);
-        start = end;
-    }
-    bytes.clear();
-    bytes.extend_from_slice(&COOKIE.to_le_bytes());
-    bytes.extend_from_slice(&(containers.len() as u32).to_le_bytes());
-    for run in containers.iter() {
-        bytes.extend_from_slice(&((ids[run.start] >> 16) as u16).to_le_bytes());
-        bytes.extend_from_slice(&((run.len() - 1) as u16).to_le_bytes());
-    }
-    // The containers' offsets, which this format must have and the reader skips.
-    bytes.resize(bytes.len() + 4 * containers.len(), 0);
-    for run in containers.iter().map(|r| &ids[r.clone()]) {
-        let at = bytes.len();
-        if run.len() <= ARRAY_LIMIT {
-            bytes.resize(at + 2 * run.len(), 0);
-            for (slot, &id) in bytes[at..].chunks_exact_mut(2).zip(run) {
-                slot.copy_from_slice(&(id as u16).to_le_bytes());
-            }
-        } else {
-            let mut words = [0u64; 1024];
-            for &id in run {
-                words[(id & 0xFFFF) as usize >> 6] |= 1 << (id & 63);
-            }
-            bytes.resize(at + 8 * words.len(), 0);
-            for (slot, word) in bytes[at..].chunks_exact_mut(8).zip(words) {
-                slot.copy_from_slice(&word.to_le_bytes());
-            }
-        }
-    }
-    RoaringBitmap::deserialize_unchecked_from(&bytes[..]).expect("a bitmap serialized just now")
+    set.extend_sorted(ids, &mut scratch.sets);
 }
 
 /// Sorts `ids` ascending. Lists of a few hundred ids or more (a group's customers in a chunk) take an LSD
@@ -644,7 +595,7 @@ pub struct FinalGroup {
     pub lines: i64,
     pub units: i64,
     pub revenue: i128,
-    pub sets: [RoaringBitmap; 3],
+    pub sets: [IdSet; 3],
 }
 
 /// The distinct kinds, in the order of [`FinalGroup::sets`]: order codes, customer codes, sku codes.
@@ -746,7 +697,7 @@ impl Engine {
             .map(|&t| {
                 let mut own = Grouping::new(specs, vec![t]);
                 let groups = &mut own.groups;
-                joint.sum_up(&own.keys, &own.distinct, |key, group| {
+                joint.sum_up(&own.keys, &own.distinct, &mut self.scratch.merge.sets, |key, group| {
                     groups.insert(key, group);
                 });
                 own
@@ -771,21 +722,14 @@ impl Engine {
 
     /// Heap bytes of the merged state, allocated capacity included (for logs and the memory benchmark).
     pub fn state_bytes(&self) -> usize {
-        let bitmap = |b: &RoaringBitmap| {
-            // roaring 0.12's statistics count array capacity as 4-byte values (they are u16) and bitset
-            // containers as one byte per bit; the real sizes are half and an eighth of those.
-            let s = b.statistics();
-            let containers = s.n_containers as usize * std::mem::size_of::<(u16, Vec<u16>)>();
-            let stores =
-                s.n_bytes_array_containers / 2 + u64::from(s.n_bitset_containers) * 8192 + s.n_bytes_run_containers;
-            containers + stores as usize
-        };
         let group = std::mem::size_of::<(GroupKey, GroupState)>() + 1;
         self.groupings
             .iter()
             .map(|t| {
                 let held: usize = t.groups.values().flat_map(|g| &g.pending).map(|p| p.capacity() * 4).sum();
-                t.groups.capacity() * group + held + t.groups.values().flat_map(|g| &g.ids).map(bitmap).sum::<usize>()
+                t.groups.capacity() * group
+                    + held
+                    + t.groups.values().flat_map(|g| &g.ids).map(IdSet::heap_bytes).sum::<usize>()
             })
             .sum()
     }
@@ -811,7 +755,9 @@ impl Engine {
             for &t in &summed {
                 let (spec, groups) = &mut tables[t];
                 let counted: Vec<Distinct> = Distinct::ALL.into_iter().filter(|d| d.counted_by(spec)).collect();
-                grouping.sum_up(spec.keys, &counted, |key, group| groups.push((key, keep(spec, group))));
+                grouping.sum_up(spec.keys, &counted, &mut self.scratch.merge.sets, |key, group| {
+                    groups.push((key, keep(spec, group)))
+                });
             }
             // At most one table has exactly the grouping's keys (names are unique, keys too per grouping).
             if let Some(&t) = taken.first() {
@@ -822,7 +768,7 @@ impl Engine {
                 groups.extend(own.into_iter().map(|(key, mut group)| {
                     for d in Distinct::ALL {
                         if !counted.contains(&d) {
-                            group.ids[d as usize] = RoaringBitmap::new();
+                            group.ids[d as usize] = IdSet::default();
                         }
                     }
                     (key, keep(spec, group))
@@ -830,7 +776,9 @@ impl Engine {
                 for &t in &taken[1..] {
                     let (spec, groups) = &mut tables[t];
                     let counted: Vec<Distinct> = Distinct::ALL.into_iter().filter(|d| d.counted_by(spec)).collect();
-                    grouping.sum_up(spec.keys, &counted, |key, group| groups.push((key, keep(spec, group))));
+                    grouping.sum_up(spec.keys, &counted, &mut self.scratch.merge.sets, |key, group| {
+                        groups.push((key, keep(spec, group)))
+                    });
                 }
             }
         }
@@ -1303,40 +1251,8 @@ mod tests {
     }
 
     #[test]
-    fn bulk_bitmaps_equal_the_crates() {
-        let mut x = 11u64;
-        let mut next = move || {
-            crate::testing::xorshift(&mut x);
-            x
-        };
-        let bytes = &mut Vec::new();
-        // Sparse and dense containers (a dense one of more than 4096 ids is a bitset), one or many, the
-        // ends of the range included.
-        for (len, spread) in
-            [(1, 1u64 << 32), (64, 100), (5000, 1 << 16), (4096, 4096), (4097, 4097), (20_000, 1 << 18)]
-        {
-            for offset in [0u64, 65_530, (1 << 32) - spread] {
-                let mut ids: Vec<u32> = (0..len).map(|_| (offset + next() % spread) as u32).collect();
-                ids.extend([offset as u32, (offset + spread - 1) as u32]);
-                ids.sort_unstable();
-                ids.dedup();
-                let want = RoaringBitmap::from_sorted_iter(ids.iter().copied()).unwrap();
-                let got = bitmap_of_sorted(&ids, bytes, &mut Vec::new());
-                assert_eq!(got, want, "{} ids over {spread} from {offset}", ids.len());
-                assert_eq!(got.len(), ids.len() as u64);
-                let mut set = RoaringBitmap::from_iter([7u32, 70_000, u32::MAX]);
-                set |= got;
-                assert_eq!(
-                    set.len(),
-                    (ids.iter().chain(&[7, 70_000, u32::MAX]).collect::<std::collections::BTreeSet<_>>()).len() as u64
-                );
-            }
-        }
-    }
-
-    #[test]
     fn merged_ids_are_a_set_union() {
-        let mut set = RoaringBitmap::new();
+        let mut set = IdSet::default();
         let spare = &mut MergeScratch::default();
         merge_ids(&mut set, &mut vec![5, 3, 5, 9], spare);
         merge_ids(&mut set, &mut vec![10, 12, 12], spare); // above the maximum: appended
@@ -1358,7 +1274,8 @@ mod tests {
                 let mut want = ids.clone();
                 want.sort_unstable();
                 assert_eq!(sorted, want, "max {max}, {len} ids");
-                let mut set = RoaringBitmap::from_iter([3u32, max / 2]);
+                let mut set = IdSet::default();
+                merge_ids(&mut set, &mut vec![3u32, max / 2], spare);
                 merge_ids(&mut set, &mut ids.clone(), spare);
                 want.extend([3, max / 2]);
                 want.sort_unstable();

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use polars::prelude::*;
 use roaring::RoaringBitmap;
 
+use crate::aggregate::idset::{IdSet, SetScratch};
 use crate::aggregate::intern::id_hash;
 use crate::aggregate::tables::{ColumnType, Metric, Period, TableSpec};
 use crate::aggregate::{div_round_half_away, FinalGroup, MAX_DECIMAL_18_2};
@@ -44,7 +45,7 @@ pub struct GroupPartial {
     pub units: i64,
     pub revenue: i128,
     /// Positions in the partial's dictionaries, per kind (orders, customers, products).
-    pub sets: [RoaringBitmap; 3],
+    pub sets: [IdSet; 3],
 }
 
 /// One table's groups in a partial, sorted by keys.
@@ -89,21 +90,18 @@ pub fn from_groups(
         gs.iter().filter(move |g| g.hour == hour)
     }
     // First every hour's ids of each kind, and whether its dictionary is taken whole.
-    let mut present: Vec<[RoaringBitmap; 3]> = Vec::with_capacity(hours.len());
+    let mut present: Vec<[IdSet; 3]> = Vec::with_capacity(hours.len());
     let mut whole: Vec<[bool; 3]> = Vec::with_capacity(hours.len());
+    let scratch = &mut SetScratch::default();
     for &hour in &hours {
-        let sets: [RoaringBitmap; 3] = std::array::from_fn(|kind| {
+        let sets: [IdSet; 3] = std::array::from_fn(|kind| {
             // Each table's groups of an hour hold all its rows, so the union over any one table that counts
             // this kind holds every id of it: the one with the fewest groups is the cheapest to union.
             let smallest = groups
                 .iter()
                 .filter(|(_, gs)| of_hour(gs, hour).any(|g| !g.sets[kind].is_empty()))
                 .min_by_key(|(_, gs)| of_hour(gs, hour).count());
-            let mut union = RoaringBitmap::new();
-            for g in smallest.into_iter().flat_map(|(_, gs)| of_hour(gs, hour)) {
-                union |= &g.sets[kind];
-            }
-            union
+            IdSet::union(smallest.into_iter().flat_map(|(_, gs)| of_hour(gs, hour)).map(|g| &g.sets[kind]), scratch)
         });
         whole.push(std::array::from_fn(|kind| {
             sets[kind].max().is_some_and(|max| u64::from(max) < sets[kind].len() * WHOLE_RANGE / WHOLE_RANGE_OF)
@@ -169,9 +167,8 @@ pub fn from_groups(
                             for (kind, set) in sets.iter_mut().enumerate() {
                                 if !whole[h][kind] {
                                     let pos = &position[kind];
-                                    // Positions follow codes in order, so the mapped set is sorted.
-                                    *set = RoaringBitmap::from_sorted_iter(set.iter().map(|c| pos[c as usize]))
-                                        .expect("positions are ascending");
+                                    // Positions follow codes in order.
+                                    *set = std::mem::take(set).map_increasing(|c| pos[c as usize], scratch);
                                 }
                             }
                             sets
@@ -219,7 +216,7 @@ impl OwnDays {
                     units: run.iter().map(|g| g.units).sum(),
                     revenue: run.iter().map(|g| g.revenue).sum(),
                     distinct: std::array::from_fn(|kind| {
-                        let sets: Vec<&RoaringBitmap> = run.iter().map(|g| &g.sets[kind]).collect();
+                        let sets: Vec<&IdSet> = run.iter().map(|g| &g.sets[kind]).collect();
                         union_len(&sets, &mut seen[kind]) as i64
                     }),
                 };
@@ -297,6 +294,7 @@ impl Partial {
         out.write_all(MAGIC)?;
         out.write_all(&self.hour_start.to_le_bytes())?;
         let mut block = Vec::with_capacity(4096 * 16);
+        let scratch = &mut SetScratch::default();
         for dict in &self.ids {
             out.write_all(&(dict.len() as u64).to_le_bytes())?;
             for hashes in dict.chunks(4096) {
@@ -319,7 +317,7 @@ impl Partial {
                 out.write_all(&g.revenue.to_le_bytes())?;
                 for set in &g.sets {
                     out.write_all(&(set.serialized_size() as u32).to_le_bytes())?;
-                    set.serialize_into(&mut *out)?;
+                    set.serialize_into(&mut *out, scratch)?;
                 }
             }
         }
@@ -375,10 +373,11 @@ impl Partial {
                 let n_keys = r.u32()?;
                 let keys = (0..n_keys).map(|_| r.string()).collect::<Result<Vec<_>>>()?;
                 let (lines, units, revenue) = (r.i64()?, r.i64()?, r.i128()?);
-                let mut sets: [RoaringBitmap; 3] = Default::default();
+                let mut sets: [IdSet; 3] = Default::default();
                 for (kind, set) in sets.iter_mut().enumerate() {
                     let n = r.u32()? as usize;
-                    *set = RoaringBitmap::deserialize_from(r.take(n)?).map_err(|_| corrupt("a set"))?;
+                    let bitmap = RoaringBitmap::deserialize_from(r.take(n)?).map_err(|_| corrupt("a set"))?;
+                    *set = IdSet::from_bitmap(bitmap);
                     if set.max().is_some_and(|m| m as usize >= ids[kind].len()) {
                         return Err(corrupt("a set refers past its dictionary"));
                     }
@@ -479,10 +478,7 @@ pub fn totals(partial: &Partial, tables: &[TableSpec]) -> Option<Totals> {
             .tables
             .iter()
             .find(|t| tables.iter().any(|s| s.name == t.name && s.metrics.iter().any(|m| counts.contains(m))))?;
-        let mut union = RoaringBitmap::new();
-        for g in &table.groups {
-            union |= &g.sets[kind];
-        }
+        let union = IdSet::union(table.groups.iter().map(|g| &g.sets[kind]), &mut SetScratch::default());
         Some(union.len() as i64)
     };
     Some(Totals {
@@ -520,10 +516,21 @@ fn rows_of(part: &Partial, spec: &TableSpec) -> Vec<Row> {
         .collect()
 }
 
-/// The number of ids in the union of `sets`: of two or three by inclusion and exclusion (intersections
-/// counted without building them, but for the small one of two), of more in `seen`.
-fn union_len(sets: &[&RoaringBitmap], seen: &mut Seen) -> u64 {
-    match *sets {
+/// The number of ids in the union of `sets`. The bitmaps among them, if two or three, by inclusion and
+/// exclusion (intersections counted without building them, but for the small one of two), then the
+/// vectors' ids in none of those bitmaps counted in `seen`; more bitmaps, and all ids, in `seen`.
+fn union_len(sets: &[&IdSet], seen: &mut Seen) -> u64 {
+    if let [a] = sets {
+        return a.len();
+    }
+    let bitmaps: Vec<&RoaringBitmap> = sets
+        .iter()
+        .filter_map(|s| match s {
+            IdSet::Big(b) => Some(b),
+            IdSet::Small(_) => None,
+        })
+        .collect();
+    let in_bitmaps = match *bitmaps.as_slice() {
         [] => 0,
         [a] => a.len(),
         [a, b] => a.union_len(b),
@@ -534,9 +541,15 @@ fn union_len(sets: &[&RoaringBitmap], seen: &mut Seen) -> u64 {
         }
         _ => {
             sets.iter().flat_map(|s| s.iter()).for_each(|id| seen.insert(id));
-            seen.take_count() as u64
+            return seen.take_count() as u64;
+        }
+    };
+    for set in sets {
+        if let IdSet::Small(ids) = set {
+            ids.iter().filter(|&&id| !bitmaps.iter().any(|b| b.contains(id))).for_each(|&id| seen.insert(id));
         }
     }
+    in_bitmaps + seen.take_count() as u64
 }
 
 /// A set of dictionary positions that counts its distinct members, and forgets them cheaply: only the
@@ -744,18 +757,25 @@ mod tests {
     fn union_counts_equal_the_unions() {
         let mut x = 5;
         let mut seen = Seen::new(1 << 20);
+        let mut mixed = 0;
         for n in 0..7 {
             for round in 0..20 {
-                // Sparse and dense sets, overlapping more or less.
+                // Sparse and dense sets, overlapping more or less; vectors and bitmaps mixed.
                 let range = [300, 70_000, 1 << 20][round % 3];
-                let sets: Vec<RoaringBitmap> = (0..n)
-                    .map(|_| (0..xorshift(&mut x) % 5000).map(|_| (xorshift(&mut x) % range) as u32).collect())
+                let sets: Vec<IdSet> = (0..n)
+                    .map(|_| {
+                        let len = xorshift(&mut x) % [5000, 50][(xorshift(&mut x) % 2) as usize];
+                        (0..len).map(|_| (xorshift(&mut x) % range) as u32).collect()
+                    })
                     .collect();
-                let refs: Vec<&RoaringBitmap> = sets.iter().collect();
+                let refs: Vec<&IdSet> = sets.iter().collect();
+                let bitmaps = sets.iter().filter(|s| matches!(s, IdSet::Big(_))).count();
+                mixed += usize::from(bitmaps > 0 && bitmaps < sets.len());
                 let want: BTreeSet<u32> = sets.iter().flat_map(|s| s.iter()).collect();
                 assert_eq!(union_len(&refs, &mut seen), want.len() as u64, "{n} sets, round {round}");
             }
         }
+        assert!(mixed > 30, "{mixed} unions of vectors and bitmaps");
     }
 
     #[test]

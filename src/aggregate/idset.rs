@@ -1,0 +1,561 @@
+//! [`IdSet`]: the set of distinct ids (order, customer or sku codes) of one group in the engine.
+//!
+//! A group of a table with many groups (channel_performance by campaign, on data whose ids are spread
+//! over the whole code range) holds a few dozen ids an hour, each in a different 65536-wide container of
+//! a Roaring bitmap: as a bitmap, every id costs a container (a header in the bitmap's vector and an
+//! array allocation of its own), and unions, iteration and drops walk those containers. Such a set is kept
+//! as a sorted vector of its ids instead (4 bytes an id, one allocation). A set whose ids share containers
+//! enough that a bitmap is smaller ([`prefers_bitmap`]: about two bytes an id plus a container's cost)
+//! becomes a bitmap, and stays one; the large groups of tables with few groups are bitmaps, as before.
+//! The measurements behind the choice are in docs/benchmarks.md ("Design decisions and their
+//! measurements").
+
+use roaring::{MultiOps, RoaringBitmap};
+
+/// A set of `u32` ids: a sorted vector without repeats while small or sparse, a Roaring bitmap once that
+/// is smaller ([`prefers_bitmap`]).
+#[derive(Clone, Debug)]
+pub enum IdSet {
+    /// Ascending, no repeats.
+    Small(Vec<u32>),
+    Big(RoaringBitmap),
+}
+
+impl Default for IdSet {
+    fn default() -> Self {
+        IdSet::Small(Vec::new())
+    }
+}
+
+impl PartialEq for IdSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+/// Bytes a Roaring bitmap spends per container besides its values: the container in the bitmap's vector
+/// and the allocator's overhead of the container's own array.
+const CONTAINER_BYTES: usize = std::mem::size_of::<(u16, Vec<u16>)>() + 16;
+
+/// Vectors shorter than this stay vectors whatever their ids.
+const MIN_BITMAP_IDS: usize = 64;
+
+/// Whether `ids` (ascending, no repeats) take less memory as a Roaring bitmap (two bytes an id in array
+/// containers plus [`CONTAINER_BYTES`] per container) than as a vector (four bytes an id).
+fn prefers_bitmap(ids: &[u32]) -> bool {
+    if ids.len() < MIN_BITMAP_IDS {
+        return false;
+    }
+    // The containers, counted one jump at a time; stops as soon as the bitmap would be larger.
+    let budget = 2 * ids.len() / CONTAINER_BYTES;
+    let mut containers = 0;
+    let mut start = 0;
+    while let Some(&first) = ids.get(start) {
+        containers += 1;
+        if containers > budget {
+            return false;
+        }
+        start += ids[start..].partition_point(|&id| id >> 16 == first >> 16);
+    }
+    true
+}
+
+/// Reused buffers of [`IdSet::extend_sorted`] and [`IdSet::union`].
+#[derive(Default)]
+pub struct SetScratch {
+    /// The serialized bitmap of [`bitmap_of_sorted`], and where its containers' ids are.
+    bytes: Vec<u8>,
+    containers: Vec<std::ops::Range<usize>>,
+    /// Ids gathered for a union, and the second buffer of their sort.
+    ids: Vec<u32>,
+    spare: Vec<u32>,
+}
+
+/// Lists of at least this many ids are made a bitmap in bulk ([`bitmap_of_sorted`]) before they are merged
+/// into a bitmap.
+const BULK_IDS: usize = 64;
+
+/// The ids of an [`IdSet`], ascending.
+pub enum Iter<'a> {
+    Small(std::iter::Copied<std::slice::Iter<'a, u32>>),
+    Big(roaring::bitmap::Iter<'a>),
+}
+
+impl Iterator for Iter<'_> {
+    type Item = u32;
+
+    #[inline]
+    fn next(&mut self) -> Option<u32> {
+        match self {
+            Iter::Small(i) => i.next(),
+            Iter::Big(i) => i.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            Iter::Small(i) => i.size_hint(),
+            Iter::Big(i) => i.size_hint(),
+        }
+    }
+
+    fn for_each<F: FnMut(u32)>(self, f: F) {
+        match self {
+            Iter::Small(i) => i.for_each(f),
+            Iter::Big(i) => i.for_each(f),
+        }
+    }
+}
+
+impl FromIterator<u32> for IdSet {
+    /// The set of ids in any order, repeats allowed.
+    fn from_iter<I: IntoIterator<Item = u32>>(iter: I) -> Self {
+        let mut ids: Vec<u32> = iter.into_iter().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        IdSet::from_sorted(ids, &mut SetScratch::default())
+    }
+}
+
+impl IdSet {
+    /// The set of `ids` (ascending, no repeats), in the form [`prefers_bitmap`] chooses.
+    pub fn from_sorted(ids: Vec<u32>, scratch: &mut SetScratch) -> IdSet {
+        debug_assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        if prefers_bitmap(&ids) {
+            IdSet::Big(bitmap_of_sorted(&ids, &mut scratch.bytes, &mut scratch.containers))
+        } else {
+            IdSet::Small(ids)
+        }
+    }
+
+    /// The set of a bitmap's ids, in the form [`prefers_bitmap`] chooses.
+    pub fn from_bitmap(bitmap: RoaringBitmap) -> IdSet {
+        let len = bitmap.len() as usize;
+        // The same test as [`prefers_bitmap`], on the bitmap's own containers.
+        let containers = bitmap.statistics().n_containers as usize;
+        if len < MIN_BITMAP_IDS || containers > 2 * len / CONTAINER_BYTES {
+            IdSet::Small(bitmap.iter().collect())
+        } else {
+            IdSet::Big(bitmap)
+        }
+    }
+
+    /// The set of `f(id)` for each id, where `f` is strictly increasing (codes to dictionary positions).
+    pub fn map_increasing(self, f: impl Fn(u32) -> u32, scratch: &mut SetScratch) -> IdSet {
+        let ids = match self {
+            IdSet::Small(mut ids) => {
+                ids.iter_mut().for_each(|id| *id = f(*id));
+                ids
+            }
+            IdSet::Big(b) => b.iter().map(f).collect(),
+        };
+        IdSet::from_sorted(ids, scratch)
+    }
+
+    /// Bytes of the set in Roaring's portable serialization ([`IdSet::serialize_into`]).
+    pub fn serialized_size(&self) -> usize {
+        match self {
+            IdSet::Small(ids) => {
+                let mut size = 8;
+                let mut start = 0;
+                while let Some(&first) = ids.get(start) {
+                    let len = ids[start..].partition_point(|&id| id >> 16 == first >> 16);
+                    size += 8 + if len <= ARRAY_LIMIT { 2 * len } else { 8192 };
+                    start += len;
+                }
+                size
+            }
+            IdSet::Big(b) => b.serialized_size(),
+        }
+    }
+
+    /// Writes the set in Roaring's portable serialization, the bytes the crate writes for a bitmap of the
+    /// same ids (a vector is never a bitmap with run containers: those come only from ranges inserted or
+    /// full containers, which the engine never makes of a vector's ids).
+    pub fn serialize_into(&self, out: &mut impl std::io::Write, scratch: &mut SetScratch) -> std::io::Result<()> {
+        match self {
+            IdSet::Small(ids) => {
+                serialize_sorted(ids, &mut scratch.bytes, &mut scratch.containers);
+                out.write_all(&scratch.bytes)
+            }
+            IdSet::Big(b) => b.serialize_into(out),
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        match self {
+            IdSet::Small(ids) => ids.len() as u64,
+            IdSet::Big(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self {
+            IdSet::Small(ids) => ids.is_empty(),
+            IdSet::Big(b) => b.is_empty(),
+        }
+    }
+
+    pub fn max(&self) -> Option<u32> {
+        match self {
+            IdSet::Small(ids) => ids.last().copied(),
+            IdSet::Big(b) => b.max(),
+        }
+    }
+
+    /// The ids, ascending.
+    pub fn iter(&self) -> Iter<'_> {
+        match self {
+            IdSet::Small(ids) => Iter::Small(ids.iter().copied()),
+            IdSet::Big(b) => Iter::Big(b.iter()),
+        }
+    }
+
+    /// The set as a Roaring bitmap (the same as the crate builds from the ids).
+    pub fn into_bitmap(self, scratch: &mut SetScratch) -> RoaringBitmap {
+        match self {
+            IdSet::Small(ids) => bitmap_of_sorted(&ids, &mut scratch.bytes, &mut scratch.containers),
+            IdSet::Big(b) => b,
+        }
+    }
+
+    /// Heap bytes held, allocated capacity included.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            IdSet::Small(ids) => ids.capacity() * 4,
+            IdSet::Big(b) => {
+                // roaring 0.12's statistics count array capacity as 4-byte values (they are u16) and bitset
+                // containers as one byte per bit; the real sizes are half and an eighth of those.
+                let s = b.statistics();
+                let containers = s.n_containers as usize * std::mem::size_of::<(u16, Vec<u16>)>();
+                let stores =
+                    s.n_bytes_array_containers / 2 + u64::from(s.n_bitset_containers) * 8192 + s.n_bytes_run_containers;
+                containers + stores as usize
+            }
+        }
+    }
+
+    /// Adds one id.
+    pub fn insert(&mut self, id: u32) {
+        match self {
+            IdSet::Small(ids) => {
+                if let Err(at) = ids.binary_search(&id) {
+                    ids.insert(at, id);
+                }
+            }
+            IdSet::Big(b) => {
+                b.insert(id);
+            }
+        }
+    }
+
+    /// Adds `ids` (ascending, no repeats).
+    pub fn extend_sorted(&mut self, ids: &[u32], scratch: &mut SetScratch) {
+        debug_assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        let Some(&first) = ids.first() else { return };
+        match self {
+            IdSet::Small(set) => {
+                let before = set.len();
+                if set.last().is_none_or(|&max| max < first) {
+                    // New ids above everything in the set (the common case for orders) are appended.
+                    set.extend_from_slice(ids);
+                } else {
+                    merge_sorted_into(set, ids);
+                }
+                // Checked each time the length passes a power of two (at most ~30 times over a set's life).
+                if set.len() >= MIN_BITMAP_IDS && set.len().ilog2() > before.max(1).ilog2() && prefers_bitmap(set) {
+                    *self = IdSet::Big(bitmap_of_sorted(set, &mut scratch.bytes, &mut scratch.containers));
+                }
+            }
+            IdSet::Big(set) => {
+                if ids.len() >= BULK_IDS {
+                    *set |= bitmap_of_sorted(ids, &mut scratch.bytes, &mut scratch.containers);
+                } else if set.max().is_none_or(|max| max < first) {
+                    set.append(ids.iter().copied()).expect("sorted, deduplicated and above the set's maximum");
+                } else {
+                    *set |= RoaringBitmap::from_sorted_iter(ids.iter().copied()).expect("sorted and deduplicated");
+                }
+            }
+        }
+    }
+
+    /// The union of `sets`: the vectors' ids gathered and sorted, the bitmaps unioned in one pass over
+    /// their containers, in the form [`prefers_bitmap`] chooses.
+    pub fn union<'a>(sets: impl IntoIterator<Item = &'a IdSet>, scratch: &mut SetScratch) -> IdSet {
+        let mut bitmaps = Vec::new();
+        let ids = &mut scratch.ids;
+        ids.clear();
+        let mut small = 0;
+        let mut only = None;
+        for set in sets {
+            match set {
+                IdSet::Small(v) if v.is_empty() => {}
+                IdSet::Small(v) => {
+                    ids.extend_from_slice(v);
+                    small += 1;
+                    only = Some(v);
+                }
+                IdSet::Big(b) => bitmaps.push(b),
+            }
+        }
+        match (small, bitmaps.len()) {
+            (0, 0) => return IdSet::default(),
+            (1, 0) => return IdSet::Small(only.expect("one vector").clone()),
+            (0, 1) => return IdSet::Big(bitmaps[0].clone()),
+            _ => {}
+        }
+        if small > 1 {
+            super::sort_ids(ids, &mut scratch.spare);
+            ids.dedup();
+        }
+        if bitmaps.is_empty() {
+            return IdSet::from_sorted(ids.clone(), scratch);
+        }
+        let mut union = bitmaps.into_iter().union();
+        if !ids.is_empty() {
+            union |= bitmap_of_sorted(ids, &mut scratch.bytes, &mut scratch.containers);
+        }
+        // A union holds at least as many ids per container as any of its bitmaps: it stays a bitmap.
+        IdSet::Big(union)
+    }
+}
+
+/// Merges `ids` (ascending, no repeats) into `set` (the same), in place: from the back, each slot written
+/// once, then repeats dropped.
+fn merge_sorted_into(set: &mut Vec<u32>, ids: &[u32]) {
+    let old = set.len();
+    set.resize(old + ids.len(), 0);
+    let (mut i, mut j, mut out) = (old, ids.len(), old + ids.len());
+    while j > 0 {
+        out -= 1;
+        if i > 0 && set[i - 1] > ids[j - 1] {
+            i -= 1;
+            set[out] = set[i];
+        } else {
+            j -= 1;
+            set[out] = ids[j];
+        }
+    }
+    set.dedup();
+}
+
+/// The bitmap of `ids` (ascending, no repeats), built in bulk: written in Roaring's portable serialized
+/// form ([`serialize_sorted`]) into `bytes`, and read back by the crate. `append` and `from_sorted_iter`
+/// take each value through two calls and a container check; here an id is two bytes written and copied
+/// (see docs/benchmarks.md).
+pub fn bitmap_of_sorted(
+    ids: &[u32],
+    bytes: &mut Vec<u8>,
+    containers: &mut Vec<std::ops::Range<usize>>,
+) -> RoaringBitmap {
+    serialize_sorted(ids, bytes, containers);
+    RoaringBitmap::deserialize_unchecked_from(&bytes[..]).expect("a bitmap serialized just now")
+}
+
+/// Most ids of an array container in Roaring; a container of more is a bitset.
+const ARRAY_LIMIT: usize = 4096;
+
+/// Writes `ids` (ascending, no repeats) into `bytes` (cleared first) in Roaring's portable serialization
+/// without run containers, as the crate writes a bitmap of them; `containers` is scratch space.
+fn serialize_sorted(ids: &[u32], bytes: &mut Vec<u8>, containers: &mut Vec<std::ops::Range<usize>>) {
+    /// The format's cookie when it has no run containers.
+    const COOKIE: u32 = 12346;
+    // One container per run of ids sharing their high 16 bits, found by binary search.
+    containers.clear();
+    let mut start = 0;
+    while let Some(&first) = ids.get(start) {
+        let end = start + ids[start..].partition_point(|&id| id >> 16 == first >> 16);
+        containers.push(start..end);
+        start = end;
+    }
+    bytes.clear();
+    bytes.extend_from_slice(&COOKIE.to_le_bytes());
+    bytes.extend_from_slice(&(containers.len() as u32).to_le_bytes());
+    for run in containers.iter() {
+        bytes.extend_from_slice(&((ids[run.start] >> 16) as u16).to_le_bytes());
+        bytes.extend_from_slice(&((run.len() - 1) as u16).to_le_bytes());
+    }
+    // The containers' offsets (from the start of the bytes).
+    let mut offset = bytes.len() + 4 * containers.len();
+    for run in containers.iter() {
+        bytes.extend_from_slice(&(offset as u32).to_le_bytes());
+        offset += if run.len() <= ARRAY_LIMIT { 2 * run.len() } else { 8192 };
+    }
+    for run in containers.iter().map(|r| &ids[r.clone()]) {
+        let at = bytes.len();
+        if run.len() <= ARRAY_LIMIT {
+            bytes.resize(at + 2 * run.len(), 0);
+            for (slot, &id) in bytes[at..].chunks_exact_mut(2).zip(run) {
+                slot.copy_from_slice(&(id as u16).to_le_bytes());
+            }
+        } else {
+            let mut words = [0u64; 1024];
+            for &id in run {
+                words[(id & 0xFFFF) as usize >> 6] |= 1 << (id & 63);
+            }
+            bytes.resize(at + 8 * words.len(), 0);
+            for (slot, word) in bytes[at..].chunks_exact_mut(8).zip(words) {
+                slot.copy_from_slice(&word.to_le_bytes());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn ids_of(set: &IdSet) -> Vec<u32> {
+        set.iter().collect()
+    }
+
+    /// Random ascending batches, over ranges from one container to the whole code range, checked against
+    /// a BTreeSet after every batch: below, above and across what the set holds, and across the switch to
+    /// a bitmap.
+    #[test]
+    fn sets_equal_a_model_through_batches_and_unions() {
+        let mut x = 3u64;
+        let mut next = move |n: u64| {
+            crate::testing::xorshift(&mut x);
+            x % n
+        };
+        let scratch = &mut SetScratch::default();
+        for spread in [100u64, 1 << 16, 1 << 20, 1 << 32] {
+            for batch in [1u64, 5, 63, 64, 200, 3000] {
+                let mut sets: Vec<(IdSet, BTreeSet<u32>)> = Vec::new();
+                for _ in 0..4 {
+                    let mut set = IdSet::default();
+                    let mut model = BTreeSet::new();
+                    let mut floor = 0u64;
+                    for round in 0..12 {
+                        // Every third batch above the set's maximum (the append path), the rest anywhere.
+                        let base = if round % 3 == 0 { floor } else { 0 };
+                        let mut ids: Vec<u32> = (0..1 + next(batch))
+                            .map(|_| (base + next(spread)).min(u64::from(u32::MAX)) as u32)
+                            .collect();
+                        ids.sort_unstable();
+                        ids.dedup();
+                        set.extend_sorted(&ids, scratch);
+                        model.extend(&ids);
+                        floor = u64::from(*model.last().unwrap()) + 1;
+                        assert_eq!(set.len(), model.len() as u64, "spread {spread}, batch {batch}");
+                        assert_eq!(ids_of(&set), model.iter().copied().collect::<Vec<_>>());
+                        assert_eq!(set.max(), model.last().copied());
+                        let big = matches!(set, IdSet::Big(_));
+                        if !big {
+                            assert!(set.heap_bytes() >= 4 * model.len());
+                        }
+                    }
+                    let inserted = next(1 << 32) as u32;
+                    set.insert(inserted);
+                    model.insert(inserted);
+                    assert_eq!(ids_of(&set), model.iter().copied().collect::<Vec<_>>());
+                    let bitmap = set.clone().into_bitmap(scratch);
+                    assert_eq!(bitmap, RoaringBitmap::from_sorted_iter(model.iter().copied()).unwrap());
+                    assert_serialized_alike(&set, scratch);
+                    assert_eq!(IdSet::from_bitmap(bitmap), set);
+                    sets.push((set, model));
+                }
+                sets.push((IdSet::default(), BTreeSet::new()));
+                // Unions of every prefix (one set, a vector and a bitmap, several of each).
+                for n in 0..=sets.len() {
+                    let union = IdSet::union(sets[..n].iter().map(|(s, _)| s), scratch);
+                    let model: BTreeSet<u32> = sets[..n].iter().flat_map(|(_, m)| m).copied().collect();
+                    assert_eq!(ids_of(&union), model.into_iter().collect::<Vec<_>>(), "union of {n}");
+                }
+            }
+        }
+    }
+
+    /// `set` serializes to the bytes the crate writes for a bitmap of its ids.
+    fn assert_serialized_alike(set: &IdSet, scratch: &mut SetScratch) {
+        let bitmap = RoaringBitmap::from_sorted_iter(set.iter()).unwrap();
+        let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+        set.serialize_into(&mut mine, scratch).unwrap();
+        bitmap.serialize_into(&mut theirs).unwrap();
+        assert_eq!(mine, theirs, "{} ids", set.len());
+        assert_eq!(set.serialized_size(), theirs.len());
+        assert_eq!(RoaringBitmap::deserialize_from(&mine[..]).unwrap(), bitmap);
+    }
+
+    #[test]
+    fn vectors_serialize_as_the_crate_serializes_their_bitmaps() {
+        let scratch = &mut SetScratch::default();
+        // Empty, one id, the ends of the range, and a vector with a container of more than 4096 ids among
+        // many sparse ones (a bitset in the serialized form).
+        let mut wide: Vec<u32> = (0..5000).map(|i| (7 << 16) + i * 3).collect();
+        wide.extend((8..20_000u32).map(|c| c << 16 | c));
+        for ids in [vec![], vec![0], vec![0, u32::MAX], (0..4096).collect(), (0..4097).collect(), wide] {
+            assert_serialized_alike(&IdSet::Small(ids), scratch);
+        }
+        let halved = IdSet::Small((0..10_000u32).map(|i| i * 2).collect()).map_increasing(|id| id / 2, scratch);
+        assert!(matches!(halved, IdSet::Big(_)), "dense after mapping: a bitmap");
+        assert_eq!(ids_of(&halved), (0..10_000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn dense_sets_become_bitmaps_and_sparse_ones_stay_vectors() {
+        let scratch = &mut SetScratch::default();
+        let mut dense = IdSet::default();
+        let mut sparse = IdSet::default();
+        for batch in 0..100u32 {
+            let ids: Vec<u32> = (0..10).map(|i| batch * 10 + i).collect();
+            dense.extend_sorted(&ids, scratch);
+            let ids: Vec<u32> = (0..10).map(|i| (batch * 10 + i) << 16).collect();
+            sparse.extend_sorted(&ids, scratch);
+        }
+        assert!(matches!(dense, IdSet::Big(_)));
+        assert!(matches!(sparse, IdSet::Small(_)));
+        assert_eq!(dense.len(), 1000);
+        assert_eq!(sparse.len(), 1000);
+        assert!(matches!(IdSet::union([&dense, &sparse], scratch), IdSet::Big(_)));
+        assert!(matches!(IdSet::union([&sparse, &IdSet::Small(vec![1])], scratch), IdSet::Small(_)));
+        assert!(!prefers_bitmap(&[1, 2, 3]));
+    }
+
+    #[test]
+    fn merging_in_place_is_a_sorted_union() {
+        for (a, b, want) in [
+            (vec![], vec![1, 2], vec![1, 2]),
+            (vec![5], vec![1, 5, 9], vec![1, 5, 9]),
+            (vec![1, 3, 5], vec![2, 4, 6], vec![1, 2, 3, 4, 5, 6]),
+            (vec![10, 20], vec![1], vec![1, 10, 20]),
+            (vec![1, 2, 3], vec![1, 2, 3], vec![1, 2, 3]),
+        ] {
+            let mut set = a.clone();
+            merge_sorted_into(&mut set, &b);
+            assert_eq!(set, want, "{a:?} and {b:?}");
+        }
+    }
+
+    #[test]
+    fn bulk_bitmaps_equal_the_crates() {
+        let mut x = 11u64;
+        let mut next = move || {
+            crate::testing::xorshift(&mut x);
+            x
+        };
+        let bytes = &mut Vec::new();
+        // Sparse and dense containers (a dense one of more than 4096 ids is a bitset), one or many, the
+        // ends of the range included.
+        for (len, spread) in
+            [(1, 1u64 << 32), (64, 100), (5000, 1 << 16), (4096, 4096), (4097, 4097), (20_000, 1 << 18)]
+        {
+            for offset in [0u64, 65_530, (1 << 32) - spread] {
+                let mut ids: Vec<u32> = (0..len).map(|_| (offset + next() % spread) as u32).collect();
+                ids.extend([offset as u32, (offset + spread - 1) as u32]);
+                ids.sort_unstable();
+                ids.dedup();
+                let want = RoaringBitmap::from_sorted_iter(ids.iter().copied()).unwrap();
+                let got = bitmap_of_sorted(&ids, bytes, &mut Vec::new());
+                assert_eq!(got, want, "{} ids over {spread} from {offset}", ids.len());
+                assert_eq!(got.len(), ids.len() as u64);
+                let mut set = RoaringBitmap::from_iter([7u32, 70_000, u32::MAX]);
+                set |= got;
+                assert_eq!(set.len(), (ids.iter().chain(&[7, 70_000, u32::MAX]).collect::<BTreeSet<_>>()).len() as u64);
+            }
+        }
+    }
+}
