@@ -473,9 +473,9 @@ async fn transient_s3_faults_are_retried_to_success() {
     put(&w, IN, FIXTURE_KEY, std::fs::read(manifest(FIXTURE)).unwrap()).await;
     let injected = Arc::new(AtomicUsize::new(0));
     let count = injected.clone();
-    // Every third request fails with 503 or 500, each request once (requests in flight together may take
-    // turns, so that "every third" could otherwise hit one request on each of its attempts); the SDK's
-    // retries must absorb it.
+    // Every third request fails with 503 or 500, but at most once per method and path (requests in flight
+    // together take turns, so "every third" could otherwise hit one request on each of its attempts); the
+    // SDK's retries must absorb it.
     let mut failed = std::collections::HashSet::new();
     w.server.set_faults(Some(Box::new(move |method, target, n| {
         (n % 3 == 0 && failed.insert((method.to_string(), target.to_string()))).then(|| {

@@ -750,17 +750,18 @@ impl Engine {
             self.specs.iter().map(|s| (s, Vec::new())).collect();
         for (g, mut grouping) in std::mem::take(&mut self.groupings).into_iter().enumerate() {
             grouping.flush(&mut self.scratch.merge);
-            let fed: Vec<usize> = (0..tables.len()).filter(|&t| sources[t] == g).collect();
-            let (taken, summed): (Vec<usize>, Vec<usize>) = fed.iter().partition(|&&t| grouping.is_own(&self.specs[t]));
-            for &t in &summed {
+            let mut fed: Vec<usize> = (0..tables.len()).filter(|&t| sources[t] == g).collect();
+            // One table whose keys are the grouping's own takes its groups over, after every other table
+            // it feeds (two tables may have the same keys, and the groups are gone once taken).
+            let taken = fed.iter().rposition(|&t| grouping.is_own(&self.specs[t])).map(|i| fed.remove(i));
+            for &t in &fed {
                 let (spec, groups) = &mut tables[t];
                 let counted: Vec<Distinct> = Distinct::ALL.into_iter().filter(|d| d.counted_by(spec)).collect();
                 grouping.sum_up(spec.keys, &counted, &mut self.scratch.merge.sets, |key, group| {
                     groups.push((key, keep(spec, group)))
                 });
             }
-            // At most one table has exactly the grouping's keys (names are unique, keys too per grouping).
-            if let Some(&t) = taken.first() {
+            if let Some(t) = taken {
                 let (spec, groups) = &mut tables[t];
                 let mut own: Vec<(GroupKey, GroupState)> = std::mem::take(&mut grouping.groups).into_iter().collect();
                 own.sort_unstable_by_key(|&(key, _)| key);
@@ -773,13 +774,6 @@ impl Engine {
                     }
                     (key, keep(spec, group))
                 }));
-                for &t in &taken[1..] {
-                    let (spec, groups) = &mut tables[t];
-                    let counted: Vec<Distinct> = Distinct::ALL.into_iter().filter(|d| d.counted_by(spec)).collect();
-                    grouping.sum_up(spec.keys, &counted, &mut self.scratch.merge.sets, |key, group| {
-                        groups.push((key, keep(spec, group)))
-                    });
-                }
             }
         }
         tables
@@ -1208,6 +1202,35 @@ mod tests {
                 (spec.name, groups)
             })
             .collect()
+    }
+
+    #[test]
+    fn two_tables_with_the_same_keys_both_get_their_groups() {
+        // The second is fed by the first's grouping: one of them takes its groups over, the other is
+        // summed up from them first (a config can have a table and its top-N cut by the same keys).
+        static SPECS: [TableSpec; 3] = [
+            TableSpec {
+                name: "store_sales",
+                keys: &[Dim::CHANNEL],
+                metrics: &[Metric::Orders, Metric::Revenue],
+                top: None,
+                description: "",
+            },
+            TableSpec {
+                name: "top_stores",
+                keys: &[Dim::CHANNEL],
+                metrics: &[Metric::Revenue],
+                top: Some(5),
+                description: "",
+            },
+            TableSpec { name: "all", keys: &[], metrics: &[Metric::Customers], top: None, description: "" },
+        ];
+        let chunks = random_chunks(11, 3, 2000);
+        let engine = Engine::new(&SPECS);
+        assert_eq!(engine.groupings.len(), 2, "top_stores is fed by store_sales's grouping");
+        let want = tables_by_rows(&SPECS, &chunks);
+        assert!(want.iter().all(|(_, groups)| !groups.is_empty()));
+        assert_eq!(tables_of(engine, &chunks), want);
     }
 
     #[test]

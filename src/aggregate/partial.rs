@@ -229,6 +229,12 @@ impl OwnDays {
         OwnDays(days)
     }
 
+    /// Rows given as they are, for tests of where they are used.
+    #[cfg(test)]
+    pub fn with_rows(day: i64, rows: Vec<(&'static str, Vec<Row>)>) -> OwnDays {
+        OwnDays(BTreeMap::from([(day, rows)]))
+    }
+
     /// The rows of `day` (its start), table by table as `tables` lists them, if the run has them.
     pub fn rows<'t>(&self, day: i64, tables: &'t [TableSpec]) -> Option<Vec<(&'t TableSpec, Vec<Row>)>> {
         let of_day = self.0.get(&day)?;

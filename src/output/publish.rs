@@ -427,9 +427,13 @@ fn publish_from(
             return Ok(Err(e));
         }
     }
-    // A day whose partials are all this run's has its rows from the run's groups already.
-    let all_own = by_hour.values().flatten().all(|k| own.contains_key(*k));
-    let rows = match own_days.rows(day_start, tables).filter(|_| all_own) {
+    // A day whose partials are exactly this run's partials of it has its rows from the run's groups already.
+    // (Not after a retry with a newer manifest that lacks some of them, nor for a day of no partials.)
+    let of_day: BTreeSet<&str> = by_hour.values().flatten().copied().collect();
+    let own_of_day: BTreeSet<&str> =
+        own.iter().filter(|(_, p)| partial::day_of(p.hour_start) == day_start).map(|(k, _)| k.as_str()).collect();
+    let only_own = !of_day.is_empty() && of_day == own_of_day;
+    let rows = match own_days.rows(day_start, tables).filter(|_| only_own) {
         Some(rows) => rows,
         None => merge(Period::Day, by_hour.values().flatten().map(|k| get(k)).collect()),
     };
@@ -529,6 +533,64 @@ mod tests {
         assert_eq!(sink.get("t/x.html").unwrap().unwrap(), b"five again");
         assert_eq!(put(b"six", 6, false), Stored::Written);
         assert_eq!(sink.head("t/x.html").unwrap().unwrap().generation, Some(6));
+    }
+
+    #[test]
+    fn a_day_is_taken_from_the_runs_groups_only_when_its_partials_are_exactly_the_runs() {
+        use crate::aggregate::partial::{GroupPartial, Row, TablePartial};
+        let day = start_of("2026-11-22", None).unwrap();
+        let hour = |h: i64, revenue: i128| Partial {
+            hour_start: day + h * HOUR_MICROS,
+            ids: [vec![h as u128], vec![], vec![]],
+            tables: vec![TablePartial {
+                name: "hourly_kpis".into(),
+                groups: vec![GroupPartial {
+                    keys: vec![],
+                    lines: 1,
+                    units: 1,
+                    revenue,
+                    sets: [[0].into_iter().collect(), Default::default(), Default::default()],
+                }],
+            }],
+        };
+        let (p10, p11) = (hour(10, 100), hour(11, 200));
+        let own: HashMap<String, &Partial> = HashMap::from([("k10".to_string(), &p10), ("k11".to_string(), &p11)]);
+        // Rows that no merge of these partials gives: where they are published, the run's groups were used.
+        let fake = OwnDays::with_rows(
+            day,
+            vec![("hourly_kpis", vec![Row { keys: vec![], lines: 9, units: 9, revenue: 99_900, distinct: [9, 0, 0] }])],
+        );
+        let daily = |hours: &[(&str, &str)], own_days: &OwnDays| -> Vec<u8> {
+            let dir = tempfile::tempdir().unwrap();
+            let sink = crate::storage::LocalDir::new(dir.path()).unwrap();
+            let entry = Entry {
+                uri: "file:///x.csv".into(),
+                version: Version::default(),
+                partials: hours.iter().map(|(h, k)| (h.to_string(), k.to_string())).collect(),
+                quality: None,
+            };
+            let manifest = DayManifest {
+                format: 1,
+                day: "2026-11-22".into(),
+                generation: 2,
+                hours: ["10".to_string(), "11".to_string()].into(),
+                sources: BTreeMap::from([("x".to_string(), entry)]),
+            };
+            let tables = crate::aggregate::tables::DEFAULT_TABLES;
+            let hours: BTreeSet<String> = manifest.hours.clone();
+            let mut published = Published::default();
+            assert!(matches!(
+                publish_from(&sink, tables, &manifest, &hours, (&own, own_days), &mut published),
+                Ok(Ok(()))
+            ));
+            sink.get(&table_key("daily_kpis", Period::Day, day)).unwrap().expect("the day is published")
+        };
+        let none = OwnDays::default();
+        let both = [("10", "k10"), ("11", "k11")];
+        assert_ne!(daily(&both, &fake), daily(&both, &none), "the run's two hours: its groups give the day");
+        // A newer manifest (a retry after a newer version of the source withdrew hour 11) lists only one of
+        // the run's partials: the day is merged from what it lists.
+        assert_eq!(daily(&both[..1], &fake), daily(&both[..1], &none));
     }
 
     #[test]
