@@ -149,6 +149,9 @@ impl IdSet {
             }
             IdSet::Big(b) => b.iter().map(f).collect(),
         };
+        // Checked in release builds too (one compare an id): a set out of order would be stored as a partial
+        // that cannot be read back.
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "a mapping said to be increasing is not");
         IdSet::from_sorted(ids, scratch)
     }
 
