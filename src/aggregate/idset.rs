@@ -40,24 +40,32 @@ const CONTAINER_BYTES: usize = std::mem::size_of::<(u16, Vec<u16>)>() + 16;
 /// Vectors shorter than this stay vectors whatever their ids.
 const MIN_BITMAP_IDS: usize = 64;
 
-/// Whether `ids` (ascending, no repeats) take less memory as a Roaring bitmap (two bytes an id in array
-/// containers plus [`CONTAINER_BYTES`] per container) than as a vector (four bytes an id).
+/// Whether a set of `ids` ids in `containers` of Roaring's containers takes less memory as a bitmap (two
+/// bytes an id in array containers plus [`CONTAINER_BYTES`] per container) than as a vector (four bytes an
+/// id), and is long enough to be one.
+fn bitmap_is_smaller(ids: usize, containers: usize) -> bool {
+    ids >= MIN_BITMAP_IDS && containers <= 2 * ids / CONTAINER_BYTES
+}
+
+/// Whether `ids` (ascending, no repeats) take less memory as a Roaring bitmap ([`bitmap_is_smaller`]).
 fn prefers_bitmap(ids: &[u32]) -> bool {
     if ids.len() < MIN_BITMAP_IDS {
         return false;
     }
-    // The containers, counted one jump at a time; stops as soon as the bitmap would be larger.
+    // The containers counted one jump at a time, no further than the bitmap's budget.
     let budget = 2 * ids.len() / CONTAINER_BYTES;
-    let mut containers = 0;
+    bitmap_is_smaller(ids.len(), container_runs(ids).take(budget + 1).count())
+}
+
+/// Where the runs of `ids` (ascending) that share their high 16 bits are: Roaring's containers of them,
+/// each found by binary search.
+fn container_runs(ids: &[u32]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
     let mut start = 0;
-    while let Some(&first) = ids.get(start) {
-        containers += 1;
-        if containers > budget {
-            return false;
-        }
-        start += ids[start..].partition_point(|&id| id >> 16 == first >> 16);
-    }
-    true
+    std::iter::from_fn(move || {
+        let &first = ids.get(start)?;
+        let end = start + ids[start..].partition_point(|&id| id >> 16 == first >> 16);
+        Some(std::mem::replace(&mut start, end)..end)
+    })
 }
 
 /// Reused buffers of [`IdSet::extend_sorted`] and [`IdSet::union`].
@@ -130,13 +138,11 @@ impl IdSet {
 
     /// The set of a bitmap's ids, in the form [`prefers_bitmap`] chooses.
     pub fn from_bitmap(bitmap: RoaringBitmap) -> IdSet {
-        let len = bitmap.len() as usize;
         // The same test as [`prefers_bitmap`], on the bitmap's own containers.
-        let containers = bitmap.statistics().n_containers as usize;
-        if len < MIN_BITMAP_IDS || containers > 2 * len / CONTAINER_BYTES {
-            IdSet::Small(bitmap.iter().collect())
-        } else {
+        if bitmap_is_smaller(bitmap.len() as usize, bitmap.statistics().n_containers as usize) {
             IdSet::Big(bitmap)
+        } else {
+            IdSet::Small(bitmap.iter().collect())
         }
     }
 
@@ -158,16 +164,7 @@ impl IdSet {
     /// Bytes of the set in Roaring's portable serialization ([`IdSet::serialize_into`]).
     pub fn serialized_size(&self) -> usize {
         match self {
-            IdSet::Small(ids) => {
-                let mut size = 8;
-                let mut start = 0;
-                while let Some(&first) = ids.get(start) {
-                    let len = ids[start..].partition_point(|&id| id >> 16 == first >> 16);
-                    size += 8 + if len <= ARRAY_LIMIT { 2 * len } else { 8192 };
-                    start += len;
-                }
-                size
-            }
+            IdSet::Small(ids) => 8 + container_runs(ids).map(|run| 8 + container_bytes(run.len())).sum::<usize>(),
             IdSet::Big(b) => b.serialized_size(),
         }
     }
@@ -358,19 +355,22 @@ pub fn bitmap_of_sorted(
 /// Most ids of an array container in Roaring; a container of more is a bitset.
 const ARRAY_LIMIT: usize = 4096;
 
+/// Serialized bytes of a container of `ids` ids: an array of them, or a bitset of 65536 bits.
+fn container_bytes(ids: usize) -> usize {
+    if ids <= ARRAY_LIMIT {
+        2 * ids
+    } else {
+        8192
+    }
+}
+
 /// Writes `ids` (ascending, no repeats) into `bytes` (cleared first) in Roaring's portable serialization
 /// without run containers, as the crate writes a bitmap of them; `containers` is scratch space.
 fn serialize_sorted(ids: &[u32], bytes: &mut Vec<u8>, containers: &mut Vec<std::ops::Range<usize>>) {
     /// The format's cookie when it has no run containers.
     const COOKIE: u32 = 12346;
-    // One container per run of ids sharing their high 16 bits, found by binary search.
     containers.clear();
-    let mut start = 0;
-    while let Some(&first) = ids.get(start) {
-        let end = start + ids[start..].partition_point(|&id| id >> 16 == first >> 16);
-        containers.push(start..end);
-        start = end;
-    }
+    containers.extend(container_runs(ids));
     bytes.clear();
     bytes.extend_from_slice(&COOKIE.to_le_bytes());
     bytes.extend_from_slice(&(containers.len() as u32).to_le_bytes());
@@ -382,7 +382,7 @@ fn serialize_sorted(ids: &[u32], bytes: &mut Vec<u8>, containers: &mut Vec<std::
     let mut offset = bytes.len() + 4 * containers.len();
     for run in containers.iter() {
         bytes.extend_from_slice(&(offset as u32).to_le_bytes());
-        offset += if run.len() <= ARRAY_LIMIT { 2 * run.len() } else { 8192 };
+        offset += container_bytes(run.len());
     }
     for run in containers.iter().map(|r| &ids[r.clone()]) {
         let at = bytes.len();
@@ -420,10 +420,7 @@ mod tests {
     #[test]
     fn sets_equal_a_model_through_batches_and_unions() {
         let mut x = 3u64;
-        let mut next = move |n: u64| {
-            crate::testing::xorshift(&mut x);
-            x % n
-        };
+        let mut next = move |n: u64| crate::testing::xorshift(&mut x) % n;
         let scratch = &mut SetScratch::default();
         for spread in [100u64, 1 << 16, 1 << 20, 1 << 32] {
             for batch in [1u64, 5, 63, 64, 200, 3000] {

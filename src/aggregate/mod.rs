@@ -51,6 +51,11 @@ impl Distinct {
         spec.metrics.iter().any(|&m| Distinct::of(m) == Some(self))
     }
 
+    /// The ids a table counts.
+    fn counted_in(spec: &TableSpec) -> Vec<Distinct> {
+        Distinct::ALL.into_iter().filter(|d| d.counted_by(spec)).collect()
+    }
+
     /// The ids a metric needs counted (an average order value divides by the distinct orders).
     fn of(metric: Metric) -> Option<Distinct> {
         match metric {
@@ -123,7 +128,7 @@ impl GroupState {
         }
     }
 
-    /// Adds a finer group's sums and its sets of `distinct` into this one.
+    /// Adds a finer group's sums into this one.
     fn absorb(&mut self, finer: &GroupState) {
         self.lines += finer.lines;
         self.units += finer.units;
@@ -306,11 +311,10 @@ impl Grouping {
     /// Whether `spec`'s groups are this grouping's own: the same keys in the same order, and every set it
     /// counts gathered (products are not where `sku` is a key: they come from the key).
     fn is_own(&self, spec: &TableSpec) -> bool {
-        spec.keys == self.keys.as_slice()
-            && Distinct::ALL.into_iter().filter(|d| d.counted_by(spec)).all(|d| self.distinct.contains(&d))
+        spec.keys == self.keys.as_slice() && Distinct::counted_in(spec).iter().all(|d| self.distinct.contains(d))
     }
 
-    /// Merges every group's held-back ids into its bitmaps.
+    /// Merges every group's held-back ids into its sets.
     fn flush(&mut self, scratch: &mut MergeScratch) {
         for state in self.groups.values_mut() {
             state.flush(scratch);
@@ -756,7 +760,7 @@ impl Engine {
             let taken = fed.iter().rposition(|&t| grouping.is_own(&self.specs[t])).map(|i| fed.remove(i));
             for &t in &fed {
                 let (spec, groups) = &mut tables[t];
-                let counted: Vec<Distinct> = Distinct::ALL.into_iter().filter(|d| d.counted_by(spec)).collect();
+                let counted = Distinct::counted_in(spec);
                 grouping.sum_up(spec.keys, &counted, &mut self.scratch.merge.sets, |key, group| {
                     groups.push((key, keep(spec, group)))
                 });
@@ -765,7 +769,7 @@ impl Engine {
                 let (spec, groups) = &mut tables[t];
                 let mut own: Vec<(GroupKey, GroupState)> = std::mem::take(&mut grouping.groups).into_iter().collect();
                 own.sort_unstable_by_key(|&(key, _)| key);
-                let counted: Vec<Distinct> = Distinct::ALL.into_iter().filter(|d| d.counted_by(spec)).collect();
+                let counted = Distinct::counted_in(spec);
                 groups.extend(own.into_iter().map(|(key, mut group)| {
                     for d in Distinct::ALL {
                         if !counted.contains(&d) {
@@ -1192,7 +1196,7 @@ mod tests {
                         g.3[2].insert(chunk.dims[Dim::SKU.index][r]);
                     }
                 }
-                let counted: Vec<Distinct> = Distinct::ALL.into_iter().filter(|d| d.counted_by(spec)).collect();
+                let counted = Distinct::counted_in(spec);
                 let groups = groups
                     .into_iter()
                     .map(|(key, (l, u, r, sets))| {

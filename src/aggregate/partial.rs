@@ -187,7 +187,8 @@ pub fn from_groups(
 /// The rows of the days on which a run's own groups fall in two hours or more, by day start and table
 /// name: what [`merge`] gives of those hours' partials when they are the day's only ones, computed from the
 /// engine's groups before they become partials. Their sets share the engine's codes, so a group's hours are
-/// unioned as bitmaps, where merging the partials maps every id through a merged dictionary of hashes. (A
+/// counted together as they are ([`union_len`]), where merging the partials maps every id through a merged
+/// dictionary of hashes. (A
 /// day of one hour is that hour's partial, which [`merge`] takes as it is.)
 #[derive(Debug, Default)]
 pub struct OwnDays(BTreeMap<i64, Vec<(&'static str, Vec<Row>)>>);
