@@ -78,11 +78,13 @@ impl<'a> Published<'a> {
         Ok(value)
     }
 
-    /// Fetches `keys` into the cache, [`PARALLEL_READS`] at a time.
+    /// Fetches `keys` into the cache, [`PARALLEL_READS`] at a time, each key once (a report lists some keys
+    /// twice: two threads reading the same key at once would both miss the cache).
     pub fn prefetch(&self, keys: &[String]) -> Result<()> {
         let missing: Vec<&String> = {
             let cache = self.objects.lock().map_err(|_| poisoned())?;
-            keys.iter().filter(|k| !cache.contains_key(k.as_str())).collect()
+            let mut seen = std::collections::HashSet::new();
+            keys.iter().filter(|k| !cache.contains_key(k.as_str()) && seen.insert(k.as_str())).collect()
         };
         for batch in missing.chunks(PARALLEL_READS) {
             std::thread::scope(|s| {
@@ -170,4 +172,63 @@ impl<'a> Published<'a> {
 
 fn poisoned() -> Error {
     Error::Internal { message: "the report cache lock was poisoned".into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{Counting, LocalDir};
+
+    /// A sink whose reads take a while, so that two reads of one key would overlap.
+    struct Slow(LocalDir);
+
+    impl Sink for Slow {
+        fn uri(&self, key: &str) -> String {
+            self.0.uri(key)
+        }
+        fn put(&self, key: &str, body: crate::storage::Body<'_>, content_type: &str) -> Result<()> {
+            self.0.put(key, body, content_type)
+        }
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            self.0.get(key)
+        }
+        fn delete(&self, key: &str) -> Result<()> {
+            self.0.delete(key)
+        }
+        fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
+            self.0.get_tagged(key)
+        }
+        fn head(&self, key: &str) -> Result<Option<crate::storage::Head>> {
+            self.0.head(key)
+        }
+        fn put_if(
+            &self,
+            key: &str,
+            bytes: &[u8],
+            content_type: &str,
+            condition: &crate::storage::Condition,
+            generation: Option<u64>,
+        ) -> Result<bool> {
+            self.0.put_if(key, bytes, content_type, condition, generation)
+        }
+        fn list(&self, prefix: &str) -> Result<Vec<String>> {
+            self.0.list(prefix)
+        }
+    }
+
+    #[test]
+    fn prefetch_reads_each_key_once_however_often_it_is_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let slow = Slow(LocalDir::new(dir.path()).unwrap());
+        slow.put("a", crate::storage::Body::Bytes(b"1"), "text/plain").unwrap();
+        let counting = Counting::new(&slow);
+        let published = Published::new(&counting);
+        let keys: Vec<String> = ["a", "missing", "a", "missing", "a"].map(String::from).into();
+        published.prefetch(&keys).unwrap();
+        assert_eq!(counting.requests().get, 2, "one GET per distinct key, present or not");
+        published.prefetch(&keys).unwrap();
+        assert_eq!(published.object("a").unwrap().as_deref(), Some(&b"1".to_vec()));
+        assert_eq!(counting.requests().get, 2, "the second prefetch and the read are answered from the cache");
+    }
 }
