@@ -446,15 +446,16 @@ fn records<R: Refill>(
         "distinct-key state"
     );
     let started = Instant::now();
+    // The id state is the largest of a run: only the ids' hashes are kept from here on, so that the memory
+    // of the lookup tables serves the groups summed up and the partials.
+    let (orders, customers) = (ids.orders.take_hashes(), ids.customers.take_hashes());
+    drop(ids);
     let groups = engine.finish();
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "groups summed up");
     let days = partial::OwnDays::of(&groups, &v.dicts);
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "days of the run summed up");
-    let (orders, customers) = (ids.orders.take_hashes(), ids.customers.take_hashes());
     let partials = partial::from_groups(groups, &v.dicts, orders, customers);
     tracing::debug!(ms = started.elapsed().as_millis() as u64, hours = partials.len(), "partial states built");
-    // The id state is the largest of a run: gone before the partials are stored and published.
-    drop(ids);
     let by_hour = own_numbers(&partials, &options.settings.tables)?;
     let rejects = v.rejects.map(RejectsWriter::finish).transpose()?;
     Ok(Processed { header: v.header, rows: v.rows, rejects_by_reason: v.by_reason, rejects, partials, days, by_hour })

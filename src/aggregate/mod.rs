@@ -18,12 +18,11 @@
 //! At the end every table sums up its groups from its grouping ([`Grouping::sum_up`]: sums added, sets
 //! unioned), and the small result is labelled (codes -> strings), ranked and sorted in Rust.
 
+mod groups;
 pub mod idset;
 pub mod intern;
 pub mod partial;
 pub mod tables;
-
-use std::collections::HashMap;
 
 use crate::aggregate::idset::{IdSet, SetScratch};
 use polars::prelude::*;
@@ -108,8 +107,9 @@ struct GroupState {
     units: i64,
     revenue: i128,
     ids: [IdSet; 3],
-    /// Ids gathered from recent chunks, not yet in `ids` (see [`PENDING_IDS`]).
-    pending: [Vec<u32>; 3],
+    /// Ids gathered from recent chunks, not yet in `ids` (see [`PENDING_IDS`]); only a group with a bitmap
+    /// has them, so they sit behind a pointer.
+    pending: Option<Box<[Vec<u32>; 3]>>,
 }
 
 /// Ids a grouping may hold back before merging them into its groups' bitmaps (checked after each chunk, so
@@ -122,9 +122,10 @@ const PENDING_IDS: usize = 512 * 1024;
 impl GroupState {
     /// Merges the held-back ids of every kind into the sets.
     fn flush(&mut self, scratch: &mut MergeScratch) {
-        for (set, pending) in self.ids.iter_mut().zip(&mut self.pending) {
-            merge_ids(set, pending, scratch);
-            *pending = Vec::new();
+        if let Some(mut pending) = self.pending.take() {
+            for (set, pending) in self.ids.iter_mut().zip(pending.iter_mut()) {
+                merge_ids(set, pending, scratch);
+            }
         }
     }
 
@@ -137,7 +138,7 @@ impl GroupState {
 }
 
 /// The groups of a [`Grouping`], by key.
-type Groups = HashMap<GroupKey, GroupState, foldhash::fast::FixedState>;
+type Groups = groups::Groups<GroupState>;
 
 /// The distinct sets of `spec` that a grouping by `keys` has to gather per chunk: those it counts, except
 /// the products where `sku` is a key (a group then holds one sku).
@@ -262,8 +263,39 @@ impl Grouping {
         let keys: Vec<&[u32]> = self.keys.iter().map(|&k| slice_u32(&dim_column(k))).collect::<PolarsResult<_>>()?;
         let ids: Vec<(Distinct, &[u32])> =
             self.distinct.iter().map(|&d| Ok((d, slice_u32(&d.id_column())?))).collect::<PolarsResult<_>>()?;
+        // Every group's key first, then its index, with the slot of the group a few places ahead
+        // prefetched, then the states, with the state a few places ahead prefetched: where nearly every row
+        // is a group of its own (high-cardinality keys), the cache misses of many groups overlap.
+        let found = &mut scratch.found;
+        found.clear();
+        for group in groups.iter() {
+            let first = match (group, order) {
+                (GroupsIndicator::Idx((_, idx)), None) => idx[0] as usize,
+                (GroupsIndicator::Slice([first, _]), None) => first as usize,
+                (GroupsIndicator::Idx((_, idx)), Some(order)) => order[idx[0] as usize] as usize,
+                (GroupsIndicator::Slice([first, _]), Some(order)) => order[first as usize] as usize,
+            };
+            let mut key = [0u32; MAX_KEYS];
+            for (k, codes) in keys.iter().enumerate() {
+                key[k] = codes[first];
+            }
+            let key = (hour_starts[first], key);
+            found.push((self.groups.hash(&key), key));
+        }
+        let indexes = &mut scratch.indexes;
+        indexes.clear();
+        for g in 0..found.len() {
+            if let Some(&(hash, _)) = found.get(g + AHEAD) {
+                self.groups.prefetch_slot(hash);
+            }
+            let (hash, key) = found[g];
+            indexes.push(self.groups.find_or_insert(key, hash));
+        }
         let mut listed = Vec::new();
         for (g, group) in groups.iter().enumerate() {
+            if let Some(&ahead) = indexes.get(g + AHEAD) {
+                self.groups.prefetch(ahead);
+            }
             // The group's rows of the chunk.
             let rows = match (group, order) {
                 (GroupsIndicator::Idx((_, idx)), None) => Rows::Listed(idx),
@@ -278,12 +310,7 @@ impl Grouping {
                     Rows::Listed(&listed)
                 }
             };
-            let first = rows.first();
-            let mut key = [0u32; MAX_KEYS];
-            for (k, codes) in keys.iter().enumerate() {
-                key[k] = codes[first];
-            }
-            let state = self.groups.entry((hour_starts[first], key)).or_default();
+            let state = self.groups.get_mut(indexes[g]);
             state.lines += rows.len() as i64;
             state.units += units.get(g).unwrap_or(0);
             state.revenue += revenue.get(g).unwrap_or(0);
@@ -296,8 +323,8 @@ impl Grouping {
                 // A vector takes ids in any order at the cost of one pass over it: only bitmaps hold them back.
                 if distinct == Distinct::Orders || matches!(set, IdSet::Small(_)) {
                     merge_ids(set, &mut scratch.ids, &mut scratch.merge);
-                } else {
-                    state.pending[distinct as usize].extend_from_slice(&scratch.ids);
+                } else if !scratch.ids.is_empty() {
+                    state.pending.get_or_insert_default()[distinct as usize].extend_from_slice(&scratch.ids);
                     self.pending += scratch.ids.len();
                 }
             }
@@ -341,7 +368,7 @@ impl Grouping {
             .flatten()
             .filter(|_| !self.distinct.contains(&Distinct::Products));
         let mut finer: Vec<(GroupKey, GroupKey, &GroupState)> =
-            self.groups.iter().map(|(&key, group)| (coarser_key(key, &at), key, group)).collect();
+            self.groups.iter().map(|(key, group)| (coarser_key(key, &at), key, group)).collect();
         finer.sort_unstable_by_key(|&(coarse, key, _)| (coarse, key));
         for run in finer.chunk_by(|a, b| a.0 == b.0) {
             let mut coarse = GroupState::default();
@@ -398,13 +425,6 @@ enum Rows<'a> {
 }
 
 impl Rows<'_> {
-    fn first(self) -> usize {
-        match self {
-            Rows::Listed(rows) => rows[0] as usize,
-            Rows::Range(start, _) => start,
-        }
-    }
-
     fn len(self) -> usize {
         match self {
             Rows::Listed(rows) => rows.len(),
@@ -544,10 +564,16 @@ fn packed_key(chunk: &DataFrame, hours: &HourNumbers, keys: &[Dim]) -> Result<Op
     Ok(Some((packed, width)))
 }
 
+/// Groups ahead of the one being merged whose slot and state are prefetched ([`Grouping::merge`]).
+const AHEAD: usize = 8;
+
 /// Reused buffers for one group's ids.
 #[derive(Default)]
 struct Scratch {
     ids: Vec<u32>,
+    /// A chunk's groups: hash and key, then index ([`Grouping::merge`]).
+    found: Vec<(u64, GroupKey)>,
+    indexes: Vec<u32>,
     /// The buffers of [`merge_ids`].
     merge: MergeScratch,
     /// The buffers of [`by_key`].
@@ -702,7 +728,7 @@ impl Engine {
                 let mut own = Grouping::new(specs, vec![t]);
                 let groups = &mut own.groups;
                 joint.sum_up(&own.keys, &own.distinct, &mut self.scratch.merge.sets, |key, group| {
-                    groups.insert(key, group);
+                    *groups.entry(key) = group;
                 });
                 own
             })
@@ -726,12 +752,16 @@ impl Engine {
 
     /// Heap bytes of the merged state, allocated capacity included (for logs and the memory benchmark).
     pub fn state_bytes(&self) -> usize {
-        let group = std::mem::size_of::<(GroupKey, GroupState)>() + 1;
         self.groupings
             .iter()
             .map(|t| {
-                let held: usize = t.groups.values().flat_map(|g| &g.pending).map(|p| p.capacity() * 4).sum();
-                t.groups.capacity() * group
+                let held: usize = t
+                    .groups
+                    .values()
+                    .filter_map(|g| g.pending.as_deref())
+                    .map(|p| std::mem::size_of::<[Vec<u32>; 3]>() + p.iter().map(|v| v.capacity() * 4).sum::<usize>())
+                    .sum();
+                t.groups.table_bytes()
                     + held
                     + t.groups.values().flat_map(|g| &g.ids).map(IdSet::heap_bytes).sum::<usize>()
             })
@@ -745,13 +775,9 @@ impl Engine {
     /// ([`Engine::sources`]); the plan's feed is one of them, and still gives the table on a tie. A table
     /// whose keys are its grouping's own takes the groups over instead of copying them, after the
     /// grouping's other tables are done.
-    fn merged<T>(
-        mut self,
-        keep: impl Fn(&TableSpec, GroupState) -> T,
-    ) -> Vec<(&'static TableSpec, Vec<(GroupKey, T)>)> {
+    fn merged<T>(mut self, keep: impl Fn(&TableSpec, GroupKey, GroupState) -> T) -> Vec<(&'static TableSpec, Vec<T>)> {
         let sources = self.sources();
-        let mut tables: Vec<(&'static TableSpec, Vec<(GroupKey, T)>)> =
-            self.specs.iter().map(|s| (s, Vec::new())).collect();
+        let mut tables: Vec<(&'static TableSpec, Vec<T>)> = self.specs.iter().map(|s| (s, Vec::new())).collect();
         for (g, mut grouping) in std::mem::take(&mut self.groupings).into_iter().enumerate() {
             grouping.flush(&mut self.scratch.merge);
             let mut fed: Vec<usize> = (0..tables.len()).filter(|&t| sources[t] == g).collect();
@@ -762,22 +788,25 @@ impl Engine {
                 let (spec, groups) = &mut tables[t];
                 let counted = Distinct::counted_in(spec);
                 grouping.sum_up(spec.keys, &counted, &mut self.scratch.merge.sets, |key, group| {
-                    groups.push((key, keep(spec, group)))
+                    groups.push(keep(spec, key, group))
                 });
             }
             if let Some(t) = taken {
                 let (spec, groups) = &mut tables[t];
-                let mut own: Vec<(GroupKey, GroupState)> = std::mem::take(&mut grouping.groups).into_iter().collect();
-                own.sort_unstable_by_key(|&(key, _)| key);
                 let counted = Distinct::counted_in(spec);
-                groups.extend(own.into_iter().map(|(key, mut group)| {
-                    for d in Distinct::ALL {
-                        if !counted.contains(&d) {
-                            group.ids[d as usize] = IdSet::default();
+                debug_assert!(groups.is_empty(), "a table has one source");
+                *groups = grouping
+                    .groups
+                    .take_sorted()
+                    .map(|(key, mut group)| {
+                        for d in Distinct::ALL {
+                            if !counted.contains(&d) {
+                                group.ids[d as usize] = IdSet::default();
+                            }
                         }
-                    }
-                    (key, keep(spec, group))
-                }));
+                        keep(spec, key, group)
+                    })
+                    .collect();
             }
         }
         tables
@@ -805,24 +834,14 @@ impl Engine {
 
     /// Every table's groups with their sets (see [`FinalGroup`]), each table's sorted by hour, then keys.
     pub fn finish(self) -> Vec<(&'static TableSpec, Vec<FinalGroup>)> {
-        let keep = |_: &TableSpec, g: GroupState| (g.lines, g.units, g.revenue, g.ids);
-        self.merged(keep)
-            .into_iter()
-            .map(|(spec, groups)| {
-                let groups = groups
-                    .into_iter()
-                    .map(|((hour, codes), (lines, units, revenue, sets))| FinalGroup {
-                        hour,
-                        codes,
-                        lines,
-                        units,
-                        revenue,
-                        sets,
-                    })
-                    .collect();
-                (spec, groups)
-            })
-            .collect()
+        self.merged(|_, (hour, codes), g| FinalGroup {
+            hour,
+            codes,
+            lines: g.lines,
+            units: g.units,
+            revenue: g.revenue,
+            sets: g.ids,
+        })
     }
 }
 
@@ -984,7 +1003,7 @@ mod tests {
         table.flush(&mut scratch.merge);
         let mut groups: Vec<Merged> = table
             .groups
-            .into_iter()
+            .take_sorted()
             .map(|(key, g)| (key, g.lines, g.units, g.revenue, g.ids[0].iter().collect(), g.ids[1].iter().collect()))
             .collect();
         groups.sort();
@@ -1129,15 +1148,14 @@ mod tests {
         for chunk in chunks {
             engine.push(&mut chunk.clone()).unwrap();
         }
-        let sets = |spec: &TableSpec, g: GroupState| {
+        let sets = |spec: &TableSpec, key: GroupKey, g: GroupState| {
             let counted = Distinct::ALL.into_iter().filter(|d| d.counted_by(spec));
-            (g.lines, g.units, g.revenue, counted.map(|d| g.ids[d as usize].iter().collect()).collect())
+            (key, g.lines, g.units, g.revenue, counted.map(|d| g.ids[d as usize].iter().collect()).collect())
         };
         engine
             .merged(sets)
             .into_iter()
-            .map(|(spec, groups)| {
-                let mut groups: Vec<_> = groups.into_iter().map(|(key, (l, u, r, s))| (key, l, u, r, s)).collect();
+            .map(|(spec, mut groups)| {
                 groups.sort();
                 (spec.name, groups)
             })

@@ -351,7 +351,7 @@ fn short_shard_of(hash: u64) -> usize {
 /// Asks the CPU to start loading the cache line of `value` (a hint: it never faults, and does nothing
 /// on other architectures).
 #[inline(always)]
-fn prefetch<T>(value: &T) {
+pub(crate) fn prefetch<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is only a hint; the address is a valid reference.
     #[allow(unused_unsafe)]
