@@ -452,9 +452,10 @@ fn records<R: Refill>(
     drop(ids);
     let groups = engine.finish();
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "groups summed up");
-    let days = partial::OwnDays::of(&groups, &v.dicts);
+    let days = partial::OwnDays::of(&groups);
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "days of the run summed up");
     let partials = partial::from_groups(groups, &v.dicts, orders, customers);
+    let days = days.labelled_by(v.dicts);
     tracing::debug!(ms = started.elapsed().as_millis() as u64, hours = partials.len(), "partial states built");
     let by_hour = own_numbers(&partials, &options.settings.tables)?;
     let rejects = v.rejects.map(RejectsWriter::finish).transpose()?;

@@ -20,7 +20,7 @@ use roaring::RoaringBitmap;
 use crate::aggregate::idset::{IdSet, SetScratch};
 use crate::aggregate::intern::id_hash;
 use crate::aggregate::tables::{ColumnType, Metric, Period, TableSpec};
-use crate::aggregate::{div_round_half_away, FinalGroup, MAX_DECIMAL_18_2};
+use crate::aggregate::{div_round_half_away, FinalGroup, MAX_DECIMAL_18_2, MAX_KEYS};
 use crate::contract::{Dictionaries, Dim};
 use crate::error::{Error, InputError, Result};
 
@@ -115,40 +115,48 @@ pub fn from_groups(
         let last_needed = present.iter().rposition(|sets| !sets[kind].is_empty());
         whole.iter().rposition(|w| w[kind]).filter(|&h| Some(h) == last_needed)
     });
-    let mut position: [Vec<u32>; 3] = Default::default();
-    let mut partials = Vec::with_capacity(hours.len());
-    for (h, &hour) in hours.iter().enumerate() {
-        let mut ids: [Vec<u128>; 3] = Default::default();
-        for kind in 0..3 {
+    // Every hour's dictionaries first, kind by kind, so that the run's hashes of a kind are gone before the
+    // next kind's dictionaries are made, and all of them before the groups become partials.
+    let mut dictionaries: Vec<[Vec<u128>; 3]> = vec![Default::default(); hours.len()];
+    for kind in 0..3 {
+        for h in 0..hours.len() {
             let Some(max) = present[h][kind].max() else { continue };
-            let end = max as usize + 1;
-            if whole[h][kind] {
-                ids[kind] = match kind {
+            dictionaries[h][kind] = if whole[h][kind] {
+                match kind {
                     2 => (0..=max).map(sku_hash).collect(),
                     _ if last_whole[kind] == Some(h) => {
                         let mut all = hashes[kind].take().expect("the hashes are taken once");
-                        all.truncate(end);
+                        all.truncate(max as usize + 1);
                         all
                     }
-                    _ => hashes[kind].as_ref().expect("taken by a later hour")[..end].to_vec(),
-                };
-                continue;
-            }
-            let pos = &mut position[kind];
-            if pos.len() < end {
-                pos.resize(end, 0);
-            }
-            ids[kind] = present[h][kind]
-                .iter()
-                .enumerate()
-                .map(|(i, code)| {
-                    pos[code as usize] = i as u32;
-                    match kind {
-                        2 => sku_hash(code),
-                        _ => hashes[kind].as_ref().expect("taken by a later hour")[code as usize],
+                    _ => hashes[kind].as_ref().expect("taken by a later hour")[..=max as usize].to_vec(),
+                }
+            } else {
+                match kind {
+                    2 => present[h][kind].iter().map(sku_hash).collect(),
+                    _ => {
+                        let all = hashes[kind].as_ref().expect("taken by a later hour");
+                        present[h][kind].iter().map(|code| all[code as usize]).collect()
                     }
-                })
-                .collect();
+                }
+            };
+        }
+        if let Some(done) = hashes.get_mut(kind) {
+            *done = None;
+        }
+    }
+    let mut position: [Vec<u32>; 3] = Default::default();
+    let mut partials = Vec::with_capacity(hours.len());
+    for ((h, &hour), ids) in hours.iter().enumerate().zip(dictionaries) {
+        for kind in 0..3 {
+            let Some(max) = present[h][kind].max().filter(|_| !whole[h][kind]) else { continue };
+            let pos = &mut position[kind];
+            if pos.len() <= max as usize {
+                pos.resize(max as usize + 1, 0);
+            }
+            for (i, code) in present[h][kind].iter().enumerate() {
+                pos[code as usize] = i as u32;
+            }
         }
         let tables = groups
             .iter_mut()
@@ -191,55 +199,98 @@ pub fn from_groups(
 /// dictionary of hashes. (A
 /// day of one hour is that hour's partial, which [`merge`] takes as it is.)
 #[derive(Debug, Default)]
-pub struct OwnDays(BTreeMap<i64, Vec<(&'static str, Vec<Row>)>>);
+pub struct OwnDays {
+    /// By day start: each table's rows, with the key codes (labelled when they are asked for).
+    days: BTreeMap<i64, Vec<(&'static TableSpec, Vec<CodedRow>)>>,
+    /// The run's dimension dictionaries, to label the codes ([`OwnDays::labelled_by`]).
+    dicts: Option<Dictionaries>,
+    /// Rows given labelled (tests).
+    given: BTreeMap<i64, Vec<(&'static str, Vec<Row>)>>,
+}
+
+/// A [`Row`] whose keys are still dimension codes: no string is made for a row before it is published.
+#[derive(Debug)]
+struct CodedRow {
+    codes: [u32; MAX_KEYS],
+    lines: i64,
+    units: i64,
+    revenue: i128,
+    distinct: [i64; 3],
+}
 
 impl OwnDays {
-    pub fn of(groups: &[(&'static TableSpec, Vec<FinalGroup>)], dicts: &Dictionaries) -> OwnDays {
+    pub fn of(groups: &[(&'static TableSpec, Vec<FinalGroup>)]) -> OwnDays {
         let mut hours: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
         for g in groups.iter().flat_map(|(_, gs)| gs) {
             hours.entry(day_of(g.hour)).or_default().insert(g.hour);
         }
         hours.retain(|_, h| h.len() > 1);
-        let mut days: BTreeMap<i64, Vec<(&'static str, Vec<Row>)>> = BTreeMap::new();
+        let mut days: BTreeMap<i64, Vec<(&'static TableSpec, Vec<CodedRow>)>> = BTreeMap::new();
         // A group's hours are counted in a bit set over the codes (sparse sets touch many of a bitmap's
         // containers each, so unioning them as bitmaps allocates a container for every few ids).
         let codes = |kind: usize| groups.iter().flat_map(|(_, gs)| gs).filter_map(|g| g.sets[kind].max()).max();
         let mut seen: [Seen; 3] = std::array::from_fn(|kind| Seen::new(codes(kind).map_or(0, |m| m as usize + 1)));
-        for (spec, gs) in groups {
+        let mut sets: Vec<&IdSet> = Vec::new();
+        for &(spec, ref gs) in groups {
             let mut of_days: Vec<&FinalGroup> = gs.iter().filter(|g| hours.contains_key(&day_of(g.hour))).collect();
             of_days.sort_unstable_by_key(|g| (day_of(g.hour), g.codes));
-            let mut rows: BTreeMap<i64, Vec<Row>> = hours.keys().map(|&d| (d, Vec::new())).collect();
+            let mut rows: BTreeMap<i64, Vec<CodedRow>> = hours.keys().map(|&d| (d, Vec::new())).collect();
             for run in of_days.chunk_by(|a, b| (day_of(a.hour), a.codes) == (day_of(b.hour), b.codes)) {
                 let first = run[0];
-                let row = Row {
-                    keys: spec.keys.iter().zip(first.codes).map(|(d, c)| dicts.value(*d, c).to_string()).collect(),
+                let row = CodedRow {
+                    codes: first.codes,
                     lines: run.iter().map(|g| g.lines).sum(),
                     units: run.iter().map(|g| g.units).sum(),
                     revenue: run.iter().map(|g| g.revenue).sum(),
                     distinct: std::array::from_fn(|kind| {
-                        let sets: Vec<&IdSet> = run.iter().map(|g| &g.sets[kind]).collect();
+                        sets.clear();
+                        sets.extend(run.iter().map(|g| &g.sets[kind]));
                         union_len(&sets, &mut seen[kind]) as i64
                     }),
                 };
                 rows.get_mut(&day_of(first.hour)).expect("a day of two hours or more").push(row);
             }
             for (day, rows) in rows {
-                days.entry(day).or_default().push((spec.name, rows));
+                days.entry(day).or_default().push((spec, rows));
             }
         }
-        OwnDays(days)
+        OwnDays { days, dicts: None, given: BTreeMap::new() }
+    }
+
+    /// These days with the dictionaries that label their codes (the run's, once its partials are built).
+    pub fn labelled_by(self, dicts: Dictionaries) -> OwnDays {
+        OwnDays { dicts: Some(dicts), ..self }
     }
 
     /// Rows given as they are, for tests of where they are used.
     #[cfg(test)]
     pub fn with_rows(day: i64, rows: Vec<(&'static str, Vec<Row>)>) -> OwnDays {
-        OwnDays(BTreeMap::from([(day, rows)]))
+        OwnDays { given: BTreeMap::from([(day, rows)]), ..OwnDays::default() }
     }
 
     /// The rows of `day` (its start), table by table as `tables` lists them, if the run has them.
     pub fn rows<'t>(&self, day: i64, tables: &'t [TableSpec]) -> Option<Vec<(&'t TableSpec, Vec<Row>)>> {
-        let of_day = self.0.get(&day)?;
-        let rows = |name: &str| of_day.iter().find(|(n, _)| *n == name).map(|(_, r)| r.clone()).unwrap_or_default();
+        if let Some(of_day) = self.given.get(&day) {
+            let rows = |name: &str| of_day.iter().find(|(n, _)| *n == name).map(|(_, r)| r.clone()).unwrap_or_default();
+            return Some(tables.iter().map(|spec| (spec, rows(spec.name))).collect());
+        }
+        let of_day = self.days.get(&day)?;
+        let Some(dicts) = &self.dicts else {
+            debug_assert!(false, "own days are labelled before they are published");
+            return None;
+        };
+        let rows = |name: &str| -> Vec<Row> {
+            let Some((spec, rows)) = of_day.iter().find(|(s, _)| s.name == name) else { return Vec::new() };
+            rows.iter()
+                .map(|r| Row {
+                    keys: spec.keys.iter().zip(r.codes).map(|(d, c)| dicts.value(*d, c).to_string()).collect(),
+                    lines: r.lines,
+                    units: r.units,
+                    revenue: r.revenue,
+                    distinct: r.distinct,
+                })
+                .collect()
+        };
         Some(tables.iter().map(|spec| (spec, rows(spec.name))).collect())
     }
 }
@@ -826,6 +877,77 @@ mod tests {
                 assert_eq!(rows_a, rows_b, "table {}", a.name);
             }
         }
+    }
+
+    #[test]
+    fn a_runs_own_day_is_what_merging_its_hours_partials_gives() {
+        let tables = crate::aggregate::tables::DEFAULT_TABLES;
+        let mut dicts = Dictionaries::default();
+        // Products are sku codes: every code a set may hold has a value.
+        for i in 0..60 {
+            dicts.code_of(Dim::SKU, &format!("sku-{i}"));
+        }
+        let mut x = 5;
+        let day = 20_000 * DAY_MICROS;
+        // Two hours of one day and one hour of the next; random groups of every table, ids shared by hours.
+        // As in a run, every table's groups of an hour hold the same ids in all (the first group holds all).
+        let hours = [day + 3 * HOUR_MICROS, day + 9 * HOUR_MICROS, day + DAY_MICROS];
+        let of_hour: Vec<[Vec<u32>; 3]> = hours
+            .iter()
+            .map(|_| std::array::from_fn(|_| (0..60u32).filter(|_| !xorshift(&mut x).is_multiple_of(3)).collect()))
+            .collect();
+        let groups: Vec<(&'static TableSpec, Vec<FinalGroup>)> = tables
+            .iter()
+            .map(|spec| {
+                let mut gs = Vec::new();
+                for (h, &hour) in hours.iter().enumerate() {
+                    for g in 0..6u32 {
+                        let mut codes = [0; MAX_KEYS];
+                        for (k, dim) in spec.keys.iter().enumerate() {
+                            codes[k] = dicts.code_of(*dim, &format!("{}-{}", dim.name, (g + k as u32 * g) % 5));
+                        }
+                        let set = |x: &mut u64, kind: usize| -> IdSet {
+                            let counts = spec.metrics.iter().any(|m| match kind {
+                                0 => matches!(m, Metric::Orders | Metric::AvgOrderValue),
+                                1 => matches!(m, Metric::Customers),
+                                _ => matches!(m, Metric::Products),
+                            });
+                            let ids = of_hour[h][kind].iter().copied();
+                            match (counts, g) {
+                                (false, _) => IdSet::default(),
+                                (true, 0) => ids.collect(),
+                                (true, _) => ids.filter(|_| xorshift(x).is_multiple_of(2)).collect(),
+                            }
+                        };
+                        gs.push(FinalGroup {
+                            hour,
+                            codes,
+                            lines: 3,
+                            units: i64::from(g) + 1,
+                            revenue: 1000 + i128::from(g),
+                            sets: std::array::from_fn(|kind| set(&mut x, kind)),
+                        });
+                    }
+                }
+                gs.sort_by_key(|g| (g.hour, g.codes));
+                gs.dedup_by_key(|g| (g.hour, g.codes));
+                (spec, gs)
+            })
+            .collect();
+        let own = OwnDays::of(&groups);
+        let hashes = |seed: u128| (0..60u128).map(|i| (i + 1) * 0x9e37_79b9 + seed).collect::<Vec<_>>();
+        let partials = from_groups(groups, &dicts, hashes(1), hashes(2));
+        let own = own.labelled_by(dicts);
+        let of_day: Vec<&Partial> = partials.iter().filter(|p| day_of(p.hour_start) == day).collect();
+        assert_eq!(of_day.len(), 2);
+        let fast = own.rows(day, tables).expect("a day of two hours of the run");
+        let general = merge_all(&of_day, tables);
+        for ((a, rows_a), (b, rows_b)) in fast.iter().zip(&general) {
+            assert_eq!(a.name, b.name);
+            assert!(!rows_a.is_empty(), "table {}", a.name);
+            assert_eq!(rows_a, rows_b, "table {}", a.name);
+        }
+        assert!(own.rows(day + DAY_MICROS, tables).is_none(), "a day of one hour is that hour's partial");
     }
 
     #[test]

@@ -256,6 +256,12 @@ impl Dictionaries {
         }
     }
 
+    /// The code of a value of `dim` (tests that make groups by hand).
+    #[cfg(test)]
+    pub fn code_of(&mut self, dim: Dim, value: &str) -> u32 {
+        self.dims[dim.index].code(value.as_bytes())
+    }
+
     /// The normalised value of a dimension code.
     pub fn value(&self, dim: Dim, code: u32) -> &str {
         &self.dims[dim.index].values[code as usize]
