@@ -36,11 +36,15 @@ pub fn day_of(micros: i64) -> i64 {
     micros.div_euclid(DAY_MICROS) * DAY_MICROS
 }
 
+/// A key value of a group: kept inline up to 24 bytes (dimension values nearly always are), so that a
+/// group's keys take one allocation, not one per value.
+pub type Key = PlSmallStr;
+
 /// One group of a table in a partial.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GroupPartial {
     /// The table's key values, in the order of its keys.
-    pub keys: Vec<String>,
+    pub keys: Vec<Key>,
     pub lines: i64,
     pub units: i64,
     pub revenue: i128,
@@ -166,7 +170,7 @@ pub fn from_groups(
                 let mut groups: Vec<GroupPartial> = gs
                     .drain(..n)
                     .map(|g| GroupPartial {
-                        keys: spec.keys.iter().zip(g.codes).map(|(d, c)| dicts.value(*d, c).to_string()).collect(),
+                        keys: spec.keys.iter().zip(g.codes).map(|(d, c)| Key::from(dicts.value(*d, c))).collect(),
                         lines: g.lines,
                         units: g.units,
                         revenue: g.revenue,
@@ -283,7 +287,7 @@ impl OwnDays {
             let Some((spec, rows)) = of_day.iter().find(|(s, _)| s.name == name) else { return Vec::new() };
             rows.iter()
                 .map(|r| Row {
-                    keys: spec.keys.iter().zip(r.codes).map(|(d, c)| dicts.value(*d, c).to_string()).collect(),
+                    keys: spec.keys.iter().zip(r.codes).map(|(d, c)| Key::from(dicts.value(*d, c))).collect(),
                     lines: r.lines,
                     units: r.units,
                     revenue: r.revenue,
@@ -325,8 +329,12 @@ impl<'a> Reader<'a> {
         Ok(i128::from_le_bytes(self.take(16)?.try_into().expect("16 bytes")))
     }
     fn string(&mut self) -> Result<String> {
+        Ok(self.str()?.to_string())
+    }
+
+    fn str(&mut self) -> Result<&'a str> {
         let n = self.u32()? as usize;
-        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| corrupt("a key is not UTF-8"))
+        std::str::from_utf8(self.take(n)?).map_err(|_| corrupt("a key is not UTF-8"))
     }
 }
 
@@ -429,7 +437,7 @@ impl Partial {
             let mut groups = Vec::new();
             for _ in 0..n_groups {
                 let n_keys = r.u32()?;
-                let keys = (0..n_keys).map(|_| r.string()).collect::<Result<Vec<_>>>()?;
+                let keys = (0..n_keys).map(|_| r.str().map(Key::from)).collect::<Result<Vec<_>>>()?;
                 let (lines, units, revenue) = (r.i64()?, r.i64()?, r.i128()?);
                 let mut sets: [IdSet; 3] = Default::default();
                 for (kind, set) in sets.iter_mut().enumerate() {
@@ -454,7 +462,7 @@ impl Partial {
 /// One row of a finished table, before ranking: its key values, sums and distinct counts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Row {
-    pub keys: Vec<String>,
+    pub keys: Vec<Key>,
     pub lines: i64,
     pub units: i64,
     pub revenue: i128,
@@ -660,7 +668,7 @@ fn merge_all<'t>(parts: &[&Partial], tables: &'t [TableSpec]) -> Vec<(&'t TableS
         .map(|spec| {
             // Each group's contributions, by keys; a group's sets are counted one group at a time, so the
             // merge holds one bit per merged dictionary entry besides the partials.
-            let mut merged: BTreeMap<&[String], Vec<(usize, &GroupPartial)>> = BTreeMap::new();
+            let mut merged: BTreeMap<&[Key], Vec<(usize, &GroupPartial)>> = BTreeMap::new();
             for (p, part) in parts.iter().enumerate() {
                 let Some(table) = part.tables.iter().find(|t| t.name == spec.name) else { continue };
                 for g in &table.groups {
@@ -781,7 +789,7 @@ mod tests {
         let groups = ["a", "b", "c"]
             .iter()
             .map(|k| GroupPartial {
-                keys: vec![k.to_string(), "x".into()],
+                keys: vec![Key::from(*k), "x".into()],
                 lines: 3,
                 units: 4,
                 revenue: 500,
@@ -798,8 +806,8 @@ mod tests {
     }
 
     /// The distinct hashes of each group of the channel table, over all `parts`, the obvious way.
-    fn reference(parts: &[&Partial]) -> BTreeMap<Vec<String>, [usize; 3]> {
-        let mut sets: BTreeMap<Vec<String>, [BTreeSet<u128>; 3]> = BTreeMap::new();
+    fn reference(parts: &[&Partial]) -> BTreeMap<Vec<Key>, [usize; 3]> {
+        let mut sets: BTreeMap<Vec<Key>, [BTreeSet<u128>; 3]> = BTreeMap::new();
         for p in parts {
             for g in &p.tables[0].groups {
                 let acc = sets.entry(g.keys.clone()).or_default();
@@ -851,7 +859,7 @@ mod tests {
                 .1
         };
         let want = reference(&all);
-        let got: BTreeMap<Vec<String>, [usize; 3]> =
+        let got: BTreeMap<Vec<Key>, [usize; 3]> =
             rows(&all).into_iter().map(|r| (r.keys, r.distinct.map(|d| d as usize))).collect();
         assert_eq!(got, want);
         let mut reversed = all.clone();
