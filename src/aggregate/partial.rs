@@ -150,6 +150,14 @@ pub fn from_groups(
         }
     }
     let mut position: [Ranks; 3] = Default::default();
+    // Each key dimension's codes ranked by their values.
+    let mut ranks: Vec<Option<Vec<u32>>> = Vec::new();
+    ranks.resize_with(dicts.dimensions(), || None);
+    for dim in groups.iter().flat_map(|(spec, _)| spec.keys) {
+        if ranks[dim.index].is_none() {
+            ranks[dim.index] = Some(dicts.ranks(*dim));
+        }
+    }
     let mut partials = Vec::with_capacity(hours.len());
     for ((h, &hour), ids) in hours.iter().enumerate().zip(dictionaries) {
         for kind in 0..3 {
@@ -160,29 +168,50 @@ pub fn from_groups(
         let tables = groups
             .iter_mut()
             .map(|(spec, gs)| {
-                // Groups are sorted by hour: this hour's come first.
+                // Groups are sorted by hour: this hour's come first. They are put in the order of their key
+                // values by the values' ranks (integers), and made partial groups in that order.
                 let n = gs.iter().take_while(|g| g.hour == hour).count();
-                let mut groups: Vec<GroupPartial> = gs
-                    .drain(..n)
-                    .map(|g| GroupPartial {
-                        keys: spec.keys.iter().zip(g.codes).map(|(d, c)| Key::from(dicts.value(*d, c))).collect(),
-                        lines: g.lines,
-                        units: g.units,
-                        revenue: g.revenue,
-                        sets: {
-                            let mut sets = g.sets;
-                            for (kind, set) in sets.iter_mut().enumerate() {
-                                if !whole[h][kind] {
-                                    let pos = &position[kind];
-                                    // Positions follow codes in order.
-                                    *set = std::mem::take(set).map_increasing(|c| pos.rank(c), scratch);
-                                }
-                            }
-                            sets
-                        },
+                let ranks: Vec<&[u32]> = spec
+                    .keys
+                    .iter()
+                    .map(|d| ranks[d.index].as_deref().expect("every key dimension is ranked"))
+                    .collect();
+                let mut order: Vec<([u32; MAX_KEYS], u32)> = gs[..n]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, g)| {
+                        let mut key = [0; MAX_KEYS];
+                        for (k, ranks) in ranks.iter().enumerate() {
+                            key[k] = ranks[g.codes[k] as usize];
+                        }
+                        (key, i as u32)
                     })
                     .collect();
-                groups.sort_by(|a, b| a.keys.cmp(&b.keys));
+                order.sort_unstable();
+                let groups: Vec<GroupPartial> = order
+                    .iter()
+                    .map(|&(_, i)| {
+                        let g = &mut gs[i as usize];
+                        GroupPartial {
+                            keys: spec.keys.iter().zip(g.codes).map(|(d, c)| Key::from(dicts.value(*d, c))).collect(),
+                            lines: g.lines,
+                            units: g.units,
+                            revenue: g.revenue,
+                            sets: {
+                                let mut sets = std::mem::take(&mut g.sets);
+                                for (kind, set) in sets.iter_mut().enumerate() {
+                                    if !whole[h][kind] {
+                                        let pos = &position[kind];
+                                        // Positions follow codes in order.
+                                        *set = std::mem::take(set).map_increasing(|c| pos.rank(c), scratch);
+                                    }
+                                }
+                                sets
+                            },
+                        }
+                    })
+                    .collect();
+                gs.drain(..n);
                 TablePartial { name: spec.name.to_string(), groups }
             })
             .collect();

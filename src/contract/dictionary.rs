@@ -262,6 +262,24 @@ impl Dictionaries {
         self.dims[dim.index].code(value.as_bytes())
     }
 
+    /// The number of dimensions.
+    pub fn dimensions(&self) -> usize {
+        self.dims.len()
+    }
+
+    /// The rank of each code of `dim` among its values in byte order (as `String`s sort), by code: groups
+    /// are put in the order of their key values by comparing integers.
+    pub fn ranks(&self, dim: Dim) -> Vec<u32> {
+        let values = &self.dims[dim.index].values;
+        let mut codes: Vec<u32> = (0..values.len() as u32).collect();
+        codes.sort_unstable_by(|&a, &b| values[a as usize].cmp(&values[b as usize]));
+        let mut ranks = vec![0; values.len()];
+        for (rank, &code) in codes.iter().enumerate() {
+            ranks[code as usize] = rank as u32;
+        }
+        ranks
+    }
+
     /// The normalised value of a dimension code.
     pub fn value(&self, dim: Dim, code: u32) -> &str {
         &self.dims[dim.index].values[code as usize]
@@ -328,6 +346,28 @@ impl Dictionaries {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranks_order_codes_as_their_values_sort() {
+        let mut dicts = Dictionaries::default();
+        let values = ["b", "a", "ab", "B", "", "zz", "a b", "é", "10", "9"];
+        for v in values {
+            dicts.code_of(Dim::CAMPAIGN, v);
+        }
+        let ranks = dicts.ranks(Dim::CAMPAIGN);
+        let mut by_rank: Vec<(u32, &str)> =
+            (0..ranks.len() as u32).map(|c| (ranks[c as usize], dicts.value(Dim::CAMPAIGN, c))).collect();
+        by_rank.sort();
+        let mut sorted: Vec<&str> = by_rank.iter().map(|&(_, v)| v).collect();
+        let want = {
+            let mut w = sorted.clone();
+            w.sort();
+            w
+        };
+        assert_eq!(sorted, want);
+        sorted.dedup();
+        assert_eq!(sorted.len(), ranks.len(), "one rank per value");
+    }
 
     #[test]
     fn packed_keys_are_the_bytes_and_the_length() {
