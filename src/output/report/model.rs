@@ -456,7 +456,14 @@ fn share_rows(groups: &[Group], total: i128) -> Vec<ShareRow> {
     let mut out: Vec<ShareRow> = rows
         .iter()
         .take(TABLE_ROWS)
-        .map(|g| row(g.keys.clone(), count(g.get("orders")), g.get("units"), g.get("revenue")))
+        .map(|g| {
+            row(
+                g.keys.iter().map(|k| k.to_string()).collect(),
+                count(g.get("orders")),
+                g.get("units"),
+                g.get("revenue"),
+            )
+        })
         .collect();
     if rows.len() > TABLE_ROWS {
         let rest = &rows[TABLE_ROWS..];
@@ -474,7 +481,7 @@ fn share_rows(groups: &[Group], total: i128) -> Vec<ShareRow> {
 fn split(geo: &[Group], k: usize, total: i128) -> Vec<Bar> {
     let mut by: BTreeMap<&str, i128> = BTreeMap::new();
     for g in geo {
-        *by.entry(g.keys.get(k).map_or("unknown", String::as_str)).or_default() += g.get("revenue");
+        *by.entry(g.keys.get(k).map_or("unknown", |k| k.as_str())).or_default() += g.get("revenue");
     }
     let mut rows: Vec<(String, i128)> = by.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -574,7 +581,7 @@ pub fn page(facts: &Facts, base: &str) -> Page {
         .iter()
         .map(|g| ProductRow {
             rank: g.get("rank").to_string(),
-            sku: g.keys.first().cloned().unwrap_or_default(),
+            sku: g.keys.first().map(|k| k.to_string()).unwrap_or_default(),
             orders: count(g.get("orders")),
             units: count(g.get("units")),
             revenue: money(g.get("revenue")),
@@ -707,7 +714,7 @@ mod tests {
     #[test]
     fn long_tables_keep_the_largest_rows_and_sum_the_others() {
         let group = |i: i128| Group {
-            keys: vec![format!("c{i:02}"), "x".into()],
+            keys: vec![format!("c{i:02}").into(), "x".into()],
             metrics: vec![("revenue", 100 * i), ("units", i), ("orders", 1)],
         };
         let groups: Vec<Group> = (1..=25).map(group).collect();
@@ -722,7 +729,7 @@ mod tests {
         let many: Vec<Group> = (0..5000)
             .map(|i| {
                 crate::testing::xorshift(&mut x);
-                Group { keys: vec![format!("k{i}")], metrics: vec![("revenue", i128::from((x % 300) as u16))] }
+                Group { keys: vec![format!("k{i}").into()], metrics: vec![("revenue", i128::from((x % 300) as u16))] }
             })
             .collect();
         let mut sorted: Vec<&Group> = many.iter().collect();
@@ -730,7 +737,7 @@ mod tests {
         let picked: Vec<Vec<String>> = share_rows(&many, 1).into_iter().take(TABLE_ROWS).map(|r| r.keys).collect();
         assert_eq!(picked, sorted[..TABLE_ROWS].iter().map(|g| g.keys.clone()).collect::<Vec<_>>());
         let geo: Vec<Group> = (1..=15)
-            .map(|i| Group { keys: vec![format!("C{i:02}"), "d".into()], metrics: vec![("revenue", i)] })
+            .map(|i| Group { keys: vec![format!("C{i:02}").into(), "d".into()], metrics: vec![("revenue", i)] })
             .collect();
         let bars = split(&geo, 0, 120);
         assert_eq!(bars.len(), CHART_BARS);

@@ -40,7 +40,7 @@ mod tests {
     fn values_from_the_export_are_escaped() {
         let evil = "<script>alert(\"x\")</script>&";
         let group = |keys: Vec<&str>| Group {
-            keys: keys.into_iter().map(str::to_string).collect(),
+            keys: keys.into_iter().map(polars::prelude::PlSmallStr::from).collect(),
             metrics: vec![("revenue", 100), ("orders", 1), ("rank", 1)],
         };
         let facts = Facts {
