@@ -372,11 +372,13 @@ impl Grouping {
         finer.sort_unstable_by_key(|&(coarse, key, _)| (coarse, key));
         for run in finer.chunk_by(|a, b| a.0 == b.0) {
             let mut coarse = GroupState::default();
-            for &(_, key, group) in run {
+            for &(_, _, group) in run {
                 coarse.absorb(group);
-                if let Some(i) = sku {
-                    coarse.ids[Distinct::Products as usize].insert(key.1[i]);
-                }
+            }
+            // The run is in the order of the finer keys, where the sku need not come first: its codes are
+            // gathered and sorted together (inserted one by one, a run of many skus would be quadratic).
+            if let Some(i) = sku {
+                coarse.ids[Distinct::Products as usize] = run.iter().map(|&(_, key, _)| key.1[i]).collect();
             }
             // Each set unioned over the whole run at once: one pass over the bitmaps' containers, where
             // unioning the finer sets one after another reallocates the growing set's containers again and
