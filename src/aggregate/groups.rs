@@ -81,7 +81,9 @@ impl<V: Default> Groups<V> {
                 assert!(index < FREE, "more than 2^32 - 1 groups");
                 self.slots[i] = Slot { key, index };
                 if self.len.is_multiple_of(PAGE) {
-                    self.pages.push(Vec::with_capacity(PAGE));
+                    // The first page grows as a vector does (a grouping of a few groups stays small); the
+                    // others are allocated whole.
+                    self.pages.push(if self.len == 0 { Vec::new() } else { Vec::with_capacity(PAGE) });
                 }
                 self.pages.last_mut().expect("a page with room").push(V::default());
                 self.len += 1;
@@ -141,7 +143,8 @@ impl<V: Default> Groups<V> {
 
     /// Bytes allocated for the slots and the pages (not what the states own).
     pub fn table_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Slot>() + self.pages.len() * PAGE * std::mem::size_of::<V>()
+        self.slots.capacity() * std::mem::size_of::<Slot>()
+            + self.pages.iter().map(|p| p.capacity()).sum::<usize>() * std::mem::size_of::<V>()
     }
 
     /// Doubles the slots (from 16), placing every used slot again; the states stay where they are.

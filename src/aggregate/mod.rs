@@ -95,8 +95,8 @@ const JOINT: &[&[&str]] = &[&["category_sales", "top_products"]];
 
 /// Groups (over all hours of a run) a joint grouping may hold. Its groups are the combinations of its
 /// tables' keys that occur, which real data keeps close to the finest table's (a sku nearly always has one
-/// category); many more would leave a few rows per group and chunk, and each group costs a hash entry and
-/// bitmaps of its own, so past this a joint grouping is split into one grouping per table
+/// category); many more would leave a few rows per group and chunk, and each group costs a table slot, a
+/// state and sets of its own, so past this a joint grouping is split into one grouping per table
 /// ([`Engine::split`]), which takes its state over and goes on from there.
 const MAX_JOINT_GROUPS: usize = 16 * 1024;
 

@@ -252,22 +252,23 @@ impl Ranks {
     #[inline]
     fn rank(&self, code: u32) -> u32 {
         let word = self.0[code as usize / 64];
+        debug_assert!(word.bits >> (code % 64) & 1 == 1, "{code} is not in the set");
         word.before + (word.bits & ((1u64 << (code % 64)) - 1)).count_ones()
     }
 }
 
-/// The rows of the days on which a run's own groups fall in two hours or more, by day start and table
-/// name: what [`merge`] gives of those hours' partials when they are the day's only ones, computed from the
-/// engine's groups before they become partials. Their sets share the engine's codes, so a group's hours are
-/// counted together as they are ([`union_len`]), where merging the partials maps every id through a merged
-/// dictionary of hashes. (A
-/// day of one hour is that hour's partial, which [`merge`] takes as it is.)
+/// The rows of the days on which a run's own groups fall in two hours or more, by day start and table:
+/// what [`merge`] gives of those hours' partials when they are the day's only ones, computed from the
+/// engine's groups before they become partials, and kept with their key codes until they are published.
+/// Their sets share the engine's codes, so a group's hours are counted together as they are
+/// ([`union_len`]), where merging the partials maps every id through a merged dictionary of hashes. (A day
+/// of one hour is that hour's partial, which [`merge`] takes as it is.)
 #[derive(Debug, Default)]
 pub struct OwnDays {
     /// By day start: each table's rows, with the key codes (labelled when they are asked for).
     days: BTreeMap<i64, Vec<(&'static TableSpec, Vec<CodedRow>)>>,
-    /// The run's dimension dictionaries, to label the codes ([`OwnDays::labelled_by`]).
-    dicts: Option<Dictionaries>,
+    /// The run's dimension values by code, to label the codes ([`OwnDays::labelled_by`]).
+    values: Vec<Vec<String>>,
     /// Rows given labelled (tests).
     given: BTreeMap<i64, Vec<(&'static str, Vec<Row>)>>,
 }
@@ -318,12 +319,16 @@ impl OwnDays {
                 days.entry(day).or_default().push((spec, rows));
             }
         }
-        OwnDays { days, dicts: None, given: BTreeMap::new() }
+        OwnDays { days, values: Vec::new(), given: BTreeMap::new() }
     }
 
-    /// These days with the dictionaries that label their codes (the run's, once its partials are built).
+    /// These days with the values that label their codes (the run's dictionaries, once its partials are
+    /// built; only their values are kept, and nothing when the run has no day of several hours).
     pub fn labelled_by(self, dicts: Dictionaries) -> OwnDays {
-        OwnDays { dicts: Some(dicts), ..self }
+        if self.days.is_empty() {
+            return self;
+        }
+        OwnDays { values: dicts.into_values(), ..self }
     }
 
     /// Rows given as they are, for tests of where they are used.
@@ -339,15 +344,20 @@ impl OwnDays {
             return Some(tables.iter().map(|spec| (spec, rows(spec.name))).collect());
         }
         let of_day = self.days.get(&day)?;
-        let Some(dicts) = &self.dicts else {
+        if self.values.is_empty() {
             debug_assert!(false, "own days are labelled before they are published");
             return None;
-        };
+        }
         let rows = |name: &str| -> Vec<Row> {
             let Some((spec, rows)) = of_day.iter().find(|(s, _)| s.name == name) else { return Vec::new() };
             rows.iter()
                 .map(|r| Row {
-                    keys: spec.keys.iter().zip(r.codes).map(|(d, c)| Key::from(dicts.value(*d, c))).collect(),
+                    keys: spec
+                        .keys
+                        .iter()
+                        .zip(r.codes)
+                        .map(|(d, c)| Key::from(&self.values[d.index][c as usize]))
+                        .collect(),
                     lines: r.lines,
                     units: r.units,
                     revenue: r.revenue,
@@ -1008,6 +1018,11 @@ mod tests {
         let own = own.labelled_by(dicts);
         let of_day: Vec<&Partial> = partials.iter().filter(|p| day_of(p.hour_start) == day).collect();
         assert_eq!(of_day.len(), 2);
+        for p in &partials {
+            for t in &p.tables {
+                assert!(t.groups.windows(2).all(|w| w[0].keys < w[1].keys), "{} in key order", t.name);
+            }
+        }
         let fast = own.rows(day, tables).expect("a day of two hours of the run");
         let general = merge_all(&of_day, tables);
         for ((a, rows_a), (b, rows_b)) in fast.iter().zip(&general) {

@@ -280,6 +280,11 @@ impl Dictionaries {
         ranks
     }
 
+    /// Every dimension's values, by code (what labels codes once the run's rows are read).
+    pub fn into_values(self) -> Vec<Vec<String>> {
+        self.dims.into_iter().map(|d| d.values).collect()
+    }
+
     /// The normalised value of a dimension code.
     pub fn value(&self, dim: Dim, code: u32) -> &str {
         &self.dims[dim.index].values[code as usize]
@@ -358,15 +363,9 @@ mod tests {
         let mut by_rank: Vec<(u32, &str)> =
             (0..ranks.len() as u32).map(|c| (ranks[c as usize], dicts.value(Dim::CAMPAIGN, c))).collect();
         by_rank.sort();
-        let mut sorted: Vec<&str> = by_rank.iter().map(|&(_, v)| v).collect();
-        let want = {
-            let mut w = sorted.clone();
-            w.sort();
-            w
-        };
-        assert_eq!(sorted, want);
-        sorted.dedup();
-        assert_eq!(sorted.len(), ranks.len(), "one rank per value");
+        let ranked: Vec<u32> = by_rank.iter().map(|&(r, _)| r).collect();
+        assert_eq!(ranked, (0..ranks.len() as u32).collect::<Vec<_>>(), "every rank once");
+        assert!(by_rank.windows(2).all(|w| w[0].1 < w[1].1), "values in rank order ascend: {by_rank:?}");
     }
 
     #[test]

@@ -433,7 +433,7 @@ fn publish_from(
     let own_of_day: BTreeSet<&str> =
         own.iter().filter(|(_, p)| partial::day_of(p.hour_start) == day_start).map(|(k, _)| k.as_str()).collect();
     let only_own = !of_day.is_empty() && of_day == own_of_day;
-    let rows = match own_days.rows(day_start, tables).filter(|_| only_own) {
+    let rows = match only_own.then(|| own_days.rows(day_start, tables)).flatten() {
         Some(rows) => rows,
         None => merge(Period::Day, by_hour.values().flatten().map(|k| get(k)).collect()),
     };
