@@ -231,6 +231,38 @@ fn config_show_of_a_file_read_back_gives_the_same_outputs() {
     assert_eq!(manifest(&a), manifest(&b), "the shown config is the same config, to the byte");
 }
 
+#[test]
+fn a_tables_keys_changed_within_a_day_fail_clearly_until_the_days_exports_run_again() {
+    let work = tempfile::tempdir().unwrap();
+    let (a, b, out) = (work.path().join("a.csv"), work.path().join("b.csv"), work.path().join("out"));
+    generate(&a, 1500, 5, "0", &["--config", SHOP]);
+    generate(&b, 1500, 6, "0", &["--config", SHOP]);
+    // The same config with one more key for store_sales.
+    let changed = work.path().join("changed.toml");
+    let text = fs::read_to_string(fixture(SHOP)).unwrap();
+    assert!(text.contains("keys = [\"store\"]"));
+    fs::write(&changed, text.replace("keys = [\"store\"]", "keys = [\"store\", \"channel\"]")).unwrap();
+    let changed = changed.to_str().unwrap();
+
+    assert_eq!(run(&a, &out, &["--config", SHOP]).0, 0);
+    // The day now has a state of the old layout: merging it would have panicked (an index out of bounds).
+    let second = bin().arg("run").arg(&b).arg("--out").arg(&out).args(["--config", changed]).output().unwrap();
+    let err = stderr(&second);
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("store_sales") && err.contains("1 key(s) a group where the config's has 2 (store, channel)"),
+        "{err}"
+    );
+    assert!(err.contains("run the day's earlier exports again with this config"), "{err}");
+    // What the message says mends it: the earlier export again with the new config, then the other.
+    assert_eq!(run(&a, &out, &["--config", changed]).0, 0);
+    let (code, summary) = run(&b, &out, &["--config", changed]);
+    assert_eq!(code, 0);
+    assert_eq!(summary["status"], "succeeded");
+    assert!(out.join("daily_store_sales/dt=2026-11-22/data.parquet").exists());
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Reading the tables back
 // ---------------------------------------------------------------------------------------------------------

@@ -487,6 +487,25 @@ impl Partial {
     }
 
     /// Reads the stored form back, checking every length and every set against its dictionary.
+    /// Why this partial cannot be merged into `tables`, if it cannot: a table of the same name whose groups
+    /// have another number of keys (a state written under a config whose table had other keys).
+    pub fn layout_mismatch(&self, tables: &[TableSpec]) -> Option<String> {
+        for t in &self.tables {
+            let Some(spec) = tables.iter().find(|s| s.name == t.name) else { continue };
+            if let Some(g) = t.groups.iter().find(|g| g.keys.len() != spec.keys.len()) {
+                let names: Vec<&str> = spec.keys.iter().map(|d| d.name).collect();
+                return Some(format!(
+                    "its table `{}` has {} key(s) a group where the config's has {} ({})",
+                    t.name,
+                    g.keys.len(),
+                    spec.keys.len(),
+                    names.join(", ")
+                ));
+            }
+        }
+        None
+    }
+
     pub fn decode(bytes: &[u8]) -> Result<Partial> {
         let mut r = Reader { bytes, at: 0 };
         if r.take(MAGIC.len())? != MAGIC {
