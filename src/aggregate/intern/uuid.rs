@@ -100,12 +100,14 @@ pub fn unpack(packed: u128) -> [u8; 36] {
     out
 }
 
-/// The 64-bit hash that places a packed UUID in [`Uuids`] (a folded multiply of its halves).
+/// The 64-bit hash that places a packed UUID in [`Uuids`]: a folded multiply of its halves, with the halves
+/// themselves folded in too, so that a half equal to its constant (the product is then 0 whatever the other
+/// half) does not put every such UUID in one place.
 #[inline(always)]
 pub fn hash(packed: u128) -> u64 {
-    let product =
-        u128::from(packed as u64 ^ 0x243F_6A88_85A3_08D3) * u128::from((packed >> 64) as u64 ^ 0x1319_8A2E_0370_7344);
-    (product as u64) ^ ((product >> 64) as u64)
+    let (low, high) = (packed as u64, (packed >> 64) as u64);
+    let product = u128::from(low ^ 0x243F_6A88_85A3_08D3) * u128::from(high ^ 0x1319_8A2E_0370_7344);
+    (product as u64) ^ ((product >> 64) as u64) ^ low.rotate_left(29) ^ high
 }
 
 fn shard_of(hash: u64) -> usize {
@@ -395,6 +397,26 @@ mod tests {
             let s = text(packed);
             assert_eq!(pack(s.as_bytes()), Some(packed), "{s}");
             assert_eq!(unpack(packed), s.as_bytes());
+        }
+    }
+
+    #[test]
+    fn uuids_with_a_half_equal_to_the_hash_constant_still_spread() {
+        // Either half equal to its constant makes the folded product 0: such UUIDs differ in the other half.
+        for (low, high) in [(0x243F_6A88_85A3_08D3u64, None), (0, Some(0x1319_8A2E_0370_7344u64))] {
+            let hashes: std::collections::HashSet<u64> = (0..1000u64)
+                .map(|i| {
+                    let other = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                    let packed = match high {
+                        None => u128::from(low) | u128::from(other) << 64,
+                        Some(h) => u128::from(other) | u128::from(h) << 64,
+                    };
+                    hash(packed)
+                })
+                .collect();
+            assert_eq!(hashes.len(), 1000, "distinct hashes");
+            let shards: std::collections::HashSet<usize> = hashes.iter().map(|&h| shard_of(h)).collect();
+            assert!(shards.len() > 32, "spread over the shards: {}", shards.len());
         }
     }
 
