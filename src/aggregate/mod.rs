@@ -266,15 +266,11 @@ impl Grouping {
         // Every group's key first, then its index, with the slot of the group a few places ahead
         // prefetched, then the states, with the state a few places ahead prefetched: where nearly every row
         // is a group of its own (high-cardinality keys), the cache misses of many groups overlap.
+        let mut listed = Vec::new();
         let found = &mut scratch.found;
         found.clear();
         for group in groups.iter() {
-            let first = match (group, order) {
-                (GroupsIndicator::Idx((_, idx)), None) => idx[0] as usize,
-                (GroupsIndicator::Slice([first, _]), None) => first as usize,
-                (GroupsIndicator::Idx((_, idx)), Some(order)) => order[idx[0] as usize] as usize,
-                (GroupsIndicator::Slice([first, _]), Some(order)) => order[first as usize] as usize,
-            };
+            let first = Rows::of(group, order, &mut listed).first();
             let mut key = [0u32; MAX_KEYS];
             for (k, codes) in keys.iter().enumerate() {
                 key[k] = codes[first];
@@ -291,25 +287,11 @@ impl Grouping {
             let (hash, key) = found[g];
             indexes.push(self.groups.find_or_insert(key, hash));
         }
-        let mut listed = Vec::new();
         for (g, group) in groups.iter().enumerate() {
             if let Some(&ahead) = indexes.get(g + AHEAD) {
                 self.groups.prefetch(ahead);
             }
-            // The group's rows of the chunk.
-            let rows = match (group, order) {
-                (GroupsIndicator::Idx((_, idx)), None) => Rows::Listed(idx),
-                (GroupsIndicator::Slice([first, len]), None) => Rows::Range(first as usize, len as usize),
-                (GroupsIndicator::Slice([first, len]), Some(order)) => {
-                    Rows::Listed(&order[first as usize..(first + len) as usize])
-                }
-                // polars keeps a sorted key's groups as ranges; mapped row by row should it not.
-                (GroupsIndicator::Idx((_, idx)), Some(order)) => {
-                    listed.clear();
-                    listed.extend(idx.iter().map(|&i| order[i as usize]));
-                    Rows::Listed(&listed)
-                }
-            };
+            let rows = Rows::of(group, order, &mut listed);
             let state = self.groups.get_mut(indexes[g]);
             state.lines += rows.len() as i64;
             state.units += units.get(g).unwrap_or(0);
@@ -426,7 +408,33 @@ enum Rows<'a> {
     Range(usize, usize),
 }
 
-impl Rows<'_> {
+impl<'a> Rows<'a> {
+    /// The rows of the chunk that polars' `group` of `frame` stands for (`order` maps a row of `frame` to
+    /// the chunk's, when the frame is the chunk in key order); `listed` holds them when they have to be
+    /// mapped one by one.
+    fn of(group: GroupsIndicator<'a>, order: Option<&'a [IdxSize]>, listed: &'a mut Vec<IdxSize>) -> Rows<'a> {
+        match (group, order) {
+            (GroupsIndicator::Idx((_, idx)), None) => Rows::Listed(idx),
+            (GroupsIndicator::Slice([first, len]), None) => Rows::Range(first as usize, len as usize),
+            (GroupsIndicator::Slice([first, len]), Some(order)) => {
+                Rows::Listed(&order[first as usize..(first + len) as usize])
+            }
+            // polars keeps a sorted key's groups as ranges; mapped row by row should it not.
+            (GroupsIndicator::Idx((_, idx)), Some(order)) => {
+                listed.clear();
+                listed.extend(idx.iter().map(|&i| order[i as usize]));
+                Rows::Listed(listed)
+            }
+        }
+    }
+
+    fn first(self) -> usize {
+        match self {
+            Rows::Listed(rows) => rows[0] as usize,
+            Rows::Range(start, _) => start,
+        }
+    }
+
     fn len(self) -> usize {
         match self {
             Rows::Listed(rows) => rows.len(),
