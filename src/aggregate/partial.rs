@@ -486,7 +486,6 @@ impl Partial {
         Ok((file, hashing.hasher.digest()))
     }
 
-    /// Reads the stored form back, checking every length and every set against its dictionary.
     /// Why this partial cannot be merged into `tables`, if it cannot: a table of the same name whose groups
     /// have another number of keys (a state written under a config whose table had other keys).
     pub fn layout_mismatch(&self, tables: &[TableSpec]) -> Option<String> {
@@ -506,6 +505,7 @@ impl Partial {
         None
     }
 
+    /// Reads the stored form back, checking every length and every set against its dictionary.
     pub fn decode(bytes: &[u8]) -> Result<Partial> {
         let mut r = Reader { bytes, at: 0 };
         if r.take(MAGIC.len())? != MAGIC {

@@ -368,20 +368,19 @@ fn publish_from(
             }
             match sink.get(key) {
                 Ok(Some(bytes)) => match Partial::decode(&bytes) {
-                    Ok(p) if p.layout_mismatch(tables).is_some() => {
-                        let why = p.layout_mismatch(tables).unwrap_or_default();
-                        return Ok(Err(Error::Storage {
-                            uri: sink.uri(key),
-                            message: format!(
-                                "this partial state of the day does not fit the config's tables: {why}. A table's keys \
-                                 cannot change within a day that has states written before: run the day's earlier \
-                                 exports again with this config (their states are replaced), or give the changed \
-                                 table a new name"
-                            ),
-                            retryable: false,
-                        }));
-                    }
                     Ok(p) => {
+                        if let Some(why) = p.layout_mismatch(tables) {
+                            return Ok(Err(Error::Storage {
+                                uri: sink.uri(key),
+                                message: format!(
+                                    "this partial state of the day does not fit the config's tables: {why}. A table's \
+                                     keys cannot change within a day that has states written before: run the day's \
+                                     earlier exports again with this config (their states are replaced), or give the \
+                                     changed table a new name"
+                                ),
+                                retryable: false,
+                            }));
+                        }
                         published.partials_read += 1;
                         loaded.insert(key.as_str(), p);
                     }
