@@ -269,8 +269,6 @@ pub struct OwnDays {
     days: BTreeMap<i64, Vec<(&'static TableSpec, Vec<CodedRow>)>>,
     /// The run's dimension values by code, to label the codes ([`OwnDays::labelled_by`]).
     values: Vec<Vec<String>>,
-    /// Rows given labelled (tests).
-    given: BTreeMap<i64, Vec<(&'static str, Vec<Row>)>>,
 }
 
 /// A [`Row`] whose keys are still dimension codes: no string is made for a row before it is published.
@@ -319,7 +317,7 @@ impl OwnDays {
                 days.entry(day).or_default().push((spec, rows));
             }
         }
-        OwnDays { days, values: Vec::new(), given: BTreeMap::new() }
+        OwnDays { days, values: Vec::new() }
     }
 
     /// These days with the values that label their codes (the run's dictionaries, once its partials are
@@ -331,18 +329,41 @@ impl OwnDays {
         OwnDays { values: dicts.into_values(), ..self }
     }
 
-    /// Rows given as they are, for tests of where they are used.
+    /// Rows of default tables given as they are (coded here), for tests of where they are used.
     #[cfg(test)]
     pub fn with_rows(day: i64, rows: Vec<(&'static str, Vec<Row>)>) -> OwnDays {
-        OwnDays { given: BTreeMap::from([(day, rows)]), ..OwnDays::default() }
+        let mut values: Vec<Vec<String>> = vec![Vec::new(); Dim::DEFAULTS.len()];
+        let mut code = |dim: &Dim, value: &str| -> u32 {
+            let known = &mut values[dim.index];
+            let at = known.iter().position(|v| v == value).unwrap_or_else(|| {
+                known.push(value.to_string());
+                known.len() - 1
+            });
+            at as u32
+        };
+        let tables = crate::aggregate::tables::DEFAULT_TABLES;
+        let coded = rows
+            .into_iter()
+            .map(|(name, rows)| {
+                let spec = tables.iter().find(|t| t.name == name).expect("a default table");
+                let rows = rows
+                    .into_iter()
+                    .map(|r| {
+                        let mut codes = [0; MAX_KEYS];
+                        for (k, (dim, key)) in spec.keys.iter().zip(&r.keys).enumerate() {
+                            codes[k] = code(dim, key);
+                        }
+                        CodedRow { codes, lines: r.lines, units: r.units, revenue: r.revenue, distinct: r.distinct }
+                    })
+                    .collect();
+                (spec, rows)
+            })
+            .collect();
+        OwnDays { days: BTreeMap::from([(day, coded)]), values }
     }
 
     /// The rows of `day` (its start), table by table as `tables` lists them, if the run has them.
     pub fn rows<'t>(&self, day: i64, tables: &'t [TableSpec]) -> Option<Vec<(&'t TableSpec, Vec<Row>)>> {
-        if let Some(of_day) = self.given.get(&day) {
-            let rows = |name: &str| of_day.iter().find(|(n, _)| *n == name).map(|(_, r)| r.clone()).unwrap_or_default();
-            return Some(tables.iter().map(|spec| (spec, rows(spec.name))).collect());
-        }
         let of_day = self.days.get(&day)?;
         if self.values.is_empty() {
             debug_assert!(false, "own days are labelled before they are published");
