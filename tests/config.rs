@@ -189,13 +189,21 @@ fn golden() -> String {
     text.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect()
 }
 
+/// The golden manifest without its state files (`_state/`): states changed format on purpose (format 2
+/// records each table's layout), and the manifests name them by digest. tests/merge.rs checks that this
+/// version's states hold what the golden run's did (`states_of_the_previous_format_are_read_and_merged_alike`,
+/// against those very states, kept in fixtures/states/).
+fn without_states(manifest: &str) -> String {
+    manifest.lines().filter(|l| !l.starts_with("_state/")).map(|l| format!("{l}\n")).collect()
+}
+
 #[test]
 fn without_config_the_outputs_are_the_pre_issue_23_bytes() {
-    let want = golden();
+    let want = without_states(&golden());
     assert!(want.lines().filter(|l| l.contains(".parquet ")).count() >= 15, "15 tables in the manifest");
     assert!(want.contains("rejects/NAME.csv  ") && want.contains("summaries/NAME.json  "));
     let exe = Path::new(env!("CARGO_BIN_EXE_hourly-insights"));
-    assert_eq!(fixture_manifest(exe, &[]), want, "run without a config");
+    assert_eq!(without_states(&fixture_manifest(exe, &[])), want, "run without a config");
 
     // The defaults written out by `config show` and read back are the defaults.
     let work = tempfile::tempdir().unwrap();
@@ -203,11 +211,17 @@ fn without_config_the_outputs_are_the_pre_issue_23_bytes() {
     assert!(show.status.success(), "{}", stderr(&show));
     let defaults = work.path().join("defaults.toml");
     fs::write(&defaults, &show.stdout).unwrap();
-    assert_eq!(fixture_manifest(exe, &["--config", defaults.to_str().unwrap()]), want, "run --config <config show>");
+    let shown = fixture_manifest(exe, &["--config", defaults.to_str().unwrap()]);
+    assert_eq!(without_states(&shown), want, "run --config <config show>");
+    assert_eq!(shown, fixture_manifest(exe, &[]), "states included");
     // An empty file is the default settings too (docs/config.md).
     let empty = work.path().join("empty.toml");
     fs::write(&empty, "").unwrap();
-    assert_eq!(fixture_manifest(exe, &["--config", empty.to_str().unwrap()]), want, "run --config <empty file>");
+    assert_eq!(
+        without_states(&fixture_manifest(exe, &["--config", empty.to_str().unwrap()])),
+        want,
+        "run --config <empty file>"
+    );
 }
 
 #[test]
@@ -251,7 +265,10 @@ fn a_tables_keys_changed_within_a_day_fail_clearly_until_the_days_exports_run_ag
     assert_eq!(second.status.code(), Some(1), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(
-        err.contains("store_sales") && err.contains("1 key(s) a group where the config's has 2 (store, channel)"),
+        err.contains(
+            "`store_sales` was written with keys (store), counting orders, customers where the config's has \
+                      keys (store, channel)"
+        ),
         "{err}"
     );
     assert!(err.contains("run the day's earlier exports again with this config"), "{err}");
@@ -261,6 +278,51 @@ fn a_tables_keys_changed_within_a_day_fail_clearly_until_the_days_exports_run_ag
     assert_eq!(code, 0);
     assert_eq!(summary["status"], "succeeded");
     assert!(out.join("daily_store_sales/dt=2026-11-22/data.parquet").exists());
+}
+
+/// The same with as many keys but another one (`store_sales` by `channel` instead of `store`), and with a
+/// distinct count dropped: a state records its tables' layouts, so such a day fails clearly too. (Before
+/// states stored layouts, these merged silently: the old groups' store values under channel, or customer
+/// sets that were never gathered.)
+#[test]
+fn a_tables_other_keys_or_counts_within_a_day_fail_clearly() {
+    let store_sales =
+        "keys = [\"store\"]\nmetrics = [\"orders\", \"order_lines\", \"units\", \"revenue\", \"customers\"]";
+    let text = fs::read_to_string(fixture(SHOP)).unwrap();
+    assert!(text.contains(store_sales));
+    let cases = [
+        (
+            store_sales.replace("\"store\"]", "\"channel\"]"),
+            "`store_sales` was written with keys (store), counting orders, customers where the config's has keys \
+             (channel), counting orders, customers",
+        ),
+        (
+            store_sales.replace(", \"customers\"]", "]"),
+            "`store_sales` was written with keys (store), counting orders, customers where the config's has keys \
+             (store), counting orders",
+        ),
+    ];
+    for (changed_table, says) in cases {
+        let work = tempfile::tempdir().unwrap();
+        let (a, b, out) = (work.path().join("a.csv"), work.path().join("b.csv"), work.path().join("out"));
+        generate(&a, 800, 5, "0", &["--config", SHOP]);
+        generate(&b, 800, 6, "0", &["--config", SHOP]);
+        let changed = work.path().join("changed.toml");
+        fs::write(&changed, text.replace(store_sales, &changed_table)).unwrap();
+        assert_eq!(run(&a, &out, &["--config", SHOP]).0, 0);
+        let second = bin()
+            .arg("run")
+            .arg(&b)
+            .arg("--out")
+            .arg(&out)
+            .args(["--config", changed.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = stderr(&second);
+        assert_eq!(second.status.code(), Some(1), "{err}");
+        assert!(err.contains(says), "{err}");
+        assert!(err.contains("run the day's earlier exports again with this config"), "{err}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -173,3 +173,47 @@ fn concurrent_local_runs_into_one_directory_publish_the_exact_merge() {
     }
     assert_tables(&tables(&out), &expected(&all), "six concurrent processes");
 }
+
+/// States written before table layouts were stored (format 1, `HIPART01`; fixtures/states/ holds the
+/// 12:00 and 13:00 states of a run of the bundled fixture by that version, the ones
+/// fixtures/golden/fixture-outputs.txt lists) are still read and merged: they hold what a run writes now,
+/// and an hour that merges them with a newer export publishes the same tables as with this version's
+/// states. (If what a run of the fixture stores changes on purpose, this test changes with it.)
+#[test]
+fn states_of_the_previous_format_are_read_and_merged_alike() {
+    use hourly_insights::aggregate::partial::Partial;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let work = tempfile::tempdir().unwrap();
+    let later = work.path().join("later.csv");
+    fs::write(&later, csv_text(&random_lines(7, &[H13], 400, 0..300, 0..200), &[])).unwrap();
+    let mut published = Vec::new();
+    for old in [false, true] {
+        let out = work.path().join(if old { "old" } else { "new" });
+        run(&root.join("fixtures/orders-2026-11-22T13.csv"), &out);
+        for hh in ["12", "13"] {
+            let dir = out.join(format!("_state/dt=2026-11-22/hour={hh}"));
+            let state = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).next().expect("the hour's state");
+            let written = Partial::decode(&fs::read(&state).unwrap()).unwrap();
+            assert!(written.tables.iter().all(|t| t.layout.is_some()));
+            if old {
+                let old_state =
+                    fs::read(root.join(format!("fixtures/states/v1-orders-2026-11-22T13-hour{hh}.partial"))).unwrap();
+                assert_eq!(&old_state[..8], b"HIPART01");
+                let mut without = written.clone();
+                for t in &mut without.tables {
+                    t.layout = None;
+                }
+                assert_eq!(
+                    Partial::decode(&old_state).unwrap(),
+                    without,
+                    "{hh}:00: the old state holds what a run writes"
+                );
+                fs::write(&state, &old_state).unwrap();
+            }
+        }
+        let summary = run(&later, &out);
+        assert_eq!(summary["partials_read"], 2, "the fixture's states (12:00, 13:00) were read: {summary}");
+        published.push(tables(&out));
+    }
+    assert_eq!(published[0], published[1]);
+}

@@ -641,6 +641,11 @@ pub struct FinalGroup {
 /// The distinct kinds, in the order of [`FinalGroup::sets`]: order codes, customer codes, sku codes.
 pub const DISTINCT_KINDS: [&str; 3] = ["orders", "customers", "products"];
 
+/// Which distinct kinds ([`DISTINCT_KINDS`]) a table's metrics count.
+pub fn counted_kinds(spec: &TableSpec) -> [bool; 3] {
+    Distinct::ALL.map(|d| d.counted_by(spec))
+}
+
 /// Aggregates chunks into the insight tables.
 pub struct Engine {
     specs: &'static [TableSpec],

@@ -24,8 +24,10 @@ use crate::aggregate::{div_round_half_away, FinalGroup, MAX_DECIMAL_18_2, MAX_KE
 use crate::contract::{Dictionaries, Dim};
 use crate::error::{Error, InputError, Result};
 
-/// The first bytes of a stored partial (format version 1).
-const MAGIC: &[u8; 8] = b"HIPART01";
+/// The first bytes of a stored partial (format version 2: each table's layout after its name).
+const MAGIC: &[u8; 8] = b"HIPART02";
+/// Format version 1, still read: no table layouts.
+const MAGIC_V1: &[u8; 8] = b"HIPART01";
 
 /// Microseconds in an hour and in a day.
 pub const HOUR_MICROS: i64 = 3_600_000_000;
@@ -56,7 +58,38 @@ pub struct GroupPartial {
 #[derive(Clone, Debug, PartialEq)]
 pub struct TablePartial {
     pub name: String,
+    /// What the groups were made of; `None` in a state of format version 1, which did not store it.
+    pub layout: Option<Layout>,
     pub groups: Vec<GroupPartial>,
+}
+
+/// A table's layout as a state was written under: its key dimensions, in order, and the distinct kinds
+/// its metrics count (orders, customers, products). A state merges into a table only of the same layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub keys: Vec<String>,
+    pub counted: [bool; 3],
+}
+
+impl Layout {
+    /// The layout of a table as the config declares it.
+    pub fn of(spec: &TableSpec) -> Layout {
+        Layout {
+            keys: spec.keys.iter().map(|d| d.name.to_string()).collect(),
+            counted: crate::aggregate::counted_kinds(spec),
+        }
+    }
+
+    /// How a state's table reads in an error message: `keys (a, b), counting orders, customers`.
+    fn describe(&self) -> String {
+        let counted: Vec<&str> =
+            crate::aggregate::DISTINCT_KINDS.iter().zip(self.counted).filter(|(_, c)| *c).map(|(k, _)| *k).collect();
+        format!(
+            "keys ({}), counting {}",
+            self.keys.join(", "),
+            if counted.is_empty() { "no distinct ids".to_string() } else { counted.join(", ") }
+        )
+    }
 }
 
 /// One source's contribution to one hour.
@@ -212,7 +245,7 @@ pub fn from_groups(
                     })
                     .collect();
                 gs.drain(..n);
-                TablePartial { name: spec.name.to_string(), groups }
+                TablePartial { name: spec.name.to_string(), layout: Some(Layout::of(spec)), groups }
             })
             .collect();
         partials.push(Partial { hour_start: hour, ids, tables });
@@ -430,8 +463,10 @@ impl<'a> Reader<'a> {
 }
 
 impl Partial {
-    /// The stored form: little-endian, `HIPART01`, the hour start (i64 µs), three dictionaries (u64 count,
-    /// then 16 bytes per hash), the tables (u32 count; each: name, u32 group count; each group: u32 key
+    /// The stored form: little-endian, `HIPART02`, the hour start (i64 µs), three dictionaries (u64 count,
+    /// then 16 bytes per hash), the tables (u32 count; each: name, its layout (u32 key count and the key
+    /// names, then a byte with a bit per distinct kind counted: 1 orders, 2 customers, 4 products), u32
+    /// group count; each group: u32 key
     /// count and keys, lines i64, units i64, revenue i128 cents, then per kind a u32 length and the set in
     /// Roaring's portable serialization). Strings are a u32 length and UTF-8 bytes. The bytes depend only on
     /// the content, so equal partials have equal bytes.
@@ -463,6 +498,14 @@ impl Partial {
         out.write_all(&(self.tables.len() as u32).to_le_bytes())?;
         for table in &self.tables {
             write_str(out, &table.name)?;
+            let layout = table.layout.as_ref().ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "a state is written with its tables' layouts")
+            })?;
+            out.write_all(&(layout.keys.len() as u32).to_le_bytes())?;
+            for key in &layout.keys {
+                write_str(out, key)?;
+            }
+            out.write_all(&[layout.counted.iter().enumerate().map(|(k, &c)| u8::from(c) << k).sum::<u8>()])?;
             out.write_all(&(table.groups.len() as u32).to_le_bytes())?;
             for g in &table.groups {
                 out.write_all(&(g.keys.len() as u32).to_le_bytes())?;
@@ -507,11 +550,24 @@ impl Partial {
         Ok((file, hashing.hasher.digest()))
     }
 
-    /// Why this partial cannot be merged into `tables`, if it cannot: a table of the same name whose groups
-    /// have another number of keys (a state written under a config whose table had other keys).
+    /// Why this partial cannot be merged into `tables`, if it cannot: a table of the same name written under
+    /// another layout (other keys, or other distinct kinds counted). A state of format version 1 has no
+    /// layout: only its groups' number of keys is checked.
     pub fn layout_mismatch(&self, tables: &[TableSpec]) -> Option<String> {
         for t in &self.tables {
             let Some(spec) = tables.iter().find(|s| s.name == t.name) else { continue };
+            if let Some(layout) = &t.layout {
+                let config = Layout::of(spec);
+                if *layout != config {
+                    return Some(format!(
+                        "its table `{}` was written with {} where the config's has {}",
+                        t.name,
+                        layout.describe(),
+                        config.describe()
+                    ));
+                }
+                continue;
+            }
             if let Some(g) = t.groups.iter().find(|g| g.keys.len() != spec.keys.len()) {
                 let names: Vec<&str> = spec.keys.iter().map(|d| d.name).collect();
                 return Some(format!(
@@ -529,9 +585,11 @@ impl Partial {
     /// Reads the stored form back, checking every length and every set against its dictionary.
     pub fn decode(bytes: &[u8]) -> Result<Partial> {
         let mut r = Reader { bytes, at: 0 };
-        if r.take(MAGIC.len())? != MAGIC {
-            return Err(corrupt("not a partial state of this format (magic bytes)"));
-        }
+        let with_layouts = match r.take(MAGIC.len())? {
+            magic if magic == MAGIC => true,
+            magic if magic == MAGIC_V1 => false,
+            _ => return Err(corrupt("not a partial state of this format (magic bytes)")),
+        };
         let hour_start = r.i64()?;
         let mut ids: [Vec<u128>; 3] = Default::default();
         for dict in &mut ids {
@@ -543,6 +601,18 @@ impl Partial {
         let mut tables = Vec::new();
         for _ in 0..n_tables {
             let name = r.string()?;
+            let layout = match with_layouts {
+                true => {
+                    let n_keys = r.u32()?;
+                    let keys = (0..n_keys).map(|_| r.string()).collect::<Result<Vec<_>>>()?;
+                    let mask = r.take(1)?[0];
+                    if mask >> 3 != 0 {
+                        return Err(corrupt("a table's counted kinds"));
+                    }
+                    Some(Layout { keys, counted: std::array::from_fn(|k| mask >> k & 1 == 1) })
+                }
+                false => None,
+            };
             let n_groups = r.u32()?;
             let mut groups = Vec::new();
             for _ in 0..n_groups {
@@ -560,7 +630,7 @@ impl Partial {
                 }
                 groups.push(GroupPartial { keys, lines, units, revenue, sets });
             }
-            tables.push(TablePartial { name, groups });
+            tables.push(TablePartial { name, layout, groups });
         }
         if r.at != bytes.len() {
             return Err(corrupt("trailing bytes"));
@@ -911,7 +981,11 @@ mod tests {
         Partial {
             hour_start: 0,
             ids: [picked.clone(), picked.clone(), picked],
-            tables: vec![TablePartial { name: "channel_performance".into(), groups }],
+            tables: vec![TablePartial {
+                name: "channel_performance".into(),
+                layout: Some(Layout::of(spec_named("channel_performance"))),
+                groups,
+            }],
         }
     }
 
@@ -1103,6 +1177,69 @@ mod tests {
         let mut extra = bytes.clone();
         extra.push(0);
         assert!(Partial::decode(&extra).is_err());
+    }
+
+    fn spec_named(name: &str) -> &'static TableSpec {
+        crate::aggregate::tables::DEFAULT_TABLES.iter().find(|t| t.name == name).expect("a default table")
+    }
+
+    /// A state records each table's layout, and one written under another layout of a table (other keys,
+    /// even as many; other kinds counted) does not merge into it: the message says both. A state of
+    /// format 1, which has no layout, is still checked by its groups' number of keys.
+    #[test]
+    fn a_state_of_another_table_layout_is_named_not_merged() {
+        let mut x = 5;
+        let pool: Vec<u128> = (0..300).map(|_| u128::from(xorshift(&mut x)) * 3).collect();
+        let p = random_partial(3, &pool, 200);
+        let tables = crate::aggregate::tables::DEFAULT_TABLES;
+        assert_eq!(p.layout_mismatch(tables), None);
+        let with = |keys: &[&str], counted: [bool; 3]| {
+            let mut q = p.clone();
+            q.tables[0].layout = Some(Layout { keys: keys.iter().map(|k| k.to_string()).collect(), counted });
+            Partial::decode(&q.encode()).unwrap()
+        };
+        let swapped = with(&["campaign", "channel"], [true, true, false]);
+        let why = swapped.layout_mismatch(tables).expect("swapped keys");
+        assert_eq!(
+            why,
+            "its table `channel_performance` was written with keys (campaign, channel), counting orders, customers \
+             where the config's has keys (channel, campaign), counting orders, customers"
+        );
+        let fewer = with(&["channel", "campaign"], [true, false, false]);
+        assert!(fewer.layout_mismatch(tables).expect("a count dropped").contains("counting orders where"));
+        // Format 1: the layout is unknown, so only the number of keys can tell.
+        let mut v1 = p.clone();
+        v1.tables[0].layout = None;
+        assert_eq!(v1.layout_mismatch(tables), None);
+        v1.tables[0].groups[0].keys.pop();
+        assert!(v1.layout_mismatch(tables).expect("one key fewer").contains("has 1 key(s) a group"));
+    }
+
+    /// A state written by the previous format (a run of the bundled fixture, kept in fixtures/states/) is
+    /// still read: the same groups and dictionaries as this version writes, without table layouts.
+    #[test]
+    fn a_state_of_format_1_is_still_read() {
+        let bytes = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/states/v1-orders-2026-11-22T13-hour13.partial"),
+        )
+        .unwrap();
+        assert_eq!(&bytes[..8], b"HIPART01");
+        let v1 = Partial::decode(&bytes).unwrap();
+        assert_eq!(crate::contract::parse::format_rfc3339(v1.hour_start), "2026-11-22T13:00:00Z");
+        assert!(v1.tables.iter().all(|t| t.layout.is_none()));
+        assert_eq!(v1.tables.len(), crate::aggregate::tables::DEFAULT_TABLES.len());
+        assert_eq!(v1.layout_mismatch(crate::aggregate::tables::DEFAULT_TABLES), None);
+        // Written again, it needs its layouts: they are the default tables' (the fixture's run used those).
+        let mut again = v1.clone();
+        assert!(again.encode_to_temp().is_err(), "a state is not written without layouts");
+        for t in &mut again.tables {
+            t.layout = Some(Layout::of(spec_named(&t.name)));
+        }
+        let v2 = Partial::decode(&again.encode()).unwrap();
+        assert_eq!(&again.encode()[..8], b"HIPART02");
+        assert_eq!(v2, again);
+        assert_eq!((v2.ids, v2.hour_start), (v1.ids, v1.hour_start));
     }
 
     #[test]

@@ -374,9 +374,9 @@ fn publish_from(
                                 uri: sink.uri(key),
                                 message: format!(
                                     "this partial state of the day does not fit the config's tables: {why}. A table's \
-                                     keys cannot change within a day that has states written before: run the day's \
-                                     earlier exports again with this config (their states are replaced), or give the \
-                                     changed table a new name"
+                                     keys and distinct counts cannot change within a day that has states written \
+                                     before: run the day's earlier exports again with this config (their states are \
+                                     replaced), or give the changed table a new name"
                                 ),
                                 retryable: false,
                             }));
@@ -549,13 +549,16 @@ mod tests {
 
     #[test]
     fn a_day_is_taken_from_the_runs_groups_only_when_its_partials_are_exactly_the_runs() {
-        use crate::aggregate::partial::{GroupPartial, Row, TablePartial};
+        use crate::aggregate::partial::{GroupPartial, Layout, Row, TablePartial};
         let day = start_of("2026-11-22", None).unwrap();
         let hour = |h: i64, revenue: i128| Partial {
             hour_start: day + h * HOUR_MICROS,
             ids: [vec![h as u128], vec![], vec![]],
             tables: vec![TablePartial {
                 name: "hourly_kpis".into(),
+                layout: Some(Layout::of(
+                    crate::aggregate::tables::DEFAULT_TABLES.iter().find(|t| t.name == "hourly_kpis").unwrap(),
+                )),
                 groups: vec![GroupPartial {
                     keys: vec![],
                     lines: 1,
