@@ -197,6 +197,19 @@ fn without_states(manifest: &str) -> String {
     manifest.lines().filter(|l| !l.starts_with("_state/")).map(|l| format!("{l}\n")).collect()
 }
 
+/// The format-1 states kept in fixtures/states/ are the golden run's very states (its manifest's hash and
+/// size of each).
+#[test]
+fn the_kept_format_1_states_are_the_golden_runs() {
+    let golden = golden();
+    for hh in ["12", "13"] {
+        let bytes = fs::read(fixture(&format!("fixtures/states/v1-orders-2026-11-22T13-hour{hh}.partial"))).unwrap();
+        let line = format!("{:032x}  {}", xxhash_rust::xxh3::xxh3_128(&bytes), bytes.len());
+        let prefix = format!("_state/dt=2026-11-22/hour={hh}/NAME-");
+        assert!(golden.lines().any(|l| l.starts_with(&prefix) && l.ends_with(&line)), "{hh}:00 state {line}");
+    }
+}
+
 #[test]
 fn without_config_the_outputs_are_the_pre_issue_23_bytes() {
     let want = without_states(&golden());
@@ -281,34 +294,41 @@ fn a_tables_keys_changed_within_a_day_fail_clearly_until_the_days_exports_run_ag
 }
 
 /// The same with as many keys but another one (`store_sales` by `channel` instead of `store`), and with a
-/// distinct count dropped: a state records its tables' layouts, so such a day fails clearly too. (Before
-/// states stored layouts, these merged silently: the old groups' store values under channel, or customer
-/// sets that were never gathered.)
+/// distinct count added (`top_products_by_store` counting customers): a state records its tables' layouts,
+/// so such a day fails clearly too. (Before states stored layouts, these merged silently: the old groups'
+/// store values under channel, and customer counts from sets that were never gathered.) A count dropped
+/// merges: the sets it had are not read.
 #[test]
 fn a_tables_other_keys_or_counts_within_a_day_fail_clearly() {
     let store_sales =
         "keys = [\"store\"]\nmetrics = [\"orders\", \"order_lines\", \"units\", \"revenue\", \"customers\"]";
+    let by_store = "keys = [\"store\", \"sku\"]\nmetrics = [\"orders\", \"units\", \"revenue\"]";
     let text = fs::read_to_string(fixture(SHOP)).unwrap();
-    assert!(text.contains(store_sales));
+    assert!(text.contains(store_sales) && text.contains(by_store));
     let cases = [
         (
-            store_sales.replace("\"store\"]", "\"channel\"]"),
-            "`store_sales` was written with keys (store), counting orders, customers where the config's has keys \
-             (channel), counting orders, customers",
+            text.replace(store_sales, &store_sales.replace("\"store\"]", "\"channel\"]")),
+            Some(
+                "`store_sales` was written with keys (store), counting orders, customers where the config's has keys \
+                 (channel), counting orders, customers",
+            ),
         ),
         (
-            store_sales.replace(", \"customers\"]", "]"),
-            "`store_sales` was written with keys (store), counting orders, customers where the config's has keys \
-             (store), counting orders",
+            text.replace(by_store, &by_store.replace("\"revenue\"]", "\"revenue\", \"customers\"]")),
+            Some(
+                "`top_products_by_store` was written with keys (store, sku), counting orders where the config's has \
+                 keys (store, sku), counting orders, customers",
+            ),
         ),
+        (text.replace(store_sales, &store_sales.replace(", \"customers\"]", "]")), None),
     ];
-    for (changed_table, says) in cases {
+    for (changed_text, says) in cases {
         let work = tempfile::tempdir().unwrap();
         let (a, b, out) = (work.path().join("a.csv"), work.path().join("b.csv"), work.path().join("out"));
         generate(&a, 800, 5, "0", &["--config", SHOP]);
         generate(&b, 800, 6, "0", &["--config", SHOP]);
         let changed = work.path().join("changed.toml");
-        fs::write(&changed, text.replace(store_sales, &changed_table)).unwrap();
+        fs::write(&changed, changed_text).unwrap();
         assert_eq!(run(&a, &out, &["--config", SHOP]).0, 0);
         let second = bin()
             .arg("run")
@@ -319,9 +339,19 @@ fn a_tables_other_keys_or_counts_within_a_day_fail_clearly() {
             .output()
             .unwrap();
         let err = stderr(&second);
-        assert_eq!(second.status.code(), Some(1), "{err}");
-        assert!(err.contains(says), "{err}");
-        assert!(err.contains("run the day's earlier exports again with this config"), "{err}");
+        match says {
+            Some(says) => {
+                assert_eq!(second.status.code(), Some(1), "{err}");
+                assert!(err.contains(says), "{err}");
+                assert!(err.contains("run the day's earlier exports again with this config"), "{err}");
+            }
+            None => {
+                assert_eq!(second.status.code(), Some(0), "a dropped count merges: {err}");
+                let summary: Value = serde_json::from_slice(&second.stdout).unwrap();
+                assert_eq!(summary["status"], "succeeded");
+                assert!(summary["partials_read"].as_u64().unwrap() >= 1, "a's states were merged: {summary}");
+            }
+        }
     }
 }
 

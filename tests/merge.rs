@@ -181,7 +181,8 @@ fn concurrent_local_runs_into_one_directory_publish_the_exact_merge() {
 /// states. (If what a run of the fixture stores changes on purpose, this test changes with it.)
 #[test]
 fn states_of_the_previous_format_are_read_and_merged_alike() {
-    use hourly_insights::aggregate::partial::Partial;
+    use hourly_insights::aggregate::partial::{Layout, Partial};
+    use hourly_insights::aggregate::tables::DEFAULT_TABLES;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let work = tempfile::tempdir().unwrap();
     let later = work.path().join("later.csv");
@@ -194,7 +195,10 @@ fn states_of_the_previous_format_are_read_and_merged_alike() {
             let dir = out.join(format!("_state/dt=2026-11-22/hour={hh}"));
             let state = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).next().expect("the hour's state");
             let written = Partial::decode(&fs::read(&state).unwrap()).unwrap();
-            assert!(written.tables.iter().all(|t| t.layout.is_some()));
+            for t in &written.tables {
+                let spec = DEFAULT_TABLES.iter().find(|s| s.name == t.name).expect("a default table");
+                assert_eq!(t.layout, Some(Layout::of(spec)), "{hh}:00 {}", t.name);
+            }
             if old {
                 let old_state =
                     fs::read(root.join(format!("fixtures/states/v1-orders-2026-11-22T13-hour{hh}.partial"))).unwrap();

@@ -470,6 +470,10 @@ impl Partial {
     /// count and keys, lines i64, units i64, revenue i128 cents, then per kind a u32 length and the set in
     /// Roaring's portable serialization). Strings are a u32 length and UTF-8 bytes. The bytes depend only on
     /// the content, so equal partials have equal bytes.
+    ///
+    /// # Panics
+    /// When a table has no layout: only a state read from format 1 lacks them, and states are only written
+    /// by the run that made them.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + self.ids.iter().map(|d| d.len() * 16).sum::<usize>());
         self.encode_into(&mut out).expect("writing to a Vec");
@@ -526,6 +530,9 @@ impl Partial {
 
     /// Writes the stored form to a temporary file; returns it with the XXH3-64 digest of its bytes.
     pub fn encode_to_temp(&self) -> Result<(tempfile::NamedTempFile, u64)> {
+        if let Some(t) = self.tables.iter().find(|t| t.layout.is_none()) {
+            return Err(Error::Internal { message: format!("a state's table `{}` has no layout to write", t.name) });
+        }
         struct Hashing<W> {
             inner: W,
             hasher: xxhash_rust::xxh3::Xxh3,
@@ -551,14 +558,16 @@ impl Partial {
     }
 
     /// Why this partial cannot be merged into `tables`, if it cannot: a table of the same name written under
-    /// another layout (other keys, or other distinct kinds counted). A state of format version 1 has no
-    /// layout: only its groups' number of keys is checked.
+    /// another layout, with other keys or without a distinct count the config's table has (one it has no
+    /// more is fine: those sets are not read). A state of format version 1 has no layout: only its groups'
+    /// number of keys is checked.
     pub fn layout_mismatch(&self, tables: &[TableSpec]) -> Option<String> {
         for t in &self.tables {
             let Some(spec) = tables.iter().find(|s| s.name == t.name) else { continue };
             if let Some(layout) = &t.layout {
                 let config = Layout::of(spec);
-                if *layout != config {
+                let counts_enough = config.counted.iter().zip(layout.counted).all(|(&wanted, had)| had || !wanted);
+                if layout.keys != config.keys || !counts_enough {
                     return Some(format!(
                         "its table `{}` was written with {} where the config's has {}",
                         t.name,
@@ -588,7 +597,16 @@ impl Partial {
         let with_layouts = match r.take(MAGIC.len())? {
             magic if magic == MAGIC => true,
             magic if magic == MAGIC_V1 => false,
-            _ => return Err(corrupt("not a partial state of this format (magic bytes)")),
+            magic if magic.starts_with(b"HIPART") => {
+                return Err(Error::Internal {
+                    message: format!(
+                        "a stored partial state is of format {}, which this build does not read (it reads HIPART01 \
+                         and HIPART02): it was written by a newer version, which has to process this day",
+                        String::from_utf8_lossy(magic)
+                    ),
+                })
+            }
+            _ => return Err(corrupt("not a partial state (magic bytes)")),
         };
         let hour_start = r.i64()?;
         let mut ids: [Vec<u128>; 3] = Default::default();
@@ -617,6 +635,9 @@ impl Partial {
             let mut groups = Vec::new();
             for _ in 0..n_groups {
                 let n_keys = r.u32()?;
+                if layout.as_ref().is_some_and(|l| l.keys.len() != n_keys as usize) {
+                    return Err(corrupt("a group's keys do not match its table's layout"));
+                }
                 let keys = (0..n_keys).map(|_| r.str().map(Key::from)).collect::<Result<Vec<_>>>()?;
                 let (lines, units, revenue) = (r.i64()?, r.i64()?, r.i128()?);
                 let mut sets: [IdSet; 3] = Default::default();
@@ -1205,8 +1226,37 @@ mod tests {
             "its table `channel_performance` was written with keys (campaign, channel), counting orders, customers \
              where the config's has keys (channel, campaign), counting orders, customers"
         );
+        // A state without a count the table has cannot give it; one with a count more (products, which the
+        // table no longer counts) can: that set is not read.
         let fewer = with(&["channel", "campaign"], [true, false, false]);
-        assert!(fewer.layout_mismatch(tables).expect("a count dropped").contains("counting orders where"));
+        assert!(fewer.layout_mismatch(tables).expect("a count missing").contains("counting orders where"));
+        let more = with(&["channel", "campaign"], [true, true, true]);
+        assert_eq!(more.tables[0].layout.as_ref().unwrap().counted, [true, true, true], "every bit read back");
+        assert_eq!(more.layout_mismatch(tables), None);
+        // A group whose keys are not as many as its table's layout says is a corrupt state (merging it would
+        // index past its keys).
+        let mut short = p.clone();
+        short.tables[0].groups[1].keys.pop();
+        assert!(Partial::decode(&short.encode()).unwrap_err().to_string().contains("do not match its table's layout"));
+        // The counted-kinds byte has three bits; another is corrupt, and a newer format is named as such.
+        let bytes = p.encode();
+        let mask_at = 8
+            + 8
+            + 3 * 8
+            + p.ids.iter().map(|d| d.len() * 16).sum::<usize>()
+            + 4
+            + 4
+            + "channel_performance".len()
+            + 4
+            + (4 + "channel".len())
+            + (4 + "campaign".len());
+        assert_eq!(bytes[mask_at], 0b011, "orders and customers");
+        let mut high = bytes.clone();
+        high[mask_at] = 0b1011;
+        assert!(Partial::decode(&high).unwrap_err().to_string().contains("counted kinds"));
+        let mut newer = bytes.clone();
+        newer[..8].copy_from_slice(b"HIPART03");
+        assert!(Partial::decode(&newer).unwrap_err().to_string().contains("written by a newer version"));
         // Format 1: the layout is unknown, so only the number of keys can tell.
         let mut v1 = p.clone();
         v1.tables[0].layout = None;
