@@ -182,7 +182,7 @@ fn concurrent_local_runs_into_one_directory_publish_the_exact_merge() {
 #[test]
 fn states_of_the_previous_format_are_read_and_merged_alike() {
     use hourly_insights::aggregate::partial::{Layout, Partial};
-    use hourly_insights::aggregate::tables::DEFAULT_TABLES;
+    use hourly_insights::settings::Settings;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let work = tempfile::tempdir().unwrap();
     let later = work.path().join("later.csv");
@@ -196,7 +196,7 @@ fn states_of_the_previous_format_are_read_and_merged_alike() {
             let state = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).next().expect("the hour's state");
             let written = Partial::decode(&fs::read(&state).unwrap()).unwrap();
             for t in &written.tables {
-                let spec = DEFAULT_TABLES.iter().find(|s| s.name == t.name).expect("a default table");
+                let spec = Settings::default_ref().table(&t.name).expect("a default table");
                 assert_eq!(t.layout, Some(Layout::of(spec)), "{hh}:00 {}", t.name);
             }
             if old {

@@ -373,9 +373,9 @@ fn publish_from(
                             return Ok(Err(Error::Storage {
                                 uri: sink.uri(key),
                                 message: format!(
-                                    "this partial state of the day does not fit the config's tables: {why}. A table's \
-                                     keys and distinct counts cannot change within a day that has states written \
-                                     before: run the day's earlier exports again with this config (their states are \
+                                    "this partial state of the day does not fit the config's tables: {why}. A table \
+                                     cannot change its keys, or add a distinct count, within a day that has states \
+                                     written before: run the day's earlier exports again with this config (their states are \
                                      replaced), or give the changed table a new name"
                                 ),
                                 retryable: false,
@@ -556,9 +556,7 @@ mod tests {
             ids: [vec![h as u128], vec![], vec![]],
             tables: vec![TablePartial {
                 name: "hourly_kpis".into(),
-                layout: Some(Layout::of(
-                    crate::aggregate::tables::DEFAULT_TABLES.iter().find(|t| t.name == "hourly_kpis").unwrap(),
-                )),
+                layout: Some(Layout::of(crate::settings::Settings::default_ref().table("hourly_kpis").unwrap())),
                 groups: vec![GroupPartial {
                     keys: vec![],
                     lines: 1,
