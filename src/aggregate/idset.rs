@@ -147,13 +147,20 @@ impl IdSet {
     }
 
     /// The set of `f(id)` for each id, where `f` is strictly increasing (codes to dictionary positions).
+    /// Always inlined, so that `f` is inlined into its loop even where the caller is compiled with more
+    /// target features than the crate's baseline.
+    #[inline(always)]
     pub fn map_increasing(self, f: impl Fn(u32) -> u32, scratch: &mut SetScratch) -> IdSet {
         let ids = match self {
             IdSet::Small(mut ids) => {
                 ids.iter_mut().for_each(|id| *id = f(*id));
                 ids
             }
-            IdSet::Big(b) => b.iter().map(f).collect(),
+            IdSet::Big(b) => {
+                let mut ids = Vec::with_capacity(b.len() as usize);
+                IdSet::Big(b).for_each_slice(|batch| ids.extend(batch.iter().map(|&id| f(id))));
+                ids
+            }
         };
         // Checked in release builds too (one compare an id): a set out of order would be stored as a partial
         // that cannot be read back.
@@ -161,24 +168,41 @@ impl IdSet {
         IdSet::from_sorted(ids, scratch)
     }
 
-    /// Bytes of the set in Roaring's portable serialization ([`IdSet::serialize_into`]).
-    pub fn serialized_size(&self) -> usize {
-        match self {
-            IdSet::Small(ids) => 8 + container_runs(ids).map(|run| 8 + container_bytes(run.len())).sum::<usize>(),
-            IdSet::Big(b) => b.serialized_size(),
-        }
-    }
-
-    /// Writes the set in Roaring's portable serialization, the bytes the crate writes for a bitmap of the
-    /// same ids (a vector is never a bitmap with run containers: those come only from ranges inserted or
-    /// full containers, which the engine never makes of a vector's ids).
-    pub fn serialize_into(&self, out: &mut impl std::io::Write, scratch: &mut SetScratch) -> std::io::Result<()> {
+    /// Writes the length of the set's bytes (u32, little-endian), then the set in Roaring's portable
+    /// serialization: the bytes the crate writes for a bitmap of the same ids (a vector is never a bitmap
+    /// with run containers: those come only from ranges inserted or full containers, which the engine never
+    /// makes of a vector's ids). A vector is serialized once, into the scratch buffer, for both.
+    pub fn serialize_sized_into(&self, out: &mut impl std::io::Write, scratch: &mut SetScratch) -> std::io::Result<()> {
         match self {
             IdSet::Small(ids) => {
                 serialize_sorted(ids, &mut scratch.bytes, &mut scratch.containers);
+                out.write_all(&(scratch.bytes.len() as u32).to_le_bytes())?;
                 out.write_all(&scratch.bytes)
             }
-            IdSet::Big(b) => b.serialize_into(out),
+            IdSet::Big(b) => {
+                out.write_all(&(b.serialized_size() as u32).to_le_bytes())?;
+                b.serialize_into(out)
+            }
+        }
+    }
+
+    /// Calls `f` with the set's ids, ascending, a slice at a time: a vector's at once, a bitmap's in batches
+    /// the crate reads in bulk (its iterator's `next` walks three levels of iterators per id).
+    #[inline]
+    pub fn for_each_slice(&self, mut f: impl FnMut(&[u32])) {
+        match self {
+            IdSet::Small(ids) => f(ids),
+            IdSet::Big(b) => {
+                let mut batch = [0u32; 1024];
+                let mut iter = b.iter();
+                loop {
+                    let ids = iter.next_many(&mut batch);
+                    if ids.is_empty() {
+                        break;
+                    }
+                    f(ids);
+                }
+            }
         }
     }
 
@@ -370,39 +394,58 @@ fn serialize_sorted(ids: &[u32], bytes: &mut Vec<u8>, containers: &mut Vec<std::
     /// The format's cookie when it has no run containers.
     const COOKIE: u32 = 12346;
     containers.clear();
-    containers.extend(container_runs(ids));
-    bytes.clear();
-    bytes.extend_from_slice(&COOKIE.to_le_bytes());
-    bytes.extend_from_slice(&(containers.len() as u32).to_le_bytes());
-    for run in containers.iter() {
-        bytes.extend_from_slice(&((ids[run.start] >> 16) as u16).to_le_bytes());
-        bytes.extend_from_slice(&((run.len() - 1) as u16).to_le_bytes());
+    if ids.len() <= SHORT_IDS {
+        // Few ids, most often each in a container of its own: one compare an id finds the runs.
+        let mut start = 0;
+        for i in 1..=ids.len() {
+            if i == ids.len() || ids[i] >> 16 != ids[start] >> 16 {
+                containers.push(start..i);
+                start = i;
+            }
+        }
+    } else {
+        containers.extend(container_runs(ids));
     }
-    // The containers' offsets (from the start of the bytes).
-    let mut offset = bytes.len() + 4 * containers.len();
-    for run in containers.iter() {
-        bytes.extend_from_slice(&(offset as u32).to_le_bytes());
+    // The cookie, the container count, a key and cardinality and an offset per container, then the
+    // containers: every byte is written in place, in a buffer sized once.
+    let header = 8 + 8 * containers.len();
+    let total = header + containers.iter().map(|r| container_bytes(r.len())).sum::<usize>();
+    bytes.clear();
+    bytes.resize(total, 0);
+    bytes[..4].copy_from_slice(&COOKIE.to_le_bytes());
+    bytes[4..8].copy_from_slice(&(containers.len() as u32).to_le_bytes());
+    let (keys, offsets) = bytes[8..header].split_at_mut(4 * containers.len());
+    let mut offset = header;
+    for ((run, key), at) in containers.iter().zip(keys.chunks_exact_mut(4)).zip(offsets.chunks_exact_mut(4)) {
+        key[..2].copy_from_slice(&((ids[run.start] >> 16) as u16).to_le_bytes());
+        key[2..].copy_from_slice(&((run.len() - 1) as u16).to_le_bytes());
+        at.copy_from_slice(&(offset as u32).to_le_bytes());
         offset += container_bytes(run.len());
     }
+    let mut at = header;
     for run in containers.iter().map(|r| &ids[r.clone()]) {
-        let at = bytes.len();
         if run.len() <= ARRAY_LIMIT {
-            bytes.resize(at + 2 * run.len(), 0);
-            for (slot, &id) in bytes[at..].chunks_exact_mut(2).zip(run) {
+            for (slot, &id) in bytes[at..at + 2 * run.len()].chunks_exact_mut(2).zip(run) {
                 slot.copy_from_slice(&(id as u16).to_le_bytes());
             }
+            at += 2 * run.len();
         } else {
             let mut words = [0u64; 1024];
             for &id in run {
                 words[(id & 0xFFFF) as usize >> 6] |= 1 << (id & 63);
             }
-            bytes.resize(at + 8 * words.len(), 0);
-            for (slot, word) in bytes[at..].chunks_exact_mut(8).zip(words) {
+            for (slot, word) in bytes[at..at + 8 * words.len()].chunks_exact_mut(8).zip(words) {
                 slot.copy_from_slice(&word.to_le_bytes());
             }
+            at += 8 * words.len();
         }
     }
+    debug_assert_eq!(at, total);
 }
+
+/// Sets of at most this many ids find their containers with a compare an id rather than a binary search
+/// a container ([`serialize_sorted`]).
+const SHORT_IDS: usize = 256;
 
 #[cfg(test)]
 mod tests {
@@ -473,11 +516,11 @@ mod tests {
     fn assert_serialized_alike(set: &IdSet, scratch: &mut SetScratch) {
         let bitmap = RoaringBitmap::from_sorted_iter(set.iter()).unwrap();
         let (mut mine, mut theirs) = (Vec::new(), Vec::new());
-        set.serialize_into(&mut mine, scratch).unwrap();
+        set.serialize_sized_into(&mut mine, scratch).unwrap();
         bitmap.serialize_into(&mut theirs).unwrap();
-        assert_eq!(mine, theirs, "{} ids", set.len());
-        assert_eq!(set.serialized_size(), theirs.len());
-        assert_eq!(RoaringBitmap::deserialize_from(&mine[..]).unwrap(), bitmap);
+        assert_eq!(mine[..4], (theirs.len() as u32).to_le_bytes(), "the length before the bytes");
+        assert_eq!(mine[4..], theirs, "{} ids", set.len());
+        assert_eq!(RoaringBitmap::deserialize_from(&mine[4..]).unwrap(), bitmap);
     }
 
     #[test]

@@ -173,7 +173,9 @@ pub fn from_groups(
                     2 => present[h][kind].iter().map(sku_hash).collect(),
                     _ => {
                         let all = hashes[kind].as_ref().expect("taken by a later hour");
-                        present[h][kind].iter().map(|code| all[code as usize]).collect()
+                        let mut dict = Vec::with_capacity(present[h][kind].len() as usize);
+                        present[h][kind].for_each_slice(|codes| dict.extend(codes.iter().map(|&c| all[c as usize])));
+                        dict
                     }
                 }
             };
@@ -234,9 +236,8 @@ pub fn from_groups(
                                 let mut sets = std::mem::take(&mut g.sets);
                                 for (kind, set) in sets.iter_mut().enumerate() {
                                     if !whole[h][kind] {
-                                        let pos = &position[kind];
                                         // Positions follow codes in order.
-                                        *set = std::mem::take(set).map_increasing(|c| pos.rank(c), scratch);
+                                        *set = position[kind].map(std::mem::take(set), scratch);
                                     }
                                 }
                                 sets
@@ -271,9 +272,11 @@ impl Ranks {
         let words = set.max().map_or(0, |m| m as usize / 64 + 1);
         self.0.clear();
         self.0.resize(words, RankWord::default());
-        for code in set.iter() {
-            self.0[code as usize / 64].bits |= 1 << (code % 64);
-        }
+        set.for_each_slice(|codes| {
+            for &code in codes {
+                self.0[code as usize / 64].bits |= 1 << (code % 64);
+            }
+        });
         let mut before = 0;
         for word in &mut self.0 {
             word.before = before;
@@ -282,11 +285,30 @@ impl Ranks {
     }
 
     /// The rank of `code`, a code of the set.
-    #[inline]
+    #[inline(always)]
     fn rank(&self, code: u32) -> u32 {
         let word = self.0[code as usize / 64];
         debug_assert!(word.bits >> (code % 64) & 1 == 1, "{code} is not in the set");
         word.before + (word.bits & ((1u64 << (code % 64)) - 1)).count_ones()
+    }
+
+    /// `set` (codes of the ranked set) with each code replaced by its rank. On x86-64 the baseline target has
+    /// no popcount instruction, and `count_ones` in software was most of the time of mapping a large hour's
+    /// sets: the loop is compiled a second time with the instruction, for the CPUs that have it (all but
+    /// the oldest). Arm64 has it in its baseline.
+    fn map(&self, set: IdSet, scratch: &mut SetScratch) -> IdSet {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("popcnt") {
+            // SAFETY: the CPU has the instruction the function is compiled with.
+            return unsafe { self.map_with_popcnt(set, scratch) };
+        }
+        set.map_increasing(|c| self.rank(c), scratch)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "popcnt")]
+    unsafe fn map_with_popcnt(&self, set: IdSet, scratch: &mut SetScratch) -> IdSet {
+        set.map_increasing(|c| self.rank(c), scratch)
     }
 }
 
@@ -328,8 +350,11 @@ impl OwnDays {
         let mut seen: [Seen; 3] = std::array::from_fn(|kind| Seen::new(codes(kind).map_or(0, |m| m as usize + 1)));
         let mut sets: Vec<&IdSet> = Vec::new();
         for &(spec, ref gs) in groups {
-            let mut of_days: Vec<&FinalGroup> = gs.iter().filter(|g| hours.contains_key(&day_of(g.hour))).collect();
-            of_days.sort_unstable_by_key(|g| (day_of(g.hour), g.codes));
+            // Sorted by day and codes, each worked out once (not in every comparison).
+            let mut of_days: Vec<(i64, [u32; MAX_KEYS], &FinalGroup)> =
+                gs.iter().map(|g| (day_of(g.hour), g.codes, g)).filter(|(day, _, _)| hours.contains_key(day)).collect();
+            of_days.sort_unstable_by_key(|&(day, codes, _)| (day, codes));
+            let of_days: Vec<&FinalGroup> = of_days.into_iter().map(|(_, _, g)| g).collect();
             let mut rows: BTreeMap<i64, Vec<CodedRow>> = hours.keys().map(|&d| (d, Vec::new())).collect();
             for run in of_days.chunk_by(|a, b| (day_of(a.hour), a.codes) == (day_of(b.hour), b.codes)) {
                 let first = run[0];
@@ -519,8 +544,7 @@ impl Partial {
                 out.write_all(&g.units.to_le_bytes())?;
                 out.write_all(&g.revenue.to_le_bytes())?;
                 for set in &g.sets {
-                    out.write_all(&(set.serialized_size() as u32).to_le_bytes())?;
-                    set.serialize_into(&mut *out, scratch)?;
+                    set.serialize_sized_into(&mut *out, scratch)?;
                 }
             }
         }

@@ -70,9 +70,12 @@ fn non_digits(word: u64) -> u64 {
 /// The value of 8 ASCII digits, the first in the lowest byte.
 #[inline(always)]
 fn eight_digits(word: u64) -> u64 {
-    let v = word - 0x3030_3030_3030_3030;
-    let v = v * 10 + (v >> 8); // pairs of digits in every other byte
-    let v = (v & 0x00FF_0000_00FF) * (100 + (1_000_000 << 32)) + ((v >> 16) & 0x00FF_0000_00FF) * (1 + (10_000 << 32));
+    // The arithmetic wraps on purpose (the products' high bits are dropped), also in debug builds.
+    let v = word.wrapping_sub(0x3030_3030_3030_3030);
+    let v = v.wrapping_mul(10).wrapping_add(v >> 8); // pairs of digits in every other byte
+    let v = (v & 0x00FF_0000_00FF)
+        .wrapping_mul(100 + (1_000_000 << 32))
+        .wrapping_add(((v >> 16) & 0x00FF_0000_00FF).wrapping_mul(1 + (10_000 << 32)));
     v >> 32
 }
 

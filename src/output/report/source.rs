@@ -115,8 +115,13 @@ impl<'a> Published<'a> {
             message: format!("{} is not a readable table: {e}", self.sink.uri(&key)),
         };
         let frame = ParquetReader::new(std::io::Cursor::new(bytes.as_slice())).finish().map_err(|e| unreadable(&e))?;
+        let mut metrics: Vec<(&'static str, ColumnType)> =
+            spec.metrics.iter().map(|m| (m.name(), m.column_type())).collect();
+        if spec.top.is_some() {
+            metrics.push(("rank", ColumnType::Int64));
+        }
         let mut rows: Vec<Group> = (0..frame.height())
-            .map(|_| Group { keys: Vec::with_capacity(spec.keys.len()), metrics: Vec::new() })
+            .map(|_| Group { keys: Vec::with_capacity(spec.keys.len()), metrics: Vec::with_capacity(metrics.len()) })
             .collect();
         for dim in spec.keys {
             let column = frame.column(dim.name()).map_err(|e| unreadable(&e))?;
@@ -124,11 +129,6 @@ impl<'a> Published<'a> {
             for (row, value) in rows.iter_mut().zip(values.iter()) {
                 row.keys.push(PlSmallStr::from(value.unwrap_or_default()));
             }
-        }
-        let mut metrics: Vec<(&'static str, ColumnType)> =
-            spec.metrics.iter().map(|m| (m.name(), m.column_type())).collect();
-        if spec.top.is_some() {
-            metrics.push(("rank", ColumnType::Int64));
         }
         for (name, ty) in metrics {
             let column = frame.column(name).map_err(|e| unreadable(&e))?;
