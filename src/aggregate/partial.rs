@@ -1004,6 +1004,28 @@ mod tests {
     use super::*;
     use crate::testing::xorshift;
 
+    /// Ranks map a set's codes to their positions alike whichever loop runs (with the popcount instruction
+    /// or without), for vectors and bitmaps, sparse and dense.
+    #[test]
+    fn ranks_map_codes_to_their_positions() {
+        let mut x = 11u64;
+        let scratch = &mut SetScratch::default();
+        for (n, range) in [(50u64, 1u64 << 30), (5_000, 1 << 20), (200_000, 300_000)] {
+            let present: IdSet = (0..n).map(|_| (xorshift(&mut x) % range) as u32).collect();
+            let codes: Vec<u32> = present.iter().collect();
+            let mut ranks = Ranks::default();
+            ranks.fill(&present);
+            for step in [1, 3, 97] {
+                let subset: IdSet = codes.iter().step_by(step).copied().collect();
+                let want: Vec<u32> = subset.iter().map(|c| codes.binary_search(&c).unwrap() as u32).collect();
+                let plain = subset.clone().map_increasing(|c| ranks.rank(c), scratch);
+                let mapped = ranks.map(subset, scratch);
+                assert_eq!(mapped.iter().collect::<Vec<_>>(), want, "{n} ids, every {step}th");
+                assert_eq!(plain.iter().collect::<Vec<_>>(), want, "{n} ids, every {step}th");
+            }
+        }
+    }
+
     /// A partial of one table with random groups over a dictionary of `n` random hashes drawn from `pool`.
     fn random_partial(seed: u64, pool: &[u128], n: usize) -> Partial {
         let mut x = seed;
