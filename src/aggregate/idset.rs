@@ -328,6 +328,16 @@ impl IdSet {
             (0, 1) => return IdSet::Big(bitmaps[0].clone()),
             _ => {}
         }
+        if let Some(dense) = dense_bitmap(ids, &mut scratch.bytes) {
+            // Many vectors' ids over a code range not much wider than their number (a coarse group summed
+            // up from a fine table's groups): marked in a bit set and made a bitmap, without sorting them.
+            if bitmaps.is_empty() {
+                return IdSet::from_bitmap(dense);
+            }
+            let mut union = bitmaps.into_iter().union();
+            union |= dense;
+            return IdSet::Big(union);
+        }
         if small > 1 {
             super::sort_ids(ids, &mut scratch.spare);
             ids.dedup();
@@ -342,6 +352,30 @@ impl IdSet {
         // A union holds at least as many ids per container as any of its bitmaps: it stays a bitmap.
         IdSet::Big(union)
     }
+}
+
+/// Unions of at least this many ids (repeats included) are made in a bit set when their codes are dense
+/// enough ([`dense_bitmap`]).
+const DENSE_UNION_IDS: usize = 1 << 16;
+
+/// The bitmap of `ids` (any order, repeats allowed) built through a bit set over their code range, when
+/// they are many and that range is at most 32 codes an id (a bit set no larger than the ids): marking each
+/// id is cheaper than sorting them. `None` otherwise. `bytes` is scratch space.
+fn dense_bitmap(ids: &[u32], bytes: &mut Vec<u8>) -> Option<RoaringBitmap> {
+    if ids.len() < DENSE_UNION_IDS {
+        return None;
+    }
+    let max = *ids.iter().max()? as usize;
+    if max / 8 > ids.len() * 4 {
+        return None;
+    }
+    bytes.clear();
+    bytes.resize(max / 8 + 1, 0);
+    for &id in ids {
+        bytes[id as usize / 8] |= 1 << (id % 8);
+    }
+    // The crate makes each container an array or a bitset by its count, as it serializes them.
+    Some(RoaringBitmap::from_lsb0_bytes(0, bytes))
 }
 
 /// Merges `ids` (ascending, no repeats) into `set` (the same), in place: from the back, each slot written
@@ -510,6 +544,42 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A union of many vectors over a dense code range (made in a bit set) holds their ids, in the form
+    /// and with the bytes a union of fewer ids (sorted) gives them: with and without bitmaps among the sets,
+    /// and over ranges where the bit set is and is not used.
+    #[test]
+    fn dense_unions_equal_sorted_ones() {
+        let mut x = 5u64;
+        let scratch = &mut SetScratch::default();
+        for (range, per_set) in [(200_000u64, 60u64), (3_000_000, 40), (50_000_000, 40)] {
+            let sets: Vec<IdSet> = (0..3000)
+                .map(|_| (0..per_set).map(|_| (crate::testing::xorshift(&mut x) % range) as u32).collect())
+                .collect();
+            let big: IdSet = IdSet::Big((0..range as u32).step_by(7).collect());
+            for with_bitmap in [false, true] {
+                let mut all: Vec<&IdSet> = sets.iter().collect();
+                if with_bitmap {
+                    all.push(&big);
+                }
+                let union = IdSet::union(all.iter().copied(), scratch);
+                let model: BTreeSet<u32> = all.iter().flat_map(|s| s.iter()).collect();
+                let model: Vec<u32> = model.into_iter().collect();
+                assert_eq!(ids_of(&union), model, "range {range}, bitmap {with_bitmap}");
+                let sorted = if with_bitmap {
+                    IdSet::Big(RoaringBitmap::from_sorted_iter(model.iter().copied()).unwrap())
+                } else {
+                    IdSet::from_sorted(model, scratch)
+                };
+                assert_eq!(matches!(union, IdSet::Big(_)), matches!(sorted, IdSet::Big(_)), "range {range}");
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                union.serialize_sized_into(&mut a, scratch).unwrap();
+                sorted.serialize_sized_into(&mut b, scratch).unwrap();
+                assert!(a == b, "range {range}, bitmap {with_bitmap}: the same bytes");
+            }
+        }
+        assert!(dense_bitmap(&[1, 2, 3], &mut Vec::new()).is_none(), "too few ids");
     }
 
     /// `set` serializes to the bytes the crate writes for a bitmap of its ids.
