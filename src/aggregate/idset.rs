@@ -187,8 +187,9 @@ impl IdSet {
     }
 
     /// Calls `f` with the set's ids, ascending, a slice at a time: a vector's at once, a bitmap's in batches
-    /// the crate reads in bulk (its iterator's `next` walks three levels of iterators per id).
-    #[inline]
+    /// the crate reads in bulk (its iterator's `next` walks three levels of iterators per id). Always
+    /// inlined, like [`IdSet::map_increasing`].
+    #[inline(always)]
     pub fn for_each_slice(&self, mut f: impl FnMut(&[u32])) {
         match self {
             IdSet::Small(ids) => f(ids),
@@ -303,8 +304,9 @@ impl IdSet {
         }
     }
 
-    /// The union of `sets`: the vectors' ids gathered and sorted, the bitmaps unioned in one pass over
-    /// their containers, in the form [`prefers_bitmap`] chooses.
+    /// The union of `sets`: the vectors' ids gathered, and marked in a bit set when they are many over a
+    /// dense code range ([`dense_bitmap`]) or sorted otherwise; the bitmaps unioned in one pass over their
+    /// containers; in the form [`prefers_bitmap`] chooses.
     pub fn union<'a>(sets: impl IntoIterator<Item = &'a IdSet>, scratch: &mut SetScratch) -> IdSet {
         let mut bitmaps = Vec::new();
         let ids = &mut scratch.ids;
@@ -366,7 +368,9 @@ fn dense_bitmap(ids: &[u32], bytes: &mut Vec<u8>) -> Option<RoaringBitmap> {
         return None;
     }
     let max = *ids.iter().max()? as usize;
-    if max / 8 > ids.len() * 4 {
+    // The crate takes at most 2^32 bits from bytes (its offset arithmetic is in u32): the highest codes
+    // go the sorting way.
+    if max / 8 > ids.len() * 4 || max > (u32::MAX - 8) as usize {
         return None;
     }
     bytes.clear();
@@ -374,7 +378,8 @@ fn dense_bitmap(ids: &[u32], bytes: &mut Vec<u8>) -> Option<RoaringBitmap> {
     for &id in ids {
         bytes[id as usize / 8] |= 1 << (id % 8);
     }
-    // The crate makes each container an array or a bitset by its count, as it serializes them.
+    // The crate makes each container an array (up to 4096 ids) or a bitset by its count, as
+    // `bitmap_of_sorted` and the crate's own inserts do: the same stores, so the same serialized bytes.
     Some(RoaringBitmap::from_lsb0_bytes(0, bytes))
 }
 
@@ -557,7 +562,7 @@ mod tests {
             let sets: Vec<IdSet> = (0..3000)
                 .map(|_| (0..per_set).map(|_| (crate::testing::xorshift(&mut x) % range) as u32).collect())
                 .collect();
-            let big: IdSet = IdSet::Big((0..range as u32).step_by(7).collect());
+            let big: IdSet = IdSet::Big((0..range.min(1 << 22) as u32).step_by(7).collect());
             for with_bitmap in [false, true] {
                 let mut all: Vec<&IdSet> = sets.iter().collect();
                 if with_bitmap {
@@ -580,6 +585,8 @@ mod tests {
             }
         }
         assert!(dense_bitmap(&[1, 2, 3], &mut Vec::new()).is_none(), "too few ids");
+        let highest: Vec<u32> = (0..DENSE_UNION_IDS as u32).map(|i| u32::MAX - (i % 8)).collect();
+        assert!(dense_bitmap(&highest, &mut Vec::new()).is_none(), "codes the crate cannot take from bytes");
     }
 
     /// `set` serializes to the bytes the crate writes for a bitmap of its ids.
