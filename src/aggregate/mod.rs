@@ -209,11 +209,11 @@ impl Grouping {
         Grouping { members, distinct, keys, group, groups: Groups::default(), pending: 0, pending_budget: PENDING_IDS }
     }
 
-    /// Groups a chunk with polars, sums per group with polars, and merges the partial result into the
-    /// group states; the ids of each group go straight from the chunk into its id sets. When the
-    /// packed group key has at most [`MAX_SORTED_BITS`], the rows are first put in key order ([`by_key`])
-    /// and polars takes its sorted-key path: each group is a range of rows, summed in one sweep, with no
-    /// hash table and no list of row numbers per group to grow. Otherwise polars hashes the key.
+    /// Groups a chunk with polars and merges each group into its state: lines, units and revenue summed and
+    /// the ids gathered from the chunk's rows of the group ([`Grouping::merge`]). When the packed group key
+    /// has at most [`MAX_SORTED_BITS`], the rows are first put in key order ([`by_key`]) and polars takes
+    /// its sorted-key path: each group is a range of rows, with no hash table and no list of row numbers
+    /// per group to grow. Otherwise polars hashes the key.
     fn push(&mut self, chunk: &DataFrame, hours: &HourNumbers, scratch: &mut Scratch) -> Result<()> {
         match packed_key(chunk, hours, &self.keys)? {
             Some((packed, width)) if width <= MAX_SORTED_BITS => {
