@@ -432,6 +432,25 @@ fn container_bytes(ids: usize) -> usize {
 fn serialize_sorted(ids: &[u32], bytes: &mut Vec<u8>, containers: &mut Vec<std::ops::Range<usize>>) {
     /// The format's cookie when it has no run containers.
     const COOKIE: u32 = 12346;
+    if ids.windows(2).all(|w| w[0] >> 16 != w[1] >> 16) {
+        // Every id alone in its container (a sparse set, as most small groups' are): its key, a
+        // cardinality of one (stored as 0), its offset and its low bits, written in one pass.
+        let n = ids.len();
+        let header = 8 + 8 * n;
+        bytes.clear();
+        bytes.resize(header + 2 * n, 0);
+        bytes[..4].copy_from_slice(&COOKIE.to_le_bytes());
+        bytes[4..8].copy_from_slice(&(n as u32).to_le_bytes());
+        let (keys, rest) = bytes[8..].split_at_mut(4 * n);
+        let (offsets, values) = rest.split_at_mut(4 * n);
+        let slots = keys.chunks_exact_mut(4).zip(offsets.chunks_exact_mut(4)).zip(values.chunks_exact_mut(2));
+        for (i, (&id, ((key, at), value))) in ids.iter().zip(slots).enumerate() {
+            key[..2].copy_from_slice(&((id >> 16) as u16).to_le_bytes());
+            at.copy_from_slice(&((header + 2 * i) as u32).to_le_bytes());
+            value.copy_from_slice(&(id as u16).to_le_bytes());
+        }
+        return;
+    }
     containers.clear();
     if ids.len() <= SHORT_IDS {
         // Few ids, most often each in a container of its own: one compare an id finds the runs.
@@ -603,11 +622,15 @@ mod tests {
     #[test]
     fn vectors_serialize_as_the_crate_serializes_their_bitmaps() {
         let scratch = &mut SetScratch::default();
-        // Empty, one id, the ends of the range, and a vector with a container of more than 4096 ids among
-        // many sparse ones (a bitset in the serialized form).
+        // Empty, one id, the ends of the range, a vector with a container of more than 4096 ids among many
+        // sparse ones (a bitset in the serialized form), one id to every container, and all but one pair.
         let mut wide: Vec<u32> = (0..5000).map(|i| (7 << 16) + i * 3).collect();
         wide.extend((8..20_000u32).map(|c| c << 16 | c));
-        for ids in [vec![], vec![0], vec![0, u32::MAX], (0..4096).collect(), (0..4097).collect(), wide] {
+        let sparse: Vec<u32> = (0..300u32).map(|c| c << 16 | ((c * 7919) & 0xFFFF)).collect();
+        let mut nearly = sparse.clone();
+        nearly.insert(150, (149 << 16) | 0xFFFF);
+        for ids in [vec![], vec![0], vec![0, u32::MAX], (0..4096).collect(), (0..4097).collect(), wide, sparse, nearly]
+        {
             assert_serialized_alike(&IdSet::Small(ids), scratch);
         }
         let halved = IdSet::Small((0..10_000u32).map(|i| i * 2).collect()).map_increasing(|id| id / 2, scratch);
