@@ -156,9 +156,9 @@ impl IdSet {
                 ids.iter_mut().for_each(|id| *id = f(*id));
                 ids
             }
-            IdSet::Big(b) => {
-                let mut ids = Vec::with_capacity(b.len() as usize);
-                IdSet::Big(b).for_each_slice(|batch| ids.extend(batch.iter().map(|&id| f(id))));
+            big @ IdSet::Big(_) => {
+                let mut ids = Vec::with_capacity(big.len() as usize);
+                big.for_each_slice(|batch| ids.extend(batch.iter().map(|&id| f(id))));
                 ids
             }
         };
@@ -452,18 +452,7 @@ fn serialize_sorted(ids: &[u32], bytes: &mut Vec<u8>, containers: &mut Vec<std::
         return;
     }
     containers.clear();
-    if ids.len() <= SHORT_IDS {
-        // Few ids, most often each in a container of its own: one compare an id finds the runs.
-        let mut start = 0;
-        for i in 1..=ids.len() {
-            if i == ids.len() || ids[i] >> 16 != ids[start] >> 16 {
-                containers.push(start..i);
-                start = i;
-            }
-        }
-    } else {
-        containers.extend(container_runs(ids));
-    }
+    containers.extend(container_runs(ids));
     // The cookie, the container count, a key and cardinality and an offset per container, then the
     // containers: every byte is written in place, in a buffer sized once.
     let header = 8 + 8 * containers.len();
@@ -500,10 +489,6 @@ fn serialize_sorted(ids: &[u32], bytes: &mut Vec<u8>, containers: &mut Vec<std::
     }
     debug_assert_eq!(at, total);
 }
-
-/// Sets of at most this many ids find their containers with a compare an id rather than a binary search
-/// a container ([`serialize_sorted`]).
-const SHORT_IDS: usize = 256;
 
 #[cfg(test)]
 mod tests {

@@ -354,22 +354,21 @@ impl OwnDays {
             let mut of_days: Vec<(i64, [u32; MAX_KEYS], &FinalGroup)> =
                 gs.iter().map(|g| (day_of(g.hour), g.codes, g)).filter(|(day, _, _)| hours.contains_key(day)).collect();
             of_days.sort_unstable_by_key(|&(day, codes, _)| (day, codes));
-            let of_days: Vec<&FinalGroup> = of_days.into_iter().map(|(_, _, g)| g).collect();
             let mut rows: BTreeMap<i64, Vec<CodedRow>> = hours.keys().map(|&d| (d, Vec::new())).collect();
-            for run in of_days.chunk_by(|a, b| (day_of(a.hour), a.codes) == (day_of(b.hour), b.codes)) {
-                let first = run[0];
+            for run in of_days.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+                let (day, codes, _) = run[0];
                 let row = CodedRow {
-                    codes: first.codes,
-                    lines: run.iter().map(|g| g.lines).sum(),
-                    units: run.iter().map(|g| g.units).sum(),
-                    revenue: run.iter().map(|g| g.revenue).sum(),
+                    codes,
+                    lines: run.iter().map(|(_, _, g)| g.lines).sum(),
+                    units: run.iter().map(|(_, _, g)| g.units).sum(),
+                    revenue: run.iter().map(|(_, _, g)| g.revenue).sum(),
                     distinct: std::array::from_fn(|kind| {
                         sets.clear();
-                        sets.extend(run.iter().map(|g| &g.sets[kind]));
+                        sets.extend(run.iter().map(|(_, _, g)| &g.sets[kind]));
                         union_len(&sets, &mut seen[kind]) as i64
                     }),
                 };
-                rows.get_mut(&day_of(first.hour)).expect("a day of two hours or more").push(row);
+                rows.get_mut(&day).expect("a day of two hours or more").push(row);
             }
             for (day, rows) in rows {
                 days.entry(day).or_default().push((spec, rows));
