@@ -201,8 +201,8 @@ struct Processed {
     rows: Rows,
     rejects_by_reason: BTreeMap<RejectReason, u64>,
     rejects: Option<tempfile::NamedTempFile>,
-    /// One partial state per hour present.
-    partials: Vec<Partial>,
+    /// One partial state per hour present, made ready to store and publish.
+    hours: Vec<publish::OwnHour>,
     /// The rows of its days of several hours.
     days: partial::OwnDays,
     /// This source's own numbers per hour (for the summary).
@@ -246,21 +246,22 @@ pub fn run_guarded(
     };
     let (tables, me) = (&options.settings.tables, SourceRef { name: &name, uri: &source.uri, version: &version });
     let (summary, periods) = match processed {
-        Ok(p) => {
+        Ok(mut p) => {
             let started = Instant::now();
             let quality = publish::SourceQuality {
                 lines_by_hour: p.by_hour.iter().map(|h| (h.hour.clone(), h.order_lines)).collect(),
                 rejected: p.rows.rejected,
                 rejects_by_reason: p.rejects_by_reason.iter().map(|(r, &n)| (r.as_str().to_string(), n)).collect(),
             };
-            let published = publish::commit(sink, tables, me, "present", &p.partials, &p.days, Some(&quality))?;
+            let published =
+                publish::commit(sink, tables, me, "present", std::mem::take(&mut p.hours), &p.days, Some(&quality))?;
             tracing::debug!(ms = started.elapsed().as_millis() as u64, "states stored and hours published");
             let periods = published.periods.clone();
             (write_outputs(p, published, sink, &name, &source)?, periods)
         }
         Err(Error::Input(e)) => {
             tracing::error!(kind = e.kind(), error = %e, "input rejected as a whole");
-            let published = publish::commit(sink, tables, me, "failed", &[], &Default::default(), None)?;
+            let published = publish::commit(sink, tables, me, "failed", Vec::new(), &Default::default(), None)?;
             sink.delete(&output::rejects_key(&name))?;
             (Summary { outputs: published.outputs, ..failed_summary(&source, &e) }, published.periods)
         }
@@ -318,7 +319,7 @@ pub fn forget(
         &settings.tables,
         SourceRef { name: &name, uri, version: &version },
         "deleted",
-        &[],
+        Vec::new(),
         &Default::default(),
         None,
     )?;
@@ -454,20 +455,34 @@ fn records<R: Refill>(
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "groups summed up");
     let days = partial::OwnDays::of(&groups);
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "days of the run summed up");
-    let partials = partial::from_groups(groups, &v.dicts, orders, customers);
+    // One hour at a time: its partial is built, its numbers taken, its stored form and tables made, and
+    // it is dropped before the next hour's is built.
+    let tables = &options.settings.tables;
+    let (mut hours, mut numbers) = (Vec::new(), OwnNumbers::default());
+    partial::from_groups(groups, &v.dicts, orders, customers, |p| {
+        numbers.add(&p, tables)?;
+        let alone_in_day = !days.has(partial::day_of(p.hour_start));
+        hours.push(publish::OwnHour::prepare(p, tables, alone_in_day)?);
+        Ok(())
+    })?;
+    hours.sort_by_key(|h| h.hour_start);
     let days = days.labelled_by(v.dicts);
-    tracing::debug!(ms = started.elapsed().as_millis() as u64, hours = partials.len(), "partial states built");
-    let by_hour = own_numbers(&partials, &options.settings.tables)?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, hours = hours.len(), "partial states built");
+    let by_hour = numbers.finish()?;
     let rejects = v.rejects.map(RejectsWriter::finish).transpose()?;
-    Ok(Processed { header: v.header, rows: v.rows, rejects_by_reason: v.by_reason, rejects, partials, days, by_hour })
+    Ok(Processed { header: v.header, rows: v.rows, rejects_by_reason: v.by_reason, rejects, hours, days, by_hour })
 }
 
 /// This source's numbers per hour, from its own partials; a revenue that does not fit decimal(18,2) in any
 /// group of an hour, or in the source's part of a day, fails the file as a whole.
-fn own_numbers(partials: &[Partial], specs: &[crate::aggregate::tables::TableSpec]) -> Result<Vec<HourNumbers>> {
-    let mut numbers = Vec::with_capacity(partials.len());
-    let mut days: BTreeMap<i64, i128> = BTreeMap::new();
-    for p in partials {
+#[derive(Default)]
+struct OwnNumbers {
+    hours: Vec<HourNumbers>,
+    days: BTreeMap<i64, i128>,
+}
+
+impl OwnNumbers {
+    fn add(&mut self, p: &Partial, specs: &[crate::aggregate::tables::TableSpec]) -> Result<()> {
         // A source's partial holds each group once: its groups are its rows.
         for table in &p.tables {
             if let Some(group) = table.groups.iter().find(|g| g.revenue > MAX_DECIMAL_18_2) {
@@ -477,9 +492,9 @@ fn own_numbers(partials: &[Partial], specs: &[crate::aggregate::tables::TableSpe
                 .into());
             }
         }
-        let Some(t) = partial::totals(p, specs) else { continue };
-        *days.entry(partial::day_of(p.hour_start)).or_default() += t.revenue;
-        numbers.push(HourNumbers {
+        let Some(t) = partial::totals(p, specs) else { return Ok(()) };
+        *self.days.entry(partial::day_of(p.hour_start)).or_default() += t.revenue;
+        self.hours.push(HourNumbers {
             hour: parse::format_rfc3339(p.hour_start),
             order_lines: t.lines,
             orders: t.orders.unwrap_or(0),
@@ -488,14 +503,20 @@ fn own_numbers(partials: &[Partial], specs: &[crate::aggregate::tables::TableSpe
             revenue: parse::format_cents(t.revenue),
             revenue_cents: t.revenue,
         });
+        Ok(())
     }
-    if let Some((day, cents)) = days.iter().find(|(_, &c)| c > MAX_DECIMAL_18_2) {
-        return Err(InputError::RevenueOverflow {
-            message: format!("the day {} has revenue {cents} cents", &parse::format_rfc3339(*day)[..10]),
+
+    /// The hours' numbers, in order.
+    fn finish(mut self) -> Result<Vec<HourNumbers>> {
+        if let Some((day, cents)) = self.days.iter().find(|(_, &c)| c > MAX_DECIMAL_18_2) {
+            return Err(InputError::RevenueOverflow {
+                message: format!("the day {} has revenue {cents} cents", &parse::format_rfc3339(*day)[..10]),
+            }
+            .into());
         }
-        .into());
+        self.hours.sort_by(|a, b| a.hour.cmp(&b.hour));
+        Ok(self.hours)
     }
-    Ok(numbers)
 }
 
 /// The validation stage: how it reads, and what it found besides the chunks it hands on.

@@ -108,110 +108,130 @@ const WHOLE_RANGE: u64 = 5;
 const WHOLE_RANGE_OF: u64 = 4;
 
 /// The partials of a run, one per hour present, from the engine's final groups: codes become dictionary
-/// positions, dimension codes become their values.
+/// positions, dimension codes become their values. Each is handed to `each` as soon as it is built, and
+/// its final groups' sets are moved into it, so that a run holds one hour's dictionaries and partial at a
+/// time (if `each` keeps no partial). Hours whose dictionaries are taken whole come last (see below); the
+/// order is otherwise ascending.
 ///
 /// A dictionary lists the hashes of the hour's ids in code order. Where the hour holds most of the file's
 /// codes, it lists every code from 0 up to the hour's largest (a few ids of other hours included, held by
 /// no set), so every set is the engine's own, with no remapping; otherwise it lists only the hour's ids,
-/// and each set is mapped to their positions (ascending, as codes are).
+/// and each set is mapped to their positions (ascending, as codes are). The run's hashes of a kind are kept
+/// until the last hour that needs them, which takes the vector itself if its dictionary is taken whole.
 pub fn from_groups(
     mut groups: Vec<(&'static TableSpec, Vec<FinalGroup>)>,
     dicts: &Dictionaries,
     order_hashes: Vec<u128>,
     customer_hashes: Vec<u128>,
-) -> Vec<Partial> {
+    mut each: impl FnMut(Partial) -> Result<()>,
+) -> Result<()> {
     let hours: Vec<i64> =
         groups.iter().flat_map(|(_, g)| g.iter().map(|g| g.hour)).collect::<BTreeSet<_>>().into_iter().collect();
     let sku_hash = |code: u32| id_hash(dicts.value(Dim::SKU, code).as_bytes());
-    fn of_hour(gs: &[FinalGroup], hour: i64) -> impl Iterator<Item = &FinalGroup> {
-        gs.iter().filter(move |g| g.hour == hour)
-    }
+    // Each table's groups are sorted by hour: where each hour's run of them starts, per table.
+    let bounds: Vec<Vec<usize>> = groups
+        .iter()
+        .map(|(_, gs)| {
+            let mut at: Vec<usize> = hours.iter().map(|&h| gs.partition_point(|g| g.hour < h)).collect();
+            at.push(gs.len());
+            at
+        })
+        .collect();
+    let of_hour = |t: usize, h: usize| bounds[t][h]..bounds[t][h + 1];
     // First every hour's ids of each kind, and whether its dictionary is taken whole.
     let mut present: Vec<[IdSet; 3]> = Vec::with_capacity(hours.len());
     let mut whole: Vec<[bool; 3]> = Vec::with_capacity(hours.len());
     let scratch = &mut SetScratch::default();
-    for &hour in &hours {
+    for h in 0..hours.len() {
         let sets: [IdSet; 3] = std::array::from_fn(|kind| {
             // Each table's groups of an hour hold all its rows, so the union over any one table that counts
             // this kind holds every id of it: the one with the fewest groups is the cheapest to union.
-            let smallest = groups
-                .iter()
-                .filter(|(_, gs)| of_hour(gs, hour).any(|g| !g.sets[kind].is_empty()))
-                .min_by_key(|(_, gs)| of_hour(gs, hour).count());
-            IdSet::union(smallest.into_iter().flat_map(|(_, gs)| of_hour(gs, hour)).map(|g| &g.sets[kind]), scratch)
+            let smallest = (0..groups.len())
+                .filter(|&t| groups[t].1[of_hour(t, h)].iter().any(|g| !g.sets[kind].is_empty()))
+                .min_by_key(|&t| of_hour(t, h).len());
+            IdSet::union(smallest.into_iter().flat_map(|t| &groups[t].1[of_hour(t, h)]).map(|g| &g.sets[kind]), scratch)
         });
         whole.push(std::array::from_fn(|kind| {
             sets[kind].max().is_some_and(|max| u64::from(max) < sets[kind].len() * WHOLE_RANGE / WHOLE_RANGE_OF)
         }));
         present.push(sets);
     }
-    // The last hour that takes a kind's hashes whole takes the vector itself, if no later hour needs the
-    // hashes of that kind at all; every other hour copies what it needs.
-    let mut hashes = [Some(order_hashes), Some(customer_hashes)];
-    let last_whole: [Option<usize>; 2] = std::array::from_fn(|kind| {
-        let last_needed = present.iter().rposition(|sets| !sets[kind].is_empty());
-        whole.iter().rposition(|w| w[kind]).filter(|&h| Some(h) == last_needed)
-    });
-    // Every hour's dictionaries first, kind by kind, so that the run's hashes of a kind are gone before the
-    // next kind's dictionaries are made, and all of them before the groups become partials.
-    let mut dictionaries: Vec<[Vec<u128>; 3]> = vec![Default::default(); hours.len()];
-    for kind in 0..3 {
-        for h in 0..hours.len() {
-            let Some(max) = present[h][kind].max() else { continue };
-            dictionaries[h][kind] = if whole[h][kind] {
-                match kind {
-                    2 => (0..=max).map(sku_hash).collect(),
-                    _ if last_whole[kind] == Some(h) => {
-                        let mut all = hashes[kind].take().expect("the hashes are taken once");
-                        all.truncate(max as usize + 1);
-                        all
-                    }
-                    _ => hashes[kind].as_ref().expect("taken by a later hour")[..=max as usize].to_vec(),
-                }
-            } else {
-                match kind {
-                    2 => present[h][kind].iter().map(sku_hash).collect(),
-                    _ => {
-                        let all = hashes[kind].as_ref().expect("taken by a later hour");
-                        let mut dict = Vec::with_capacity(present[h][kind].len() as usize);
-                        present[h][kind].for_each_slice(|codes| dict.extend(codes.iter().map(|&c| all[c as usize])));
-                        dict
-                    }
-                }
-            };
+    // Each hour's groups in vectors of their own, so that they are freed once its partial is built: the
+    // hours after the first are cut off each table's vector from the end, which is shrunk in place.
+    let mut by_hour: Vec<Vec<Vec<FinalGroup>>> = (0..hours.len()).map(|_| Vec::with_capacity(groups.len())).collect();
+    for ((_, gs), bounds) in groups.iter_mut().zip(&bounds) {
+        for h in (1..hours.len()).rev() {
+            by_hour[h].push(gs.split_off(bounds[h]));
+            gs.shrink_to_fit();
         }
-        if let Some(done) = hashes.get_mut(kind) {
-            *done = None;
+        if let Some(first) = by_hour.first_mut() {
+            first.push(std::mem::take(gs));
         }
     }
+    let specs: Vec<&'static TableSpec> = groups.into_iter().map(|(spec, _)| spec).collect();
+    // Hours taken whole last, so that the last of them can take the run's hashes instead of copying them.
+    let mut order: Vec<usize> = (0..hours.len()).collect();
+    order.sort_by_key(|&h| (whole[h][0] || whole[h][1], h));
+    let mut hashes = [Some(order_hashes), Some(customer_hashes)];
+    let last_needed: [Option<usize>; 2] =
+        std::array::from_fn(|kind| order.iter().rposition(|&h| !present[h][kind].is_empty()));
     let mut position: [Ranks; 3] = Default::default();
     // Each key dimension's codes ranked by their values.
     let mut ranks: Vec<Option<Vec<u32>>> = Vec::new();
     ranks.resize_with(dicts.dimensions(), || None);
-    for dim in groups.iter().flat_map(|(spec, _)| spec.keys) {
+    for dim in specs.iter().flat_map(|spec| spec.keys) {
         if ranks[dim.index].is_none() {
             ranks[dim.index] = Some(dicts.ranks(*dim));
         }
     }
-    let mut partials = Vec::with_capacity(hours.len());
-    for ((h, &hour), ids) in hours.iter().enumerate().zip(dictionaries) {
+    for (step, &h) in order.iter().enumerate() {
+        let present = std::mem::take(&mut present[h]);
+        let ids: [Vec<u128>; 3] = std::array::from_fn(|kind| {
+            let Some(max) = present[kind].max() else { return Vec::new() };
+            if kind == 2 {
+                return if whole[h][kind] {
+                    (0..=max).map(sku_hash).collect()
+                } else {
+                    present[kind].iter().map(sku_hash).collect()
+                };
+            }
+            let last = last_needed[kind] == Some(step);
+            match (whole[h][kind], last) {
+                (true, true) => {
+                    let mut all = hashes[kind].take().expect("the hashes are taken once");
+                    all.truncate(max as usize + 1);
+                    all
+                }
+                (true, false) => hashes[kind].as_ref().expect("taken by the last hour")[..=max as usize].to_vec(),
+                (false, _) => {
+                    let all = hashes[kind].as_ref().expect("taken by the last hour");
+                    let mut dict = Vec::with_capacity(present[kind].len() as usize);
+                    present[kind].for_each_slice(|codes| dict.extend(codes.iter().map(|&c| all[c as usize])));
+                    if last {
+                        hashes[kind] = None;
+                    }
+                    dict
+                }
+            }
+        });
         for kind in 0..3 {
             if !whole[h][kind] {
-                position[kind].fill(&present[h][kind]);
+                position[kind].fill(&present[kind]);
             }
         }
-        let tables = groups
-            .iter_mut()
-            .map(|(spec, gs)| {
-                // Groups are sorted by hour: this hour's come first. They are put in the order of their key
-                // values by the values' ranks (integers), and made partial groups in that order.
-                let n = gs.iter().take_while(|g| g.hour == hour).count();
+        drop(present);
+        let tables = specs
+            .iter()
+            .zip(std::mem::take(&mut by_hour[h]))
+            .map(|(spec, mut gs)| {
+                // The hour's groups are put in the order of their key values by the values' ranks
+                // (integers), and made partial groups in that order.
                 let ranks: Vec<&[u32]> = spec
                     .keys
                     .iter()
                     .map(|d| ranks[d.index].as_deref().expect("every key dimension is ranked"))
                     .collect();
-                let mut order: Vec<([u32; MAX_KEYS], u32)> = gs[..n]
+                let mut order: Vec<([u32; MAX_KEYS], u32)> = gs
                     .iter()
                     .enumerate()
                     .map(|(i, g)| {
@@ -245,13 +265,12 @@ pub fn from_groups(
                         }
                     })
                     .collect();
-                gs.drain(..n);
                 TablePartial { name: spec.name.to_string(), layout: Some(Layout::of(spec)), groups }
             })
             .collect();
-        partials.push(Partial { hour_start: hour, ids, tables });
+        each(Partial { hour_start: hours[h], ids, tables })?;
     }
-    partials
+    Ok(())
 }
 
 /// The position of each code of a set among the set's codes (its rank), for codes of the set: a bit per
@@ -375,6 +394,11 @@ impl OwnDays {
             }
         }
         OwnDays { days, values: Vec::new() }
+    }
+
+    /// Whether the run has rows of `day` (its start): a day on which its groups fall in two hours or more.
+    pub fn has(&self, day: i64) -> bool {
+        self.days.contains_key(&day)
     }
 
     /// These days with the values that label their codes (the run's dictionaries, once its partials are
@@ -789,6 +813,31 @@ pub fn merge<'t>(parts: &[&Partial], tables: &'t [TableSpec]) -> Vec<(&'t TableS
     }
 }
 
+/// The rows [`merge`] gives of `part` alone, taken from it: its dictionaries are freed first, and its
+/// groups' keys become the rows' without a copy.
+pub fn into_rows(part: Partial, tables: &[TableSpec]) -> Vec<(&TableSpec, Vec<Row>)> {
+    let Partial { ids, tables: mut parts, .. } = part;
+    drop(ids);
+    tables
+        .iter()
+        .map(|spec| {
+            let groups = parts.iter_mut().find(|t| t.name == spec.name).map(|t| std::mem::take(&mut t.groups));
+            let rows = groups
+                .unwrap_or_default()
+                .into_iter()
+                .map(|g| Row {
+                    distinct: std::array::from_fn(|kind| g.sets[kind].len() as i64),
+                    keys: g.keys,
+                    lines: g.lines,
+                    units: g.units,
+                    revenue: g.revenue,
+                })
+                .collect();
+            (spec, rows)
+        })
+        .collect()
+}
+
 /// The rows of one partial's table: a partial holds each key once, in key order.
 fn rows_of(part: &Partial, spec: &TableSpec) -> Vec<Row> {
     let Some(table) = part.tables.iter().find(|t| t.name == spec.name) else { return Vec::new() };
@@ -1188,7 +1237,13 @@ mod tests {
             .collect();
         let own = OwnDays::of(&groups);
         let hashes = |seed: u128| (0..60u128).map(|i| (i + 1) * 0x9e37_79b9 + seed).collect::<Vec<_>>();
-        let partials = from_groups(groups, &dicts, hashes(1), hashes(2));
+        let mut partials = Vec::new();
+        from_groups(groups, &dicts, hashes(1), hashes(2), |p| {
+            partials.push(p);
+            Ok(())
+        })
+        .unwrap();
+        partials.sort_by_key(|p| p.hour_start);
         let own = own.labelled_by(dicts);
         let of_day: Vec<&Partial> = partials.iter().filter(|p| day_of(p.hour_start) == day).collect();
         assert_eq!(of_day.len(), 2);

@@ -156,7 +156,8 @@ pub struct Published {
     pub outputs: Vec<OutputFile>,
     /// The hours and days those tables belong to, in the order written (their reports follow them).
     pub periods: Vec<PeriodRef>,
-    /// State objects read from storage to compute them (the run's own partials are used from memory).
+    /// Other sources' state objects read from storage to compute them. (The run's own partials are read
+    /// back too where another source shares their hour or day; those are not counted.)
     pub partials_read: usize,
 }
 
@@ -173,6 +174,56 @@ fn lost_races(uri: String) -> Error {
     }
 }
 
+/// A table of one hour or day, made before it is published: its name, Parquet bytes and rows.
+#[derive(Debug)]
+pub struct Encoded {
+    table: String,
+    bytes: Vec<u8>,
+    rows: u64,
+}
+
+fn encode(period: Period, start: i64, merged: Vec<(&TableSpec, Vec<partial::Row>)>) -> Result<Vec<Encoded>> {
+    merged
+        .into_iter()
+        .map(|(spec, rows)| {
+            let mut frame = partial::frame(spec, period, start, rows)?;
+            let bytes = output::parquet_bytes(&mut frame)?;
+            Ok(Encoded { table: spec.table_name(period), bytes, rows: frame.height() as u64 })
+        })
+        .collect()
+}
+
+/// One hour of a run, made ready while its partial was in memory, so that a run holds one hour's partial
+/// at a time: the partial in its stored form (a temporary file, stored by [`commit`]), and the hour's
+/// tables as they are published when the day's manifest lists this partial alone for the hour. When the
+/// run has no other hour of the day, the day's tables too, for a manifest that lists this partial alone for
+/// the day. Where another source's partials share the hour or the day, this partial is read back from
+/// storage and merged with them.
+#[derive(Debug)]
+pub struct OwnHour {
+    pub hour_start: i64,
+    state: Option<tempfile::NamedTempFile>,
+    digest: u64,
+    hour: Vec<Encoded>,
+    day: Option<Vec<Encoded>>,
+}
+
+impl OwnHour {
+    /// `partial` made ready for [`commit`] under `tables`; `alone_in_day` when the run has no other hour
+    /// of its day. A revenue that does not fit decimal(18,2) in a group is an error.
+    pub fn prepare(partial: Partial, tables: &[TableSpec], alone_in_day: bool) -> Result<OwnHour> {
+        let (state, digest) = partial.encode_to_temp()?;
+        let hour_start = partial.hour_start;
+        let merged = partial::into_rows(partial, tables);
+        let day = match alone_in_day {
+            true => Some(encode(Period::Day, partial::day_of(hour_start), merged.clone())?),
+            false => None,
+        };
+        let hour = encode(Period::Hour, hour_start, merged)?;
+        Ok(OwnHour { hour_start, state: Some(state), digest, hour, day })
+    }
+}
+
 /// Which source a commit is for: its output name, its URI and the version run.
 #[derive(Clone, Copy, Debug)]
 pub struct SourceRef<'a> {
@@ -181,8 +232,9 @@ pub struct SourceRef<'a> {
     pub version: &'a Version,
 }
 
-/// Replaces the contribution of source `name` by `partials` (none for a failed or deleted source), with its
-/// data-quality facts, and publishes every hour and day it had or has, as `tables` (the settings' tables).
+/// Replaces the contribution of source `name` by the partials of `hours` (none for a failed or deleted
+/// source), with its data-quality facts, and publishes every hour and day it had or has, as `tables` (the
+/// settings' tables).
 /// Returns [`Error::Superseded`] when a newer version of the source has already been recorded (nothing is
 /// changed then).
 pub fn commit(
@@ -190,7 +242,7 @@ pub fn commit(
     tables: &[TableSpec],
     source: SourceRef<'_>,
     status: &str,
-    partials: &[Partial],
+    hours: Vec<OwnHour>,
     own_days: &OwnDays,
     quality: Option<&SourceQuality>,
 ) -> Result<Published> {
@@ -215,15 +267,15 @@ pub fn commit(
     check(read_record()?.as_ref().map(|(r, _)| r))?;
 
     // The partials first: a manifest never names a partial that is not stored.
-    let mut own: HashMap<String, &Partial> = HashMap::new();
+    let mut own: HashMap<String, OwnHour> = HashMap::new();
     let mut keys = BTreeMap::new();
     let started = std::time::Instant::now();
-    for p in partials {
-        let (file, digest) = p.encode_to_temp()?;
-        let key = partial_key(name, p.hour_start, digest);
-        sink.put_temp(&key, file, "application/octet-stream")?;
-        keys.insert(parse::format_rfc3339(p.hour_start), key.clone());
-        own.insert(key, p);
+    for mut hour in hours {
+        let key = partial_key(name, hour.hour_start, hour.digest);
+        let state = hour.state.take().ok_or_else(|| Error::Internal { message: format!("{key} stored twice") })?;
+        sink.put_temp(&key, state, "application/octet-stream")?;
+        keys.insert(parse::format_rfc3339(hour.hour_start), key.clone());
+        own.insert(key, hour);
     }
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "partials stored");
     let record = SourceRecord {
@@ -344,8 +396,8 @@ fn publish_day(
     Err(lost_races(sink.uri(&manifest_key(&manifest.day))))
 }
 
-/// This run's partials by key, and the rows of its days of several hours.
-type Own<'a> = (&'a HashMap<String, &'a Partial>, &'a OwnDays);
+/// This run's hours by partial key, and the rows of its days of several hours.
+type Own<'a> = (&'a HashMap<String, OwnHour>, &'a OwnDays);
 
 /// A partial named by a manifest was not found.
 struct Gone;
@@ -358,62 +410,89 @@ fn publish_from(
     (own, own_days): Own<'_>,
     published: &mut Published,
 ) -> std::result::Result<Result<()>, Gone> {
-    let mut loaded: HashMap<&str, Partial> = HashMap::new();
-    let mut by_hour: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for entry in manifest.sources.values() {
-        for (hh, key) in &entry.partials {
-            by_hour.entry(hh.as_str()).or_default().push(key.as_str());
-            if own.contains_key(key) {
-                continue;
-            }
-            match sink.get(key) {
-                Ok(Some(bytes)) => match Partial::decode(&bytes) {
-                    Ok(p) => {
-                        if let Some(why) = p.layout_mismatch(tables) {
-                            return Ok(Err(Error::Storage {
-                                uri: sink.uri(key),
-                                message: format!(
-                                    "this partial state of the day does not fit the config's tables: {why}. A table \
-                                     cannot change its keys, or add a distinct count, within a day that has states \
-                                     written before: run the day's earlier exports again with this config (their states are \
-                                     replaced), or give the changed table a new name"
-                                ),
-                                retryable: false,
-                            }));
-                        }
-                        published.partials_read += 1;
-                        loaded.insert(key.as_str(), p);
-                    }
-                    Err(e) => return Ok(Err(e)),
-                },
-                Ok(None) => return Err(Gone),
-                Err(e) => return Ok(Err(e)),
-            }
-        }
-    }
-    let get = |key: &str| -> &Partial { own.get(key).copied().unwrap_or_else(|| &loaded[key]) };
     let day_start = match start_of(&manifest.day, None) {
         Ok(s) => s,
         Err(e) => return Ok(Err(e)),
     };
-    let merge = |period: Period, parts: Vec<&Partial>| {
+    let mut by_hour: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for entry in manifest.sources.values() {
+        for (hh, key) in &entry.partials {
+            by_hour.entry(hh.as_str()).or_default().push(key.as_str());
+        }
+    }
+    // What the run made ready: an hour whose only partial is the run's, a day whose only partial is the
+    // run's hour alone in it. A day whose partials are exactly the run's partials of it has its rows from
+    // the run's groups (not after a retry with a newer manifest that lacks some of them, nor for a day of
+    // no partials).
+    let ready = |keys: &[&str]| match keys {
+        [key] => own.get(*key),
+        _ => None,
+    };
+    let ready_hour = |hh: &str| ready(by_hour.get(hh).map_or(&[], Vec::as_slice)).map(|o| o.hour.as_slice());
+    let of_day: BTreeSet<&str> = by_hour.values().flatten().copied().collect();
+    let own_of_day: BTreeSet<&str> =
+        own.iter().filter(|(_, o)| partial::day_of(o.hour_start) == day_start).map(|(k, _)| k.as_str()).collect();
+    let own_day = !of_day.is_empty() && of_day == own_of_day && own_days.has(day_start);
+    let of_day: Vec<&str> = of_day.into_iter().collect();
+    let ready_day = ready(&of_day).and_then(|o| o.day.as_deref()).filter(|_| !own_day);
+    // Every other partial needed is read from storage, the run's own included.
+    let mut needed: BTreeSet<&str> = BTreeSet::new();
+    for hh in hours.iter().filter(|hh| ready_hour(hh).is_none()) {
+        needed.extend(by_hour.get(hh.as_str()).into_iter().flatten());
+    }
+    if !own_day && ready_day.is_none() {
+        needed.extend(&of_day);
+    }
+    let mut loaded: HashMap<&str, Partial> = HashMap::new();
+    for key in needed {
+        match sink.get(key) {
+            Ok(Some(bytes)) => match Partial::decode(&bytes) {
+                Ok(p) => {
+                    if let Some(why) = p.layout_mismatch(tables) {
+                        return Ok(Err(Error::Storage {
+                            uri: sink.uri(key),
+                            message: format!(
+                                "this partial state of the day does not fit the config's tables: {why}. A table \
+                                 cannot change its keys, or add a distinct count, within a day that has states \
+                                 written before: run the day's earlier exports again with this config (their states are \
+                                 replaced), or give the changed table a new name"
+                            ),
+                            retryable: false,
+                        }));
+                    }
+                    if own.contains_key(key) {
+                        tracing::debug!(key, "the run's own partial read back to merge");
+                    } else {
+                        published.partials_read += 1;
+                    }
+                    loaded.insert(key, p);
+                }
+                Err(e) => return Ok(Err(e)),
+            },
+            Ok(None) => return Err(Gone),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    let merge = |period: Period, start: i64, keys: &[&str]| {
         let started = std::time::Instant::now();
+        let parts: Vec<&Partial> = keys.iter().map(|k| &loaded[k]).collect();
         let merged = partial::merge(&parts, tables);
         tracing::debug!(?period, ms = started.elapsed().as_millis() as u64, parts = parts.len(), "merged");
-        merged
+        encode(period, start, merged)
     };
-    let mut write = |period: Period, start: i64, merged: Vec<(&TableSpec, Vec<partial::Row>)>| -> Result<()> {
+    let mut write = |period: Period, start: i64, encoded: &[Encoded]| -> Result<()> {
         let before = published.outputs.len();
         let mut current = false;
-        for (spec, rows) in merged {
-            let mut frame = partial::frame(spec, period, start, rows)?;
-            let table = spec.table_name(period);
-            let key = table_key(&table, period, start);
-            let bytes = output::parquet_bytes(&mut frame)?;
-            match put_generation(sink, &key, &bytes, PARQUET, manifest.generation, false)? {
+        for table in encoded {
+            let key = table_key(&table.table, period, start);
+            match put_generation(sink, &key, &table.bytes, PARQUET, manifest.generation, false)? {
                 Stored::Written => {
                     current = true;
-                    published.outputs.push(OutputFile { table, uri: sink.uri(&key), rows: frame.height() as u64 });
+                    published.outputs.push(OutputFile {
+                        table: table.table.clone(),
+                        uri: sink.uri(&key),
+                        rows: table.rows,
+                    });
                 }
                 // Stored by this generation before (a retry after a failure later in the run): the period
                 // is still this run's to report on.
@@ -427,29 +506,32 @@ fn publish_from(
         }
         Ok(())
     };
-    for hh in hours {
-        let start = match start_of(&manifest.day, Some(hh)) {
-            Ok(s) => s,
-            Err(e) => return Ok(Err(e)),
-        };
-        debug_assert_eq!(partial::day_of(start), day_start);
-        debug_assert!(start - day_start < DAY_MICROS && (start - day_start) % HOUR_MICROS == 0);
-        let parts = by_hour.get(hh.as_str()).map(|keys| keys.iter().map(|k| get(k)).collect()).unwrap_or_default();
-        if let Err(e) = write(Period::Hour, start, merge(Period::Hour, parts)) {
-            return Ok(Err(e));
+    let result = (|| -> Result<()> {
+        for hh in hours {
+            let start = start_of(&manifest.day, Some(hh))?;
+            debug_assert_eq!(partial::day_of(start), day_start);
+            debug_assert!(start - day_start < DAY_MICROS && (start - day_start) % HOUR_MICROS == 0);
+            match ready_hour(hh) {
+                Some(encoded) => write(Period::Hour, start, encoded)?,
+                None => write(
+                    Period::Hour,
+                    start,
+                    &merge(Period::Hour, start, by_hour.get(hh.as_str()).map_or(&[], Vec::as_slice))?,
+                )?,
+            }
         }
-    }
-    // A day whose partials are exactly this run's partials of it has its rows from the run's groups already.
-    // (Not after a retry with a newer manifest that lacks some of them, nor for a day of no partials.)
-    let of_day: BTreeSet<&str> = by_hour.values().flatten().copied().collect();
-    let own_of_day: BTreeSet<&str> =
-        own.iter().filter(|(_, p)| partial::day_of(p.hour_start) == day_start).map(|(k, _)| k.as_str()).collect();
-    let only_own = !of_day.is_empty() && of_day == own_of_day;
-    let rows = match only_own.then(|| own_days.rows(day_start, tables)).flatten() {
-        Some(rows) => rows,
-        None => merge(Period::Day, by_hour.values().flatten().map(|k| get(k)).collect()),
-    };
-    Ok(write(Period::Day, day_start, rows))
+        match ready_day {
+            _ if own_day => {
+                let rows = own_days.rows(day_start, tables).ok_or_else(|| Error::Internal {
+                    message: format!("the run's rows of {} are not labelled", manifest.day),
+                })?;
+                write(Period::Day, day_start, &encode(Period::Day, day_start, rows)?)
+            }
+            Some(encoded) => write(Period::Day, day_start, encoded),
+            None => write(Period::Day, day_start, &merge(Period::Day, day_start, &of_day)?),
+        }
+    })();
+    Ok(result)
 }
 
 const PARQUET: &str = "application/vnd.apache.parquet";
@@ -566,8 +648,11 @@ mod tests {
                 }],
             }],
         };
+        let tables = crate::aggregate::tables::DEFAULT_TABLES;
         let (p10, p11) = (hour(10, 100), hour(11, 200));
-        let own: HashMap<String, &Partial> = HashMap::from([("k10".to_string(), &p10), ("k11".to_string(), &p11)]);
+        let ready = |p: &Partial| OwnHour::prepare(p.clone(), tables, false).unwrap();
+        let own: HashMap<String, OwnHour> =
+            HashMap::from([("k10".to_string(), ready(&p10)), ("k11".to_string(), ready(&p11))]);
         // Rows that no merge of these partials gives: where they are published, the run's groups were used.
         let fake = OwnDays::with_rows(
             day,
@@ -576,6 +661,10 @@ mod tests {
         let daily = |hours: &[(&str, &str)], own_days: &OwnDays| -> Vec<u8> {
             let dir = tempfile::tempdir().unwrap();
             let sink = crate::storage::LocalDir::new(dir.path()).unwrap();
+            // Stored as commit stores them: a day merged from them reads them back.
+            for (key, p) in [("k10", &p10), ("k11", &p11)] {
+                sink.put(key, crate::storage::Body::Bytes(&p.encode()), "application/octet-stream").unwrap();
+            }
             let entry = Entry {
                 uri: "file:///x.csv".into(),
                 version: Version::default(),
@@ -589,7 +678,6 @@ mod tests {
                 hours: ["10".to_string(), "11".to_string()].into(),
                 sources: BTreeMap::from([("x".to_string(), entry)]),
             };
-            let tables = crate::aggregate::tables::DEFAULT_TABLES;
             let hours: BTreeSet<String> = manifest.hours.clone();
             let mut published = Published::default();
             assert!(matches!(
