@@ -459,9 +459,18 @@ fn records<R: Refill>(
     // One hour at a time: its partial is built, its numbers taken, its stored form and tables made, and
     // it is dropped before the next hour's is built.
     let tables = &options.settings.tables;
+    // A revenue that does not fit decimal(18,2) in a group fails the file before any state is written.
+    if let Some((spec, group)) =
+        groups.iter().find_map(|(spec, gs)| gs.iter().find(|g| g.revenue > MAX_DECIMAL_18_2).map(|g| (spec, g)))
+    {
+        return Err(InputError::RevenueOverflow {
+            message: format!("table {} has revenue {} cents in one group", spec.name, group.revenue),
+        }
+        .into());
+    }
     let (mut hours, mut numbers) = (Vec::new(), OwnNumbers::default());
     partial::from_groups(groups, &v.dicts, orders, customers, |p| {
-        numbers.add(&p, tables)?;
+        numbers.add(&p, tables);
         let alone_in_day = !days.has(partial::day_of(p.hour_start));
         hours.push(publish::OwnHour::prepare(p, tables, alone_in_day)?);
         Ok(())
@@ -474,8 +483,8 @@ fn records<R: Refill>(
     Ok(Processed { header: v.header, rows: v.rows, rejects_by_reason: v.by_reason, rejects, hours, days, by_hour })
 }
 
-/// This source's numbers per hour, from its own partials; a revenue that does not fit decimal(18,2) in any
-/// group of an hour, or in the source's part of a day, fails the file as a whole.
+/// This source's numbers per hour, from its own partials; a revenue that does not fit decimal(18,2) in the
+/// source's part of a day fails the file as a whole (one of a group is found before the partials are built).
 #[derive(Default)]
 struct OwnNumbers {
     hours: Vec<HourNumbers>,
@@ -483,17 +492,8 @@ struct OwnNumbers {
 }
 
 impl OwnNumbers {
-    fn add(&mut self, p: &Partial, specs: &[crate::aggregate::tables::TableSpec]) -> Result<()> {
-        // A source's partial holds each group once: its groups are its rows.
-        for table in &p.tables {
-            if let Some(group) = table.groups.iter().find(|g| g.revenue > MAX_DECIMAL_18_2) {
-                return Err(InputError::RevenueOverflow {
-                    message: format!("table {} has revenue {} cents in one group", table.name, group.revenue),
-                }
-                .into());
-            }
-        }
-        let Some(t) = partial::totals(p, specs) else { return Ok(()) };
+    fn add(&mut self, p: &Partial, specs: &[crate::aggregate::tables::TableSpec]) {
+        let Some(t) = partial::totals(p, specs) else { return };
         *self.days.entry(partial::day_of(p.hour_start)).or_default() += t.revenue;
         self.hours.push(HourNumbers {
             hour: parse::format_rfc3339(p.hour_start),
@@ -504,7 +504,6 @@ impl OwnNumbers {
             revenue: parse::format_cents(t.revenue),
             revenue_cents: t.revenue,
         });
-        Ok(())
     }
 
     /// The hours' numbers, in order.

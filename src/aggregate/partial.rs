@@ -110,8 +110,8 @@ const WHOLE_RANGE_OF: u64 = 4;
 /// The partials of a run, one per hour present, from the engine's final groups: codes become dictionary
 /// positions, dimension codes become their values. Each is handed to `each` as soon as it is built, and
 /// its final groups' sets are moved into it, so that a run holds one hour's dictionaries and partial at a
-/// time (if `each` keeps no partial). Hours whose dictionaries are taken whole come last (see below); the
-/// order is otherwise ascending.
+/// time (if `each` keeps no partial). Hours whose order (then customer) dictionaries are taken whole come
+/// last (see below); the order is otherwise ascending.
 ///
 /// A dictionary lists the hashes of the hour's ids in code order. Where the hour holds most of the file's
 /// codes, it lists every code from 0 up to the hour's largest (a few ids of other hours included, held by
@@ -169,9 +169,10 @@ pub fn from_groups(
         }
     }
     let specs: Vec<&'static TableSpec> = groups.into_iter().map(|(spec, _)| spec).collect();
-    // Hours taken whole last, so that the last of them can take the run's hashes instead of copying them.
+    // Hours whose order dictionary is taken whole last (orders are the larger vector), then those whose
+    // customer dictionary is, so that the last of them can take the run's hashes instead of copying them.
     let mut order: Vec<usize> = (0..hours.len()).collect();
-    order.sort_by_key(|&h| (whole[h][0] || whole[h][1], h));
+    order.sort_by_key(|&h| (whole[h][0], whole[h][1], h));
     let mut hashes = [Some(order_hashes), Some(customer_hashes)];
     let last_needed: [Option<usize>; 2] =
         std::array::from_fn(|kind| order.iter().rposition(|&h| !present[h][kind].is_empty()));
@@ -978,9 +979,10 @@ fn merge_all<'t>(parts: &[&Partial], tables: &'t [TableSpec]) -> Vec<(&'t TableS
 }
 
 /// A table's output frame for one period (`hour_start` or `day` first): the top-N cut and ranking where
-/// the table has one (by revenue descending, keys ascending), rows sorted by keys otherwise. A revenue that
-/// does not fit decimal(18,2) is an error.
-pub fn frame(spec: &TableSpec, period: Period, start: i64, mut rows: Vec<Row>) -> Result<DataFrame> {
+/// the table has one (by revenue descending, keys ascending), rows sorted by keys otherwise. `rows` are
+/// left cut and sorted so, which another frame of them (another period) does again to the same rows. A
+/// revenue that does not fit decimal(18,2) is an error.
+pub fn frame(spec: &TableSpec, period: Period, start: i64, rows: &mut Vec<Row>) -> Result<DataFrame> {
     if let Some(row) = rows.iter().find(|r| r.revenue > MAX_DECIMAL_18_2) {
         return Err(InputError::RevenueOverflow {
             message: format!("table {} has revenue {} cents in one group", spec.table_name(period), row.revenue),

@@ -182,9 +182,9 @@ pub struct Encoded {
     rows: u64,
 }
 
-fn encode(period: Period, start: i64, merged: Vec<(&TableSpec, Vec<partial::Row>)>) -> Result<Vec<Encoded>> {
+fn encode(period: Period, start: i64, merged: &mut [(&TableSpec, Vec<partial::Row>)]) -> Result<Vec<Encoded>> {
     merged
-        .into_iter()
+        .iter_mut()
         .map(|(spec, rows)| {
             let mut frame = partial::frame(spec, period, start, rows)?;
             let bytes = output::parquet_bytes(&mut frame)?;
@@ -197,12 +197,15 @@ fn encode(period: Period, start: i64, merged: Vec<(&TableSpec, Vec<partial::Row>
 /// at a time: the partial in its stored form (a temporary file, stored by [`commit`]), and the hour's
 /// tables as they are published when the day's manifest lists this partial alone for the hour. When the
 /// run has no other hour of the day, the day's tables too, for a manifest that lists this partial alone for
-/// the day. Where another source's partials share the hour or the day, this partial is read back from
-/// storage and merged with them.
+/// the day. Where another source's partials share the hour or the day, this partial is read back (from its
+/// temporary file where the storage did not move it there, so it is not downloaded again) and merged with
+/// them. No file is held open: a file of many hours holds a path per hour, not a descriptor.
 #[derive(Debug)]
 pub struct OwnHour {
     pub hour_start: i64,
-    state: Option<tempfile::NamedTempFile>,
+    state: Option<tempfile::TempPath>,
+    /// The state's temporary file once it is stored, where the storage copied it rather than moved it.
+    stored: Option<tempfile::TempPath>,
     digest: u64,
     hour: Vec<Encoded>,
     day: Option<Vec<Encoded>>,
@@ -214,13 +217,14 @@ impl OwnHour {
     pub fn prepare(partial: Partial, tables: &[TableSpec], alone_in_day: bool) -> Result<OwnHour> {
         let (state, digest) = partial.encode_to_temp()?;
         let hour_start = partial.hour_start;
-        let merged = partial::into_rows(partial, tables);
+        let mut rows = partial::into_rows(partial, tables);
+        let hour = encode(Period::Hour, hour_start, &mut rows)?;
+        // The same rows make the day's tables (a frame leaves its rows as it would make them again).
         let day = match alone_in_day {
-            true => Some(encode(Period::Day, partial::day_of(hour_start), merged.clone())?),
+            true => Some(encode(Period::Day, partial::day_of(hour_start), &mut rows)?),
             false => None,
         };
-        let hour = encode(Period::Hour, hour_start, merged)?;
-        Ok(OwnHour { hour_start, state: Some(state), digest, hour, day })
+        Ok(OwnHour { hour_start, state: Some(state.into_temp_path()), stored: None, digest, hour, day })
     }
 }
 
@@ -273,7 +277,7 @@ pub fn commit(
     for mut hour in hours {
         let key = partial_key(name, hour.hour_start, hour.digest);
         let state = hour.state.take().ok_or_else(|| Error::Internal { message: format!("{key} stored twice") })?;
-        sink.put_temp(&key, state, "application/octet-stream")?;
+        hour.stored = sink.put_temp(&key, state, "application/octet-stream")?;
         keys.insert(parse::format_rfc3339(hour.hour_start), key.clone());
         own.insert(key, hour);
     }
@@ -434,7 +438,7 @@ fn publish_from(
         own.iter().filter(|(_, o)| partial::day_of(o.hour_start) == day_start).map(|(k, _)| k.as_str()).collect();
     let own_day = !of_day.is_empty() && of_day == own_of_day && own_days.has(day_start);
     let of_day: Vec<&str> = of_day.into_iter().collect();
-    let ready_day = ready(&of_day).and_then(|o| o.day.as_deref()).filter(|_| !own_day);
+    let ready_day = ready(&of_day).and_then(|o| o.day.as_deref());
     // Every other partial needed is read from storage, the run's own included.
     let mut needed: BTreeSet<&str> = BTreeSet::new();
     for hh in hours.iter().filter(|hh| ready_hour(hh).is_none()) {
@@ -445,7 +449,13 @@ fn publish_from(
     }
     let mut loaded: HashMap<&str, Partial> = HashMap::new();
     for key in needed {
-        match sink.get(key) {
+        let read = match own.get(key).and_then(|o| o.stored.as_ref()) {
+            Some(path) => std::fs::read(path).map(Some).map_err(|source| Error::Internal {
+                message: format!("the run's state of {key} could not be read back from {}: {source}", path.display()),
+            }),
+            None => sink.get(key),
+        };
+        match read {
             Ok(Some(bytes)) => match Partial::decode(&bytes) {
                 Ok(p) => {
                     if let Some(why) = p.layout_mismatch(tables) {
@@ -476,9 +486,9 @@ fn publish_from(
     let merge = |period: Period, start: i64, keys: &[&str]| {
         let started = std::time::Instant::now();
         let parts: Vec<&Partial> = keys.iter().map(|k| &loaded[k]).collect();
-        let merged = partial::merge(&parts, tables);
+        let mut merged = partial::merge(&parts, tables);
         tracing::debug!(?period, ms = started.elapsed().as_millis() as u64, parts = parts.len(), "merged");
-        encode(period, start, merged)
+        encode(period, start, &mut merged)
     };
     let mut write = |period: Period, start: i64, encoded: &[Encoded]| -> Result<()> {
         let before = published.outputs.len();
@@ -522,10 +532,10 @@ fn publish_from(
         }
         match ready_day {
             _ if own_day => {
-                let rows = own_days.rows(day_start, tables).ok_or_else(|| Error::Internal {
+                let mut rows = own_days.rows(day_start, tables).ok_or_else(|| Error::Internal {
                     message: format!("the run's rows of {} are not labelled", manifest.day),
                 })?;
-                write(Period::Day, day_start, &encode(Period::Day, day_start, rows)?)
+                write(Period::Day, day_start, &encode(Period::Day, day_start, &mut rows)?)
             }
             Some(encoded) => write(Period::Day, day_start, encoded),
             None => write(Period::Day, day_start, &merge(Period::Day, day_start, &of_day)?),
@@ -692,6 +702,107 @@ mod tests {
         // A newer manifest (a retry after a newer version of the source withdrew hour 11) lists only one of
         // the run's partials: the day is merged from what it lists.
         assert_eq!(daily(&both[..1], &fake), daily(&both[..1], &none));
+    }
+
+    #[test]
+    fn the_runs_partial_of_a_shared_hour_is_read_back_from_its_own_file() {
+        use crate::aggregate::partial::{GroupPartial, Layout, TablePartial};
+        let day = start_of("2026-11-22", None).unwrap();
+        let partial = |id: u128, revenue: i128| Partial {
+            hour_start: day + 10 * HOUR_MICROS,
+            ids: [vec![id], vec![], vec![]],
+            tables: vec![TablePartial {
+                name: "hourly_kpis".into(),
+                layout: Some(Layout::of(crate::settings::Settings::default_ref().table("hourly_kpis").unwrap())),
+                groups: vec![GroupPartial {
+                    keys: vec![],
+                    lines: 1,
+                    units: 1,
+                    revenue,
+                    sets: [[0].into_iter().collect(), Default::default(), Default::default()],
+                }],
+            }],
+        };
+        let tables = crate::aggregate::tables::DEFAULT_TABLES;
+        let (mine, theirs) = (partial(1, 100), partial(2, 250));
+        let manifest = DayManifest {
+            format: 1,
+            day: "2026-11-22".into(),
+            generation: 3,
+            hours: ["10".to_string()].into(),
+            sources: [("mine", "k-mine"), ("theirs", "k-theirs")]
+                .into_iter()
+                .map(|(name, key)| {
+                    let entry = Entry {
+                        uri: format!("file:///{name}.csv"),
+                        version: Version::default(),
+                        partials: BTreeMap::from([("10".to_string(), key.to_string())]),
+                        quality: None,
+                    };
+                    (name.to_string(), entry)
+                })
+                .collect(),
+        };
+        let hourly = |own: &HashMap<String, OwnHour>, stored: &[(&str, &Partial)]| -> (Vec<u8>, usize) {
+            let dir = tempfile::tempdir().unwrap();
+            let sink = crate::storage::LocalDir::new(dir.path()).unwrap();
+            for (key, p) in stored {
+                sink.put(key, crate::storage::Body::Bytes(&p.encode()), "application/octet-stream").unwrap();
+            }
+            let mut published = Published::default();
+            let hours = manifest.hours.clone();
+            assert!(matches!(
+                publish_from(&sink, tables, &manifest, &hours, (own, &OwnDays::default()), &mut published),
+                Ok(Ok(()))
+            ));
+            let key = table_key("hourly_kpis", Period::Hour, day + 10 * HOUR_MICROS);
+            (sink.get(&key).unwrap().expect("the hour is published"), published.partials_read)
+        };
+        // Both states in storage, none of them the run's: the general merge.
+        let (want, read) = hourly(&HashMap::new(), &[("k-mine", &mine), ("k-theirs", &theirs)]);
+        assert_eq!(read, 2);
+        // The run's state is not in storage (as if it could not be downloaded): it is read from its file.
+        let mut ready = OwnHour::prepare(mine.clone(), tables, true).unwrap();
+        ready.stored = ready.state.take();
+        let own = HashMap::from([("k-mine".to_string(), ready)]);
+        let (got, read) = hourly(&own, &[("k-theirs", &theirs)]);
+        assert_eq!(got, want, "the shared hour merges the run's state with the other source's");
+        assert_eq!(read, 1, "only the other source's state counts as read");
+    }
+
+    /// A file of many hours (a backfill) holds a prepared state per hour until its commit: a path each, not
+    /// an open file, or a run of a thousand hours would run out of descriptors.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn prepared_hours_hold_no_open_files() {
+        use crate::aggregate::partial::{GroupPartial, Layout, TablePartial};
+        let open = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+        let tables = crate::aggregate::tables::DEFAULT_TABLES;
+        let before = open();
+        let hours: Vec<OwnHour> = (0..64)
+            .map(|h| {
+                let partial = Partial {
+                    hour_start: start_of("2026-11-22", None).unwrap() + h * HOUR_MICROS,
+                    ids: [vec![h as u128], vec![], vec![]],
+                    tables: vec![TablePartial {
+                        name: "hourly_kpis".into(),
+                        layout: Some(Layout::of(
+                            crate::settings::Settings::default_ref().table("hourly_kpis").unwrap(),
+                        )),
+                        groups: vec![GroupPartial {
+                            keys: vec![],
+                            lines: 1,
+                            units: 1,
+                            revenue: 100,
+                            sets: [[0].into_iter().collect(), Default::default(), Default::default()],
+                        }],
+                    }],
+                };
+                OwnHour::prepare(partial, tables, true).unwrap()
+            })
+            .collect();
+        assert!(hours.iter().all(|h| h.state.as_ref().is_some_and(|p| p.exists())), "the states wait in files");
+        assert!(open() < before + 8, "{} files open for {} prepared hours", open() - before, hours.len());
     }
 
     #[test]

@@ -41,10 +41,12 @@ pub trait Sink: Send + Sync {
     fn uri(&self, key: &str) -> String;
     /// Stores `body` under `key`, replacing any previous object.
     fn put(&self, key: &str, body: Body<'_>, content_type: &str) -> Result<()>;
-    /// Stores a finished temporary file under `key` (a directory may move it into place instead of
-    /// copying it).
-    fn put_temp(&self, key: &str, file: tempfile::NamedTempFile, content_type: &str) -> Result<()> {
-        self.put(key, Body::File(file.path()), content_type)
+    /// Stores a finished temporary file under `key`. A directory may move it into place instead of copying
+    /// it; otherwise the file is handed back (deleted when dropped), for the caller to read again without
+    /// downloading it.
+    fn put_temp(&self, key: &str, file: tempfile::TempPath, content_type: &str) -> Result<Option<tempfile::TempPath>> {
+        self.put(key, Body::File(&file), content_type)?;
+        Ok(Some(file))
     }
     /// Reads a small object, or `None` when it does not exist.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
@@ -121,7 +123,7 @@ impl Sink for Counting<'_> {
         self.count(|c| c.put += 1);
         self.inner.put(key, body, content_type)
     }
-    fn put_temp(&self, key: &str, file: tempfile::NamedTempFile, content_type: &str) -> Result<()> {
+    fn put_temp(&self, key: &str, file: tempfile::TempPath, content_type: &str) -> Result<Option<tempfile::TempPath>> {
         self.count(|c| c.put += 1);
         self.inner.put_temp(key, file, content_type)
     }
@@ -265,15 +267,18 @@ impl Sink for LocalDir {
         }
     }
 
-    fn put_temp(&self, key: &str, file: tempfile::NamedTempFile, content_type: &str) -> Result<()> {
+    fn put_temp(&self, key: &str, file: tempfile::TempPath, content_type: &str) -> Result<Option<tempfile::TempPath>> {
         let path = self.path(key);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(|source| Error::Write { path: path.clone(), source })?;
         }
         // A rename within one file system; a copy when the temporary directory is on another.
         match file.persist(&path) {
-            Ok(_) => Ok(()),
-            Err(e) => self.put(key, Body::File(e.file.path()), content_type),
+            Ok(()) => Ok(None),
+            Err(e) => {
+                self.put(key, Body::File(&e.path), content_type)?;
+                Ok(Some(e.path))
+            }
         }
     }
 
@@ -370,7 +375,7 @@ mod tests {
         assert_eq!(sink.key_of(&sink.uri("a/b/c.txt")).as_deref(), Some("a/b/c.txt"));
         let mut temp = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut temp, b"moved").unwrap();
-        sink.put_temp("a/t.bin", temp, "x").unwrap();
+        assert!(sink.put_temp("a/t.bin", temp.into_temp_path(), "x").unwrap().is_none(), "moved into place");
         assert_eq!(sink.get("a/t.bin").unwrap().as_deref(), Some(&b"moved"[..]));
         sink.delete("a/t.bin").unwrap();
         sink.delete("a/b/c.txt").unwrap();
