@@ -97,7 +97,7 @@ pub struct Options {
 
 /// The default of [`Options::max_rejects_bytes`]: half of Lambda's free 512 MB of /tmp (template.yaml
 /// gives 1024 MB), leaving room for the partial states of the run's hours, which wait there until they
-/// are stored (up to a fifth of the input's size).
+/// are published (up to a fifth of the input's size).
 pub const MAX_REJECTS_MIB: u64 = 256;
 
 /// How validation, id interning and aggregation run.
