@@ -246,6 +246,7 @@ pub fn run_guarded(
         etag: source.etag.clone(),
     };
     let (tables, me) = (&options.settings.tables, SourceRef { name: &name, uri: &source.uri, version: &version });
+    let written_tables;
     let (summary, periods) = match processed {
         Ok(mut p) => {
             let started = Instant::now();
@@ -254,24 +255,29 @@ pub fn run_guarded(
                 rejected: p.rows.rejected,
                 rejects_by_reason: p.rejects_by_reason.iter().map(|(r, &n)| (r.as_str().to_string(), n)).collect(),
             };
-            let published =
+            let mut published =
                 publish::commit(sink, tables, me, "present", std::mem::take(&mut p.hours), &p.days, Some(&quality))?;
+            written_tables = std::mem::take(&mut published.tables);
             tracing::debug!(ms = started.elapsed().as_millis() as u64, "states stored and hours published");
             let periods = published.periods.clone();
             (write_outputs(p, published, sink, &name, &source)?, periods)
         }
         Err(Error::Input(e)) => {
             tracing::error!(kind = e.kind(), error = %e, "input rejected as a whole");
-            let published = publish::commit(sink, tables, me, "failed", Vec::new(), &Default::default(), None)?;
+            let mut published = publish::commit(sink, tables, me, "failed", Vec::new(), &Default::default(), None)?;
+            written_tables = std::mem::take(&mut published.tables);
             sink.delete(&output::rejects_key(&name))?;
             (Summary { outputs: published.outputs, ..failed_summary(&source, &e) }, published.periods)
         }
         Err(e) => return Err(e),
     };
-    // Reports of the hours and days just published, read back from the tables; this run's summary is not
-    // stored yet, so they read it from memory. The digest is of the file's main hour (most rows).
-    let data =
-        crate::output::report::Published::new(sink).with_tables(&options.settings.tables).with_summary(summary.clone());
+    // Reports of the hours and days just published, from their tables (those this run wrote as it wrote
+    // them, not fetched again); this run's summary is not stored yet, so they read it from memory. The
+    // digest is of the file's main hour (most rows).
+    let data = crate::output::report::Published::new(sink)
+        .with_tables(&options.settings.tables)
+        .with_objects(written_tables.0)
+        .with_summary(summary.clone());
     let main_hour =
         summary.by_hour.iter().max_by_key(|h| h.order_lines).and_then(|h| parse::event_time_micros(h.hour.as_bytes()));
     let written = reports(crate::output::report::publish(&data, &periods, &options.report, main_hour))?;
@@ -326,7 +332,10 @@ pub fn forget(
     )?;
     sink.delete(&output::rejects_key(&name))?;
     sink.delete(&output::summary_key(&name))?;
-    let data = crate::output::report::Published::new(sink).with_tables(&settings.tables);
+    let mut published = published;
+    let data = crate::output::report::Published::new(sink)
+        .with_tables(&settings.tables)
+        .with_objects(std::mem::take(&mut published.tables).0);
     reports(crate::output::report::publish(&data, &published.periods, report, None))?;
     tracing::info!(source = uri, tables = published.outputs.len(), "source forgotten");
     Ok(published)

@@ -159,6 +159,19 @@ pub struct Published {
     /// Other sources' state objects read from storage to compute them. (The run's own partials are read
     /// back too where another source shares their hour or day; those are not counted.)
     pub partials_read: usize,
+    /// The bytes of the tables of those periods, by key, in the order written (a later one of a key
+    /// replaces an earlier), for the reports to read without fetching them again.
+    pub tables: WrittenTables,
+}
+
+/// Table files as a run wrote them: key and bytes.
+#[derive(Default)]
+pub struct WrittenTables(pub Vec<(String, std::sync::Arc<Vec<u8>>)>);
+
+impl std::fmt::Debug for WrittenTables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} table files", self.0.len())
+    }
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(sink: &dyn Sink, key: &str, bytes: &[u8]) -> Result<T> {
@@ -178,7 +191,7 @@ fn lost_races(uri: String) -> Error {
 #[derive(Debug)]
 pub struct Encoded {
     table: String,
-    bytes: Vec<u8>,
+    bytes: std::sync::Arc<Vec<u8>>,
     rows: u64,
 }
 
@@ -188,7 +201,7 @@ fn encode(period: Period, start: i64, merged: &mut [(&TableSpec, Vec<partial::Ro
         .map(|(spec, rows)| {
             let mut frame = partial::frame(spec, period, start, rows)?;
             let bytes = output::parquet_bytes(&mut frame)?;
-            Ok(Encoded { table: spec.table_name(period), bytes, rows: frame.height() as u64 })
+            Ok(Encoded { table: spec.table_name(period), bytes: bytes.into(), rows: frame.height() as u64 })
         })
         .collect()
 }
@@ -503,10 +516,15 @@ fn publish_from(
                         uri: sink.uri(&key),
                         rows: table.rows,
                     });
+                    published.tables.0.push((key, table.bytes.clone()));
                 }
                 // Stored by this generation before (a retry after a failure later in the run): the period
-                // is still this run's to report on.
-                Stored::Same => current = true,
+                // is still this run's to report on, and the stored bytes are these (one generation, one
+                // computation).
+                Stored::Same => {
+                    current = true;
+                    published.tables.0.push((key, table.bytes.clone()));
+                }
                 Stored::Newer => {}
             }
         }
@@ -595,6 +613,8 @@ pub fn rebuild(sink: &dyn Sink, tables: &[TableSpec]) -> Result<(Vec<String>, Pu
         let manifest = bump(sink, day)?;
         let hours = manifest.hours.clone();
         publish_day(sink, tables, manifest, &hours, (&HashMap::new(), &OwnDays::default()), &mut published)?;
+        // Every day's tables are rewritten: their bytes are not kept for the reports (read as needed).
+        published.tables.0.clear();
         tracing::info!(day, "day rebuilt from its states");
         days.push(day.to_string());
     }

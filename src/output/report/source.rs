@@ -59,6 +59,14 @@ impl<'a> Published<'a> {
         self
     }
 
+    /// Takes `objects` (key and bytes) as read: the tables a run has just written, which its reports would
+    /// otherwise fetch again.
+    pub fn with_objects(self, objects: impl IntoIterator<Item = (String, Arc<Vec<u8>>)>) -> Self {
+        let mut cache = self.objects.into_inner().unwrap_or_else(|e| e.into_inner());
+        cache.extend(objects.into_iter().map(|(key, bytes)| (key, Some(bytes))));
+        Published { objects: Mutex::new(cache), ..self }
+    }
+
     /// Uses `summary` as the summary of its source instead of the stored one (a run's own summary is stored
     /// after its reports).
     pub fn with_summary(mut self, summary: Summary) -> Self {
@@ -218,6 +226,18 @@ mod tests {
         fn list(&self, prefix: &str) -> Result<Vec<String>> {
             self.0.list(prefix)
         }
+    }
+
+    #[test]
+    fn objects_a_run_wrote_are_read_without_fetching_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = LocalDir::new(dir.path()).unwrap();
+        sink.put("a", crate::storage::Body::Bytes(b"stored"), "text/plain").unwrap();
+        let counting = Counting::new(&sink);
+        let published = Published::new(&counting).with_objects([("a".to_string(), Arc::new(b"written".to_vec()))]);
+        published.prefetch(&["a".to_string()]).unwrap();
+        assert_eq!(published.object("a").unwrap().as_deref(), Some(&b"written".to_vec()));
+        assert_eq!(counting.requests().get, 0, "no GET for what the run wrote");
     }
 
     #[test]
