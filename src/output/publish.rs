@@ -659,13 +659,12 @@ mod tests {
         assert_eq!(sink.head("t/x.html").unwrap().unwrap().generation, Some(6));
     }
 
-    #[test]
-    fn a_day_is_taken_from_the_runs_groups_only_when_its_partials_are_exactly_the_runs() {
-        use crate::aggregate::partial::{GroupPartial, Layout, Row, TablePartial};
-        let day = start_of("2026-11-22", None).unwrap();
-        let hour = |h: i64, revenue: i128| Partial {
-            hour_start: day + h * HOUR_MICROS,
-            ids: [vec![h as u128], vec![], vec![]],
+    /// A partial of `hourly_kpis` alone: one group of one line, one order (id hash `id`) and `revenue`.
+    fn kpis_partial(hour_start: i64, id: u128, revenue: i128) -> Partial {
+        use crate::aggregate::partial::{GroupPartial, Layout, TablePartial};
+        Partial {
+            hour_start,
+            ids: [vec![id], vec![], vec![]],
             tables: vec![TablePartial {
                 name: "hourly_kpis".into(),
                 layout: Some(Layout::of(crate::settings::Settings::default_ref().table("hourly_kpis").unwrap())),
@@ -677,7 +676,14 @@ mod tests {
                     sets: [[0].into_iter().collect(), Default::default(), Default::default()],
                 }],
             }],
-        };
+        }
+    }
+
+    #[test]
+    fn a_day_is_taken_from_the_runs_groups_only_when_its_partials_are_exactly_the_runs() {
+        use crate::aggregate::partial::Row;
+        let day = start_of("2026-11-22", None).unwrap();
+        let hour = |h: i64, revenue: i128| kpis_partial(day + h * HOUR_MICROS, h as u128, revenue);
         let tables = crate::aggregate::tables::DEFAULT_TABLES;
         let (p10, p11) = (hour(10, 100), hour(11, 200));
         let ready = |p: &Partial| OwnHour::prepare(p.clone(), tables, false).unwrap();
@@ -726,23 +732,8 @@ mod tests {
 
     #[test]
     fn the_runs_partial_of_a_shared_hour_is_read_back_from_its_own_file() {
-        use crate::aggregate::partial::{GroupPartial, Layout, TablePartial};
         let day = start_of("2026-11-22", None).unwrap();
-        let partial = |id: u128, revenue: i128| Partial {
-            hour_start: day + 10 * HOUR_MICROS,
-            ids: [vec![id], vec![], vec![]],
-            tables: vec![TablePartial {
-                name: "hourly_kpis".into(),
-                layout: Some(Layout::of(crate::settings::Settings::default_ref().table("hourly_kpis").unwrap())),
-                groups: vec![GroupPartial {
-                    keys: vec![],
-                    lines: 1,
-                    units: 1,
-                    revenue,
-                    sets: [[0].into_iter().collect(), Default::default(), Default::default()],
-                }],
-            }],
-        };
+        let partial = |id: u128, revenue: i128| kpis_partial(day + 10 * HOUR_MICROS, id, revenue);
         let tables = crate::aggregate::tables::DEFAULT_TABLES;
         let (mine, theirs) = (partial(1, 100), partial(2, 250));
         let manifest = DayManifest {
@@ -795,29 +786,12 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn prepared_hours_hold_no_open_files() {
-        use crate::aggregate::partial::{GroupPartial, Layout, TablePartial};
         let open = || std::fs::read_dir("/proc/self/fd").unwrap().count();
         let tables = crate::aggregate::tables::DEFAULT_TABLES;
         let before = open();
         let hours: Vec<OwnHour> = (0..64)
             .map(|h| {
-                let partial = Partial {
-                    hour_start: start_of("2026-11-22", None).unwrap() + h * HOUR_MICROS,
-                    ids: [vec![h as u128], vec![], vec![]],
-                    tables: vec![TablePartial {
-                        name: "hourly_kpis".into(),
-                        layout: Some(Layout::of(
-                            crate::settings::Settings::default_ref().table("hourly_kpis").unwrap(),
-                        )),
-                        groups: vec![GroupPartial {
-                            keys: vec![],
-                            lines: 1,
-                            units: 1,
-                            revenue: 100,
-                            sets: [[0].into_iter().collect(), Default::default(), Default::default()],
-                        }],
-                    }],
-                };
+                let partial = kpis_partial(start_of("2026-11-22", None).unwrap() + h * HOUR_MICROS, h as u128, 100);
                 OwnHour::prepare(partial, tables, true).unwrap()
             })
             .collect();
