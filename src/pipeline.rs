@@ -321,7 +321,7 @@ pub fn forget(
 ) -> Result<Published> {
     let name = output::output_name(uri);
     let version = Version { sequencer, ..Version::default() };
-    let published = publish::commit(
+    let mut published = publish::commit(
         sink,
         &settings.tables,
         SourceRef { name: &name, uri, version: &version },
@@ -332,7 +332,6 @@ pub fn forget(
     )?;
     sink.delete(&output::rejects_key(&name))?;
     sink.delete(&output::summary_key(&name))?;
-    let mut published = published;
     let data = crate::output::report::Published::new(sink)
         .with_tables(&settings.tables)
         .with_objects(std::mem::take(&mut published.tables).0);

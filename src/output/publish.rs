@@ -462,7 +462,8 @@ fn publish_from(
     }
     let mut loaded: HashMap<&str, Partial> = HashMap::new();
     for key in needed {
-        let read = match own.get(key).and_then(|o| o.stored.as_ref()) {
+        let mine = own.get(key);
+        let read = match mine.and_then(|o| o.stored.as_ref()) {
             Some(path) => std::fs::read(path).map(Some).map_err(|source| Error::Internal {
                 message: format!("the run's state of {key} could not be read back from {}: {source}", path.display()),
             }),
@@ -483,7 +484,7 @@ fn publish_from(
                             retryable: false,
                         }));
                     }
-                    if own.contains_key(key) {
+                    if mine.is_some() {
                         tracing::debug!(key, "the run's own partial read back to merge");
                     } else {
                         published.partials_read += 1;
