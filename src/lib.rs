@@ -14,6 +14,7 @@ pub mod contract;
 pub mod error;
 pub mod generate;
 pub mod lambda;
+pub mod memory;
 pub mod output;
 pub mod pipeline;
 pub mod read;

@@ -30,7 +30,7 @@ use hourly_insights::storage::{LocalDir, Sink};
 const EXIT_INPUT_REJECTED: u8 = 2;
 
 fn main() -> ExitCode {
-    pipeline::keep_freed_memory();
+    hourly_insights::memory::keep_freed_memory();
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         return lambda_main();
     }

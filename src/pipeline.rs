@@ -23,6 +23,7 @@ use crate::aggregate::{Engine, MAX_DECIMAL_18_2};
 use crate::contract::parse;
 use crate::contract::{accept_row, Chunk, Dictionaries, Header, RejectReason};
 use crate::error::{Error, InputError, Result};
+use crate::memory;
 use crate::output::publish::{self, Published, SourceRef, Version};
 use crate::output::summary::{reason_counts, ErrorInfo, HourNumbers, Rows, Status, Summary, Totals};
 use crate::output::{self, RejectsWriter};
@@ -40,31 +41,6 @@ pub const THREADED_CHUNK_ROWS: usize = 64 * 1024;
 /// (fewer groupings and bitmap merges per row); 128 Ki rows is faster than 64 Ki or 256 Ki
 /// (docs/benchmarks.md).
 pub const INLINE_CHUNK_ROWS: usize = 128 * 1024;
-
-/// Makes the C allocator keep memory a run frees, for the next chunk to reuse, instead of handing it back
-/// to the kernel. A chunk's columns (about 12 MB at [`INLINE_CHUNK_ROWS`]) move into polars and are freed
-/// after its grouping; by default glibc serves allocations that large with fresh `mmap`s (or trims the
-/// heap they were in), so every chunk would fault in and zero new pages. With allocations up to 256 MiB
-/// taken from the heap and up to 512 MiB of free heap kept, freed chunks are reused: fewer page faults, at
-/// a small cost in peak memory (see docs/benchmarks.md). One arena for all threads: a chunk is allocated on
-/// one stage's thread and freed on another's, and with an arena per thread each kept its own free heap
-/// (about 65 MB more peak memory on 2 cores, no faster). Process-wide, so the binary calls it once at
-/// start; returns whether the allocator took the settings (only glibc has them).
-pub fn keep_freed_memory() -> bool {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: mallopt only changes the allocator's thresholds; it is called before other threads start.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20) == 1
-                && libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20) == 1
-                && libc::mallopt(libc::M_ARENA_MAX, 1) == 1
-        }
-    }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    {
-        false
-    }
-}
 
 /// Tuning knobs of a run.
 #[derive(Clone, Debug)]
@@ -305,6 +281,7 @@ pub fn run_guarded(
         duration_ms = summary.duration_ms,
         "run finished"
     );
+    memory::note("run finished");
     Ok(summary)
 }
 
@@ -427,6 +404,7 @@ fn records<R: Refill>(
         Stages::Inline => INLINE_CHUNK_ROWS,
     });
     tracing::debug!(?stages, chunk_rows, "pipeline stages");
+    memory::reading_phase();
     let mut v = Validation {
         header,
         chunk_rows,
@@ -455,15 +433,19 @@ fn records<R: Refill>(
         groups_mb = engine.state_bytes() as f64 / 1e6,
         "distinct-key state"
     );
+    memory::note("aggregated");
     let started = Instant::now();
-    // The id state is the largest of a run: only the ids' hashes are kept from here on, so that the memory
-    // of the lookup tables serves the groups summed up and the partials.
-    let (orders, customers) = (ids.orders.take_hashes(), ids.customers.take_hashes());
-    drop(ids);
+    // From here on, large blocks are mapped apart and the heap's free pages handed back (crate::memory).
+    memory::end_phase();
     let groups = engine.finish();
+    memory::give_back();
+    memory::note("groups summed up");
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "groups summed up");
     let days = partial::OwnDays::of(&groups);
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "days of the run summed up");
+    // What only finds ids is freed; each hour's dictionaries are made from the interners' keys.
+    ids.orders.end_lookups();
+    ids.customers.end_lookups();
     // One hour at a time: its partial is built, its numbers taken, its stored form and tables made, and
     // it is dropped before the next hour's is built.
     let tables = &options.settings.tables;
@@ -477,12 +459,20 @@ fn records<R: Refill>(
         .into());
     }
     let (mut hours, mut numbers) = (Vec::new(), OwnNumbers::default());
-    partial::from_groups(groups, &v.dicts, orders, customers, |p| {
+    let mut hours_left = partial::hours_of(&groups).len();
+    partial::from_groups(groups, &v.dicts, &ids.orders, &ids.customers, |p| {
         numbers.add(&p, tables);
         let alone_in_day = !days.has(partial::day_of(p.hour_start));
         hours.push(publish::OwnHour::prepare(p, tables, alone_in_day)?);
+        hours_left -= 1;
+        // (Not after the last hour: what follows reuses the kept pages, and the peak is behind.)
+        if hours_left > 0 {
+            memory::give_back();
+        }
+        memory::note("hour prepared");
         Ok(())
     })?;
+    drop(ids);
     hours.sort_by_key(|h| h.hour_start);
     let days = days.labelled_by(v.dicts);
     tracing::debug!(ms = started.elapsed().as_millis() as u64, hours = hours.len(), "partial states built");
@@ -772,20 +762,6 @@ mod tests {
         assert_eq!(message(outcome(Err(invalid()), Ok(1))), Err(invalid().to_string()));
         assert_eq!(message(outcome(Ok(()), Ok(1))), Ok(1));
         assert_ne!(stopped().to_string(), failed().to_string());
-    }
-
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    #[test]
-    fn the_allocator_takes_the_settings_that_keep_freed_chunks() {
-        // SAFETY (both): mallinfo2 only reads the allocator's statistics.
-        let maps = || unsafe { libc::mallinfo2() }.hblks;
-        let free_heap = || unsafe { libc::mallinfo2() }.fordblks;
-        assert!(keep_freed_memory());
-        let before = maps();
-        let chunk = std::hint::black_box(vec![1u8; 12 << 20]);
-        assert_eq!(maps(), before, "a chunk-sized block comes from the heap, not from a map of its own");
-        drop(chunk);
-        assert!(free_heap() >= 12 << 20, "the freed block stays in the heap for the next chunk");
     }
 
     #[test]

@@ -107,26 +107,52 @@ pub struct Partial {
 const WHOLE_RANGE: u64 = 5;
 const WHOLE_RANGE_OF: u64 = 4;
 
-/// The partials of a run, one per hour present, from the engine's final groups: codes become dictionary
-/// positions, dimension codes become their values. Each is handed to `each` as soon as it is built, and
-/// its final groups' sets are moved into it, so that a run holds one hour's dictionaries and partial at a
-/// time (if `each` keeps no partial). Hours whose order (then customer) dictionaries are taken whole come
-/// last (see below); the order is otherwise ascending.
+/// The hours of a run's final groups, ascending: those [`from_groups`] makes partials of.
+pub fn hours_of(groups: &[(&'static TableSpec, Vec<FinalGroup>)]) -> Vec<i64> {
+    groups.iter().flat_map(|(_, g)| g.iter().map(|g| g.hour)).collect::<BTreeSet<_>>().into_iter().collect()
+}
+
+/// Where an hour's dictionary takes its ids' 128-bit hashes ([`id_hash`]) from: the run's interner, which
+/// makes them from its keys one hour at a time, or (in tests) a vector of them by code.
+pub trait IdHashes {
+    /// Sets `out[at(code)]` to the hash of each code for which `at` gives a place.
+    fn hashes_into(&self, at: impl Fn(u32) -> Option<usize>, out: &mut [u128]);
+}
+
+impl IdHashes for crate::aggregate::intern::Interner {
+    fn hashes_into(&self, at: impl Fn(u32) -> Option<usize>, out: &mut [u128]) {
+        crate::aggregate::intern::Interner::hashes_into(self, at, out)
+    }
+}
+
+impl IdHashes for Vec<u128> {
+    fn hashes_into(&self, at: impl Fn(u32) -> Option<usize>, out: &mut [u128]) {
+        for (code, &hash) in self.iter().enumerate() {
+            if let Some(p) = at(code as u32) {
+                out[p] = hash;
+            }
+        }
+    }
+}
+
+/// The partials of a run, one per hour present, in ascending order, from the engine's final groups: codes
+/// become dictionary positions, dimension codes become their values. Each is handed to `each` as soon as
+/// it is built, and its final groups' sets are moved into it, so that a run holds one hour's dictionaries
+/// and partial at a time (if `each` keeps no partial).
 ///
-/// A dictionary lists the hashes of the hour's ids in code order. Where the hour holds most of the file's
-/// codes, it lists every code from 0 up to the hour's largest (a few ids of other hours included, held by
-/// no set), so every set is the engine's own, with no remapping; otherwise it lists only the hour's ids,
-/// and each set is mapped to their positions (ascending, as codes are). The run's hashes of a kind are kept
-/// until the last hour that needs them, which takes the vector itself if its dictionary is taken whole.
-pub fn from_groups(
+/// A dictionary lists the hashes of the hour's ids in code order, made for that hour alone from `orders`
+/// and `customers`. Where the hour holds most of the file's codes, it lists every code from 0 up to the
+/// hour's largest (a few ids of other hours included, held by no set), so every set is the engine's own,
+/// with no remapping; otherwise it lists only the hour's ids, and each set is mapped to their positions
+/// (ascending, as codes are).
+pub fn from_groups<H: IdHashes>(
     mut groups: Vec<(&'static TableSpec, Vec<FinalGroup>)>,
     dicts: &Dictionaries,
-    order_hashes: Vec<u128>,
-    customer_hashes: Vec<u128>,
+    orders: &H,
+    customers: &H,
     mut each: impl FnMut(Partial) -> Result<()>,
 ) -> Result<()> {
-    let hours: Vec<i64> =
-        groups.iter().flat_map(|(_, g)| g.iter().map(|g| g.hour)).collect::<BTreeSet<_>>().into_iter().collect();
+    let hours = hours_of(&groups);
     let sku_hash = |code: u32| id_hash(dicts.value(Dim::SKU, code).as_bytes());
     // Each table's groups are sorted by hour: where each hour's run of them starts, per table.
     let bounds: Vec<Vec<usize>> = groups
@@ -137,27 +163,9 @@ pub fn from_groups(
             at
         })
         .collect();
-    let of_hour = |t: usize, h: usize| bounds[t][h]..bounds[t][h + 1];
-    // First every hour's ids of each kind, and whether its dictionary is taken whole.
-    let mut present: Vec<[IdSet; 3]> = Vec::with_capacity(hours.len());
-    let mut whole: Vec<[bool; 3]> = Vec::with_capacity(hours.len());
-    let scratch = &mut SetScratch::default();
-    for h in 0..hours.len() {
-        let sets: [IdSet; 3] = std::array::from_fn(|kind| {
-            // Each table's groups of an hour hold all its rows, so the union over any one table that counts
-            // this kind holds every id of it: the one with the fewest groups is the cheapest to union.
-            let smallest = (0..groups.len())
-                .filter(|&t| groups[t].1[of_hour(t, h)].iter().any(|g| !g.sets[kind].is_empty()))
-                .min_by_key(|&t| of_hour(t, h).len());
-            IdSet::union(smallest.into_iter().flat_map(|t| &groups[t].1[of_hour(t, h)]).map(|g| &g.sets[kind]), scratch)
-        });
-        whole.push(std::array::from_fn(|kind| {
-            sets[kind].max().is_some_and(|max| u64::from(max) < sets[kind].len() * WHOLE_RANGE / WHOLE_RANGE_OF)
-        }));
-        present.push(sets);
-    }
     // Each hour's groups in vectors of their own, so that they are freed once its partial is built: the
     // hours after the first are cut off each table's vector from the end, which is shrunk in place.
+    let scratch = &mut SetScratch::default();
     let mut by_hour: Vec<Vec<Vec<FinalGroup>>> = (0..hours.len()).map(|_| Vec::with_capacity(groups.len())).collect();
     for ((_, gs), bounds) in groups.iter_mut().zip(&bounds) {
         for h in (1..hours.len()).rev() {
@@ -169,13 +177,7 @@ pub fn from_groups(
         }
     }
     let specs: Vec<&'static TableSpec> = groups.into_iter().map(|(spec, _)| spec).collect();
-    // Hours whose order dictionary is taken whole last (orders are the larger vector), then those whose
-    // customer dictionary is, so that the last of them can take the run's hashes instead of copying them.
-    let mut order: Vec<usize> = (0..hours.len()).collect();
-    order.sort_by_key(|&h| (whole[h][0], whole[h][1], h));
-    let mut hashes = [Some(order_hashes), Some(customer_hashes)];
-    let last_needed: [Option<usize>; 2] =
-        std::array::from_fn(|kind| order.iter().rposition(|&h| !present[h][kind].is_empty()));
+    let sources = [orders, customers];
     let mut position: [Ranks; 3] = Default::default();
     // Each key dimension's codes ranked by their values.
     let mut ranks: Vec<Option<Vec<u32>>> = Vec::new();
@@ -185,41 +187,43 @@ pub fn from_groups(
             ranks[dim.index] = Some(dicts.ranks(*dim));
         }
     }
-    for (step, &h) in order.iter().enumerate() {
-        let present = std::mem::take(&mut present[h]);
+    for h in 0..hours.len() {
+        let gs = &by_hour[h];
+        // The hour's ids of each kind, and whether its dictionary is taken whole.
+        let present: [IdSet; 3] = std::array::from_fn(|kind| {
+            // Each table's groups of an hour hold all its rows, so the union over any one table that counts
+            // this kind holds every id of it: the one with the fewest groups is the cheapest to union.
+            let smallest =
+                (0..gs.len()).filter(|&t| gs[t].iter().any(|g| !g.sets[kind].is_empty())).min_by_key(|&t| gs[t].len());
+            IdSet::union(smallest.into_iter().flat_map(|t| &gs[t]).map(|g| &g.sets[kind]), scratch)
+        });
+        let whole: [bool; 3] = std::array::from_fn(|kind| {
+            present[kind].max().is_some_and(|max| u64::from(max) < present[kind].len() * WHOLE_RANGE / WHOLE_RANGE_OF)
+        });
+        for kind in 0..3 {
+            if !whole[kind] {
+                position[kind].fill(&present[kind]);
+            }
+        }
         let ids: [Vec<u128>; 3] = std::array::from_fn(|kind| {
             let Some(max) = present[kind].max() else { return Vec::new() };
             if kind == 2 {
-                return if whole[h][kind] {
+                return if whole[kind] {
                     (0..=max).map(sku_hash).collect()
                 } else {
                     present[kind].iter().map(sku_hash).collect()
                 };
             }
-            let last = last_needed[kind] == Some(step);
-            match (whole[h][kind], last) {
-                (true, true) => {
-                    let mut all = hashes[kind].take().expect("the hashes are taken once");
-                    all.truncate(max as usize + 1);
-                    all
-                }
-                (true, false) => hashes[kind].as_ref().expect("taken by the last hour")[..=max as usize].to_vec(),
-                (false, _) => {
-                    let all = hashes[kind].as_ref().expect("taken by the last hour");
-                    let mut dict = Vec::with_capacity(present[kind].len() as usize);
-                    present[kind].for_each_slice(|codes| dict.extend(codes.iter().map(|&c| all[c as usize])));
-                    if last {
-                        hashes[kind] = None;
-                    }
-                    dict
-                }
+            if whole[kind] {
+                let mut dict = vec![0; max as usize + 1];
+                sources[kind].hashes_into(|code| (code <= max).then_some(code as usize), &mut dict);
+                dict
+            } else {
+                let mut dict = vec![0; present[kind].len() as usize];
+                sources[kind].hashes_into(|code| position[kind].place(code), &mut dict);
+                dict
             }
         });
-        for kind in 0..3 {
-            if !whole[h][kind] {
-                position[kind].fill(&present[kind]);
-            }
-        }
         drop(present);
         let tables = specs
             .iter()
@@ -256,7 +260,7 @@ pub fn from_groups(
                             sets: {
                                 let mut sets = std::mem::take(&mut g.sets);
                                 for (kind, set) in sets.iter_mut().enumerate() {
-                                    if !whole[h][kind] {
+                                    if !whole[kind] {
                                         // Positions follow codes in order.
                                         *set = position[kind].map(std::mem::take(set), scratch);
                                     }
@@ -302,6 +306,14 @@ impl Ranks {
             word.before = before;
             before += word.bits.count_ones();
         }
+    }
+
+    /// The rank of `code` if it is a code of the set.
+    #[inline]
+    fn place(&self, code: u32) -> Option<usize> {
+        let word = self.0.get(code as usize / 64)?;
+        (word.bits >> (code % 64) & 1 == 1)
+            .then(|| (word.before + (word.bits & ((1u64 << (code % 64)) - 1)).count_ones()) as usize)
     }
 
     /// The rank of `code`, a code of the set.
@@ -1240,7 +1252,7 @@ mod tests {
         let own = OwnDays::of(&groups);
         let hashes = |seed: u128| (0..60u128).map(|i| (i + 1) * 0x9e37_79b9 + seed).collect::<Vec<_>>();
         let mut partials = Vec::new();
-        from_groups(groups, &dicts, hashes(1), hashes(2), |p| {
+        from_groups(groups, &dicts, &hashes(1), &hashes(2), |p| {
             partials.push(p);
             Ok(())
         })

@@ -131,8 +131,30 @@ fn split_bytes(key: &[u8]) -> Option<Numbered> {
 /// The key a family's number stands for.
 fn join(prefix: u128, digits: u8, number: u64) -> Vec<u8> {
     let mut key = prefix_bytes(prefix);
-    key.extend_from_slice(format!("{number:0width$}", width = usize::from(digits)).as_bytes());
+    push_digits(&mut key, number, digits);
     key
+}
+
+/// Adds one to the decimal digits `digits` in place; false when they were all nines.
+fn count_up(digits: &mut [u8]) -> bool {
+    for d in digits.iter_mut().rev() {
+        if *d < b'9' {
+            *d += 1;
+            return true;
+        }
+        *d = b'0';
+    }
+    false
+}
+
+/// Appends `number` as `digits` decimal digits, zero-padded (the number has at most that many).
+fn push_digits(out: &mut Vec<u8>, mut number: u64, digits: u8) {
+    let start = out.len();
+    out.resize(start + usize::from(digits), b'0');
+    for at in out[start..].iter_mut().rev() {
+        *at = b'0' + (number % 10) as u8;
+        number /= 10;
+    }
 }
 
 /// The bytes of a packed prefix.
@@ -386,6 +408,46 @@ impl Families {
     /// The key of a code held by a family (a scan: for tests and debugging).
     pub fn key(&self, code: u32) -> Option<Vec<u8>> {
         self.list.iter().find_map(|f| f.number_of(code).map(|n| join(f.prefix, f.digits, n)))
+    }
+
+    /// Sets `out[at(code)]` to the [`super::id_hash`] of each family key whose code `at` gives a place.
+    pub fn hashes_into(&self, at: &impl Fn(u32) -> Option<usize>, out: &mut [u128]) {
+        let mut put = |code: u32, key: &[u8]| {
+            if let Some(p) = at(code) {
+                out[p] = super::id_hash(key);
+            }
+        };
+        let mut key = Vec::with_capacity(MAX_PREFIX + MAX_DIGITS);
+        for family in &self.list {
+            key.clear();
+            key.extend_from_slice(&prefix_bytes(family.prefix));
+            let start = key.len();
+            match &family.store {
+                Store::Sparse(tables) => {
+                    for (number, code) in Family::sparse_entries(tables) {
+                        key.truncate(start);
+                        push_digits(&mut key, number, family.digits);
+                        put(code, &key);
+                    }
+                }
+                // A page's numbers are consecutive: its first number is written out once, and counted up in
+                // place from there.
+                Store::Dense(dense) => {
+                    for (&page_no, &index) in &dense.directory {
+                        key.truncate(start);
+                        push_digits(&mut key, page_no << PAGE_BITS, family.digits);
+                        for (at, &code) in dense.pages[index as usize].iter().enumerate() {
+                            if at > 0 && !count_up(&mut key[start..]) {
+                                break; // past the family's largest number
+                            }
+                            if code != FREE {
+                                put(code, &key);
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Families whose codes sit in pages (for tests and the state log).

@@ -58,9 +58,9 @@ pub struct Interner {
     last_added: Vec<u8>,
     scratch: Vec<u8>,
     hasher: foldhash::fast::FixedState,
-    /// The 128-bit hash ([`id_hash`]) of every code's key, by code: what the mergeable hour states keep of
-    /// an id ([`crate::aggregate::partial`]), computed once when the code is assigned; for a UUID, the
-    /// packed UUID, hashed when the hashes are taken.
+    /// The packed value of every UUID code, by code (nothing while no UUID came). What the mergeable hour
+    /// states keep of an id, its 128-bit hash ([`id_hash`]), is made from the keys at the end
+    /// ([`Interner::hashes_into`]).
     values: Values,
     /// Codes of UUID keys, by their packed values in `values`.
     uuids: Uuids,
@@ -295,6 +295,11 @@ fn unpack_short(packed: u64) -> Vec<u8> {
     packed.to_le_bytes().into_iter().take_while(|&b| b != 0).collect()
 }
 
+/// The length of a packed short key (its bytes up to the first NUL).
+fn short_len(packed: u64) -> usize {
+    (8 - packed.leading_zeros() / 8) as usize
+}
+
 /// Mixes a packed short key (a folded multiply: every input bit reaches the high bits).
 fn short_hash(packed: u64) -> u64 {
     let product = u128::from(packed ^ 0x243F_6A88_85A3_08D3) * 0x9E37_79B9_7F4A_7C15u128;
@@ -379,6 +384,24 @@ fn decode_into(pages: &[Vec<u8>], blocks: &[(u32, u32)], code: u32, out: &mut Ve
         out.truncate(shared);
         out.extend_from_slice(&bytes[pos..pos + rest]);
         pos += rest;
+    }
+}
+
+/// Calls `f` with the index and bytes of each of the first `len` keys of the front-coded pages, in order
+/// (each block decoded once).
+fn for_each_long_key(pages: &[Vec<u8>], blocks: &[(u32, u32)], len: usize, mut f: impl FnMut(usize, &[u8])) {
+    let mut key = Vec::new();
+    for (b, &(page, offset)) in blocks.iter().enumerate() {
+        let bytes = &pages[page as usize];
+        let mut pos = offset as usize;
+        for index in b * BLOCK..len.min((b + 1) * BLOCK) {
+            let shared = if index % BLOCK == 0 { 0 } else { read_varint(bytes, &mut pos) };
+            let rest = read_varint(bytes, &mut pos);
+            key.truncate(shared);
+            key.extend_from_slice(&bytes[pos..pos + rest]);
+            pos += rest;
+            f(index, &key);
+        }
     }
 }
 
@@ -529,16 +552,43 @@ impl Interner {
         let code = self.lookup_probed(key, probe);
         // (A new UUID has stored its packed value already.)
         if self.len > before && self.values.len() < self.len {
-            self.values.push(id_hash(key), false);
+            self.values.push_other();
         }
         code
     }
 
-    /// Takes the 128-bit hash of every code's key ([`id_hash`]), indexed by code. This ends the interning:
-    /// the interner keeps no more hashes, and no more UUIDs to find.
-    pub fn take_hashes(&mut self) -> Vec<u128> {
+    /// Sets `out[at(code)]` to the 128-bit hash of the key ([`id_hash`]) of each code for which `at` gives a
+    /// place: one hour's dictionary at a time. The hashes are made from the keys, not kept while interning:
+    /// a vector of them all would be the largest state of a run (16 bytes per id, and its doubling). Every
+    /// key is visited, and only the wanted ones are hashed.
+    pub fn hashes_into(&self, at: impl Fn(u32) -> Option<usize>, out: &mut [u128]) {
+        self.values.uuid_hashes_into(&at, out);
+        self.families.hashes_into(&at, out);
+        for entry in self.short.iter().flat_map(|s| &s.slots).filter(|e| !e.is_free()) {
+            if let Some(p) = at(entry.code) {
+                out[p] = id_hash(&entry.key.to_le_bytes()[..short_len(entry.key)]);
+            }
+        }
+        let long_codes = &self.long_codes;
+        for_each_long_key(&self.pages, &self.blocks, self.long_len, |index, key| {
+            if let Some(p) = at(long_codes.get(index).map_or(index as u32, |&c| c)) {
+                out[p] = id_hash(key);
+            }
+        });
+    }
+
+    /// The 128-bit hash of every code's key ([`id_hash`]), indexed by code ([`Interner::hashes_into`]).
+    pub fn hashes(&self) -> Vec<u128> {
+        let mut hashes = vec![0u128; self.len];
+        self.hashes_into(|code| Some(code as usize), &mut hashes);
+        hashes
+    }
+
+    /// Ends the interning: the lookup tables that only find keys are freed, and what gives each code's key
+    /// back ([`Interner::hashes_into`]) is kept.
+    pub fn end_lookups(&mut self) {
+        self.shards = Vec::new();
         self.uuids = Uuids::default();
-        self.values.take_hashes()
     }
 
     fn lookup_probed(&mut self, key: &[u8], probe: Probe) -> u32 {
@@ -572,7 +622,7 @@ impl Interner {
         before_other_code(&mut self.long_codes, self.long_len);
         let code = self.next_code();
         self.uuids.put(hash, i, code);
-        self.values.push(packed, true);
+        self.values.push_uuid(packed);
         code
     }
 
@@ -1063,7 +1113,7 @@ mod tests {
             assert_eq!(&one.key(code), k);
         }
         assert_eq!(one.len(), model.len());
-        assert_eq!(one.take_hashes(), model_hashes, "hashes, one by one");
+        assert_eq!(one.hashes(), model_hashes, "hashes, one by one");
         let mut ids = IdInterners::default();
         let mut codes = Vec::new();
         for part in keys.chunks(1000) {
@@ -1076,7 +1126,7 @@ mod tests {
             codes.extend_from_slice(&chunk.order);
         }
         assert_eq!(codes, want, "batched");
-        assert_eq!(ids.orders.take_hashes(), model_hashes, "hashes, batched");
+        assert_eq!(ids.orders.hashes(), model_hashes, "hashes, batched");
     }
 
     #[test]
@@ -1101,6 +1151,43 @@ mod tests {
         let late: Vec<Vec<u8>> =
             (0..1_100_000u64).map(|n| if n < 1_000_000 { mixed_key(8, n) } else { mixed_key(0, n % 50_000) }).collect();
         check_against_a_map(&late);
+    }
+
+    /// The hashes are made from the keys at the end (not kept while interning): every path a key can take
+    /// gives back its key's hash, by code, whatever path came first.
+    #[test]
+    fn hashes_are_made_from_the_keys_of_every_path() {
+        let mut x = 5u64;
+        let keys: Vec<Vec<u8>> = (0..120_000u64)
+            .map(|i| {
+                let r = crate::testing::xorshift(&mut x);
+                let n = (r >> 8) % 40_000;
+                match r % 7 {
+                    0 => format!("k{n:x}z").into_bytes(),                            // short
+                    1 => format!("customer-{n:x}-{}", n % 7).into_bytes(),           // long
+                    2 => format!("S{}", (r >> 16) % 1_000_000_000_000).into_bytes(), // sparse family
+                    3 => format!("ORD-{:07}", i / 3).into_bytes(),                   // dense family
+                    4 => format!("P{:04}", n % 10_000).into_bytes(),                 // zero-padded family
+                    5 if i > 60_000 => mixed_key(0, n),                              // UUIDs, after the others
+                    _ => Vec::new(),                                                 // the empty key
+                }
+            })
+            .collect();
+        check_against_a_map(&keys);
+        let mut interner = Interner::default();
+        for k in &keys {
+            interner.intern(k);
+        }
+        assert!(interner.dense_families() >= 1 && interner.long_len > 0 && !interner.long_codes.is_empty());
+        assert!(interner.short.iter().any(|s| s.len > 0));
+        // One hour's dictionary: a subset of the codes, each hashed into its place, once the lookups are gone.
+        let all: Vec<u128> = interner.hashes();
+        interner.end_lookups();
+        let wanted: Vec<u32> = (0..interner.len() as u32).filter(|c| c % 3 == 1 || c % 7 == 0).collect();
+        let mut dict = vec![0u128; wanted.len()];
+        interner.hashes_into(|code| wanted.binary_search(&code).ok(), &mut dict);
+        let want: Vec<u128> = wanted.iter().map(|&c| all[c as usize]).collect();
+        assert_eq!(dict, want, "a subset's hashes, in its order");
     }
 
     proptest::proptest! {

@@ -1,10 +1,10 @@
 //! Ids shaped like canonical UUIDs (`5b427596-5d5b-43cb-847b-42050c33e00b`), kept in 16 bytes each.
 //!
 //! Such an id is 36 bytes of text but 128 bits of information: a lowercase canonical UUID packs into a
-//! `u128` ([`pack`]) from which its text is rebuilt exactly ([`unpack`]). The interner keeps a 128-bit
-//! value per code anyway ([`Values`]: the [`super::id_hash`] of the key, which the mergeable states keep);
-//! for a UUID it keeps the packed UUID there instead, marked, and the hash is computed from it when the
-//! hashes are taken ([`Values::take_hashes`]), so the states are the same as if it had kept the hash.
+//! `u128` ([`pack`]) from which its text is rebuilt exactly ([`unpack`]). The interner keeps the packed
+//! UUID by code ([`Values`]), and the [`super::id_hash`] of its text, which the mergeable states keep, is
+//! computed from it when an hour's dictionary is made ([`Values::uuid_hashes_into`]), as other keys'
+//! hashes are computed from theirs.
 //! A UUID is found through a table of 32-bit slots ([`Uuids`]) that hold its code and, in the high bits
 //! the codes do not need yet, a hash tag; a candidate is confirmed by comparing the packed value kept at
 //! its code. A UUID thus costs its 16 bytes and a table slot: no front-coded text, no separate hash.
@@ -124,13 +124,12 @@ fn tag(hash: u64) -> u32 {
     (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
 }
 
-/// The 128-bit value of every code, by code, in pages: the [`super::id_hash`] of its key, or, for a UUID,
-/// the packed UUID (marked as such). Until the first UUID, the values are one plain vector, so interning ids
-/// of other shapes works as it did before UUIDs had a path of their own.
+/// The packed UUID of every UUID code, by code, in pages (marked as such). Other codes keep no value: their
+/// hash ([`super::id_hash`]) is made from their key when an hour's dictionary is made
+/// ([`super::Interner::hashes_into`]). Until the first UUID nothing is stored at all; from then on every
+/// code has a slot (0 for the others), so that a UUID's value is found by its code.
 #[derive(Default)]
 pub struct Values {
-    /// The values while there is no UUID among them.
-    flat: Vec<u128>,
     pages: Vec<Vec<u128>>,
     /// A bit per code: set where the value is a packed UUID.
     uuid: Vec<u64>,
@@ -142,17 +141,27 @@ impl Values {
         self.len
     }
 
-    /// Appends the value of the next code.
+    /// Notes the next code, which is not a UUID (nothing is kept for it while no UUID came before).
     #[inline(always)]
-    pub fn push(&mut self, value: u128, is_uuid: bool) {
+    pub fn push_other(&mut self) {
         if self.pages.is_empty() {
-            if !is_uuid {
-                self.flat.push(value);
-                self.len += 1;
-                return;
-            }
+            self.len += 1;
+        } else {
+            self.push(0, false);
+        }
+    }
+
+    /// Appends the packed UUID of the next code.
+    #[inline(always)]
+    pub fn push_uuid(&mut self, packed: u128) {
+        if self.pages.is_empty() {
             self.move_to_pages();
         }
+        self.push(packed, true);
+    }
+
+    #[inline(always)]
+    fn push(&mut self, value: u128, is_uuid: bool) {
         let n = self.len;
         if n.is_multiple_of(PAGE) {
             self.pages.push(Vec::with_capacity(PAGE));
@@ -165,15 +174,13 @@ impl Values {
         self.len += 1;
     }
 
-    /// Moves the values to pages (at the first UUID).
+    /// Gives the codes before the first UUID their (empty) slots.
     #[cold]
     fn move_to_pages(&mut self) {
-        for values in std::mem::take(&mut self.flat).chunks(PAGE) {
-            let mut page = Vec::with_capacity(PAGE);
-            page.extend_from_slice(values);
-            self.pages.push(page);
+        let before = std::mem::take(&mut self.len);
+        for _ in 0..before {
+            self.push(0, false);
         }
-        self.uuid = vec![0; self.len.div_ceil(64)];
     }
 
     #[inline(always)]
@@ -196,29 +203,23 @@ impl Values {
         self.is_uuid(code).then(|| unpack(self.get(code)).to_vec())
     }
 
-    /// Takes the [`super::id_hash`] of every code's key, by code (hashing the text of the UUIDs), and leaves
-    /// this empty. Pages are freed as they are read, so this holds the hashes about once.
-    pub fn take_hashes(&mut self) -> Vec<u128> {
-        if self.pages.is_empty() {
-            self.len = 0;
-            return std::mem::take(&mut self.flat);
+    /// Calls `f` with every UUID code and the [`super::id_hash`] of its key (its text).
+    /// Sets `out[at(code)]` to the [`super::id_hash`] of each UUID code's key for which `at` gives a place.
+    pub fn uuid_hashes_into(&self, at: &impl Fn(u32) -> Option<usize>, out: &mut [u128]) {
+        for (page_no, page) in self.pages.iter().enumerate() {
+            let marks = &self.uuid[page_no * PAGE / 64..];
+            for (i, &value) in page.iter().enumerate() {
+                if marks[i / 64] >> (i % 64) & 1 == 1 {
+                    if let Some(p) = at((page_no * PAGE + i) as u32) {
+                        out[p] = super::id_hash(&unpack(value));
+                    }
+                }
+            }
         }
-        let mut hashes = Vec::with_capacity(self.len);
-        let uuid = std::mem::take(&mut self.uuid);
-        for (page_no, page) in std::mem::take(&mut self.pages).into_iter().enumerate() {
-            let marks = &uuid[page_no * PAGE / 64..];
-            hashes.extend(page.iter().enumerate().map(|(at, &value)| match marks[at / 64] >> (at % 64) & 1 {
-                1 => super::id_hash(&unpack(value)),
-                _ => value,
-            }));
-        }
-        self.len = 0;
-        hashes
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.flat.capacity() * 16
-            + self.pages.iter().map(|p| p.capacity() * 16).sum::<usize>()
+        self.pages.iter().map(|p| p.capacity() * 16).sum::<usize>()
             + self.pages.capacity() * 24
             + self.uuid.capacity() * 8
     }
