@@ -8,9 +8,13 @@
 //! freed) and gives the kept free pages back at its steps. Numbers in docs/benchmarks.md.
 //!
 //! Process-wide settings. The binary opts in once at start ([`keep_freed_memory`]); a library user that did
-//! not gets the allocator's defaults, and the phase calls do nothing.
+//! not gets the allocator's defaults, and the phase calls do nothing. (Tested in tests/memory.rs, a process
+//! of its own: the settings are process-wide.)
 
 use std::sync::atomic::{AtomicBool, Ordering};
+
+/// While reading, blocks up to this size come from the heap (and go back to it).
+const READING_MMAP_THRESHOLD: i32 = 256 << 20;
 
 /// Whether the process opted in ([`keep_freed_memory`]) and the allocator took the settings.
 static MANAGED: AtomicBool = AtomicBool::new(false);
@@ -29,10 +33,11 @@ pub fn keep_freed_memory() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: mallopt only changes the allocator's settings; it is called before other threads start.
-        let took = unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) == 1 } && set_mmap_threshold(256 << 20) && {
-            // SAFETY: as above.
-            unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20) == 1 }
-        };
+        let took =
+            unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) == 1 } && set_mmap_threshold(READING_MMAP_THRESHOLD) && {
+                // SAFETY: as above.
+                unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20) == 1 }
+            };
         MANAGED.store(took, Ordering::Relaxed);
         took
     }
@@ -42,20 +47,26 @@ pub fn keep_freed_memory() -> bool {
     }
 }
 
-/// The reading phase: large blocks come from the kept heap again ([`keep_freed_memory`]), after an earlier
-/// run's end phase in the same process (a warm Lambda) had them mapped apart.
-pub fn reading_phase() {
-    if MANAGED.load(Ordering::Relaxed) {
-        set_mmap_threshold(256 << 20);
-    }
-}
-
-/// The end phase: a block of 1 MiB or more that no free block of the heap can hold is mapped on its own and
-/// handed back to the kernel when freed (the final groups, an hour's dictionaries and encoded tables),
-/// instead of growing the kept heap.
-pub fn end_phase() {
+/// The end phase, until the value returned is dropped (then the reading phase's settings are back, for the
+/// next run of a warm process): a block of 1 MiB or more that no free block of the heap can hold is mapped
+/// on its own and handed back to the kernel when freed (the final groups, an hour's dictionaries and
+/// encoded tables), instead of growing the kept heap.
+#[must_use = "the end phase lasts while its value lives"]
+pub fn end_phase() -> EndPhase {
     if MANAGED.load(Ordering::Relaxed) {
         set_mmap_threshold(1 << 20);
+    }
+    EndPhase(())
+}
+
+/// The end phase of a run ([`end_phase`]).
+pub struct EndPhase(());
+
+impl Drop for EndPhase {
+    fn drop(&mut self) {
+        if MANAGED.load(Ordering::Relaxed) {
+            set_mmap_threshold(READING_MMAP_THRESHOLD);
+        }
     }
 }
 
@@ -109,41 +120,5 @@ fn set_mmap_threshold(bytes: i32) -> bool {
     {
         let _ = bytes;
         false
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The phases in one test: the settings are process-wide.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    #[test]
-    fn reading_keeps_freed_chunks_and_the_end_phase_maps_large_blocks_apart() {
-        // SAFETY (all): mallinfo2 only reads the allocator's statistics.
-        let maps = || unsafe { libc::mallinfo2() }.hblks;
-        let free_heap = || unsafe { libc::mallinfo2() }.fordblks;
-        assert!(keep_freed_memory());
-        let before = maps();
-        let chunk = std::hint::black_box(vec![1u8; 12 << 20]);
-        assert_eq!(maps(), before, "a chunk-sized block comes from the heap, not from a map of its own");
-        drop(chunk);
-        assert!(free_heap() >= 12 << 20, "the freed block stays in the heap for the next chunk");
-        end_phase();
-        // Larger than any free block of the heap, which it would otherwise reuse.
-        let block = std::hint::black_box(vec![1u8; free_heap() + (2 << 20)]);
-        assert_eq!(
-            maps(),
-            before + 1,
-            "in the end phase, a large block that the heap cannot hold is mapped on its own"
-        );
-        drop(block);
-        assert_eq!(maps(), before, "and handed back when freed");
-        give_back();
-        assert!(free_heap() >= 12 << 20, "trimming frees pages, not the heap's free space");
-        reading_phase();
-        let chunk = std::hint::black_box(vec![1u8; 12 << 20]);
-        assert_eq!(maps(), before, "the next run reads with the kept heap again");
-        drop(chunk);
     }
 }

@@ -42,6 +42,12 @@ pub const THREADED_CHUNK_ROWS: usize = 64 * 1024;
 /// (docs/benchmarks.md).
 pub const INLINE_CHUNK_ROWS: usize = 128 * 1024;
 
+/// Up to this many hours in a file, each hour's id dictionaries are hashed from the interners' keys when
+/// the hour's partial is built: a walk over every key per hour, and no hash kept per id. A file of more
+/// hours (a backfill) hashes every id once instead, into vectors kept through its hours (16 bytes per id):
+/// a 24-hour file took 5% longer with a walk per hour (docs/benchmarks.md, seventh pass).
+const HASHED_PER_HOUR_UP_TO: usize = 4;
+
 /// Tuning knobs of a run.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -404,7 +410,6 @@ fn records<R: Refill>(
         Stages::Inline => INLINE_CHUNK_ROWS,
     });
     tracing::debug!(?stages, chunk_rows, "pipeline stages");
-    memory::reading_phase();
     let mut v = Validation {
         header,
         chunk_rows,
@@ -435,8 +440,9 @@ fn records<R: Refill>(
     );
     memory::note("aggregated");
     let started = Instant::now();
-    // From here on, large blocks are mapped apart and the heap's free pages handed back (crate::memory).
-    memory::end_phase();
+    // From here on (to the end of this function), large blocks are mapped apart and the heap's free pages
+    // handed back (crate::memory).
+    let _end_phase = memory::end_phase();
     let groups = engine.finish();
     memory::give_back();
     memory::note("groups summed up");
@@ -459,8 +465,9 @@ fn records<R: Refill>(
         .into());
     }
     let (mut hours, mut numbers) = (Vec::new(), OwnNumbers::default());
-    let mut hours_left = partial::hours_of(&groups).len();
-    partial::from_groups(groups, &v.dicts, &ids.orders, &ids.customers, |p| {
+    let hour_count = partial::hours_of(&groups).len();
+    let mut hours_left = hour_count;
+    let mut each = |p: Partial| -> Result<()> {
         numbers.add(&p, tables);
         let alone_in_day = !days.has(partial::day_of(p.hour_start));
         hours.push(publish::OwnHour::prepare(p, tables, alone_in_day)?);
@@ -471,8 +478,14 @@ fn records<R: Refill>(
         }
         memory::note("hour prepared");
         Ok(())
-    })?;
-    drop(ids);
+    };
+    if hour_count <= HASHED_PER_HOUR_UP_TO {
+        partial::from_groups(groups, &v.dicts, &ids.orders, &ids.customers, &mut each)?;
+    } else {
+        let all = (ids.orders.hashes(), ids.customers.hashes());
+        drop(ids);
+        partial::from_groups(groups, &v.dicts, &all.0, &all.1, &mut each)?;
+    }
     hours.sort_by_key(|h| h.hour_start);
     let days = days.labelled_by(v.dicts);
     tracing::debug!(ms = started.elapsed().as_millis() as u64, hours = hours.len(), "partial states built");

@@ -112,24 +112,50 @@ pub fn hours_of(groups: &[(&'static TableSpec, Vec<FinalGroup>)]) -> Vec<i64> {
     groups.iter().flat_map(|(_, g)| g.iter().map(|g| g.hour)).collect::<BTreeSet<_>>().into_iter().collect()
 }
 
+/// The codes an hour's dictionary lists, each at its place in it.
+pub enum Wanted<'a> {
+    /// Every code from 0 to this one, each at its own place.
+    UpTo(u32),
+    /// The codes of a set, each at its rank in it.
+    Ranked(&'a IdSet, &'a Ranks),
+}
+
+impl Wanted<'_> {
+    /// The place of `code` in the dictionary, if it is listed.
+    #[inline]
+    pub fn place(&self, code: u32) -> Option<usize> {
+        match self {
+            Wanted::UpTo(max) => (code <= *max).then_some(code as usize),
+            Wanted::Ranked(_, ranks) => ranks.place(code),
+        }
+    }
+}
+
 /// Where an hour's dictionary takes its ids' 128-bit hashes ([`id_hash`]) from: the run's interner, which
-/// makes them from its keys one hour at a time, or (in tests) a vector of them by code.
+/// makes them from its keys one hour at a time, or a vector of them all by code.
 pub trait IdHashes {
-    /// Sets `out[at(code)]` to the hash of each code for which `at` gives a place.
-    fn hashes_into(&self, at: impl Fn(u32) -> Option<usize>, out: &mut [u128]);
+    /// Sets each place of `out` to the hash of the code `wanted` puts there.
+    fn hashes_into(&self, wanted: &Wanted<'_>, out: &mut [u128]);
 }
 
 impl IdHashes for crate::aggregate::intern::Interner {
-    fn hashes_into(&self, at: impl Fn(u32) -> Option<usize>, out: &mut [u128]) {
-        crate::aggregate::intern::Interner::hashes_into(self, at, out)
+    fn hashes_into(&self, wanted: &Wanted<'_>, out: &mut [u128]) {
+        crate::aggregate::intern::Interner::hashes_into(self, |code| wanted.place(code), out)
     }
 }
 
 impl IdHashes for Vec<u128> {
-    fn hashes_into(&self, at: impl Fn(u32) -> Option<usize>, out: &mut [u128]) {
-        for (code, &hash) in self.iter().enumerate() {
-            if let Some(p) = at(code as u32) {
-                out[p] = hash;
+    fn hashes_into(&self, wanted: &Wanted<'_>, out: &mut [u128]) {
+        match wanted {
+            Wanted::UpTo(max) => out.copy_from_slice(&self[..=*max as usize]),
+            Wanted::Ranked(set, _) => {
+                let mut places = out.iter_mut();
+                set.for_each_slice(|codes| {
+                    // (Codes first: a zip that ends on its first iterator takes nothing more from the second.)
+                    for (&code, place) in codes.iter().zip(places.by_ref()) {
+                        *place = self[code as usize];
+                    }
+                });
             }
         }
     }
@@ -214,15 +240,13 @@ pub fn from_groups<H: IdHashes>(
                     present[kind].iter().map(sku_hash).collect()
                 };
             }
-            if whole[kind] {
-                let mut dict = vec![0; max as usize + 1];
-                sources[kind].hashes_into(|code| (code <= max).then_some(code as usize), &mut dict);
-                dict
-            } else {
-                let mut dict = vec![0; present[kind].len() as usize];
-                sources[kind].hashes_into(|code| position[kind].place(code), &mut dict);
-                dict
-            }
+            let (wanted, len) = match whole[kind] {
+                true => (Wanted::UpTo(max), max as usize + 1),
+                false => (Wanted::Ranked(&present[kind], &position[kind]), present[kind].len() as usize),
+            };
+            let mut dict = vec![0; len];
+            sources[kind].hashes_into(&wanted, &mut dict);
+            dict
         });
         drop(present);
         let tables = specs
@@ -282,7 +306,7 @@ pub fn from_groups<H: IdHashes>(
 /// code, with the count of the bits before each word beside it. A sixteenth of the 4 bytes per code of a
 /// position table, so that it stays in the cache while a partial's sets are mapped through it.
 #[derive(Default)]
-struct Ranks(Vec<RankWord>);
+pub struct Ranks(Vec<RankWord>);
 
 #[derive(Clone, Copy, Default)]
 struct RankWord {
@@ -1196,6 +1220,38 @@ mod tests {
                 assert_eq!(a.name, b.name);
                 assert_eq!(rows_a, rows_b, "table {}", a.name);
             }
+        }
+    }
+
+    /// An hour's dictionary is the same whether its hashes come from the interner's keys (a walk per hour)
+    /// or from a vector of every id's hash (a file of many hours), whole or of a subset.
+    #[test]
+    fn the_interner_and_a_vector_of_hashes_give_the_same_dictionaries() {
+        let mut interner = crate::aggregate::intern::Interner::default();
+        for i in 0..3000u32 {
+            let key = match i % 4 {
+                0 => format!("ORD-{:07}", i * 7),
+                1 => format!("5b427596-5d5b-43cb-847b-{:012x}", i),
+                2 => format!("cus_{:x}q{}", i * 2_654_435_761u32, i % 13),
+                _ => format!("c{i}"),
+            };
+            interner.intern(key.as_bytes());
+        }
+        let all = interner.hashes();
+        interner.end_lookups();
+        let subset: IdSet = (0..3000u32).filter(|c| c % 5 != 2 && c % 11 != 0).collect();
+        let mut ranks = Ranks::default();
+        ranks.fill(&subset);
+        for (wanted, len) in [(Wanted::UpTo(1999), 2000), (Wanted::Ranked(&subset, &ranks), subset.len() as usize)] {
+            let (mut walked, mut copied) = (vec![0; len], vec![0; len]);
+            IdHashes::hashes_into(&interner, &wanted, &mut walked);
+            all.hashes_into(&wanted, &mut copied);
+            assert_eq!(walked, copied);
+            let want: Vec<u128> = match &wanted {
+                Wanted::UpTo(max) => all[..=*max as usize].to_vec(),
+                Wanted::Ranked(set, _) => set.iter().map(|c| all[c as usize]).collect(),
+            };
+            assert_eq!(copied, want);
         }
     }
 

@@ -33,8 +33,11 @@ use uuid::{Uuids, Values};
 /// prefix's numbers are dense, as a backend's counters make them, their codes sit in an array indexed by
 /// the number (4 bytes per id, no hashing, consecutive ids in one cache line).
 ///
-/// Keys that are canonical lowercase UUIDs go to [`uuid`]: packed into the 16 bytes kept per code in place
-/// of their hash, found through a table of 4-byte slots.
+/// Keys that are canonical lowercase UUIDs go to [`uuid`]: packed into 16 bytes kept by code, found
+/// through a table of 4-byte slots.
+///
+/// No hash is kept per id: the 128-bit hashes the hour states keep are made from the keys, one hour's
+/// dictionary at a time, after aggregation ([`Interner::hashes_into`]).
 pub struct Interner {
     /// Keys that end in a number, by prefix and digit count.
     families: Families,
@@ -64,6 +67,8 @@ pub struct Interner {
     values: Values,
     /// Codes of UUID keys, by their packed values in `values`.
     uuids: Uuids,
+    /// Whether the lookup tables were freed ([`Interner::end_lookups`]): no key may be interned after.
+    ended: bool,
 }
 
 /// The 128-bit hash an id is kept as in the mergeable states: XXH3-128 of its bytes (seed 0). Stable across
@@ -93,6 +98,7 @@ impl Default for Interner {
             hasher: foldhash::fast::FixedState::default(),
             values: Values::default(),
             uuids: Uuids::default(),
+            ended: false,
         }
     }
 }
@@ -548,6 +554,7 @@ impl Interner {
 
     /// [`Interner::intern`] with the key's probe already computed.
     pub fn intern_probed(&mut self, key: &[u8], probe: Probe) -> u32 {
+        assert!(!self.ended, "an interner takes no key after its lookups are ended");
         let before = self.len;
         let code = self.lookup_probed(key, probe);
         // (A new UUID has stored its packed value already.)
@@ -585,10 +592,11 @@ impl Interner {
     }
 
     /// Ends the interning: the lookup tables that only find keys are freed, and what gives each code's key
-    /// back ([`Interner::hashes_into`]) is kept.
+    /// back ([`Interner::hashes_into`]) is kept. Interning a key after this panics.
     pub fn end_lookups(&mut self) {
         self.shards = Vec::new();
         self.uuids = Uuids::default();
+        self.ended = true;
     }
 
     fn lookup_probed(&mut self, key: &[u8], probe: Probe) -> u32 {
@@ -755,6 +763,7 @@ impl IdInterners {
     /// Rows go in batches of [`BATCH`]: first every lookup's table slot, candidate block and candidate key
     /// bytes are prefetched, level by level, then the lookups run on (mostly) cached memory.
     pub fn intern_chunk(&mut self, chunk: &mut Chunk) {
+        assert!(!self.orders.ended && !self.customers.ended, "no key is interned after the lookups are ended");
         let rows = chunk.len();
         chunk.order.clear();
         chunk.customer.clear();
@@ -1188,6 +1197,16 @@ mod tests {
         interner.hashes_into(|code| wanted.binary_search(&code).ok(), &mut dict);
         let want: Vec<u128> = wanted.iter().map(|&c| all[c as usize]).collect();
         assert_eq!(dict, want, "a subset's hashes, in its order");
+    }
+
+    #[test]
+    #[should_panic(expected = "after its lookups are ended")]
+    fn no_key_is_interned_after_the_lookups_are_ended() {
+        let mut interner = Interner::default();
+        interner.intern(b"5b427596-5d5b-43cb-847b-42050c33e00b");
+        interner.end_lookups();
+        // (A UUID would have been given a second code, its table being gone.)
+        interner.intern(b"5b427596-5d5b-43cb-847b-42050c33e00b");
     }
 
     proptest::proptest! {

@@ -203,7 +203,6 @@ impl Values {
         self.is_uuid(code).then(|| unpack(self.get(code)).to_vec())
     }
 
-    /// Calls `f` with every UUID code and the [`super::id_hash`] of its key (its text).
     /// Sets `out[at(code)]` to the [`super::id_hash`] of each UUID code's key for which `at` gives a place.
     pub fn uuid_hashes_into(&self, at: &impl Fn(u32) -> Option<usize>, out: &mut [u128]) {
         for (page_no, page) in self.pages.iter().enumerate() {
