@@ -82,32 +82,47 @@ pub fn give_back() {
     }
 }
 
-/// Logs the process's memory at a step of a run, at DEBUG: the heap's blocks in use and kept free, the
-/// blocks mapped apart, and the resident set.
+/// Drops `v`, first handing the whole memory pages of its buffer back to the kernel, when the process
+/// manages its memory ([`keep_freed_memory`]) and the buffer is 64 KiB or more: a block freed into the heap
+/// would otherwise stay resident until the next [`give_back`]. `v` must be empty (its elements moved out),
+/// so that nothing is read from the pages handed back.
+pub fn release<T>(mut v: Vec<T>) {
+    v.clear();
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let bytes = v.capacity() * std::mem::size_of::<T>();
+        if MANAGED.load(Ordering::Relaxed) && bytes >= 64 << 10 {
+            // SAFETY: sysconf only reads a constant of the system.
+            let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
+            let start = v.as_mut_ptr() as usize;
+            // Whole pages inside the buffer only: the allocator's own words around it are not touched.
+            let (from, to) = (start.next_multiple_of(page), (start + bytes) / page * page);
+            if to > from {
+                // SAFETY: the range lies inside `v`'s allocation, which holds no live element (cleared above)
+                // and is freed right after without being read; the allocator writes its free-list words
+                // first, and a page handed back reads as zeros when it is touched again.
+                unsafe {
+                    libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_DONTNEED);
+                }
+            }
+        }
+    }
+    drop(v);
+}
+
+/// Logs the process's resident memory at a step of a run, at DEBUG: in all, and its anonymous part (the
+/// heap and the blocks mapped apart; the rest is the program's file pages). From /proc, not from the
+/// allocator's statistics: `mallinfo2` is newer than the glibc the arm64 package links against.
 pub fn note(step: &str) {
     if !tracing::enabled!(tracing::Level::DEBUG) {
         return;
     }
-    let resident_mb = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .map(|pages| pages * 4096.0 / 1e6);
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: mallinfo2 only reads the allocator's statistics.
-        let m = unsafe { libc::mallinfo2() };
-        let mb = |bytes: usize| bytes as f64 / 1e6;
-        tracing::debug!(
-            step,
-            heap_in_use_mb = mb(m.uordblks),
-            heap_free_mb = mb(m.fordblks),
-            mapped_mb = mb(m.hblkhd),
-            resident_mb,
-            "memory"
-        );
-    }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    tracing::debug!(step, resident_mb, "memory");
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace().nth(1)?.parse::<f64>().ok().map(|kb| kb * 1024.0 / 1e6)
+    };
+    tracing::debug!(step, resident_mb = field("VmRSS:"), anonymous_mb = field("RssAnon:"), "memory");
 }
 
 fn set_mmap_threshold(bytes: i32) -> bool {

@@ -467,10 +467,10 @@ fn records<R: Refill>(
     let (mut hours, mut numbers) = (Vec::new(), OwnNumbers::default());
     let hour_count = partial::hours_of(&groups).len();
     let mut hours_left = hour_count;
-    let mut each = |p: Partial| -> Result<()> {
+    let mut each = |p: Partial, unmade: &partial::Unmade<'_>| -> Result<()> {
         numbers.add(&p, tables);
         let alone_in_day = !days.has(partial::day_of(p.hour_start));
-        hours.push(publish::OwnHour::prepare(p, tables, alone_in_day)?);
+        hours.push(publish::OwnHour::prepare(p, Some(unmade), tables, alone_in_day)?);
         hours_left -= 1;
         // (Not after the last hour: what follows reuses the kept pages, and the peak is behind.)
         if hours_left > 0 {

@@ -1,5 +1,6 @@
-//! The allocator settings of a run's phases (src/memory.rs). A test binary of its own, with one test: the
-//! settings are process-wide, and other tests' allocations would disturb the counts.
+//! The allocator settings of a run's phases (src/memory.rs). A test binary of its own, with one test
+//! (the parts run in turn): the settings are process-wide, and other tests' allocations would disturb
+//! the counts.
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[test]
@@ -27,4 +28,23 @@ fn reading_keeps_freed_chunks_and_the_end_phase_maps_large_blocks_apart() {
     let block = std::hint::black_box(vec![1u8; free_heap() + (2 << 20)]);
     assert_eq!(maps(), before, "after the end phase, the next run's large blocks come from the heap again");
     drop(block);
+    a_released_block_leaves_the_resident_set();
+}
+
+/// A block released while reading (kept in the heap when freed, otherwise) leaves the resident set at once.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn a_released_block_leaves_the_resident_set() {
+    use hourly_insights::memory;
+    let resident = || {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+        statm.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() * 4096
+    };
+    let kept = std::hint::black_box(vec![1u8; 32 << 20]);
+    let before = resident();
+    drop(kept);
+    assert!(resident() + (8 << 20) > before, "a block freed while reading stays resident, kept for reuse");
+    let released = std::hint::black_box(vec![1u8; 32 << 20]);
+    let before = resident();
+    memory::release(released);
+    assert!(resident() + (24 << 20) < before, "a released block's pages leave the resident set");
 }

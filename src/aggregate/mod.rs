@@ -812,18 +812,14 @@ impl Engine {
                 let (spec, groups) = &mut tables[t];
                 let counted = Distinct::counted_in(spec);
                 debug_assert!(groups.is_empty(), "a table has one source");
-                *groups = grouping
-                    .groups
-                    .take_sorted()
-                    .map(|(key, mut group)| {
-                        for d in Distinct::ALL {
-                            if !counted.contains(&d) {
-                                group.ids[d as usize] = IdSet::default();
-                            }
+                *groups = grouping.groups.drain_sorted(|key, mut group| {
+                    for d in Distinct::ALL {
+                        if !counted.contains(&d) {
+                            group.ids[d as usize] = IdSet::default();
                         }
-                        keep(spec, key, group)
-                    })
-                    .collect();
+                    }
+                    keep(spec, key, group)
+                });
             }
         }
         tables
@@ -1018,11 +1014,9 @@ mod tests {
             assert!(table.pending < pending_budget, "held-back ids are merged once they reach the budget");
         }
         table.flush(&mut scratch.merge);
-        let mut groups: Vec<Merged> = table
-            .groups
-            .take_sorted()
-            .map(|(key, g)| (key, g.lines, g.units, g.revenue, g.ids[0].iter().collect(), g.ids[1].iter().collect()))
-            .collect();
+        let mut groups: Vec<Merged> = table.groups.drain_sorted(|key, g| {
+            (key, g.lines, g.units, g.revenue, g.ids[0].iter().collect(), g.ids[1].iter().collect())
+        });
         groups.sort();
         groups
     }

@@ -132,25 +132,30 @@ impl Wanted<'_> {
 }
 
 /// Where an hour's dictionary takes its ids' 128-bit hashes ([`id_hash`]) from: the run's interner, which
-/// makes them from its keys one hour at a time, or a vector of them all by code.
+/// makes them from its keys, or a vector of them all by code.
 pub trait IdHashes {
-    /// Sets each place of `out` to the hash of the code `wanted` puts there.
-    fn hashes_into(&self, wanted: &Wanted<'_>, out: &mut [u128]);
+    /// Sets `out[i]` to the hash of the code `wanted` puts at place `from + i`, for every place of `out`.
+    fn hashes_into(&self, wanted: &Wanted<'_>, from: usize, out: &mut [u128]);
 }
 
 impl IdHashes for crate::aggregate::intern::Interner {
-    fn hashes_into(&self, wanted: &Wanted<'_>, out: &mut [u128]) {
-        crate::aggregate::intern::Interner::hashes_into(self, |code| wanted.place(code), out)
+    fn hashes_into(&self, wanted: &Wanted<'_>, from: usize, out: &mut [u128]) {
+        let len = out.len();
+        let at = |code| wanted.place(code).and_then(|p| p.checked_sub(from)).filter(|&i| i < len);
+        crate::aggregate::intern::Interner::hashes_into(self, at, out)
     }
 }
 
 impl IdHashes for Vec<u128> {
-    fn hashes_into(&self, wanted: &Wanted<'_>, out: &mut [u128]) {
+    fn hashes_into(&self, wanted: &Wanted<'_>, from: usize, out: &mut [u128]) {
         match wanted {
-            Wanted::UpTo(max) => out.copy_from_slice(&self[..=*max as usize]),
+            Wanted::UpTo(_) => out.copy_from_slice(&self[from..from + out.len()]),
             Wanted::Ranked(set, _) => {
-                let mut places = out.iter_mut();
+                let (mut skip, mut places) = (from, out.iter_mut());
                 set.for_each_slice(|codes| {
+                    let skipped = skip.min(codes.len());
+                    skip -= skipped;
+                    let codes = &codes[skipped..];
                     // (Codes first: a zip that ends on its first iterator takes nothing more from the second.)
                     for (&code, place) in codes.iter().zip(places.by_ref()) {
                         *place = self[code as usize];
@@ -161,22 +166,73 @@ impl IdHashes for Vec<u128> {
     }
 }
 
+/// Places of a dictionary made at a time when it is written ([`Unmade`]): 16 MB of hashes. (A few in unit
+/// tests, so that their dictionaries are written in several slices.)
+#[cfg(not(test))]
+const DICT_SLICE: usize = 1 << 20;
+#[cfg(test)]
+const DICT_SLICE: usize = 7;
+
+/// An hour's order and customer dictionaries, not yet made: [`from_groups`] hands each partial on with
+/// them empty, and this writes them into its state slice by slice ([`Partial::encode_to_temp`]), so that
+/// the largest hour holds 16 MB of hashes rather than all of its ids' (60 MB on the spread shape's).
+pub struct Unmade<'a> {
+    dicts: [Option<(Wanted<'a>, usize)>; 2],
+    sources: [&'a dyn IdHashes; 2],
+}
+
+impl Unmade<'_> {
+    /// The dictionary of `kind` (orders 0, customers 1), made whole.
+    pub fn make(&self, kind: usize) -> Vec<u128> {
+        let Some((wanted, len)) = &self.dicts[kind] else { return Vec::new() };
+        let mut dict = vec![0; *len];
+        self.sources[kind].hashes_into(wanted, 0, &mut dict);
+        dict
+    }
+
+    /// Makes `partial`'s order and customer dictionaries.
+    pub fn fill(&self, partial: &mut Partial) {
+        for kind in 0..2 {
+            partial.ids[kind] = self.make(kind);
+        }
+    }
+
+    /// Writes the dictionary of `kind` as a state holds it: its length, then its hashes, a slice at a time.
+    fn write_into(&self, kind: usize, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let Some((wanted, len)) = &self.dicts[kind] else { return out.write_all(&0u64.to_le_bytes()) };
+        out.write_all(&(*len as u64).to_le_bytes())?;
+        let mut slice = vec![0u128; (*len).min(DICT_SLICE)];
+        let mut bytes = Vec::with_capacity(4096 * 16);
+        for from in (0..*len).step_by(DICT_SLICE) {
+            let slice = &mut slice[..(*len - from).min(DICT_SLICE)];
+            self.sources[kind].hashes_into(wanted, from, slice);
+            for hashes in slice.chunks(4096) {
+                bytes.clear();
+                bytes.extend(hashes.iter().flat_map(|h| h.to_le_bytes()));
+                out.write_all(&bytes)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The partials of a run, one per hour present, in ascending order, from the engine's final groups: codes
 /// become dictionary positions, dimension codes become their values. Each is handed to `each` as soon as
 /// it is built, and its final groups' sets are moved into it, so that a run holds one hour's dictionaries
 /// and partial at a time (if `each` keeps no partial).
 ///
 /// A dictionary lists the hashes of the hour's ids in code order, made for that hour alone from `orders`
-/// and `customers`. Where the hour holds most of the file's codes, it lists every code from 0 up to the
+/// and `customers` when its state is written: each partial comes with its order and customer dictionaries
+/// empty, and with what makes them ([`Unmade`]). Where the hour holds most of the file's codes, it lists every code from 0 up to the
 /// hour's largest (a few ids of other hours included, held by no set), so every set is the engine's own,
 /// with no remapping; otherwise it lists only the hour's ids, and each set is mapped to their positions
 /// (ascending, as codes are).
-pub fn from_groups<H: IdHashes>(
+pub fn from_groups(
     mut groups: Vec<(&'static TableSpec, Vec<FinalGroup>)>,
     dicts: &Dictionaries,
-    orders: &H,
-    customers: &H,
-    mut each: impl FnMut(Partial) -> Result<()>,
+    orders: &dyn IdHashes,
+    customers: &dyn IdHashes,
+    mut each: impl FnMut(Partial, &Unmade<'_>) -> Result<()>,
 ) -> Result<()> {
     let hours = hours_of(&groups);
     let sku_hash = |code: u32| id_hash(dicts.value(Dim::SKU, code).as_bytes());
@@ -203,7 +259,6 @@ pub fn from_groups<H: IdHashes>(
         }
     }
     let specs: Vec<&'static TableSpec> = groups.into_iter().map(|(spec, _)| spec).collect();
-    let sources = [orders, customers];
     let mut position: [Ranks; 3] = Default::default();
     // Each key dimension's codes ranked by their values.
     let mut ranks: Vec<Option<Vec<u32>>> = Vec::new();
@@ -231,24 +286,21 @@ pub fn from_groups<H: IdHashes>(
                 position[kind].fill(&present[kind]);
             }
         }
-        let ids: [Vec<u128>; 3] = std::array::from_fn(|kind| {
-            let Some(max) = present[kind].max() else { return Vec::new() };
-            if kind == 2 {
-                return if whole[kind] {
-                    (0..=max).map(sku_hash).collect()
-                } else {
-                    present[kind].iter().map(sku_hash).collect()
-                };
-            }
-            let (wanted, len) = match whole[kind] {
-                true => (Wanted::UpTo(max), max as usize + 1),
-                false => (Wanted::Ranked(&present[kind], &position[kind]), present[kind].len() as usize),
-            };
-            let mut dict = vec![0; len];
-            sources[kind].hashes_into(&wanted, &mut dict);
-            dict
-        });
-        drop(present);
+        let skus = match present[2].max() {
+            None => Vec::new(),
+            Some(max) if whole[2] => (0..=max).map(sku_hash).collect(),
+            Some(_) => present[2].iter().map(sku_hash).collect(),
+        };
+        let unmade = Unmade {
+            dicts: std::array::from_fn(|kind| {
+                let max = present[kind].max()?;
+                Some(match whole[kind] {
+                    true => (Wanted::UpTo(max), max as usize + 1),
+                    false => (Wanted::Ranked(&present[kind], &position[kind]), present[kind].len() as usize),
+                })
+            }),
+            sources: [orders, customers],
+        };
         let tables = specs
             .iter()
             .zip(std::mem::take(&mut by_hour[h]))
@@ -297,7 +349,7 @@ pub fn from_groups<H: IdHashes>(
                 TablePartial { name: spec.name.to_string(), layout: Some(Layout::of(spec)), groups }
             })
             .collect();
-        each(Partial { hour_start: hours[h], ids, tables })?;
+        each(Partial { hour_start: hours[h], ids: [Vec::new(), Vec::new(), skus], tables }, &unmade)?;
     }
     Ok(())
 }
@@ -567,6 +619,11 @@ impl Partial {
     /// Writes the stored form ([`Partial::encode`]) to `out`, piece by piece (a large state is never held
     /// whole in memory twice).
     pub fn encode_into(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        self.encode_with(None, out)
+    }
+
+    /// [`Partial::encode_into`], with the order and customer dictionaries made by `unmade` if given.
+    fn encode_with(&self, unmade: Option<&Unmade<'_>>, out: &mut impl std::io::Write) -> std::io::Result<()> {
         fn write_str(out: &mut impl std::io::Write, s: &str) -> std::io::Result<()> {
             out.write_all(&(s.len() as u32).to_le_bytes())?;
             out.write_all(s.as_bytes())
@@ -575,7 +632,11 @@ impl Partial {
         out.write_all(&self.hour_start.to_le_bytes())?;
         let mut block = Vec::with_capacity(4096 * 16);
         let scratch = &mut SetScratch::default();
-        for dict in &self.ids {
+        for (kind, dict) in self.ids.iter().enumerate() {
+            if let Some(unmade) = unmade.filter(|_| kind < 2) {
+                unmade.write_into(kind, out)?;
+                continue;
+            }
             out.write_all(&(dict.len() as u64).to_le_bytes())?;
             for hashes in dict.chunks(4096) {
                 block.clear();
@@ -612,7 +673,8 @@ impl Partial {
     }
 
     /// Writes the stored form to a temporary file; returns it with the XXH3-64 digest of its bytes.
-    pub fn encode_to_temp(&self) -> Result<(tempfile::NamedTempFile, u64)> {
+    /// With `unmade`, the order and customer dictionaries are made as they are written ([`Unmade`]).
+    pub fn encode_to_temp(&self, unmade: Option<&Unmade<'_>>) -> Result<(tempfile::NamedTempFile, u64)> {
         if let Some(t) = self.tables.iter().find(|t| t.layout.is_none()) {
             return Err(Error::Internal { message: format!("a state's table `{}` has no layout to write", t.name) });
         }
@@ -635,7 +697,7 @@ impl Partial {
         // Hashed behind the buffer, so that the hasher sees large blocks, not every field.
         let hashing = Hashing { inner: file.reopen().map_err(err)?, hasher: xxhash_rust::xxh3::Xxh3::new() };
         let mut out = std::io::BufWriter::with_capacity(256 * 1024, hashing);
-        self.encode_into(&mut out).map_err(err)?;
+        self.encode_with(unmade, &mut out).map_err(err)?;
         let hashing = out.into_inner().map_err(|e| err(e.into_error()))?;
         Ok((file, hashing.hasher.digest()))
     }
@@ -1244,8 +1306,15 @@ mod tests {
         ranks.fill(&subset);
         for (wanted, len) in [(Wanted::UpTo(1999), 2000), (Wanted::Ranked(&subset, &ranks), subset.len() as usize)] {
             let (mut walked, mut copied) = (vec![0; len], vec![0; len]);
-            IdHashes::hashes_into(&interner, &wanted, &mut walked);
-            all.hashes_into(&wanted, &mut copied);
+            IdHashes::hashes_into(&interner, &wanted, 0, &mut walked);
+            all.hashes_into(&wanted, 0, &mut copied);
+            // And in windows, as a state is written.
+            for from in [0, 1, 700, len - 1] {
+                let (mut a, mut b) = (vec![0; len - from], vec![0; len - from]);
+                IdHashes::hashes_into(&interner, &wanted, from, &mut a);
+                all.hashes_into(&wanted, from, &mut b);
+                assert_eq!((&a[..], &b[..]), (&walked[from..], &walked[from..]), "from {from}");
+            }
             assert_eq!(walked, copied);
             let want: Vec<u128> = match &wanted {
                 Wanted::UpTo(max) => all[..=*max as usize].to_vec(),
@@ -1308,7 +1377,13 @@ mod tests {
         let own = OwnDays::of(&groups);
         let hashes = |seed: u128| (0..60u128).map(|i| (i + 1) * 0x9e37_79b9 + seed).collect::<Vec<_>>();
         let mut partials = Vec::new();
-        from_groups(groups, &dicts, &hashes(1), &hashes(2), |p| {
+        from_groups(groups, &dicts, &hashes(1), &hashes(2), |mut p, unmade| {
+            // A state written with its dictionaries made slice by slice is the state of the whole partial.
+            let mut streamed = Vec::new();
+            p.encode_with(Some(unmade), &mut streamed).unwrap();
+            unmade.fill(&mut p);
+            assert!(p.ids[0].len() > DICT_SLICE && p.ids[1].len() > DICT_SLICE, "dictionaries of several slices");
+            assert_eq!(streamed, p.encode());
             partials.push(p);
             Ok(())
         })
@@ -1353,7 +1428,7 @@ mod tests {
         let bytes = p.encode();
         assert_eq!(Partial::decode(&bytes).unwrap(), p);
         assert_eq!(p.encode(), bytes, "the same content gives the same bytes");
-        let (file, digest) = p.encode_to_temp().unwrap();
+        let (file, digest) = p.encode_to_temp(None).unwrap();
         assert_eq!(std::fs::read(file.path()).unwrap(), bytes);
         assert_eq!(digest, xxhash_rust::xxh3::xxh3_64(&bytes));
         for cut in [0, 7, 8, 20, bytes.len() - 1] {
@@ -1438,7 +1513,7 @@ mod tests {
         assert_eq!(v1.layout_mismatch(crate::aggregate::tables::DEFAULT_TABLES), None);
         // Written again, it needs its layouts: they are the default tables' (the fixture's run used those).
         let mut again = v1.clone();
-        assert!(again.encode_to_temp().is_err(), "a state is not written without layouts");
+        assert!(again.encode_to_temp(None).is_err(), "a state is not written without layouts");
         for t in &mut again.tables {
             t.layout = Some(Layout::of(spec_named(&t.name)));
         }

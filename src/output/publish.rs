@@ -226,9 +226,15 @@ pub struct OwnHour {
 
 impl OwnHour {
     /// `partial` made ready for [`commit`] under `tables`; `alone_in_day` when the run has no other hour
-    /// of its day. A revenue that does not fit decimal(18,2) in a group is an error.
-    pub fn prepare(partial: Partial, tables: &[TableSpec], alone_in_day: bool) -> Result<OwnHour> {
-        let (state, digest) = partial.encode_to_temp()?;
+    /// of its day. `unmade` makes its order and customer dictionaries as its state is written, for a
+    /// partial of [`partial::from_groups`]. A revenue that does not fit decimal(18,2) in a group is an error.
+    pub fn prepare(
+        partial: Partial,
+        unmade: Option<&partial::Unmade<'_>>,
+        tables: &[TableSpec],
+        alone_in_day: bool,
+    ) -> Result<OwnHour> {
+        let (state, digest) = partial.encode_to_temp(unmade)?;
         let hour_start = partial.hour_start;
         let mut rows = partial::into_rows(partial, tables);
         let hour = encode(Period::Hour, hour_start, &mut rows)?;
@@ -687,7 +693,7 @@ mod tests {
         let hour = |h: i64, revenue: i128| kpis_partial(day + h * HOUR_MICROS, h as u128, revenue);
         let tables = crate::aggregate::tables::DEFAULT_TABLES;
         let (p10, p11) = (hour(10, 100), hour(11, 200));
-        let ready = |p: &Partial| OwnHour::prepare(p.clone(), tables, false).unwrap();
+        let ready = |p: &Partial| OwnHour::prepare(p.clone(), None, tables, false).unwrap();
         let own: HashMap<String, OwnHour> =
             HashMap::from([("k10".to_string(), ready(&p10)), ("k11".to_string(), ready(&p11))]);
         // Rows that no merge of these partials gives: where they are published, the run's groups were used.
@@ -774,7 +780,7 @@ mod tests {
         let (want, read) = hourly(&HashMap::new(), &[("k-mine", &mine), ("k-theirs", &theirs)]);
         assert_eq!(read, 2);
         // The run's state is not in storage (as if it could not be downloaded): it is read from its file.
-        let mut ready = OwnHour::prepare(mine.clone(), tables, true).unwrap();
+        let mut ready = OwnHour::prepare(mine.clone(), None, tables, true).unwrap();
         ready.stored = ready.state.take();
         let own = HashMap::from([("k-mine".to_string(), ready)]);
         let (got, read) = hourly(&own, &[("k-theirs", &theirs)]);
@@ -793,7 +799,7 @@ mod tests {
         let hours: Vec<OwnHour> = (0..64)
             .map(|h| {
                 let partial = kpis_partial(start_of("2026-11-22", None).unwrap() + h * HOUR_MICROS, h as u128, 100);
-                OwnHour::prepare(partial, tables, true).unwrap()
+                OwnHour::prepare(partial, None, tables, true).unwrap()
             })
             .collect();
         assert!(hours.iter().all(|h| h.state.as_ref().is_some_and(|p| p.exists())), "the states wait in files");
