@@ -84,7 +84,7 @@ pub fn give_back() {
 
 /// Drops `v`, first handing the whole memory pages of its buffer back to the kernel, when the process
 /// manages its memory ([`keep_freed_memory`]) and the buffer is 64 KiB or more: a block freed into the heap
-/// would otherwise stay resident until the next [`give_back`]. `v` must be empty (its elements moved out),
+/// would otherwise stay resident until the next [`give_back`]. `v` is cleared first (its elements dropped),
 /// so that nothing is read from the pages handed back.
 pub fn release<T>(mut v: Vec<T>) {
     v.clear();

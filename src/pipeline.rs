@@ -42,10 +42,11 @@ pub const THREADED_CHUNK_ROWS: usize = 64 * 1024;
 /// (docs/benchmarks.md).
 pub const INLINE_CHUNK_ROWS: usize = 128 * 1024;
 
-/// Up to this many hours in a file, each hour's id dictionaries are hashed from the interners' keys when
-/// the hour's partial is built: a walk over every key per hour, and no hash kept per id. A file of more
-/// hours (a backfill) hashes every id once instead, into vectors kept through its hours (16 bytes per id):
-/// a 24-hour file took 5% longer with a walk per hour (docs/benchmarks.md, seventh pass).
+/// Up to this many hours in a file, each hour's id dictionaries are hashed from the interners' keys as
+/// the hour's state is written: a walk over every key per slice of a dictionary, and no hash kept per id.
+/// A file of more hours (a backfill) hashes every id once instead, into vectors kept through its hours
+/// (16 bytes per id): a 24-hour file took 5% longer with a walk per hour (docs/benchmarks.md, seventh
+/// pass).
 const HASHED_PER_HOUR_UP_TO: usize = 4;
 
 /// Tuning knobs of a run.
@@ -190,6 +191,8 @@ struct Processed {
     days: partial::OwnDays,
     /// This source's own numbers per hour (for the summary).
     by_hour: Vec<HourNumbers>,
+    /// The end phase of the run's memory settings, begun when aggregation ended.
+    end_phase: Option<memory::EndPhase>,
 }
 
 /// Runs the whole pipeline on one input and writes every output to `sink`. Returns the summary, which is
@@ -214,7 +217,9 @@ pub fn run_guarded(
     let _enter = span.enter();
     tracing::info!(bytes = source.bytes, "processing input");
 
-    let processed = process(input.reader, &source, options, started);
+    let mut processed = process(input.reader, &source, options, started);
+    // The end phase's memory settings (crate::memory) last through publishing and the reports.
+    let _end_phase = processed.as_mut().ok().and_then(|p| p.end_phase.take());
     check_deadline(options.deadline, started, None, "the input was read")?;
     let counted = crate::storage::Counting::new(sink);
     let sink: &dyn Sink = &counted;
@@ -440,9 +445,9 @@ fn records<R: Refill>(
     );
     memory::note("aggregated");
     let started = Instant::now();
-    // From here on (to the end of this function), large blocks are mapped apart and the heap's free pages
-    // handed back (crate::memory).
-    let _end_phase = memory::end_phase();
+    // From here on (to the end of the run's publishing), large blocks are mapped apart and the heap's free
+    // pages handed back (crate::memory).
+    let end_phase = memory::end_phase();
     let groups = engine.finish();
     memory::give_back();
     memory::note("groups summed up");
@@ -481,6 +486,7 @@ fn records<R: Refill>(
     };
     if hour_count <= HASHED_PER_HOUR_UP_TO {
         partial::from_groups(groups, &v.dicts, &ids.orders, &ids.customers, &mut each)?;
+        drop(ids);
     } else {
         let all = (ids.orders.hashes(), ids.customers.hashes());
         drop(ids);
@@ -491,7 +497,16 @@ fn records<R: Refill>(
     tracing::debug!(ms = started.elapsed().as_millis() as u64, hours = hours.len(), "partial states built");
     let by_hour = numbers.finish()?;
     let rejects = v.rejects.map(RejectsWriter::finish).transpose()?;
-    Ok(Processed { header: v.header, rows: v.rows, rejects_by_reason: v.by_reason, rejects, hours, days, by_hour })
+    Ok(Processed {
+        header: v.header,
+        rows: v.rows,
+        rejects_by_reason: v.by_reason,
+        rejects,
+        hours,
+        days,
+        by_hour,
+        end_phase: Some(end_phase),
+    })
 }
 
 /// This source's numbers per hour, from its own partials; a revenue that does not fit decimal(18,2) in the

@@ -223,10 +223,10 @@ impl Unmade<'_> {
 ///
 /// A dictionary lists the hashes of the hour's ids in code order, made for that hour alone from `orders`
 /// and `customers` when its state is written: each partial comes with its order and customer dictionaries
-/// empty, and with what makes them ([`Unmade`]). Where the hour holds most of the file's codes, it lists every code from 0 up to the
-/// hour's largest (a few ids of other hours included, held by no set), so every set is the engine's own,
-/// with no remapping; otherwise it lists only the hour's ids, and each set is mapped to their positions
-/// (ascending, as codes are).
+/// empty, and with what makes them ([`Unmade`]). Where the hour holds most of the file's codes, it lists
+/// every code from 0 up to the hour's largest (a few ids of other hours included, held by no set), so
+/// every set is the engine's own, with no remapping; otherwise it lists only the hour's ids, and each set
+/// is mapped to their positions (ascending, as codes are).
 pub fn from_groups(
     mut groups: Vec<(&'static TableSpec, Vec<FinalGroup>)>,
     dicts: &Dictionaries,

@@ -36,8 +36,8 @@ use uuid::{Uuids, Values};
 /// Keys that are canonical lowercase UUIDs go to [`uuid`]: packed into 16 bytes kept by code, found
 /// through a table of 4-byte slots.
 ///
-/// No hash is kept per id: the 128-bit hashes the hour states keep are made from the keys, one hour's
-/// dictionary at a time, after aggregation ([`Interner::hashes_into`]).
+/// No hash is kept per id: the 128-bit hashes the hour states keep are made from the keys after
+/// aggregation, a slice of one hour's dictionary at a time ([`Interner::hashes_into`]).
 pub struct Interner {
     /// Keys that end in a number, by prefix and digit count.
     families: Families,
@@ -565,9 +565,9 @@ impl Interner {
     }
 
     /// Sets `out[at(code)]` to the 128-bit hash of the key ([`id_hash`]) of each code for which `at` gives a
-    /// place: one hour's dictionary at a time. The hashes are made from the keys, not kept while interning:
-    /// a vector of them all would be the largest state of a run (16 bytes per id, and its doubling). Every
-    /// key is visited, and only the wanted ones are hashed.
+    /// place: a slice of one hour's dictionary at a time. The hashes are made from the keys, not kept while
+    /// interning: a vector of them all would be the largest state of a run (16 bytes per id, and its
+    /// doubling). Every key is visited, and only the wanted ones are hashed.
     pub fn hashes_into(&self, at: impl Fn(u32) -> Option<usize>, out: &mut [u128]) {
         self.values.uuid_hashes_into(&at, out);
         self.families.hashes_into(&at, out);
