@@ -129,6 +129,30 @@ fn several_files_per_hour_give_exact_hours_and_days() {
     assert_eq!(parquet(&out), before);
 }
 
+/// A backfill of more than four hours (its id dictionaries are hashed once for all its hours, where a
+/// file of a few hours has each hour's hashed from the keys as its state is written) merges exactly with
+/// files that share its hours and ids.
+#[test]
+fn a_backfill_of_many_hours_merges_exactly_with_the_files_sharing_its_hours() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let hours: Vec<i64> = (0..7).map(|h| H12 + (h - 3) * 3_600_000_000).collect();
+    // Enough orders that an hour's ids span several bitmap containers (codes past 65,536).
+    let backfill = random_lines(5, &hours, 150_000, 0..100_000, 0..30_000);
+    let late = random_lines(6, &[hours[1], hours[4], hours[6]], 20_000, 90_000..120_000, 20_000..40_000);
+    let few = random_lines(7, &[hours[4], hours[5]], 5_000, 0..3_000, 0..2_000);
+    for (name, lines) in [("backfill.csv", &backfill), ("late.csv", &late), ("few.csv", &few)] {
+        let path = work.path().join(name);
+        fs::write(&path, csv_text(lines, &[])).unwrap();
+        let summary = run(&path, &out);
+        if name == "backfill.csv" {
+            assert_eq!(summary["hours"].as_array().unwrap().len(), 7, "{summary}");
+        }
+    }
+    let all: Vec<Line> = [&backfill, &late, &few].iter().flat_map(|l| l.iter().cloned()).collect();
+    assert_tables(&tables(&out), &expected(&all), "a backfill and the files sharing its hours");
+}
+
 #[test]
 fn rerunning_a_file_changes_no_byte() {
     let work = tempfile::tempdir().unwrap();
