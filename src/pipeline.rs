@@ -457,6 +457,7 @@ fn records<R: Refill>(
     // What only finds ids is freed; each hour's dictionaries are made from the interners' keys.
     ids.orders.end_lookups();
     ids.customers.end_lookups();
+    memory::give_back();
     // One hour at a time: its partial is built, its numbers taken, its stored form and tables made, and
     // it is dropped before the next hour's is built.
     let tables = &options.settings.tables;

@@ -140,6 +140,12 @@ pub trait IdHashes {
 
 impl IdHashes for crate::aggregate::intern::Interner {
     fn hashes_into(&self, wanted: &Wanted<'_>, from: usize, out: &mut [u128]) {
+        if let Some(keys) = self.by_code() {
+            return match wanted {
+                Wanted::UpTo(_) => keys.hashes_into(from as u32.., out),
+                Wanted::Ranked(set, _) => keys.hashes_into(set.iter().skip(from), out),
+            };
+        }
         let len = out.len();
         let at = |code| wanted.place(code).and_then(|p| p.checked_sub(from)).filter(|&i| i < len);
         crate::aggregate::intern::Interner::hashes_into(self, at, out)

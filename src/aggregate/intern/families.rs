@@ -135,6 +135,63 @@ fn join(prefix: u128, digits: u8, number: u64) -> Vec<u8> {
     key
 }
 
+/// The keys of an interner whose codes are all one family's ([`Families::by_code`]), by code.
+pub struct ByCode {
+    prefix: Vec<u8>,
+    digits: u8,
+    base: u64,
+    /// Each code's number, less `base`, or [`OTHER`].
+    offsets: Vec<u32>,
+    /// The codes and keys of the few keys of no family.
+    others: Vec<(u32, Vec<u8>)>,
+}
+
+/// The offset of a code of no family.
+const OTHER: u32 = u32::MAX;
+
+impl ByCode {
+    /// Sets `out[i]` to the [`super::id_hash`] of the key of the `i`-th of `codes`, in order.
+    pub fn hashes_into(&self, codes: impl Iterator<Item = u32>, out: &mut [u128]) {
+        let mut key = self.prefix.clone();
+        for (slot, code) in out.iter_mut().zip(codes) {
+            *slot = super::id_hash(self.key_into(code, &mut key));
+        }
+    }
+
+    /// Sets `out[at(code)]` to the hash of each code's key for which `at` gives a place.
+    pub fn hashes_where(&self, at: impl Fn(u32) -> Option<usize>, out: &mut [u128]) {
+        let mut key = self.prefix.clone();
+        for code in 0..self.offsets.len() as u32 {
+            if let Some(p) = at(code) {
+                out[p] = super::id_hash(self.key_into(code, &mut key));
+            }
+        }
+    }
+
+    /// The key of `code`.
+    pub fn key(&self, code: u32) -> Vec<u8> {
+        self.key_into(code, &mut Vec::new()).to_vec()
+    }
+
+    /// The key of `code`, made in `key` (or one of the others').
+    #[inline]
+    fn key_into<'k>(&'k self, code: u32, key: &'k mut Vec<u8>) -> &'k [u8] {
+        match self.offsets[code as usize] {
+            OTHER => &self.others.iter().find(|(c, _)| *c == code).expect("a code of no family is listed").1,
+            offset => {
+                key.clear();
+                key.extend_from_slice(&self.prefix);
+                push_digits(key, self.base + u64::from(offset), self.digits);
+                key
+            }
+        }
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.offsets.capacity() * 4 + self.others.iter().map(|(_, k)| k.capacity() + 32).sum::<usize>()
+    }
+}
+
 /// Adds one to the decimal digits `digits` in place; false when they were all nines.
 fn count_up(digits: &mut [u8]) -> bool {
     for d in digits.iter_mut().rev() {
@@ -408,6 +465,36 @@ impl Families {
     /// The key of a code held by a family (a scan: for tests and debugging).
     pub fn key(&self, code: u32) -> Option<Vec<u8>> {
         self.list.iter().find_map(|f| f.number_of(code).map(|n| join(f.prefix, f.digits, n)))
+    }
+
+    /// Each code's number, when the interner's `len` codes are keys of one family held in pages (a
+    /// backend's counter), with numbers less than 2^32 apart, but for the few `others` (code and key, such
+    /// as the guests' empty customer id): what makes the keys in code order ([`ByCode`]), 4 bytes a code,
+    /// built once after aggregation.
+    pub fn by_code(&self, len: usize, others: Vec<(u32, Vec<u8>)>) -> Option<ByCode> {
+        let [family] = self.list.as_slice() else { return None };
+        let Store::Dense(dense) = &family.store else { return None };
+        if family.len + others.len() != len {
+            return None;
+        }
+        let (first, last) = (*dense.directory.keys().min()?, *dense.directory.keys().max()?);
+        let base = first << PAGE_BITS;
+        if ((last + 1) << PAGE_BITS) - base > u64::from(u32::MAX) {
+            return None;
+        }
+        let mut offsets = vec![OTHER; len];
+        for (number, code) in dense.entries() {
+            offsets[code as usize] = (number - base) as u32;
+        }
+        Some(ByCode { prefix: prefix_bytes(family.prefix), digits: family.digits, base, offsets, others })
+    }
+
+    /// The number of keys of the interner's single family, if it has one family and it is held in pages.
+    pub fn single_dense_len(&self) -> Option<usize> {
+        match self.list.as_slice() {
+            [family] if matches!(family.store, Store::Dense(_)) => Some(family.len),
+            _ => None,
+        }
     }
 
     /// Sets `out[at(code)]` to the [`super::id_hash`] of each family key whose code `at` gives a place.

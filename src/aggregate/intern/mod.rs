@@ -69,6 +69,8 @@ pub struct Interner {
     uuids: Uuids,
     /// Whether the lookup tables were freed ([`Interner::end_lookups`]): no key may be interned after.
     ended: bool,
+    /// The keys by code, when every key is of one numbered family ([`Interner::end_lookups`]).
+    by_code: Option<families::ByCode>,
 }
 
 /// The 128-bit hash an id is kept as in the mergeable states: XXH3-128 of its bytes (seed 0). Stable across
@@ -99,6 +101,7 @@ impl Default for Interner {
             values: Values::default(),
             uuids: Uuids::default(),
             ended: false,
+            by_code: None,
         }
     }
 }
@@ -436,6 +439,9 @@ fn append(pages: &mut Vec<Vec<u8>>, blocks: &mut Vec<(u32, u32)>, last_added: &m
 impl Interner {
     /// The key of a code (a scan of the short-key tables: for tests and debugging, not for the hot path).
     pub fn key(&self, code: u32) -> Vec<u8> {
+        if let Some(keys) = &self.by_code {
+            return keys.key(code);
+        }
         if let Some(key) = self.values.uuid_key(code) {
             return key;
         }
@@ -569,6 +575,9 @@ impl Interner {
     /// interning: a vector of them all would be the largest state of a run (16 bytes per id, and its
     /// doubling). Every key is visited, and only the wanted ones are hashed.
     pub fn hashes_into(&self, at: impl Fn(u32) -> Option<usize>, out: &mut [u128]) {
+        if let Some(keys) = &self.by_code {
+            return keys.hashes_where(at, out);
+        }
         self.values.uuid_hashes_into(&at, out);
         self.families.hashes_into(&at, out);
         for entry in self.short.iter().flat_map(|s| &s.slots).filter(|e| !e.is_free()) {
@@ -597,6 +606,39 @@ impl Interner {
         self.shards = Vec::new();
         self.uuids = Uuids::default();
         self.ended = true;
+        // Up to this many keys of no family (a guest's empty customer id) are kept whole beside the index.
+        const OTHERS: usize = 16;
+        if self.families.single_dense_len().is_some_and(|n| self.len - n <= OTHERS) {
+            self.by_code = self.families.by_code(self.len, self.keys_of_no_family());
+        }
+        if self.by_code.is_some() {
+            // Its pages (numbers to codes) hold what the index by code does, the other way round.
+            self.families = Families::default();
+        }
+    }
+
+    /// The code and key of every key of no numbered family: UUIDs, short and long keys.
+    fn keys_of_no_family(&self) -> Vec<(u32, Vec<u8>)> {
+        let mut keys = Vec::new();
+        for code in 0..self.len as u32 {
+            if let Some(key) = self.values.uuid_key(code) {
+                keys.push((code, key));
+            }
+        }
+        for entry in self.short.iter().flat_map(|s| &s.slots).filter(|e| !e.is_free()) {
+            keys.push((entry.code, unpack_short(entry.key)));
+        }
+        let long_codes = &self.long_codes;
+        for_each_long_key(&self.pages, &self.blocks, self.long_len, |index, key| {
+            keys.push((long_codes.get(index).map_or(index as u32, |&c| c), key.to_vec()));
+        });
+        keys
+    }
+
+    /// The keys by code, when every key is of one numbered family: an hour's dictionary is then made in
+    /// code order, from the codes it lists, instead of by a walk over every key ([`Interner::hashes_into`]).
+    pub fn by_code(&self) -> Option<&families::ByCode> {
+        self.by_code.as_ref()
     }
 
     fn lookup_probed(&mut self, key: &[u8], probe: Probe) -> u32 {
@@ -709,6 +751,7 @@ impl Interner {
             + self.short.iter().map(|t| t.slots.capacity() * std::mem::size_of::<ShortEntry>()).sum::<usize>()
             + self.long_codes.capacity() * 4
             + self.values.heap_bytes()
+            + self.by_code.as_ref().map_or(0, |k| k.heap_bytes())
             + self.uuids.heap_bytes()
     }
 }
@@ -1197,6 +1240,38 @@ mod tests {
         interner.hashes_into(|code| wanted.binary_search(&code).ok(), &mut dict);
         let want: Vec<u128> = wanted.iter().map(|&c| all[c as usize]).collect();
         assert_eq!(dict, want, "a subset's hashes, in its order");
+    }
+
+    /// A backend's counter (one numbered family held in pages) and a guest's empty id: after the lookups
+    /// end, the keys are made by code from an index of their numbers, not by a walk, with the same hashes
+    /// and keys; the family's pages are freed.
+    #[test]
+    fn one_counters_keys_are_made_by_code_after_the_lookups_end() {
+        let mut interner = Interner::default();
+        interner.intern(b"");
+        let mut x = 9u64;
+        for _ in 0..20_000 {
+            let n = 100_000 + crate::testing::xorshift(&mut x) % 30_000;
+            interner.intern(format!("ORD-{n:09}").as_bytes());
+        }
+        let (hashes, keys): (Vec<u128>, Vec<Vec<u8>>) =
+            (interner.hashes(), (0..interner.len() as u32).map(|c| interner.key(c)).collect());
+        interner.end_lookups();
+        assert!(interner.by_code().is_some() && interner.dense_families() == 0, "indexed by code, pages freed");
+        assert_eq!(interner.hashes(), hashes, "every hash, by code");
+        assert!((0..interner.len() as u32).all(|c| interner.key(c) == keys[c as usize]), "every key");
+        let mut some = vec![0u128; 100];
+        interner.by_code().unwrap().hashes_into((0..interner.len() as u32).rev().step_by(7), &mut some);
+        let want: Vec<u128> = (0..interner.len()).rev().step_by(7).take(100).map(|c| hashes[c]).collect();
+        assert_eq!(some, want, "codes in any order");
+        // Keys of several families keep the walk.
+        let mut two = Interner::default();
+        for n in 0..5_000 {
+            two.intern(format!("A{n:06}").as_bytes());
+            two.intern(format!("B{n:06}").as_bytes());
+        }
+        two.end_lookups();
+        assert!(two.by_code().is_none());
     }
 
     #[test]
