@@ -471,27 +471,25 @@ fn records<R: Refill>(
         .into());
     }
     let (mut hours, mut numbers) = (Vec::new(), OwnNumbers::default());
-    let hour_count = partial::hours_of(&groups).len();
-    let mut hours_left = hour_count;
+    let of_groups = partial::hours_of(&groups);
     let mut each = |p: Partial, unmade: &partial::Unmade<'_>| -> Result<()> {
         numbers.add(&p, tables);
-        let alone_in_day = !days.has(partial::day_of(p.hour_start));
+        let (hour_start, alone_in_day) = (p.hour_start, !days.has(partial::day_of(p.hour_start)));
         hours.push(publish::OwnHour::prepare(p, Some(unmade), tables, alone_in_day)?);
-        hours_left -= 1;
         // (Not after the last hour: what follows reuses the kept pages, and the peak is behind.)
-        if hours_left > 0 {
+        if of_groups.last() != Some(&hour_start) {
             memory::give_back();
         }
         memory::note("hour prepared");
         Ok(())
     };
-    if hour_count <= HASHED_PER_HOUR_UP_TO {
-        partial::from_groups(groups, &v.dicts, &ids.orders, &ids.customers, &mut each)?;
+    if of_groups.len() <= HASHED_PER_HOUR_UP_TO {
+        partial::from_groups(groups, &of_groups, &v.dicts, &ids.orders, &ids.customers, &mut each)?;
         drop(ids);
     } else {
         let all = (ids.orders.hashes(), ids.customers.hashes());
         drop(ids);
-        partial::from_groups(groups, &v.dicts, &all.0, &all.1, &mut each)?;
+        partial::from_groups(groups, &of_groups, &v.dicts, &all.0, &all.1, &mut each)?;
     }
     hours.sort_by_key(|h| h.hour_start);
     let days = days.labelled_by(v.dicts);

@@ -157,16 +157,9 @@ impl IdHashes for Vec<u128> {
         match wanted {
             Wanted::UpTo(_) => out.copy_from_slice(&self[from..from + out.len()]),
             Wanted::Ranked(set, _) => {
-                let (mut skip, mut places) = (from, out.iter_mut());
-                set.for_each_slice(|codes| {
-                    let skipped = skip.min(codes.len());
-                    skip -= skipped;
-                    let codes = &codes[skipped..];
-                    // (Codes first: a zip that ends on its first iterator takes nothing more from the second.)
-                    for (&code, place) in codes.iter().zip(places.by_ref()) {
-                        *place = self[code as usize];
-                    }
-                });
+                for (place, code) in out.iter_mut().zip(set.iter().skip(from)) {
+                    *place = self[code as usize];
+                }
             }
         }
     }
@@ -208,21 +201,28 @@ impl Unmade<'_> {
         let Some((wanted, len)) = &self.dicts[kind] else { return out.write_all(&0u64.to_le_bytes()) };
         out.write_all(&(*len as u64).to_le_bytes())?;
         let mut slice = vec![0u128; (*len).min(DICT_SLICE)];
-        let mut bytes = Vec::with_capacity(4096 * 16);
+        let mut block = Vec::new();
         for from in (0..*len).step_by(DICT_SLICE) {
             let slice = &mut slice[..(*len - from).min(DICT_SLICE)];
             self.sources[kind].hashes_into(wanted, from, slice);
-            for hashes in slice.chunks(4096) {
-                bytes.clear();
-                bytes.extend(hashes.iter().flat_map(|h| h.to_le_bytes()));
-                out.write_all(&bytes)?;
-            }
+            write_hashes(out, slice, &mut block)?;
         }
         Ok(())
     }
 }
 
-/// The partials of a run, one per hour present, in ascending order, from the engine's final groups: codes
+/// Writes `hashes` as a state holds them (16 little-endian bytes each), 4,096 at a time through `block`.
+fn write_hashes(out: &mut impl std::io::Write, hashes: &[u128], block: &mut Vec<u8>) -> std::io::Result<()> {
+    for hashes in hashes.chunks(4096) {
+        block.clear();
+        block.extend(hashes.iter().flat_map(|h| h.to_le_bytes()));
+        out.write_all(block)?;
+    }
+    Ok(())
+}
+
+/// The partials of a run, one per hour present (`hours`, as [`hours_of`] gives them), in ascending order,
+/// from the engine's final groups: codes
 /// become dictionary positions, dimension codes become their values. Each is handed to `each` as soon as
 /// it is built, and its final groups' sets are moved into it, so that a run holds one hour's dictionaries
 /// and partial at a time (if `each` keeps no partial).
@@ -235,12 +235,13 @@ impl Unmade<'_> {
 /// is mapped to their positions (ascending, as codes are).
 pub fn from_groups(
     mut groups: Vec<(&'static TableSpec, Vec<FinalGroup>)>,
+    hours: &[i64],
     dicts: &Dictionaries,
     orders: &dyn IdHashes,
     customers: &dyn IdHashes,
     mut each: impl FnMut(Partial, &Unmade<'_>) -> Result<()>,
 ) -> Result<()> {
-    let hours = hours_of(&groups);
+    debug_assert_eq!(hours, hours_of(&groups), "the hours of the groups");
     let sku_hash = |code: u32| id_hash(dicts.value(Dim::SKU, code).as_bytes());
     // Each table's groups are sorted by hour: where each hour's run of them starts, per table.
     let bounds: Vec<Vec<usize>> = groups
@@ -644,11 +645,7 @@ impl Partial {
                 continue;
             }
             out.write_all(&(dict.len() as u64).to_le_bytes())?;
-            for hashes in dict.chunks(4096) {
-                block.clear();
-                block.extend(hashes.iter().flat_map(|h| h.to_le_bytes()));
-                out.write_all(&block)?;
-            }
+            write_hashes(out, dict, &mut block)?;
         }
         out.write_all(&(self.tables.len() as u32).to_le_bytes())?;
         for table in &self.tables {
@@ -1383,7 +1380,8 @@ mod tests {
         let own = OwnDays::of(&groups);
         let hashes = |seed: u128| (0..60u128).map(|i| (i + 1) * 0x9e37_79b9 + seed).collect::<Vec<_>>();
         let mut partials = Vec::new();
-        from_groups(groups, &dicts, &hashes(1), &hashes(2), |mut p, unmade| {
+        let hours = hours_of(&groups);
+        from_groups(groups, &hours, &dicts, &hashes(1), &hashes(2), |mut p, unmade| {
             // A state written with its dictionaries made slice by slice is the state of the whole partial.
             let mut streamed = Vec::new();
             p.encode_with(Some(unmade), &mut streamed).unwrap();

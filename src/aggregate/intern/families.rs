@@ -468,13 +468,18 @@ impl Families {
     }
 
     /// Each code's number, when the interner's `len` codes are keys of one family held in pages (a
-    /// backend's counter), with numbers less than 2^32 apart, but for the few `others` (code and key, such
-    /// as the guests' empty customer id): what makes the keys in code order ([`ByCode`]), 4 bytes a code,
-    /// built once after aggregation.
-    pub fn by_code(&self, len: usize, others: Vec<(u32, Vec<u8>)>) -> Option<ByCode> {
+    /// backend's counter), with numbers less than 2^32 apart, but for at most `max_others` others (code and
+    /// key, such as the guests' empty customer id, given by `others`): what makes the keys in code order
+    /// ([`ByCode`]), 4 bytes a code, built once after aggregation.
+    pub fn by_code(
+        &self,
+        len: usize,
+        max_others: usize,
+        others: impl FnOnce() -> Vec<(u32, Vec<u8>)>,
+    ) -> Option<ByCode> {
         let [family] = self.list.as_slice() else { return None };
         let Store::Dense(dense) = &family.store else { return None };
-        if family.len + others.len() != len {
+        if len - family.len > max_others {
             return None;
         }
         let (first, last) = (*dense.directory.keys().min()?, *dense.directory.keys().max()?);
@@ -486,15 +491,9 @@ impl Families {
         for (number, code) in dense.entries() {
             offsets[code as usize] = (number - base) as u32;
         }
+        let others = others();
+        debug_assert_eq!(family.len + others.len(), len, "every code is the family's or listed");
         Some(ByCode { prefix: prefix_bytes(family.prefix), digits: family.digits, base, offsets, others })
-    }
-
-    /// The number of keys of the interner's single family, if it has one family and it is held in pages.
-    pub fn single_dense_len(&self) -> Option<usize> {
-        match self.list.as_slice() {
-            [family] if matches!(family.store, Store::Dense(_)) => Some(family.len),
-            _ => None,
-        }
     }
 
     /// Sets `out[at(code)]` to the [`super::id_hash`] of each family key whose code `at` gives a place.

@@ -578,18 +578,28 @@ impl Interner {
         if let Some(keys) = &self.by_code {
             return keys.hashes_where(at, out);
         }
-        self.values.uuid_hashes_into(&at, out);
         self.families.hashes_into(&at, out);
+        self.for_each_key_of_no_family(
+            |code| at(code).is_some(),
+            |code, key| {
+                if let Some(p) = at(code) {
+                    out[p] = id_hash(key);
+                }
+            },
+        );
+    }
+
+    /// Calls `f` with the code and key of every key of no numbered family (UUIDs, short and long keys), or,
+    /// for UUIDs, of those `want` wants (a UUID's text is only made when wanted).
+    #[inline(always)]
+    fn for_each_key_of_no_family(&self, want: impl Fn(u32) -> bool, mut f: impl FnMut(u32, &[u8])) {
+        self.values.for_each_uuid(want, &mut f);
         for entry in self.short.iter().flat_map(|s| &s.slots).filter(|e| !e.is_free()) {
-            if let Some(p) = at(entry.code) {
-                out[p] = id_hash(&entry.key.to_le_bytes()[..short_len(entry.key)]);
-            }
+            f(entry.code, &entry.key.to_le_bytes()[..short_len(entry.key)]);
         }
         let long_codes = &self.long_codes;
         for_each_long_key(&self.pages, &self.blocks, self.long_len, |index, key| {
-            if let Some(p) = at(long_codes.get(index).map_or(index as u32, |&c| c)) {
-                out[p] = id_hash(key);
-            }
+            f(long_codes.get(index).map_or(index as u32, |&c| c), key);
         });
     }
 
@@ -608,31 +618,15 @@ impl Interner {
         self.ended = true;
         // Up to this many keys of no family (a guest's empty customer id) are kept whole beside the index.
         const OTHERS: usize = 16;
-        if self.families.single_dense_len().is_some_and(|n| self.len - n <= OTHERS) {
-            self.by_code = self.families.by_code(self.len, self.keys_of_no_family());
-        }
+        self.by_code = self.families.by_code(self.len, OTHERS, || {
+            let mut keys = Vec::new();
+            self.for_each_key_of_no_family(|_| true, |code, key| keys.push((code, key.to_vec())));
+            keys
+        });
         if self.by_code.is_some() {
             // Its pages (numbers to codes) hold what the index by code does, the other way round.
             self.families = Families::default();
         }
-    }
-
-    /// The code and key of every key of no numbered family: UUIDs, short and long keys.
-    fn keys_of_no_family(&self) -> Vec<(u32, Vec<u8>)> {
-        let mut keys = Vec::new();
-        for code in 0..self.len as u32 {
-            if let Some(key) = self.values.uuid_key(code) {
-                keys.push((code, key));
-            }
-        }
-        for entry in self.short.iter().flat_map(|s| &s.slots).filter(|e| !e.is_free()) {
-            keys.push((entry.code, unpack_short(entry.key)));
-        }
-        let long_codes = &self.long_codes;
-        for_each_long_key(&self.pages, &self.blocks, self.long_len, |index, key| {
-            keys.push((long_codes.get(index).map_or(index as u32, |&c| c), key.to_vec()));
-        });
-        keys
     }
 
     /// The keys by code, when every key is of one numbered family: an hour's dictionary is then made in

@@ -3,7 +3,7 @@
 //! Such an id is 36 bytes of text but 128 bits of information: a lowercase canonical UUID packs into a
 //! `u128` ([`pack`]) from which its text is rebuilt exactly ([`unpack`]). The interner keeps the packed
 //! UUID by code ([`Values`]), and the [`super::id_hash`] of its text, which the mergeable states keep, is
-//! computed from it when an hour's dictionary is made ([`Values::uuid_hashes_into`]), as other keys'
+//! computed from it when an hour's dictionary is made ([`Values::for_each_uuid`]), as other keys'
 //! hashes are computed from theirs.
 //! A UUID is found through a table of 32-bit slots ([`Uuids`]) that hold its code and, in the high bits
 //! the codes do not need yet, a hash tag; a candidate is confirmed by comparing the packed value kept at
@@ -203,15 +203,16 @@ impl Values {
         self.is_uuid(code).then(|| unpack(self.get(code)).to_vec())
     }
 
-    /// Sets `out[at(code)]` to the [`super::id_hash`] of each UUID code's key for which `at` gives a place.
-    pub fn uuid_hashes_into(&self, at: &impl Fn(u32) -> Option<usize>, out: &mut [u128]) {
+    /// Calls `f` with the code and key (its text) of each UUID code that `want` wants (a key is only
+    /// unpacked when wanted).
+    #[inline(always)]
+    pub fn for_each_uuid(&self, want: impl Fn(u32) -> bool, mut f: impl FnMut(u32, &[u8])) {
         for (page_no, page) in self.pages.iter().enumerate() {
             let marks = &self.uuid[page_no * PAGE / 64..];
             for (i, &value) in page.iter().enumerate() {
-                if marks[i / 64] >> (i % 64) & 1 == 1 {
-                    if let Some(p) = at((page_no * PAGE + i) as u32) {
-                        out[p] = super::id_hash(&unpack(value));
-                    }
+                let code = (page_no * PAGE + i) as u32;
+                if marks[i / 64] >> (i % 64) & 1 == 1 && want(code) {
+                    f(code, &unpack(value));
                 }
             }
         }
