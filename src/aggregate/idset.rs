@@ -174,16 +174,24 @@ impl IdSet {
     /// makes of a vector's ids). A vector is serialized once, into the scratch buffer, for both.
     pub fn serialize_sized_into(&self, out: &mut impl std::io::Write, scratch: &mut SetScratch) -> std::io::Result<()> {
         match self {
-            IdSet::Small(ids) => {
-                serialize_sorted(ids, &mut scratch.bytes, &mut scratch.containers);
-                out.write_all(&(scratch.bytes.len() as u32).to_le_bytes())?;
-                out.write_all(&scratch.bytes)
-            }
+            IdSet::Small(ids) => serialize_sorted_sized_into(ids, out, scratch),
             IdSet::Big(b) => {
                 out.write_all(&(b.serialized_size() as u32).to_le_bytes())?;
                 b.serialize_into(out)
             }
         }
+    }
+
+    /// Sets `ids` to `f(id)` for each id, ascending, where `f` is strictly increasing: the ids of
+    /// [`IdSet::map_increasing`]'s set, without making the set (to be written with
+    /// [`serialize_sorted_sized_into`]). Always inlined, like [`IdSet::map_increasing`].
+    #[inline(always)]
+    pub fn map_increasing_into(&self, f: impl Fn(u32) -> u32, ids: &mut Vec<u32>) {
+        ids.clear();
+        ids.reserve(self.len() as usize);
+        self.for_each_slice(|batch| ids.extend(batch.iter().map(|&id| f(id))));
+        // Checked in release builds too, as in `map_increasing`.
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "a mapping said to be increasing is not");
     }
 
     /// Calls `f` with the set's ids, ascending, a slice at a time: a vector's at once, a bitmap's in batches
@@ -413,6 +421,18 @@ pub fn bitmap_of_sorted(
 ) -> RoaringBitmap {
     serialize_sorted(ids, bytes, containers);
     RoaringBitmap::deserialize_unchecked_from(&bytes[..]).expect("a bitmap serialized just now")
+}
+
+/// Writes the set of `ids` (ascending, no repeats) as [`IdSet::serialize_sized_into`] writes it, whatever
+/// form the set would take.
+pub fn serialize_sorted_sized_into(
+    ids: &[u32],
+    out: &mut impl std::io::Write,
+    scratch: &mut SetScratch,
+) -> std::io::Result<()> {
+    serialize_sorted(ids, &mut scratch.bytes, &mut scratch.containers);
+    out.write_all(&(scratch.bytes.len() as u32).to_le_bytes())?;
+    out.write_all(&scratch.bytes)
 }
 
 /// Most ids of an array container in Roaring; a container of more is a bitset.

@@ -178,6 +178,9 @@ const DICT_SLICE: usize = 7;
 pub struct Unmade<'a> {
     dicts: [Option<(Wanted<'a>, usize)>; 2],
     sources: [&'a dyn IdHashes; 2],
+    /// Per kind, the ranks that map the sets' codes to their places in a dictionary that is not taken
+    /// whole: the sets keep the engine's codes, and are mapped as they are written.
+    mapped: [Option<&'a Ranks>; 3],
 }
 
 impl Unmade<'_> {
@@ -189,10 +192,19 @@ impl Unmade<'_> {
         dict
     }
 
-    /// Makes `partial`'s order and customer dictionaries.
+    /// Makes `partial`'s order and customer dictionaries, and maps its sets to their places in them: the
+    /// partial [`Partial::encode_with`] writes with this.
     pub fn fill(&self, partial: &mut Partial) {
         for kind in 0..2 {
             partial.ids[kind] = self.make(kind);
+        }
+        let scratch = &mut SetScratch::default();
+        for group in partial.tables.iter_mut().flat_map(|t| &mut t.groups) {
+            for (set, ranks) in group.sets.iter_mut().zip(self.mapped) {
+                if let Some(ranks) = ranks {
+                    *set = ranks.map(std::mem::take(set), scratch);
+                }
+            }
         }
     }
 
@@ -232,7 +244,8 @@ fn write_hashes(out: &mut impl std::io::Write, hashes: &[u128], block: &mut Vec<
 /// empty, and with what makes them ([`Unmade`]). Where the hour holds most of the file's codes, it lists
 /// every code from 0 up to the hour's largest (a few ids of other hours included, held by no set), so
 /// every set is the engine's own, with no remapping; otherwise it lists only the hour's ids, and each set
-/// is mapped to their positions (ascending, as codes are).
+/// is mapped to their positions (ascending, as codes are) as it is written: until then (or
+/// [`Unmade::fill`]) such sets hold the engine's codes, so only their lengths are the partial's.
 pub fn from_groups(
     mut groups: Vec<(&'static TableSpec, Vec<FinalGroup>)>,
     hours: &[i64],
@@ -307,6 +320,7 @@ pub fn from_groups(
                 })
             }),
             sources: [orders, customers],
+            mapped: std::array::from_fn(|kind| (!whole[kind]).then_some(&position[kind])),
         };
         let tables = specs
             .iter()
@@ -340,16 +354,8 @@ pub fn from_groups(
                             lines: g.lines,
                             units: g.units,
                             revenue: g.revenue,
-                            sets: {
-                                let mut sets = std::mem::take(&mut g.sets);
-                                for (kind, set) in sets.iter_mut().enumerate() {
-                                    if !whole[kind] {
-                                        // Positions follow codes in order.
-                                        *set = position[kind].map(std::mem::take(set), scratch);
-                                    }
-                                }
-                                sets
-                            },
+                            // Mapped to dictionary positions as they are written (`Unmade`).
+                            sets: std::mem::take(&mut g.sets),
                         }
                     })
                     .collect();
@@ -424,6 +430,22 @@ impl Ranks {
     #[target_feature(enable = "popcnt")]
     unsafe fn map_with_popcnt(&self, set: IdSet, scratch: &mut SetScratch) -> IdSet {
         set.map_increasing(|c| self.rank(c), scratch)
+    }
+
+    /// Sets `ids` to the ranks of `set`'s codes, ascending ([`Ranks::map`] without making a set).
+    fn map_into(&self, set: &IdSet, ids: &mut Vec<u32>) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("popcnt") {
+            // SAFETY: the CPU has the instruction the function is compiled with.
+            return unsafe { self.map_into_with_popcnt(set, ids) };
+        }
+        set.map_increasing_into(|c| self.rank(c), ids)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "popcnt")]
+    unsafe fn map_into_with_popcnt(&self, set: &IdSet, ids: &mut Vec<u32>) {
+        set.map_increasing_into(|c| self.rank(c), ids)
     }
 }
 
@@ -639,6 +661,8 @@ impl Partial {
         out.write_all(&self.hour_start.to_le_bytes())?;
         let mut block = Vec::with_capacity(4096 * 16);
         let scratch = &mut SetScratch::default();
+        // A set of a kind `unmade` maps, mapped (its dictionary places).
+        let mut places = Vec::new();
         for (kind, dict) in self.ids.iter().enumerate() {
             if let Some(unmade) = unmade.filter(|_| kind < 2) {
                 unmade.write_into(kind, out)?;
@@ -667,8 +691,14 @@ impl Partial {
                 out.write_all(&g.lines.to_le_bytes())?;
                 out.write_all(&g.units.to_le_bytes())?;
                 out.write_all(&g.revenue.to_le_bytes())?;
-                for set in &g.sets {
-                    set.serialize_sized_into(&mut *out, scratch)?;
+                for (kind, set) in g.sets.iter().enumerate() {
+                    match unmade.and_then(|u| u.mapped[kind]) {
+                        Some(ranks) => {
+                            ranks.map_into(set, &mut places);
+                            crate::aggregate::idset::serialize_sorted_sized_into(&places, &mut *out, scratch)?;
+                        }
+                        None => set.serialize_sized_into(&mut *out, scratch)?,
+                    }
                 }
             }
         }
