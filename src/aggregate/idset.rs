@@ -115,6 +115,30 @@ impl Iterator for Iter<'_> {
     }
 }
 
+/// The ids of an [`IdSet`], ascending, a slice at a time ([`IdSet::slices_from`]).
+pub enum Slices<'a> {
+    Small(&'a [u32]),
+    Big(roaring::bitmap::Iter<'a>),
+}
+
+impl<'a> Slices<'a> {
+    /// The next ids, at most `buf.len()` of them (a vector's are not copied); empty at the end.
+    #[inline]
+    pub fn next<'b>(&'b mut self, buf: &'b mut [u32]) -> &'b [u32]
+    where
+        'a: 'b,
+    {
+        match self {
+            Slices::Small(ids) => {
+                let (now, rest) = ids.split_at(ids.len().min(buf.len()));
+                *ids = rest;
+                now
+            }
+            Slices::Big(iter) => iter.next_many(buf),
+        }
+    }
+}
+
 impl FromIterator<u32> for IdSet {
     /// The set of ids in any order, repeats allowed.
     fn from_iter<I: IntoIterator<Item = u32>>(iter: I) -> Self {
@@ -211,6 +235,24 @@ impl IdSet {
                     }
                     f(ids);
                 }
+            }
+        }
+    }
+
+    /// The ids from the `skip`-th on, to be taken a slice at a time ([`Slices::next`]).
+    pub fn slices_from(&self, skip: usize) -> Slices<'_> {
+        match self {
+            IdSet::Small(ids) => Slices::Small(ids.get(skip..).unwrap_or_default()),
+            IdSet::Big(b) => {
+                let mut iter = b.iter();
+                if skip > 0 {
+                    // The id at that place, found a container at a time; past the end, nothing is left.
+                    let Some(first) = u32::try_from(skip).ok().and_then(|n| b.select(n)) else {
+                        return Slices::Small(&[]);
+                    };
+                    iter.advance_to(first);
+                }
+                Slices::Big(iter)
             }
         }
     }
@@ -675,6 +717,36 @@ mod tests {
             let mut set = a.clone();
             merge_sorted_into(&mut set, &b);
             assert_eq!(set, want, "{a:?} and {b:?}");
+        }
+    }
+
+    #[test]
+    fn slices_from_a_place_are_the_ids_from_it() {
+        let mut x = 5u64;
+        let ids: Vec<u32> = (0..30_000)
+            .map(|_| {
+                crate::testing::xorshift(&mut x);
+                (x % (1 << 20)) as u32
+            })
+            .chain([u32::MAX])
+            .collect::<BTreeSet<u32>>()
+            .into_iter()
+            .collect();
+        let big = IdSet::Big(RoaringBitmap::from_sorted_iter(ids.iter().copied()).unwrap());
+        for set in [IdSet::Small(ids.clone()), big] {
+            for skip in [0, 1, 4095, 4096, 20_000, ids.len() - 1, ids.len(), ids.len() + 7] {
+                let mut slices = set.slices_from(skip);
+                let (mut got, mut buf) = (Vec::new(), [0u32; 1000]);
+                loop {
+                    let slice = slices.next(&mut buf[..777]);
+                    if slice.is_empty() {
+                        break;
+                    }
+                    assert!(slice.len() <= 777);
+                    got.extend_from_slice(slice);
+                }
+                assert_eq!(got, ids.get(skip..).unwrap_or_default(), "from {skip}");
+            }
         }
     }
 

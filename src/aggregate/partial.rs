@@ -138,12 +138,28 @@ pub trait IdHashes {
     fn hashes_into(&self, wanted: &Wanted<'_>, from: usize, out: &mut [u128]);
 }
 
+/// Calls `f` with the codes of `set` from its `from`-th on, `len` of them, a slice at a time, each with its
+/// offset among them.
+fn ranked_codes(set: &IdSet, from: usize, len: usize, mut f: impl FnMut(&[u32], usize)) {
+    let mut codes = set.slices_from(from);
+    let mut buf = [0u32; 1024];
+    let mut at = 0;
+    while at < len {
+        let slice = codes.next(&mut buf[..(len - at).min(1024)]);
+        assert!(!slice.is_empty(), "a dictionary lists no more places than its set has codes");
+        f(slice, at);
+        at += slice.len();
+    }
+}
+
 impl IdHashes for crate::aggregate::intern::Interner {
     fn hashes_into(&self, wanted: &Wanted<'_>, from: usize, out: &mut [u128]) {
         if let Some(keys) = self.by_code() {
             return match wanted {
                 Wanted::UpTo(_) => keys.hashes_into(from as u32.., out),
-                Wanted::Ranked(set, _) => keys.hashes_into(set.iter().skip(from), out),
+                Wanted::Ranked(set, _) => ranked_codes(set, from, out.len(), |codes, at| {
+                    keys.hashes_into(codes.iter().copied(), &mut out[at..at + codes.len()])
+                }),
             };
         }
         let len = out.len();
@@ -156,11 +172,11 @@ impl IdHashes for Vec<u128> {
     fn hashes_into(&self, wanted: &Wanted<'_>, from: usize, out: &mut [u128]) {
         match wanted {
             Wanted::UpTo(_) => out.copy_from_slice(&self[from..from + out.len()]),
-            Wanted::Ranked(set, _) => {
-                for (place, code) in out.iter_mut().zip(set.iter().skip(from)) {
+            Wanted::Ranked(set, _) => ranked_codes(set, from, out.len(), |codes, at| {
+                for (place, &code) in out[at..].iter_mut().zip(codes) {
                     *place = self[code as usize];
                 }
-            }
+            }),
         }
     }
 }

@@ -152,9 +152,18 @@ const OTHER: u32 = u32::MAX;
 impl ByCode {
     /// Sets `out[i]` to the [`super::id_hash`] of the key of the `i`-th of `codes`, in order.
     pub fn hashes_into(&self, codes: impl Iterator<Item = u32>, out: &mut [u128]) {
-        let mut key = self.prefix.clone();
+        // A family key is its prefix, written once, then its digits, rewritten in place for each code.
+        let mut key = [0u8; MAX_PREFIX + MAX_DIGITS];
+        let (start, end) = (self.prefix.len(), self.prefix.len() + usize::from(self.digits));
+        key[..start].copy_from_slice(&self.prefix);
         for (slot, code) in out.iter_mut().zip(codes) {
-            *slot = super::id_hash(self.key_into(code, &mut key));
+            *slot = match self.offsets[code as usize] {
+                OTHER => super::id_hash(self.other(code)),
+                offset => {
+                    write_digits(&mut key[start..end], self.base + u64::from(offset));
+                    super::id_hash(&key[..end])
+                }
+            };
         }
     }
 
@@ -177,7 +186,7 @@ impl ByCode {
     #[inline]
     fn key_into<'k>(&'k self, code: u32, key: &'k mut Vec<u8>) -> &'k [u8] {
         match self.offsets[code as usize] {
-            OTHER => &self.others.iter().find(|(c, _)| *c == code).expect("a code of no family is listed").1,
+            OTHER => self.other(code),
             offset => {
                 key.clear();
                 key.extend_from_slice(&self.prefix);
@@ -185,6 +194,11 @@ impl ByCode {
                 key
             }
         }
+    }
+
+    /// The key of `code`, a code of no family.
+    fn other(&self, code: u32) -> &[u8] {
+        &self.others.iter().find(|(c, _)| *c == code).expect("a code of no family is listed").1
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -205,12 +219,27 @@ fn count_up(digits: &mut [u8]) -> bool {
 }
 
 /// Appends `number` as `digits` decimal digits, zero-padded (the number has at most that many).
-fn push_digits(out: &mut Vec<u8>, mut number: u64, digits: u8) {
+fn push_digits(out: &mut Vec<u8>, number: u64, digits: u8) {
     let start = out.len();
     out.resize(start + usize::from(digits), b'0');
-    for at in out[start..].iter_mut().rev() {
-        *at = b'0' + (number % 10) as u8;
-        number /= 10;
+    write_digits(&mut out[start..], number);
+}
+
+/// Writes `number` into `out` as decimal digits, zero-padded (it has at most `out.len()` of them), two at a
+/// time.
+#[inline]
+fn write_digits(out: &mut [u8], mut number: u64) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849\
+                                5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+    let mut end = out.len();
+    while end >= 2 {
+        let pair = (number % 100) as usize * 2;
+        number /= 100;
+        out[end - 2..end].copy_from_slice(&PAIRS[pair..pair + 2]);
+        end -= 2;
+    }
+    if end == 1 {
+        out[0] = b'0' + (number % 10) as u8;
     }
 }
 
@@ -552,6 +581,20 @@ impl Families {
 mod tests {
     use super::*;
     use crate::aggregate::intern::Interner;
+
+    #[test]
+    fn digits_are_written_zero_padded_to_their_width() {
+        for digits in 1..=MAX_DIGITS as u8 {
+            let max = 10u64.pow(u32::from(digits)) - 1;
+            for number in [0, 1, 9, 10, 99, 100, 12_345, 9_999_999_999_999, max / 3, max - 1, max] {
+                if number <= max {
+                    let mut key = b"P-".to_vec();
+                    push_digits(&mut key, number, digits);
+                    assert_eq!(key, format!("P-{number:0width$}", width = usize::from(digits)).into_bytes());
+                }
+            }
+        }
+    }
 
     #[test]
     fn numbered_keys_split_into_family_and_number() {
