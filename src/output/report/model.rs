@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::chart::{self, Bar, Slot, Svg};
 use super::outlier::{self, Verdict};
-use super::source::{Group, Published, Rows};
+use super::source::{Published, Rows, Table};
 use crate::aggregate::partial::{day_of, DAY_MICROS, HOUR_MICROS};
 use crate::aggregate::tables::Period;
 use crate::contract::parse;
@@ -27,16 +27,19 @@ pub struct Kpis {
 }
 
 impl Kpis {
-    fn of(rows: &[Group]) -> Kpis {
+    fn of(rows: &Table) -> Kpis {
         // One row per period; an empty table (every source left) is a period with nothing sold.
-        rows.first().map_or_else(Kpis::default, |r| Kpis {
-            orders: r.get("orders"),
-            order_lines: r.get("order_lines"),
-            units: r.get("units"),
-            revenue: r.get("revenue"),
-            customers: r.get("customers"),
-            avg_order_value: r.get("avg_order_value"),
-        })
+        if rows.is_empty() {
+            return Kpis::default();
+        }
+        Kpis {
+            orders: rows.get(0, "orders"),
+            order_lines: rows.get(0, "order_lines"),
+            units: rows.get(0, "units"),
+            revenue: rows.get(0, "revenue"),
+            customers: rows.get(0, "customers"),
+            avg_order_value: rows.get(0, "avg_order_value"),
+        }
     }
 }
 
@@ -437,51 +440,53 @@ pub const TABLE_ROWS: usize = 20;
 /// Bars a country or device chart shows, the rest summed into one "others" bar.
 pub const CHART_BARS: usize = 12;
 
-fn share_rows(groups: &[Group], total: i128) -> Vec<ShareRow> {
+fn share_rows(groups: &Table, total: i128) -> Vec<ShareRow> {
     // The largest TABLE_ROWS by revenue (ties by keys, which are unique), picked without sorting them all:
     // a table of campaigns can have a hundred thousand rows.
-    let mut rows: Vec<(i128, &Group)> = groups.iter().map(|g| (g.get("revenue"), g)).collect();
-    let order = |a: &(i128, &Group), b: &(i128, &Group)| b.0.cmp(&a.0).then_with(|| a.1.keys.cmp(&b.1.keys));
+    let revenue = |i: usize| groups.get(i, "revenue");
+    let mut rows: Vec<(i128, usize)> = match groups.metric("revenue") {
+        Some(column) => column.iter().copied().zip(0..).collect(),
+        None => (0..groups.len()).map(|i| (0, i)).collect(),
+    };
+    let order =
+        |a: &(i128, usize), b: &(i128, usize)| b.0.cmp(&a.0).then_with(|| groups.keys(a.1).cmp(groups.keys(b.1)));
     if rows.len() > TABLE_ROWS {
         rows.select_nth_unstable_by(TABLE_ROWS, order);
     }
     let top = rows.len().min(TABLE_ROWS);
     rows[..top].sort_by(order);
-    let rows: Vec<&Group> = rows.into_iter().map(|(_, g)| g).collect();
-    let width = rows.first().map_or(1, |g| g.keys.len());
     let row = |keys: Vec<String>, orders: String, units: i128, revenue: i128| {
         let (share, share_width) = share(revenue, total);
         ShareRow { keys, orders, units: count(units), revenue: money(revenue), share, share_width }
     };
-    let mut out: Vec<ShareRow> = rows
+    let mut out: Vec<ShareRow> = rows[..top]
         .iter()
-        .take(TABLE_ROWS)
-        .map(|g| {
+        .map(|&(_, i)| {
             row(
-                g.keys.iter().map(|k| k.to_string()).collect(),
-                count(g.get("orders")),
-                g.get("units"),
-                g.get("revenue"),
+                groups.keys(i).map(String::from).collect(),
+                count(groups.get(i, "orders")),
+                groups.get(i, "units"),
+                revenue(i),
             )
         })
         .collect();
     if rows.len() > TABLE_ROWS {
         let rest = &rows[TABLE_ROWS..];
         let mut keys = vec![format!("{} others", count(rest.len() as i128))];
-        keys.resize(width, String::new());
+        keys.resize(groups.width().max(1), String::new());
         // Distinct orders do not add up across groups; units and revenue do.
-        let units = rest.iter().map(|g| g.get("units")).sum();
-        out.push(row(keys, "–".into(), units, rest.iter().map(|g| g.get("revenue")).sum()));
+        let units = rest.iter().map(|&(_, i)| groups.get(i, "units")).sum();
+        out.push(row(keys, "–".into(), units, rest.iter().map(|&(_, i)| revenue(i)).sum()));
     }
     out
 }
 
 /// Revenue by the `k`-th key of `geo` (country or device), largest first: revenue adds up exactly across
 /// the other key, distinct counts would not.
-fn split(geo: &[Group], k: usize, total: i128) -> Vec<Bar> {
+fn split(geo: &Table, k: usize, total: i128) -> Vec<Bar> {
     let mut by: BTreeMap<&str, i128> = BTreeMap::new();
-    for g in geo {
-        *by.entry(g.keys.get(k).map_or("unknown", |k| k.as_str())).or_default() += g.get("revenue");
+    for i in 0..geo.len() {
+        *by.entry(geo.key(i, k).unwrap_or("unknown")).or_default() += geo.get(i, "revenue");
     }
     let mut rows: Vec<(String, i128)> = by.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -576,16 +581,15 @@ pub fn page(facts: &Facts, base: &str) -> Page {
     let revenue_chart = chart::columns("revenue", "Revenue by hour", &revenue_slots, &|v| compact(v / 100.0));
     let orders_chart = chart::columns("orders", "Orders by hour", &orders_slots, &compact);
 
-    let products = facts
-        .products
-        .iter()
-        .map(|g| ProductRow {
-            rank: g.get("rank").to_string(),
-            sku: g.keys.first().map(|k| k.to_string()).unwrap_or_default(),
-            orders: count(g.get("orders")),
-            units: count(g.get("units")),
-            revenue: money(g.get("revenue")),
-            share: share(g.get("revenue"), k.revenue).0,
+    let p = &facts.products;
+    let products = (0..p.len())
+        .map(|i| ProductRow {
+            rank: p.get(i, "rank").to_string(),
+            sku: p.key(i, 0).unwrap_or_default().to_string(),
+            orders: count(p.get(i, "orders")),
+            units: count(p.get(i, "units")),
+            revenue: money(p.get(i, "revenue")),
+            share: share(p.get(i, "revenue"), k.revenue).0,
         })
         .collect();
 
@@ -691,6 +695,7 @@ fn compact(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::report::source::Group;
 
     #[test]
     fn numbers_are_written_for_people() {
@@ -718,7 +723,7 @@ mod tests {
             metrics: vec![("revenue", 100 * i), ("units", i), ("orders", 1)],
         };
         let groups: Vec<Group> = (1..=25).map(group).collect();
-        let rows = share_rows(&groups, 32_500);
+        let rows = share_rows(&Table::from(groups), 32_500);
         assert_eq!(rows.len(), TABLE_ROWS + 1);
         assert_eq!(rows[0].keys, ["c25", "x"], "largest revenue first");
         let others = rows.last().unwrap();
@@ -734,12 +739,15 @@ mod tests {
             .collect();
         let mut sorted: Vec<&Group> = many.iter().collect();
         sorted.sort_by(|a, b| b.get("revenue").cmp(&a.get("revenue")).then_with(|| a.keys.cmp(&b.keys)));
-        let picked: Vec<Vec<String>> = share_rows(&many, 1).into_iter().take(TABLE_ROWS).map(|r| r.keys).collect();
-        assert_eq!(picked, sorted[..TABLE_ROWS].iter().map(|g| g.keys.clone()).collect::<Vec<_>>());
+        let want: Vec<Vec<String>> =
+            sorted[..TABLE_ROWS].iter().map(|g| g.keys.iter().map(|k| k.to_string()).collect()).collect();
+        let picked: Vec<Vec<String>> =
+            share_rows(&Table::from(many), 1).into_iter().take(TABLE_ROWS).map(|r| r.keys).collect();
+        assert_eq!(picked, want);
         let geo: Vec<Group> = (1..=15)
             .map(|i| Group { keys: vec![format!("C{i:02}").into(), "d".into()], metrics: vec![("revenue", i)] })
             .collect();
-        let bars = split(&geo, 0, 120);
+        let bars = split(&Table::from(geo), 0, 120);
         assert_eq!(bars.len(), CHART_BARS);
         assert_eq!(bars.last().unwrap().label, "4 others");
         assert_eq!(bars.last().unwrap().value, 10.0, "1 + 2 + 3 + 4");

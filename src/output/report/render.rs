@@ -33,7 +33,7 @@ mod tests {
     use super::*;
     use crate::aggregate::tables::Period;
     use crate::output::report::model::{self, Facts, Kpis};
-    use crate::output::report::source::Group;
+    use crate::output::report::source::{Group, Table};
 
     /// Values from the export (channel, campaign, SKU, country) reach the page escaped, never as markup.
     #[test]
@@ -47,10 +47,10 @@ mod tests {
             period: Some(Period::Hour),
             start: 1_795_352_400_000_000,
             kpis: Some(Kpis { revenue: 100, orders: 1, ..Kpis::default() }),
-            channels: vec![group(vec![evil, evil])].into(),
-            categories: vec![group(vec![evil])].into(),
-            products: vec![group(vec![evil])].into(),
-            geo: vec![group(vec![evil, evil])].into(),
+            channels: Table::from(vec![group(vec![evil, evil])]).into(),
+            categories: Table::from(vec![group(vec![evil])]).into(),
+            products: Table::from(vec![group(vec![evil])]).into(),
+            geo: Table::from(vec![group(vec![evil, evil])]).into(),
             complete: true,
             ..Facts::default()
         };

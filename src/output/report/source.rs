@@ -15,24 +15,83 @@ use crate::output::publish::{self, DayManifest};
 use crate::output::summary::Summary;
 use crate::storage::Sink;
 
-/// One row of a published table: its dimension values, and its metrics by column name (money in cents; a
-/// handful per table, so a list).
+/// One row of a table, as [`Table::from`] takes it: its dimension values, and its metrics by column name
+/// (money in cents).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Group {
-    /// Inline up to 24 bytes each: a report reads every row of a table of campaigns, and shows 20.
     pub keys: Vec<PlSmallStr>,
     pub metrics: Vec<(&'static str, i128)>,
 }
 
 impl Group {
-    /// A metric of the row, 0 when the table has no such column.
+    /// A metric of the row, 0 when it has no such column.
     pub fn get(&self, metric: &str) -> i128 {
         self.metrics.iter().find(|(name, _)| *name == metric).map_or(0, |(_, v)| *v)
     }
 }
 
-/// The rows of one published table file.
-pub type Rows = Arc<Vec<Group>>;
+/// The rows of one published table file, column by column: a report reads every row of a table of
+/// campaigns (a hundred thousand of them) and shows 20, so no row is an object of its own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Table {
+    len: usize,
+    /// Per key column, its rows' values (inline up to 24 bytes each).
+    keys: Vec<Vec<PlSmallStr>>,
+    /// Per metric column (a handful per table, so a list), its name and its rows' values.
+    metrics: Vec<(&'static str, Vec<i128>)>,
+}
+
+impl Table {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The number of key columns.
+    pub fn width(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// A metric's column, `None` when the table has no such column.
+    pub fn metric(&self, name: &str) -> Option<&[i128]> {
+        self.metrics.iter().find(|(n, _)| *n == name).map(|(_, values)| values.as_slice())
+    }
+
+    /// A metric of row `row`, 0 when the table has no such column.
+    pub fn get(&self, row: usize, metric: &str) -> i128 {
+        self.metric(metric).map_or(0, |values| values[row])
+    }
+
+    /// The `k`-th key of row `row`, if the table has that many.
+    pub fn key(&self, row: usize, k: usize) -> Option<&str> {
+        self.keys.get(k).map(|column| column[row].as_str())
+    }
+
+    /// The keys of row `row`, in column order.
+    pub fn keys(&self, row: usize) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(move |column| column[row].as_str())
+    }
+}
+
+impl From<Vec<Group>> for Table {
+    /// The table of `rows`, whose keys and metrics are those of the first row.
+    fn from(rows: Vec<Group>) -> Table {
+        let width = rows.first().map_or(0, |g| g.keys.len());
+        let names: Vec<&'static str> =
+            rows.first().map(|g| g.metrics.iter().map(|(n, _)| *n).collect()).unwrap_or_default();
+        Table {
+            len: rows.len(),
+            keys: (0..width).map(|k| rows.iter().map(|g| g.keys[k].clone()).collect()).collect(),
+            metrics: names.into_iter().map(|n| (n, rows.iter().map(|g| g.get(n)).collect())).collect(),
+        }
+    }
+}
+
+/// The rows of one published table file, shared by the reports that read it.
+pub type Rows = Arc<Table>;
 
 /// Objects fetched in parallel by [`Published::prefetch`] at most.
 const PARALLEL_READS: usize = 16;
@@ -128,33 +187,33 @@ impl<'a> Published<'a> {
         if spec.top.is_some() {
             metrics.push(("rank", ColumnType::Int64));
         }
-        let mut rows: Vec<Group> = (0..frame.height())
-            .map(|_| Group { keys: Vec::with_capacity(spec.keys.len()), metrics: Vec::with_capacity(metrics.len()) })
-            .collect();
-        for dim in spec.keys {
-            let column = frame.column(dim.name()).map_err(|e| unreadable(&e))?;
-            let values = column.str().map_err(|e| unreadable(&e))?;
-            for (row, value) in rows.iter_mut().zip(values.iter()) {
-                row.keys.push(PlSmallStr::from(value.unwrap_or_default()));
-            }
-        }
-        for (name, ty) in metrics {
-            let column = frame.column(name).map_err(|e| unreadable(&e))?;
-            let values: Vec<i128> = match ty {
-                ColumnType::Decimal => {
-                    let c = column.decimal().map_err(|e| unreadable(&e))?;
-                    c.physical().iter().map(|v| v.unwrap_or(0)).collect()
-                }
-                _ => {
-                    let c = column.i64().map_err(|e| unreadable(&e))?;
-                    c.iter().map(|v| i128::from(v.unwrap_or(0))).collect()
-                }
-            };
-            for (row, value) in rows.iter_mut().zip(values) {
-                row.metrics.push((name, value));
-            }
-        }
-        Ok(Some(Arc::new(rows)))
+        let keys = spec
+            .keys
+            .iter()
+            .map(|dim| {
+                let column = frame.column(dim.name()).map_err(|e| unreadable(&e))?;
+                let values = column.str().map_err(|e| unreadable(&e))?;
+                Ok(values.iter().map(|v| PlSmallStr::from(v.unwrap_or_default())).collect())
+            })
+            .collect::<Result<Vec<Vec<PlSmallStr>>>>()?;
+        let metrics = metrics
+            .into_iter()
+            .map(|(name, ty)| {
+                let column = frame.column(name).map_err(|e| unreadable(&e))?;
+                let values: Vec<i128> = match ty {
+                    ColumnType::Decimal => {
+                        let c = column.decimal().map_err(|e| unreadable(&e))?;
+                        c.physical().iter().map(|v| v.unwrap_or(0)).collect()
+                    }
+                    _ => {
+                        let c = column.i64().map_err(|e| unreadable(&e))?;
+                        c.iter().map(|v| i128::from(v.unwrap_or(0))).collect()
+                    }
+                };
+                Ok((name, values))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(Arc::new(Table { len: frame.height(), keys, metrics })))
     }
 
     /// The manifest of a day (`YYYY-MM-DD`), or `None`.
