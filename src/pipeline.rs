@@ -452,7 +452,9 @@ fn records<R: Refill>(
     memory::give_back();
     memory::note("groups summed up");
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "groups summed up");
-    let days = partial::OwnDays::of(&groups);
+    // The key values' order, by code, for the days' rows and the partials' groups.
+    let ranks = partial::KeyRanks::new(&v.dicts, groups.iter().map(|(spec, _)| *spec));
+    let days = partial::OwnDays::of(&groups, &ranks);
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "days of the run summed up");
     // What only finds ids is freed; each hour's dictionaries are made from the interners' keys.
     ids.orders.end_lookups();
@@ -484,12 +486,12 @@ fn records<R: Refill>(
         Ok(())
     };
     if of_groups.len() <= HASHED_PER_HOUR_UP_TO {
-        partial::from_groups(groups, &of_groups, &v.dicts, &ids.orders, &ids.customers, &mut each)?;
+        partial::from_groups(groups, &of_groups, &v.dicts, &ranks, &ids.orders, &ids.customers, &mut each)?;
         drop(ids);
     } else {
         let all = (ids.orders.hashes(), ids.customers.hashes());
         drop(ids);
-        partial::from_groups(groups, &of_groups, &v.dicts, &all.0, &all.1, &mut each)?;
+        partial::from_groups(groups, &of_groups, &v.dicts, &ranks, &all.0, &all.1, &mut each)?;
     }
     hours.sort_by_key(|h| h.hour_start);
     let days = days.labelled_by(v.dicts);

@@ -266,6 +266,7 @@ pub fn from_groups(
     mut groups: Vec<(&'static TableSpec, Vec<FinalGroup>)>,
     hours: &[i64],
     dicts: &Dictionaries,
+    ranks: &KeyRanks,
     orders: &dyn IdHashes,
     customers: &dyn IdHashes,
     mut each: impl FnMut(Partial, &Unmade<'_>) -> Result<()>,
@@ -296,14 +297,6 @@ pub fn from_groups(
     }
     let specs: Vec<&'static TableSpec> = groups.into_iter().map(|(spec, _)| spec).collect();
     let mut position: [Ranks; 3] = Default::default();
-    // Each key dimension's codes ranked by their values.
-    let mut ranks: Vec<Option<Vec<u32>>> = Vec::new();
-    ranks.resize_with(dicts.dimensions(), || None);
-    for dim in specs.iter().flat_map(|spec| spec.keys) {
-        if ranks[dim.index].is_none() {
-            ranks[dim.index] = Some(dicts.ranks(*dim));
-        }
-    }
     for h in 0..hours.len() {
         let gs = &by_hour[h];
         // The hour's ids of each kind, and whether its dictionary is taken whole.
@@ -344,22 +337,9 @@ pub fn from_groups(
             .map(|(spec, mut gs)| {
                 // The hour's groups are put in the order of their key values by the values' ranks
                 // (integers), and made partial groups in that order.
-                let ranks: Vec<&[u32]> = spec
-                    .keys
-                    .iter()
-                    .map(|d| ranks[d.index].as_deref().expect("every key dimension is ranked"))
-                    .collect();
-                let mut order: Vec<([u32; MAX_KEYS], u32)> = gs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, g)| {
-                        let mut key = [0; MAX_KEYS];
-                        for (k, ranks) in ranks.iter().enumerate() {
-                            key[k] = ranks[g.codes[k] as usize];
-                        }
-                        (key, i as u32)
-                    })
-                    .collect();
+                let ranks = ranks.of(spec);
+                let mut order: Vec<([u32; MAX_KEYS], u32)> =
+                    gs.iter().enumerate().map(|(i, g)| (ranks.key(&g.codes), i as u32)).collect();
                 order.sort_unstable();
                 let groups: Vec<GroupPartial> = order
                     .iter()
@@ -381,6 +361,48 @@ pub fn from_groups(
         each(Partial { hour_start: hours[h], ids: [Vec::new(), Vec::new(), skus], tables }, &unmade)?;
     }
     Ok(())
+}
+
+/// Each key dimension's codes ranked by their values (for the dimensions of a run's tables): groups put in
+/// the order of their keys' ranks are in the order of their key values, compared as integers.
+pub struct KeyRanks(Vec<Option<Vec<u32>>>);
+
+/// The ranks of one table's key dimensions ([`KeyRanks::of`]).
+pub struct TableRanks<'a>(Vec<&'a [u32]>);
+
+impl KeyRanks {
+    /// The ranks of the key dimensions of `specs`.
+    pub fn new<'s>(dicts: &Dictionaries, specs: impl IntoIterator<Item = &'s TableSpec>) -> KeyRanks {
+        let mut ranks: Vec<Option<Vec<u32>>> = Vec::new();
+        ranks.resize_with(dicts.dimensions(), || None);
+        for spec in specs {
+            for dim in spec.keys {
+                if ranks[dim.index].is_none() {
+                    ranks[dim.index] = Some(dicts.ranks(*dim));
+                }
+            }
+        }
+        KeyRanks(ranks)
+    }
+
+    /// The ranks of the key dimensions of `spec`, one of the tables they were made for.
+    pub fn of(&self, spec: &TableSpec) -> TableRanks<'_> {
+        TableRanks(
+            spec.keys.iter().map(|d| self.0[d.index].as_deref().expect("every key dimension is ranked")).collect(),
+        )
+    }
+}
+
+impl TableRanks<'_> {
+    /// The ranks of a group's key codes.
+    #[inline]
+    pub fn key(&self, codes: &[u32; MAX_KEYS]) -> [u32; MAX_KEYS] {
+        let mut key = [0; MAX_KEYS];
+        for (k, ranks) in self.0.iter().enumerate() {
+            key[k] = ranks[codes[k] as usize];
+        }
+        key
+    }
 }
 
 /// The position of each code of a set among the set's codes (its rank), for codes of the set: a bit per
@@ -490,7 +512,9 @@ struct CodedRow {
 }
 
 impl OwnDays {
-    pub fn of(groups: &[(&'static TableSpec, Vec<FinalGroup>)]) -> OwnDays {
+    /// The days of `groups`, each day's rows in the order of their key values (`ranks`, made for the groups'
+    /// tables).
+    pub fn of(groups: &[(&'static TableSpec, Vec<FinalGroup>)], ranks: &KeyRanks) -> OwnDays {
         let mut hours: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
         for g in groups.iter().flat_map(|(_, gs)| gs) {
             hours.entry(day_of(g.hour)).or_default().insert(g.hour);
@@ -503,15 +527,20 @@ impl OwnDays {
         let mut seen: [Seen; 3] = std::array::from_fn(|kind| Seen::new(codes(kind).map_or(0, |m| m as usize + 1)));
         let mut sets: Vec<&IdSet> = Vec::new();
         for &(spec, ref gs) in groups {
-            // Sorted by day and codes, each worked out once (not in every comparison).
-            let mut of_days: Vec<(i64, [u32; MAX_KEYS], &FinalGroup)> =
-                gs.iter().map(|g| (day_of(g.hour), g.codes, g)).filter(|(day, _, _)| hours.contains_key(day)).collect();
-            of_days.sort_unstable_by_key(|&(day, codes, _)| (day, codes));
+            // Sorted by day and key values (the ranks of their codes), each worked out once (not in every
+            // comparison): a day's rows are in the order its table is written in.
+            let ranks = ranks.of(spec);
+            let mut of_days: Vec<(i64, [u32; MAX_KEYS], &FinalGroup)> = gs
+                .iter()
+                .map(|g| (day_of(g.hour), ranks.key(&g.codes), g))
+                .filter(|(day, _, _)| hours.contains_key(day))
+                .collect();
+            of_days.sort_unstable_by_key(|&(day, key, _)| (day, key));
             let mut rows: BTreeMap<i64, Vec<CodedRow>> = hours.keys().map(|&d| (d, Vec::new())).collect();
             for run in of_days.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
-                let (day, codes, _) = run[0];
+                let (day, _, group) = run[0];
                 let row = CodedRow {
-                    codes,
+                    codes: group.codes,
                     lines: run.iter().map(|(_, _, g)| g.lines).sum(),
                     units: run.iter().map(|(_, _, g)| g.units).sum(),
                     revenue: run.iter().map(|(_, _, g)| g.revenue).sum(),
@@ -1138,8 +1167,13 @@ pub fn frame(spec: &TableSpec, period: Period, start: i64, rows: &mut Vec<Row>) 
     }
     let mut ranks = Vec::new();
     if let Some(n) = spec.top {
-        rows.sort_by(|a, b| b.revenue.cmp(&a.revenue).then_with(|| a.keys.cmp(&b.keys)));
-        rows.truncate(n);
+        // The largest `n` by revenue, ties by keys (unique in a table): picked, then sorted.
+        let order = |a: &Row, b: &Row| b.revenue.cmp(&a.revenue).then_with(|| a.keys.cmp(&b.keys));
+        if rows.len() > n {
+            rows.select_nth_unstable_by(n, order);
+            rows.truncate(n);
+        }
+        rows.sort_by(order);
         ranks = (1..=rows.len() as i64).collect();
     } else {
         rows.sort_by(|a, b| a.keys.cmp(&b.keys));
@@ -1423,11 +1457,12 @@ mod tests {
                 (spec, gs)
             })
             .collect();
-        let own = OwnDays::of(&groups);
+        let ranks = KeyRanks::new(&dicts, groups.iter().map(|(spec, _)| *spec));
+        let own = OwnDays::of(&groups, &ranks);
         let hashes = |seed: u128| (0..60u128).map(|i| (i + 1) * 0x9e37_79b9 + seed).collect::<Vec<_>>();
         let mut partials = Vec::new();
         let hours = hours_of(&groups);
-        from_groups(groups, &hours, &dicts, &hashes(1), &hashes(2), |mut p, unmade| {
+        from_groups(groups, &hours, &dicts, &ranks, &hashes(1), &hashes(2), |mut p, unmade| {
             // A state written with its dictionaries made slice by slice is the state of the whole partial.
             let mut streamed = Vec::new();
             p.encode_with(Some(unmade), &mut streamed).unwrap();
