@@ -136,6 +136,9 @@ impl Wanted<'_> {
 pub trait IdHashes {
     /// Sets `out[i]` to the hash of the code `wanted` puts at place `from + i`, for every place of `out`.
     fn hashes_into(&self, wanted: &Wanted<'_>, from: usize, out: &mut [u128]);
+
+    /// How many places to make at a time ([`WALK_SLICE`] or [`CHEAP_SLICE`]).
+    fn slice(&self) -> usize;
 }
 
 /// Calls `f` with the codes of `set` from its `from`-th on, `len` of them, a slice at a time, each with its
@@ -166,6 +169,13 @@ impl IdHashes for crate::aggregate::intern::Interner {
         let at = |code| wanted.place(code).and_then(|p| p.checked_sub(from)).filter(|&i| i < len);
         crate::aggregate::intern::Interner::hashes_into(self, at, out)
     }
+
+    fn slice(&self) -> usize {
+        match self.by_code() {
+            Some(_) => CHEAP_SLICE,
+            None => WALK_SLICE,
+        }
+    }
 }
 
 impl IdHashes for Vec<u128> {
@@ -179,18 +189,30 @@ impl IdHashes for Vec<u128> {
             }),
         }
     }
+
+    fn slice(&self) -> usize {
+        CHEAP_SLICE
+    }
 }
 
-/// Places of a dictionary made at a time when it is written ([`Unmade`]): 16 MB of hashes. (A few in unit
-/// tests, so that their dictionaries are written in several slices.)
+/// Places of a dictionary made at a time when it is written ([`Unmade`]) where each slice walks every key
+/// of the run (the interner's walk): 16 MB of hashes.
 #[cfg(not(test))]
-const DICT_SLICE: usize = 1 << 20;
+const WALK_SLICE: usize = 1 << 20;
+/// Places made at a time where a slice costs only its own places (keys made by code, or a vector of
+/// hashes): 512 KB of hashes, below the size that the end phase maps apart (`memory::end_phase`), so that
+/// the buffer is taken from the heap rather than faulted in afresh for each dictionary.
+#[cfg(not(test))]
+const CHEAP_SLICE: usize = 1 << 15;
+// A few places in unit tests, so that their dictionaries are written in several slices.
 #[cfg(test)]
-const DICT_SLICE: usize = 7;
+const WALK_SLICE: usize = 7;
+#[cfg(test)]
+const CHEAP_SLICE: usize = 5;
 
 /// An hour's order and customer dictionaries, not yet made: [`from_groups`] hands each partial on with
 /// them empty, and this writes them into its state slice by slice ([`Partial::encode_to_temp`]), so that
-/// the largest hour holds 16 MB of hashes rather than all of its ids' (60 MB on the spread shape's).
+/// the largest hour holds at most 16 MB of hashes rather than all of its ids' (60 MB on the spread shape's).
 pub struct Unmade<'a> {
     dicts: [Option<(Wanted<'a>, usize)>; 2],
     sources: [&'a dyn IdHashes; 2],
@@ -228,10 +250,11 @@ impl Unmade<'_> {
     fn write_into(&self, kind: usize, out: &mut impl std::io::Write) -> std::io::Result<()> {
         let Some((wanted, len)) = &self.dicts[kind] else { return out.write_all(&0u64.to_le_bytes()) };
         out.write_all(&(*len as u64).to_le_bytes())?;
-        let mut slice = vec![0u128; (*len).min(DICT_SLICE)];
+        let per_slice = self.sources[kind].slice();
+        let mut slice = vec![0u128; (*len).min(per_slice)];
         let mut block = Vec::new();
-        for from in (0..*len).step_by(DICT_SLICE) {
-            let slice = &mut slice[..(*len - from).min(DICT_SLICE)];
+        for from in (0..*len).step_by(per_slice) {
+            let slice = &mut slice[..(*len - from).min(per_slice)];
             self.sources[kind].hashes_into(wanted, from, slice);
             write_hashes(out, slice, &mut block)?;
         }
@@ -1467,7 +1490,7 @@ mod tests {
             let mut streamed = Vec::new();
             p.encode_with(Some(unmade), &mut streamed).unwrap();
             unmade.fill(&mut p);
-            assert!(p.ids[0].len() > DICT_SLICE && p.ids[1].len() > DICT_SLICE, "dictionaries of several slices");
+            assert!(p.ids[0].len() > CHEAP_SLICE && p.ids[1].len() > CHEAP_SLICE, "dictionaries of several slices");
             assert_eq!(streamed, p.encode());
             partials.push(p);
             Ok(())
