@@ -170,28 +170,6 @@ impl IdSet {
         }
     }
 
-    /// The set of `f(id)` for each id, where `f` is strictly increasing (codes to dictionary positions).
-    /// Always inlined, so that `f` is inlined into its loop even where the caller is compiled with more
-    /// target features than the crate's baseline.
-    #[inline(always)]
-    pub fn map_increasing(self, f: impl Fn(u32) -> u32, scratch: &mut SetScratch) -> IdSet {
-        let ids = match self {
-            IdSet::Small(mut ids) => {
-                ids.iter_mut().for_each(|id| *id = f(*id));
-                ids
-            }
-            big @ IdSet::Big(_) => {
-                let mut ids = Vec::with_capacity(big.len() as usize);
-                big.for_each_slice(|batch| ids.extend(batch.iter().map(|&id| f(id))));
-                ids
-            }
-        };
-        // Checked in release builds too (one compare an id): a set out of order would be stored as a partial
-        // that cannot be read back.
-        assert!(ids.windows(2).all(|w| w[0] < w[1]), "a mapping said to be increasing is not");
-        IdSet::from_sorted(ids, scratch)
-    }
-
     /// Writes the length of the set's bytes (u32, little-endian), then the set in Roaring's portable
     /// serialization: the bytes the crate writes for a bitmap of the same ids (a vector is never a bitmap
     /// with run containers: those come only from ranges inserted or full containers, which the engine never
@@ -206,21 +184,23 @@ impl IdSet {
         }
     }
 
-    /// Sets `ids` to `f(id)` for each id, ascending, where `f` is strictly increasing: the ids of
-    /// [`IdSet::map_increasing`]'s set, without making the set (to be written with
-    /// [`serialize_sorted_sized_into`]). Always inlined, like [`IdSet::map_increasing`].
+    /// Sets `ids` to `f(id)` for each id, ascending, where `f` is strictly increasing (codes to dictionary
+    /// positions), to be written with [`serialize_sorted_sized_into`] or made a set with
+    /// [`IdSet::from_sorted`]. Always inlined, so that `f` is inlined into its loop even where the caller is
+    /// compiled with more target features than the crate's baseline.
     #[inline(always)]
     pub fn map_increasing_into(&self, f: impl Fn(u32) -> u32, ids: &mut Vec<u32>) {
         ids.clear();
         ids.reserve(self.len() as usize);
         self.for_each_slice(|batch| ids.extend(batch.iter().map(|&id| f(id))));
-        // Checked in release builds too, as in `map_increasing`.
+        // Checked in release builds too (one compare an id): a set out of order would be stored as a partial
+        // that cannot be read back.
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "a mapping said to be increasing is not");
     }
 
     /// Calls `f` with the set's ids, ascending, a slice at a time: a vector's at once, a bitmap's in batches
     /// the crate reads in bulk (its iterator's `next` walks three levels of iterators per id). Always
-    /// inlined, like [`IdSet::map_increasing`].
+    /// inlined, like [`IdSet::map_increasing_into`].
     #[inline(always)]
     pub fn for_each_slice(&self, mut f: impl FnMut(&[u32])) {
         match self {
@@ -680,7 +660,9 @@ mod tests {
         {
             assert_serialized_alike(&IdSet::Small(ids), scratch);
         }
-        let halved = IdSet::Small((0..10_000u32).map(|i| i * 2).collect()).map_increasing(|id| id / 2, scratch);
+        let mut ids = Vec::new();
+        IdSet::Small((0..10_000u32).map(|i| i * 2).collect()).map_increasing_into(|id| id / 2, &mut ids);
+        let halved = IdSet::from_sorted(ids, scratch);
         assert!(matches!(halved, IdSet::Big(_)), "dense after mapping: a bitmap");
         assert_eq!(ids_of(&halved), (0..10_000).collect::<Vec<_>>());
     }

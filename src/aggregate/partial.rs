@@ -50,7 +50,8 @@ pub struct GroupPartial {
     pub lines: i64,
     pub units: i64,
     pub revenue: i128,
-    /// Positions in the partial's dictionaries, per kind (orders, customers, products).
+    /// Positions in the partial's dictionaries, per kind (orders, customers, products); in a partial of
+    /// [`from_groups`], the engine's codes where its [`Unmade`] maps them as they are written.
     pub sets: [IdSet; 3],
 }
 
@@ -210,9 +211,14 @@ const WALK_SLICE: usize = 7;
 #[cfg(test)]
 const CHEAP_SLICE: usize = 5;
 
-/// An hour's order and customer dictionaries, not yet made: [`from_groups`] hands each partial on with
-/// them empty, and this writes them into its state slice by slice ([`Partial::encode_to_temp`]), so that
-/// the largest hour holds at most 16 MB of hashes rather than all of its ids' (60 MB on the spread shape's).
+/// What a partial of [`from_groups`] still lacks, made as its state is written
+/// ([`Partial::encode_to_temp`]):
+/// - its order and customer dictionaries, handed on empty and written slice by slice, so that the largest
+///   hour holds at most 16 MB of hashes rather than all of its ids' (60 MB on the spread shape's);
+/// - its sets' dictionary places, where a dictionary is not taken whole: those sets keep the engine's
+///   codes (the same lengths), and each is mapped into a reused buffer as it is written, not rebuilt.
+///
+/// Such a partial is only right written with this, or for its sets' lengths.
 pub struct Unmade<'a> {
     dicts: [Option<(Wanted<'a>, usize)>; 2],
     sources: [&'a dyn IdHashes; 2],
@@ -223,7 +229,8 @@ pub struct Unmade<'a> {
 
 impl Unmade<'_> {
     /// The dictionary of `kind` (orders 0, customers 1), made whole.
-    pub fn make(&self, kind: usize) -> Vec<u128> {
+    #[cfg(test)]
+    fn make(&self, kind: usize) -> Vec<u128> {
         let Some((wanted, len)) = &self.dicts[kind] else { return Vec::new() };
         let mut dict = vec![0; *len];
         self.sources[kind].hashes_into(wanted, 0, &mut dict);
@@ -231,16 +238,18 @@ impl Unmade<'_> {
     }
 
     /// Makes `partial`'s order and customer dictionaries, and maps its sets to their places in them: the
-    /// partial [`Partial::encode_with`] writes with this.
-    pub fn fill(&self, partial: &mut Partial) {
+    /// partial [`Partial::encode_with`] writes with this (for tests, which compare the two).
+    #[cfg(test)]
+    fn fill(&self, partial: &mut Partial) {
         for kind in 0..2 {
             partial.ids[kind] = self.make(kind);
         }
-        let scratch = &mut SetScratch::default();
+        let (scratch, mut ids) = (&mut SetScratch::default(), Vec::new());
         for group in partial.tables.iter_mut().flat_map(|t| &mut t.groups) {
             for (set, ranks) in group.sets.iter_mut().zip(self.mapped) {
                 if let Some(ranks) = ranks {
-                    *set = ranks.map(std::mem::take(set), scratch);
+                    ranks.map_into(set, &mut ids);
+                    *set = IdSet::from_sorted(std::mem::take(&mut ids), scratch);
                 }
             }
         }
@@ -273,8 +282,8 @@ fn write_hashes(out: &mut impl std::io::Write, hashes: &[u128], block: &mut Vec<
 }
 
 /// The partials of a run, one per hour present (`hours`, as [`hours_of`] gives them), in ascending order,
-/// from the engine's final groups: codes
-/// become dictionary positions, dimension codes become their values. Each is handed to `each` as soon as
+/// from the engine's final groups: dimension codes become their values, and id codes dictionary positions
+/// (as the state is written, see below). Each is handed to `each` as soon as
 /// it is built, and its final groups' sets are moved into it, so that a run holds one hour's dictionaries
 /// and partial at a time (if `each` keeps no partial).
 ///
@@ -474,26 +483,10 @@ impl Ranks {
         word.before + (word.bits & ((1u64 << (code % 64)) - 1)).count_ones()
     }
 
-    /// `set` (codes of the ranked set) with each code replaced by its rank. On x86-64 the baseline target has
-    /// no popcount instruction, and `count_ones` in software was most of the time of mapping a large hour's
-    /// sets: the loop is compiled a second time with the instruction, for the CPUs that have it (all but
-    /// the oldest). Arm64 has it in its baseline.
-    fn map(&self, set: IdSet, scratch: &mut SetScratch) -> IdSet {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("popcnt") {
-            // SAFETY: the CPU has the instruction the function is compiled with.
-            return unsafe { self.map_with_popcnt(set, scratch) };
-        }
-        set.map_increasing(|c| self.rank(c), scratch)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "popcnt")]
-    unsafe fn map_with_popcnt(&self, set: IdSet, scratch: &mut SetScratch) -> IdSet {
-        set.map_increasing(|c| self.rank(c), scratch)
-    }
-
-    /// Sets `ids` to the ranks of `set`'s codes, ascending ([`Ranks::map`] without making a set).
+    /// Sets `ids` to the ranks of `set`'s codes (codes of the ranked set), ascending. On x86-64 the baseline
+    /// target has no popcount instruction, and `count_ones` in software was most of the time of mapping a
+    /// large hour's sets: the loop is compiled a second time with the instruction, for the CPUs that have it
+    /// (all but the oldest). Arm64 has it in its baseline.
     fn map_into(&self, set: &IdSet, ids: &mut Vec<u32>) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("popcnt") {
@@ -1054,9 +1047,10 @@ fn rows_of(part: &Partial, spec: &TableSpec) -> Vec<Row> {
         .collect()
 }
 
-/// The number of ids in the union of `sets`. The bitmaps among them, if two or three, by inclusion and
-/// exclusion (intersections counted without building them, but for the small one of two), then the
-/// vectors' ids in none of those bitmaps counted in `seen`; more bitmaps, and all ids, in `seen`.
+/// The number of ids in the union of `sets`. Two or three vectors alone by merging them in order. Else the
+/// bitmaps among them, if two or three, by inclusion and exclusion (intersections counted without building
+/// them, but for the small one of two), then the vectors' ids in none of those bitmaps counted in `seen`;
+/// more bitmaps, and all ids, in `seen`.
 fn union_len(sets: &[&IdSet], seen: &mut Seen) -> u64 {
     match sets {
         [a] => return a.len(),
@@ -1300,7 +1294,6 @@ mod tests {
     #[test]
     fn ranks_map_codes_to_their_positions() {
         let mut x = 11u64;
-        let scratch = &mut SetScratch::default();
         for (n, range) in [(50u64, 1u64 << 30), (5_000, 1 << 20), (200_000, 300_000)] {
             let present: IdSet = (0..n).map(|_| (xorshift(&mut x) % range) as u32).collect();
             let codes: Vec<u32> = present.iter().collect();
@@ -1309,10 +1302,11 @@ mod tests {
             for step in [1, 3, 97] {
                 let subset: IdSet = codes.iter().step_by(step).copied().collect();
                 let want: Vec<u32> = subset.iter().map(|c| codes.binary_search(&c).unwrap() as u32).collect();
-                let plain = subset.clone().map_increasing(|c| ranks.rank(c), scratch);
-                let mapped = ranks.map(subset, scratch);
-                assert_eq!(mapped.iter().collect::<Vec<_>>(), want, "{n} ids, every {step}th");
-                assert_eq!(plain.iter().collect::<Vec<_>>(), want, "{n} ids, every {step}th");
+                let (mut plain, mut mapped) = (Vec::new(), Vec::new());
+                subset.map_increasing_into(|c| ranks.rank(c), &mut plain);
+                ranks.map_into(&subset, &mut mapped);
+                assert_eq!(mapped, want, "{n} ids, every {step}th");
+                assert_eq!(plain, want, "{n} ids, every {step}th");
             }
         }
     }
@@ -1434,7 +1428,9 @@ mod tests {
     /// or from a vector of every id's hash (a file of many hours), whole or of a subset.
     #[test]
     fn the_interner_and_a_vector_of_hashes_give_the_same_dictionaries() {
-        let mut interner = crate::aggregate::intern::Interner::default();
+        use crate::aggregate::intern::Interner;
+        // Keys of every kind (walked), and one counter with a guest's empty id (made by code).
+        let mut mixed = Interner::default();
         for i in 0..3000u32 {
             let key = match i % 4 {
                 0 => format!("ORD-{:07}", i * 7),
@@ -1442,30 +1438,46 @@ mod tests {
                 2 => format!("cus_{:x}q{}", i * 2_654_435_761u32, i % 13),
                 _ => format!("c{i}"),
             };
-            interner.intern(key.as_bytes());
+            mixed.intern(key.as_bytes());
         }
-        let all = interner.hashes();
-        interner.end_lookups();
-        let subset: IdSet = (0..3000u32).filter(|c| c % 5 != 2 && c % 11 != 0).collect();
-        let mut ranks = Ranks::default();
-        ranks.fill(&subset);
-        for (wanted, len) in [(Wanted::UpTo(1999), 2000), (Wanted::Ranked(&subset, &ranks), subset.len() as usize)] {
-            let (mut walked, mut copied) = (vec![0; len], vec![0; len]);
-            IdHashes::hashes_into(&interner, &wanted, 0, &mut walked);
-            all.hashes_into(&wanted, 0, &mut copied);
-            // And in windows, as a state is written.
-            for from in [0, 1, 700, len - 1] {
-                let (mut a, mut b) = (vec![0; len - from], vec![0; len - from]);
-                IdHashes::hashes_into(&interner, &wanted, from, &mut a);
-                all.hashes_into(&wanted, from, &mut b);
-                assert_eq!((&a[..], &b[..]), (&walked[from..], &walked[from..]), "from {from}");
+        let mut counter = Interner::default();
+        counter.intern(b"");
+        for i in 0..3000u32 {
+            counter.intern(format!("ORD-2026112213-{:07}", (i * 7919) % 3000).as_bytes());
+        }
+        for (mut interner, by_code) in [(mixed, false), (counter, true)] {
+            let all = interner.hashes();
+            interner.end_lookups();
+            assert_eq!(interner.by_code().is_some(), by_code);
+            assert_eq!(IdHashes::slice(&interner), if by_code { CHEAP_SLICE } else { WALK_SLICE });
+            // A bitmap and a vector.
+            let dense: IdSet = (0..3000u32).filter(|c| c % 5 != 2 && c % 11 != 0).collect();
+            let sparse: IdSet = (0..3000u32).step_by(97).collect();
+            assert!(matches!(dense, IdSet::Big(_)) && matches!(sparse, IdSet::Small(_)));
+            for subset in [&dense, &sparse] {
+                let mut ranks = Ranks::default();
+                ranks.fill(subset);
+                for (wanted, len) in
+                    [(Wanted::UpTo(1999), 2000), (Wanted::Ranked(subset, &ranks), subset.len() as usize)]
+                {
+                    let (mut walked, mut copied) = (vec![0; len], vec![0; len]);
+                    IdHashes::hashes_into(&interner, &wanted, 0, &mut walked);
+                    all.hashes_into(&wanted, 0, &mut copied);
+                    // And in windows, as a state is written: to the end, or shorter than the rest.
+                    for (from, n) in [(0, len), (1, len - 1), (len / 3, len / 3), (len / 2, 1), (len - 1, 1)] {
+                        let (mut a, mut b) = (vec![0; n], vec![0; n]);
+                        IdHashes::hashes_into(&interner, &wanted, from, &mut a);
+                        all.hashes_into(&wanted, from, &mut b);
+                        assert_eq!((&a[..], &b[..]), (&walked[from..from + n], &walked[from..from + n]), "{from}+{n}");
+                    }
+                    assert_eq!(walked, copied);
+                    let want: Vec<u128> = match &wanted {
+                        Wanted::UpTo(max) => all[..=*max as usize].to_vec(),
+                        Wanted::Ranked(set, _) => set.iter().map(|c| all[c as usize]).collect(),
+                    };
+                    assert_eq!(copied, want, "by code: {by_code}");
+                }
             }
-            assert_eq!(walked, copied);
-            let want: Vec<u128> = match &wanted {
-                Wanted::UpTo(max) => all[..=*max as usize].to_vec(),
-                Wanted::Ranked(set, _) => set.iter().map(|c| all[c as usize]).collect(),
-            };
-            assert_eq!(copied, want);
         }
     }
 

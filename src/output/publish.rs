@@ -226,8 +226,9 @@ pub struct OwnHour {
 
 impl OwnHour {
     /// `partial` made ready for [`commit`] under `tables`; `alone_in_day` when the run has no other hour
-    /// of its day. `unmade` makes its order and customer dictionaries as its state is written, for a
-    /// partial of [`partial::from_groups`]. A revenue that does not fit decimal(18,2) in a group is an error.
+    /// of its day. `unmade` is what a partial of [`partial::from_groups`] comes with (required for it): it
+    /// makes the order and customer dictionaries and maps the sets as the state is written; the rows take
+    /// only the sets' lengths. A revenue that does not fit decimal(18,2) in a group is an error.
     pub fn prepare(
         partial: Partial,
         unmade: Option<&partial::Unmade<'_>>,

@@ -15,14 +15,16 @@ use crate::output::publish::{self, DayManifest};
 use crate::output::summary::Summary;
 use crate::storage::Sink;
 
-/// One row of a table, as [`Table::from`] takes it: its dimension values, and its metrics by column name
-/// (money in cents).
+/// One row of a table, as [`Table::from`] takes it in tests: its dimension values, and its metrics by
+/// column name (money in cents).
+#[cfg(test)]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Group {
     pub keys: Vec<PlSmallStr>,
     pub metrics: Vec<(&'static str, i128)>,
 }
 
+#[cfg(test)]
 impl Group {
     /// A metric of the row, 0 when it has no such column.
     pub fn get(&self, metric: &str) -> i128 {
@@ -76,6 +78,7 @@ impl Table {
     }
 }
 
+#[cfg(test)]
 impl From<Vec<Group>> for Table {
     /// The table of `rows`, whose keys and metrics are those of the first row.
     fn from(rows: Vec<Group>) -> Table {
