@@ -60,10 +60,14 @@ impl<V: Default> Groups<V> {
         }
     }
 
-    /// Starts loading the state of group `index`.
+    /// Starts loading the state of group `index`: each cache line of it (a state with three sets spans
+    /// three).
     #[inline]
     pub fn prefetch(&self, index: u32) {
-        super::intern::prefetch(self.get(index));
+        let state = self.get(index) as *const V as *const u8;
+        for line in (0..std::mem::size_of::<V>()).step_by(64) {
+            super::intern::prefetch_address(state.wrapping_add(line));
+        }
     }
 
     /// The index of the group `key` (of hash `hash`), added with a default state when it is new.

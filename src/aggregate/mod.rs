@@ -285,6 +285,17 @@ impl Grouping {
             if let Some(&ahead) = indexes.get(g + AHEAD) {
                 self.groups.prefetch(ahead);
             }
+            // Then, halfway there, the ends of its vectors, where their new ids go: a state prefetched
+            // AHEAD / 2 groups ago is in the cache by now, and says where they are.
+            if let Some(&near) = indexes.get(g + AHEAD / 2) {
+                for set in &self.groups.get(near).ids {
+                    if let IdSet::Small(ids) = set {
+                        if let Some(last) = ids.last() {
+                            intern::prefetch(last);
+                        }
+                    }
+                }
+            }
             let rows = Rows::of(group, order, &mut listed);
             let state = self.groups.get_mut(indexes[g]);
             state.lines += rows.len() as i64;

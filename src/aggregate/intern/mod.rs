@@ -366,19 +366,25 @@ fn short_shard_of(hash: u64) -> usize {
 /// on other architectures).
 #[inline(always)]
 pub(crate) fn prefetch<T>(value: &T) {
+    prefetch_address(value as *const T as *const u8)
+}
+
+/// Starts loading the cache line of `address` (only a hint: it need not be valid).
+#[inline(always)]
+pub(crate) fn prefetch_address(address: *const u8) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint; the address is a valid reference.
+    // SAFETY: a prefetch is only a hint: it reads nothing and never faults, whatever the address.
     #[allow(unused_unsafe)]
     unsafe {
-        std::arch::x86_64::_mm_prefetch(value as *const T as *const i8, std::arch::x86_64::_MM_HINT_T0)
+        std::arch::x86_64::_mm_prefetch(address as *const i8, std::arch::x86_64::_MM_HINT_T0)
     }
     #[cfg(target_arch = "aarch64")]
     // SAFETY: `prfm` is only a hint; it reads nothing architecturally visible and cannot fault.
     unsafe {
-        std::arch::asm!("prfm pldl1keep, [{0}]", in(reg) value as *const T, options(nostack, readonly, preserves_flags))
+        std::arch::asm!("prfm pldl1keep, [{0}]", in(reg) address, options(nostack, readonly, preserves_flags))
     }
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    let _ = value;
+    let _ = address;
 }
 
 /// Decodes the key of `code` into `out`.
