@@ -43,7 +43,8 @@ pub const THREADED_CHUNK_ROWS: usize = 64 * 1024;
 pub const INLINE_CHUNK_ROWS: usize = 128 * 1024;
 
 /// Up to this many hours in a file, each hour's id dictionaries are hashed from the interners' keys as
-/// the hour's state is written: a walk over every key per slice of a dictionary, and no hash kept per id.
+/// the hour's state is written: a walk over every key per slice of a dictionary (or, for one numbered
+/// family, keys made by code), and no hash kept per id.
 /// A file of more hours (a backfill) hashes every id once instead, into vectors kept through its hours
 /// (16 bytes per id): a 24-hour file took 5% longer with a walk per hour (docs/benchmarks.md, seventh
 /// pass).

@@ -152,46 +152,44 @@ const OTHER: u32 = u32::MAX;
 impl ByCode {
     /// Sets `out[i]` to the [`super::id_hash`] of the key of the `i`-th of `codes`, in order.
     pub fn hashes_into(&self, codes: impl Iterator<Item = u32>, out: &mut [u128]) {
-        // A family key is its prefix, written once, then its digits, rewritten in place for each code.
-        let mut key = [0u8; MAX_PREFIX + MAX_DIGITS];
-        let (start, end) = (self.prefix.len(), self.prefix.len() + usize::from(self.digits));
-        key[..start].copy_from_slice(&self.prefix);
+        let mut key = self.key_buffer();
         for (slot, code) in out.iter_mut().zip(codes) {
-            *slot = match self.offsets[code as usize] {
-                OTHER => super::id_hash(self.other(code)),
-                offset => {
-                    write_digits(&mut key[start..end], self.base + u64::from(offset));
-                    super::id_hash(&key[..end])
-                }
-            };
+            *slot = super::id_hash(self.key_in(code, &mut key));
         }
     }
 
     /// Sets `out[at(code)]` to the hash of each code's key for which `at` gives a place.
     pub fn hashes_where(&self, at: impl Fn(u32) -> Option<usize>, out: &mut [u128]) {
-        let mut key = self.prefix.clone();
+        let mut key = self.key_buffer();
         for code in 0..self.offsets.len() as u32 {
             if let Some(p) = at(code) {
-                out[p] = super::id_hash(self.key_into(code, &mut key));
+                out[p] = super::id_hash(self.key_in(code, &mut key));
             }
         }
     }
 
     /// The key of `code`.
     pub fn key(&self, code: u32) -> Vec<u8> {
-        self.key_into(code, &mut Vec::new()).to_vec()
+        self.key_in(code, &mut self.key_buffer()).to_vec()
     }
 
-    /// The key of `code`, made in `key` (or one of the others').
+    /// A buffer for [`ByCode::key_in`]: the family's prefix, written once.
+    fn key_buffer(&self) -> [u8; MAX_PREFIX + MAX_DIGITS] {
+        let mut key = [0u8; MAX_PREFIX + MAX_DIGITS];
+        key[..self.prefix.len()].copy_from_slice(&self.prefix);
+        key
+    }
+
+    /// The key of `code`: its digits written after the prefix in `key` (from [`ByCode::key_buffer`]), or
+    /// one of the others'.
     #[inline]
-    fn key_into<'k>(&'k self, code: u32, key: &'k mut Vec<u8>) -> &'k [u8] {
+    fn key_in<'k>(&'k self, code: u32, key: &'k mut [u8; MAX_PREFIX + MAX_DIGITS]) -> &'k [u8] {
         match self.offsets[code as usize] {
             OTHER => self.other(code),
             offset => {
-                key.clear();
-                key.extend_from_slice(&self.prefix);
-                push_digits(key, self.base + u64::from(offset), self.digits);
-                key
+                let (start, end) = (self.prefix.len(), self.prefix.len() + usize::from(self.digits));
+                write_digits(&mut key[start..end], self.base + u64::from(offset));
+                &key[..end]
             }
         }
     }
