@@ -443,7 +443,7 @@ pub const CHART_BARS: usize = 12;
 fn share_rows(groups: &Table, total: i128) -> Vec<ShareRow> {
     // The largest TABLE_ROWS by revenue (ties by keys, which are unique), picked without sorting them all:
     // a table of campaigns can have a hundred thousand rows.
-    let revenue = |i: usize| groups.get(i, "revenue");
+    // Each row's revenue and place in the table.
     let mut rows: Vec<(i128, usize)> = match groups.metric("revenue") {
         Some(column) => column.iter().copied().zip(0..).collect(),
         None => (0..groups.len()).map(|i| (0, i)).collect(),
@@ -461,12 +461,12 @@ fn share_rows(groups: &Table, total: i128) -> Vec<ShareRow> {
     };
     let mut out: Vec<ShareRow> = rows[..top]
         .iter()
-        .map(|&(_, i)| {
+        .map(|&(revenue, i)| {
             row(
                 groups.keys(i).map(String::from).collect(),
                 count(groups.get(i, "orders")),
                 groups.get(i, "units"),
-                revenue(i),
+                revenue,
             )
         })
         .collect();
@@ -476,7 +476,7 @@ fn share_rows(groups: &Table, total: i128) -> Vec<ShareRow> {
         keys.resize(groups.width().max(1), String::new());
         // Distinct orders do not add up across groups; units and revenue do.
         let units = rest.iter().map(|&(_, i)| groups.get(i, "units")).sum();
-        out.push(row(keys, "–".into(), units, rest.iter().map(|&(_, i)| revenue(i)).sum()));
+        out.push(row(keys, "–".into(), units, rest.iter().map(|&(revenue, _)| revenue).sum()));
     }
     out
 }
